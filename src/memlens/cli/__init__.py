@@ -1,0 +1,1 @@
+"""Command-line faces: one thin module per command (parse, call the library, render)."""

@@ -1,0 +1,86 @@
+"""The ``memlens`` command: a click group whose subcommands load on first use.
+
+Each subcommand lives in its own module under ``memlens.cli`` and exposes a click
+command named ``command``. Loading them lazily keeps ``memlens --help`` and every
+single command fast, and keeps one command's optional dependencies out of another.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from memlens.core.errors import MemlensError
+
+# name -> (module, one-line help shown in `memlens --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("memlens.cli.run", "Run a Python program under a memory profiling session."),
+    "sessions": ("memlens.cli.sessions", "List stored sessions."),
+    "show": ("memlens.cli.show", "Show a stored session's summary."),
+    "report": ("memlens.cli.report", "Render a stored session as text, HTML or JSON."),
+    "export": ("memlens.cli.export", "Export a session's raw samples as CSV or JSON Lines."),
+    "rm": ("memlens.cli.rm", "Delete stored sessions."),
+    "doctor": ("memlens.cli.doctor", "Find leaks: where, what holds them, why, and the fix."),
+    "context": ("memlens.cli.context", "Profile an assistant's context tokens by layer."),
+    "top": ("memlens.cli.top", "Live view of a running service's memory endpoint."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it is invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, short_help = entry
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return _unavailable(cmd_name, short_help)
+        command: click.Command = module.command
+        command.short_help = command.short_help or short_help
+        return command
+
+
+def _unavailable(name: str, short_help: str) -> click.Command:
+    @click.command(name=name, short_help=short_help + " (not available yet)")
+    def _cmd() -> None:
+        raise click.ClickException(f"'{name}' is not available in this build of memlens")
+
+    return _cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="memlens")
+def cli() -> None:
+    """memlens: what holds your service's memory, why it grows, and what to change.
+
+    Covers both memories of a long-running Python service: the process's bytes and
+    the model's context tokens.
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: run the CLI, turning user errors into one line and exit code."""
+    try:
+        return cli.main(args=argv, prog_name="memlens", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("memlens: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MemlensError as exc:
+        click.echo(f"memlens: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
