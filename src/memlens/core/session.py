@@ -1,0 +1,164 @@
+"""The result of a profiling run: a plain, serializable :class:`Session`.
+
+A session is data only: samples over time (a :class:`~memlens.core.series.Series`),
+summary figures, the top allocation sites, GC statistics, per-component memory and
+metadata. Analyses add their results under ``analyses`` (for example the leak
+doctor's diagnosis under ``"doctor"``); faces render it; stores save it.
+``Session.from_dict(s.to_dict()) == s`` always holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from memlens.core.series import Series
+
+SCHEMA = 1
+
+# Session.status values.
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"  # the profiled code raised
+INTERRUPTED = "interrupted"  # Ctrl-C / KeyboardInterrupt
+STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED)
+
+
+def new_session_id() -> str:
+    """A short, sortable-enough unique id: UTC date + 8 hex digits."""
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class Metadata:
+    """Where and when a session ran."""
+
+    python: str = field(default_factory=lambda: platform.python_version())
+    implementation: str = field(default_factory=platform.python_implementation)
+    platform: str = field(default_factory=platform.platform)
+    pid: int = field(default_factory=os.getpid)
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    host: str = field(default_factory=socket.gethostname)
+    started_at: str = field(default_factory=utc_now_iso)
+    ended_at: str | None = None
+
+
+@dataclass
+class AllocationSite:
+    """Memory allocated at one line of the user's code, attributed to a component.
+
+    ``size``/``count`` are live at the end; ``size_diff``/``count_diff`` are the
+    change since the session started. ``stack`` is the call chain into user code,
+    innermost first, as ``"file:line in function"`` strings.
+    """
+
+    filename: str
+    lineno: int
+    function: str = ""
+    size: int = 0
+    count: int = 0
+    size_diff: int = 0
+    count_diff: int = 0
+    component: str | None = None
+    stack: list[str] = field(default_factory=list)
+
+    @property
+    def location(self) -> str:
+        return f"{self.filename}:{self.lineno}"
+
+
+@dataclass
+class GcGenerationStats:
+    """Garbage-collector activity in one generation during the session."""
+
+    generation: int
+    collections: int = 0
+    collected: int = 0
+    uncollectable: int = 0
+    pause_total: float = 0.0
+    pause_max: float = 0.0
+    # Upper bounds (seconds) -> count of pauses at or below it; see heap.gc_meter.
+    pause_histogram: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ComponentUsage:
+    """Traced memory attributed to one named component (module or path prefix)."""
+
+    name: str
+    current: int = 0
+    peak: int = 0
+    growth: int = 0
+    count: int = 0
+
+
+@dataclass
+class Session:
+    """A profiling run's results; see the module docstring."""
+
+    name: str
+    id: str = field(default_factory=new_session_id)
+    description: str = ""
+    kind: str = "profile"  # profile | run | doctor | monitor | …
+    status: str = RUNNING
+    interval: float = 0.1
+    duration: float = 0.0
+    traced: bool = True
+    trace_depth: int = 0
+    series: Series = field(default_factory=Series)
+    peak_rss: int = 0
+    final_rss: int = 0
+    start_rss: int = 0
+    peak_traced: int = 0
+    final_traced: int = 0
+    top_sites: list[AllocationSite] = field(default_factory=list)
+    gc: list[GcGenerationStats] = field(default_factory=list)
+    components: list[ComponentUsage] = field(default_factory=list)
+    metadata: Metadata = field(default_factory=Metadata)
+    exit_code: int | None = None
+    error: str | None = None  # "ExceptionType: message" when the profiled code raised
+    analyses: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def growth(self) -> int:
+        """RSS at the end minus RSS at the start, in bytes."""
+        return self.final_rss - self.start_rss
+
+    # -- serialization -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["series"] = self.series.to_dict()
+        data["schema"] = SCHEMA
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Session:
+        data = dict(data)
+        schema = data.pop("schema", SCHEMA)
+        if schema > SCHEMA:
+            raise ValueError(f"session schema {schema} is newer than this memlens ({SCHEMA})")
+        data["series"] = Series.from_dict(data["series"])
+        data["top_sites"] = [AllocationSite(**s) for s in data.get("top_sites", [])]
+        data["gc"] = [GcGenerationStats(**g) for g in data.get("gc", [])]
+        data["components"] = [ComponentUsage(**c) for c in data.get("components", [])]
+        data["metadata"] = Metadata(**data.get("metadata", {}))
+        return cls(**data)
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Session:
+        return cls.from_dict(json.loads(text))
