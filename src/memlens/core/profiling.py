@@ -1,0 +1,289 @@
+"""Profiling sessions: ``session()``, ``@profile`` and :class:`Profiler`.
+
+A :class:`Profiler` wires the meters to a :class:`~memlens.core.recorder.Recorder`
+and, when stopped, condenses what was measured into a :class:`Session`: samples over
+time, peak and growth, the top allocation sites (diff between start and end), GC
+statistics and per-component memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from memlens.core.clock import SYSTEM_CLOCK, Clock
+from memlens.core.errors import ConfigError
+from memlens.core.series import Series
+from memlens.core.session import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    Metadata,
+    Session,
+    utc_now_iso,
+)
+from memlens.heap.gc_meter import GcMeter
+from memlens.heap.heap_meter import DEFAULT_DEPTH, ComponentTracker, HeapMeter
+from memlens.heap.process_meter import ProcessMeter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def validate_interval(interval: float) -> float:
+    """A sampling interval must be a finite number of seconds above zero."""
+    try:
+        value = float(interval)
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid interval {interval!r}: expected seconds, e.g. 0.1") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"invalid interval {interval!r}: must be a number of seconds above 0")
+    if value < 0.001:
+        raise ConfigError(f"invalid interval {interval!r}: the smallest supported is 0.001 s")
+    return value
+
+
+class Profiler:
+    """One profiling session over a span of code.
+
+    Use it as a context manager (sync or async), as ``start()``/``stop()``, or via
+    :func:`session` and :func:`profile`. After stopping, ``.session`` holds the
+    result.
+    """
+
+    def __init__(
+        self,
+        name: str = "session",
+        description: str = "",
+        interval: float = 0.1,
+        trace: bool = True,
+        trace_depth: int | None = None,
+        components: Mapping[str, str | Iterable[str]] | None = None,
+        kind: str = "profile",
+        top: int = 10,
+        smaps_interval: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.interval = validate_interval(interval)
+        self.trace = trace
+        self.trace_depth = trace_depth or DEFAULT_DEPTH
+        self.components = dict(components or {})
+        self.kind = kind
+        self.top = top
+        self.clock = clock
+        self.process = ProcessMeter(smaps_interval=smaps_interval)
+        self.gc = GcMeter()
+        self.heap = HeapMeter(self.trace_depth, self.components) if trace else None
+        self.session: Session | None = None
+        self._recorder: Any = None
+        self._baseline: Any = None
+        self._start_hwm = 0
+        self._started = 0.0
+        self._component_tracker = ComponentTracker()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> Profiler:
+        """Start measuring. Returns ``self`` for chaining."""
+        from memlens.core.recorder import Recorder
+
+        if self.session is not None and self.session.status == RUNNING:
+            raise RuntimeError("this profiler is already running")
+        series = Series(raw_capacity=100_000)
+        self.session = Session(
+            name=self.name,
+            description=self.description,
+            kind=self.kind,
+            interval=self.interval,
+            traced=self.trace,
+            series=series,
+            metadata=Metadata(),
+        )
+        first = self.process.read()
+        self._start_hwm = first.get("peak_rss", 0)
+        self.session.start_rss = first.get("rss", 0)
+        self.gc.start()
+        readers: list[Callable[[], Mapping[str, float]]] = [self.process.read, self.gc.read]
+        if self.heap is not None:
+            self.heap.start()
+            self.session.trace_depth = self.heap.depth
+            self._baseline = self.heap.snapshot()
+            readers.append(self.heap.read)
+        readers.append(self.process.read_detailed)
+        self._started = self.clock.monotonic()
+        self._recorder = Recorder(
+            series, readers, self.interval, clock=self.clock, origin=self._started,
+            name="memlens-session",
+        )
+        self._recorder.start()
+        return self
+
+    def stop(
+        self,
+        status: str = COMPLETED,
+        error: str | None = None,
+        exit_code: int | None = None,
+    ) -> Session:
+        """Stop measuring and return the finished :class:`Session`."""
+        session = self.session
+        if session is None or self._recorder is None:
+            raise RuntimeError("this profiler was not started")
+        if session.status != RUNNING:
+            return session
+        self._recorder.stop()
+        last = self._recorder.sample()
+        session.duration = self.clock.monotonic() - self._started
+        rss = session.series.column("rss") if "rss" in session.series.fields else []
+        session.final_rss = int(last.get("rss", rss[-1] if rss else 0))
+        peak = int(max((v for v in rss if v == v), default=session.final_rss))
+        end_hwm = int(last.get("peak_rss", 0))
+        if end_hwm > self._start_hwm:
+            # The kernel's high-water mark rose during the session, so the true peak
+            # (even one between two samples) happened inside it.
+            peak = max(peak, end_hwm)
+        session.peak_rss = peak
+        if self.heap is not None and self.heap.tracing:
+            snapshot = self.heap.snapshot()
+            traced = self.heap.read()
+            session.final_traced = traced.get("traced", 0)
+            session.peak_traced = traced.get("traced_peak", 0)
+            if snapshot is not None:
+                session.top_sites = self.heap.sites(snapshot, self._baseline, limit=self.top)
+                if self.heap.components:
+                    if self._baseline is not None:
+                        self._component_tracker.update(
+                            self.heap.component_totals(self._baseline), self.heap.components.names
+                        )
+                    self._component_tracker.update(
+                        self.heap.component_totals(snapshot), self.heap.components.names
+                    )
+                    session.components = self._component_tracker.usage()
+            self.heap.stop()
+        self.gc.stop()
+        session.gc = self.gc.stats()
+        session.status = status
+        session.error = error
+        session.exit_code = exit_code
+        session.metadata.ended_at = utc_now_iso()
+        if self._recorder.errors:
+            session.tags["meter_errors"] = str(self._recorder.errors)
+        self._baseline = None
+        return session
+
+    # -- context managers ----------------------------------------------------------
+    def __enter__(self) -> Profiler:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        status, error = _outcome(exc_type, exc)
+        self.stop(status=status, error=error)
+
+    async def __aenter__(self) -> Profiler:
+        return self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def _outcome(
+    exc_type: type[BaseException] | None, exc: BaseException | None
+) -> tuple[str, str | None]:
+    if exc_type is None:
+        return COMPLETED, None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return INTERRUPTED, "KeyboardInterrupt"
+    return FAILED, f"{exc_type.__name__}: {exc}"
+
+
+def session(
+    name: str = "session",
+    description: str = "",
+    interval: float = 0.1,
+    **options: Any,
+) -> Profiler:
+    """Profile a block: ``with memlens.session("ingest") as p: ...; p.session``.
+
+    Works with ``async with`` too. ``options`` are :class:`Profiler`'s (``trace``,
+    ``trace_depth``, ``components``, ``top``).
+    """
+    return Profiler(name=name, description=description, interval=interval, **options)
+
+
+@overload
+def profile(func: F) -> F: ...
+@overload
+def profile(
+    func: None = None, *, name: str | None = None, save: bool | str = False, **options: Any
+) -> Callable[[F], F]: ...
+
+
+def profile(
+    func: F | None = None,
+    *,
+    name: str | None = None,
+    save: bool | str = False,
+    **options: Any,
+) -> F | Callable[[F], F]:
+    """Decorate a sync or async function so each call runs in a profiling session.
+
+    The latest result is on ``wrapper.last_session``. With ``save=True`` (or a
+    database path) each session is also stored in the session store.
+    """
+
+    def decorate(fn: F) -> F:
+        session_name = name or fn.__qualname__
+
+        def finish(profiler: Profiler, wrapper: Any) -> None:
+            wrapper.last_session = profiler.session
+            if save and profiler.session is not None:
+                from memlens.store import open_store
+
+                open_store(save if isinstance(save, str) else None).save(profiler.session)
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                profiler = Profiler(name=session_name, **options)
+                try:
+                    async with profiler:
+                        return await fn(*args, **kwargs)
+                finally:
+                    finish(profiler, async_wrapper)
+
+            async_wrapper.last_session = None  # type: ignore[attr-defined]
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            profiler = Profiler(name=session_name, **options)
+            try:
+                with profiler:
+                    return fn(*args, **kwargs)
+            finally:
+                finish(profiler, wrapper)
+
+        wrapper.last_session = None  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
