@@ -17,7 +17,14 @@ from memlens.store.sqlite import SqliteStore
 DEFAULT_PATH = Path(".memlens") / "memlens.db"
 ENV_VAR = "MEMLENS_DB"
 
-__all__ = ["DEFAULT_PATH", "SessionRow", "SessionStore", "SqliteStore", "default_path", "open_store"]
+__all__ = [
+    "DEFAULT_PATH",
+    "SessionRow",
+    "SessionStore",
+    "SqliteStore",
+    "default_path",
+    "open_store",
+]
 
 
 def default_path() -> Path:

@@ -191,7 +191,9 @@ class SqliteStore:
                     row,
                 )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot save session {session.id} to {self.path}: {_reason(exc)}") from exc
+            raise StoreError(
+                f"cannot save session {session.id} to {self.path}: {_reason(exc)}"
+            ) from exc
         return session.id
 
     def save_analysis(self, session_id: str, key: str, result: Any) -> None:
