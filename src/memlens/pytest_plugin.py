@@ -1,0 +1,1 @@
+"""pytest plugin for memlens (markers: limit_memory, limit_leaks, no_leaks)."""
