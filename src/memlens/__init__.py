@@ -6,15 +6,29 @@ The public API is small; everything here is re-exported lazily so that
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.core.errors import MemlensError
 
 __version__ = "0.1.0"
 
-_LAZY: dict[str, tuple[str, str]] = {}
+if TYPE_CHECKING:  # the names below, for type checkers and IDEs
+    from memlens.core.config import Config, load_config
+    from memlens.core.profiling import Profiler, profile, session
+    from memlens.core.session import Session
+    from memlens.core.units import parse_size
 
-__all__ = ["MemlensError", "__version__"]
+_LAZY: dict[str, tuple[str, str]] = {
+    "session": ("memlens.core.profiling", "session"),
+    "profile": ("memlens.core.profiling", "profile"),
+    "Profiler": ("memlens.core.profiling", "Profiler"),
+    "Session": ("memlens.core.session", "Session"),
+    "Config": ("memlens.core.config", "Config"),
+    "load_config": ("memlens.core.config", "load_config"),
+    "parse_size": ("memlens.core.units", "parse_size"),
+}
+
+__all__ = ["MemlensError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,137 @@
+import gc
+import json
+import os
+import sys
+import tracemalloc
+
+import pytest
+
+from memlens.heap.frames import ComponentMap, innermost_user_index, is_user_file
+from memlens.heap.gc_meter import GcMeter
+from memlens.heap.heap_meter import HeapMeter
+from memlens.heap.process_meter import ProcessMeter
+
+
+def test_process_meter_reads_real_memory():
+    meter = ProcessMeter()
+    before = meter.read()
+    assert before["rss"] > 1024 * 1024
+    assert before["vms"] >= before["rss"]
+    assert before["peak_rss"] >= before["rss"]
+    block = bytearray(64 * 1024 * 1024)
+    block[:: 4096] = b"x" * len(block[::4096])  # touch every page so it is resident
+    after = meter.read()
+    assert after["rss"] - before["rss"] > 48 * 1024 * 1024
+    del block
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux smaps_rollup")
+def test_detailed_read_is_rate_limited_and_capped():
+    meter = ProcessMeter(smaps_interval=3600)
+    first = meter.read_detailed()
+    assert first["uss"] > 0 and first["pss"] > 0
+    assert meter.read_detailed() == {}  # not due yet
+    assert meter.read_detailed(force=True)["uss"] > 0
+    capped = ProcessMeter(smaps_interval=0.0, smaps_max_rss=1)
+    assert capped.read_detailed() == {}  # above the size cap: skipped
+
+
+def test_psutil_fallback_matches_proc():
+    meter = ProcessMeter()
+    proc = meter.read()
+    meter._use_proc = False
+    fallback = meter.read()
+    assert abs(fallback["rss"] - proc["rss"]) < 32 * 1024 * 1024
+    assert fallback["peak_rss"] > 0
+
+
+def test_user_file_detection():
+    assert is_user_file(__file__)
+    assert not is_user_file(json.__file__)
+    assert not is_user_file(pytest.__file__)  # site-packages
+    assert not is_user_file("<frozen importlib._bootstrap>")
+    assert is_user_file("<stdin>")
+    assert innermost_user_index([__file__, json.__file__]) == 0
+
+
+def _allocate_via_json(n):
+    return [json.dumps({"k": i, "pad": "x" * 200}) for i in range(n)]
+
+
+def test_heap_meter_attributes_to_user_line_not_stdlib():
+    was_tracing = tracemalloc.is_tracing()
+    meter = HeapMeter(depth=25)
+    meter.start()
+    try:
+        base = meter.snapshot()
+        kept = _allocate_via_json(5000)
+        snap = meter.snapshot()
+        sites = meter.sites(snap, base, limit=5)
+        assert meter.read()["traced"] > 0
+    finally:
+        meter.stop()
+    assert tracemalloc.is_tracing() == was_tracing
+    top = sites[0]
+    assert top.filename == __file__
+    assert top.function == "_allocate_via_json"
+    assert top.size_diff > 5000 * 200
+    assert top.count_diff >= 5000
+    assert top.stack[0].startswith(f"{__file__}:")
+    assert len(kept) == 5000
+
+
+def test_component_attribution_by_module_and_path(tmp_path, monkeypatch):
+    pkg = tmp_path / "shopapp"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "engine.py").write_text("def build(n):\n    return [str(i) * 50 for i in range(n)]\n")
+    (pkg / "db.py").write_text("def rows(n):\n    return [bytes(100) for _ in range(n)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import shopapp.db
+    import shopapp.engine
+
+    mapping = ComponentMap({"engine": "shopapp.engine", "storage": str(pkg / "db.py")})
+    assert mapping.component_of(shopapp.engine.__file__) == "engine"
+    assert mapping.component_of(shopapp.db.__file__) == "storage"
+    assert mapping.component_of(__file__) is None
+
+    meter = HeapMeter(depth=10, components={"engine": "shopapp.engine", "storage": str(pkg / "db.py")})
+    meter.start()
+    try:
+        a = shopapp.engine.build(3000)
+        b = shopapp.db.rows(2000)
+        totals = meter.component_totals(meter.snapshot())
+    finally:
+        meter.stop()
+    assert totals["engine"][0] > 3000 * 50
+    assert totals["storage"][0] > 2000 * 100
+    del a, b
+    sys.modules.pop("shopapp.engine"), sys.modules.pop("shopapp.db"), sys.modules.pop("shopapp")
+
+
+class _Cycle:
+    def __init__(self):
+        self.me = self
+
+
+def test_gc_meter_counts_per_generation():
+    meter = GcMeter()
+    assert meter.generations == len(gc.get_count())
+    meter.start()
+    try:
+        for _ in range(100):
+            _Cycle()
+        gc.collect()
+    finally:
+        meter.stop()
+    stats = meter.stats()
+    assert len(stats) == meter.generations
+    oldest = stats[-1]
+    assert oldest.collections >= 1
+    assert sum(s.collected for s in stats) >= 100
+    assert oldest.pause_total > 0 and oldest.pause_max > 0
+    assert sum(oldest.pause_histogram.values()) == oldest.collections
+    assert meter.read()["gc_collections"] == sum(s.collections for s in stats)
+    before = meter.read()["gc_collections"]
+    gc.collect()  # stopped: no longer counted
+    assert meter.read()["gc_collections"] == before
