@@ -65,7 +65,9 @@ def render(html_file: Path) -> str:
 
 def screenshot(html_file: Path, png: Path, size: str = "1280,1600") -> Path:
     """Write a PNG of ``html_file`` as Chromium draws it."""
-    result = _run([f"--screenshot={png}", f"--window-size={size}", Path(html_file).resolve().as_uri()])
+    result = _run(
+        [f"--screenshot={png}", f"--window-size={size}", Path(html_file).resolve().as_uri()]
+    )
     if result.returncode != 0 or not Path(png).exists():
         raise AssertionError(f"chromium screenshot failed: {result.stderr[-2000:]}")
     return Path(png)

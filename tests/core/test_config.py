@@ -37,7 +37,9 @@ def test_source_order(tmp_path):
 
 
 def test_memlens_table_in_memlens_toml(tmp_path):
-    (tmp_path / "memlens.toml").write_text('[memlens]\nmode = "production"\n[memlens.components]\nengine = "app.engine"\n')
+    (tmp_path / "memlens.toml").write_text(
+        '[memlens]\nmode = "production"\n[memlens.components]\nengine = "app.engine"\n'
+    )
     cfg = load_config(tmp_path, env={})
     assert cfg.mode == "production"
     assert cfg.components == {"engine": "app.engine"}
@@ -66,7 +68,10 @@ def test_env_types():
         ({"level": "max"}, "level"),
         ({"sampling_interval": 0}, "sampling_interval"),
         ({"memory_warning_threshold_mb": -1}, "memory_warning_threshold_mb"),
-        ({"memory_warning_threshold_mb": 100, "memory_critical_threshold_mb": 50}, "memory_critical_threshold_mb"),
+        (
+            {"memory_warning_threshold_mb": 100, "memory_critical_threshold_mb": 50},
+            "memory_critical_threshold_mb",
+        ),
         ({"enabled_backends": ("system", "magic")}, "enabled_backends"),
         ({"trace_depth": 0}, "trace_depth"),
         ({"http_port": 70000}, "http_port"),

@@ -1,7 +1,13 @@
 import pytest
 
 from memlens.core.errors import ConfigError
-from memlens.core.units import format_bytes, format_duration, format_tokens, parse_duration, parse_size
+from memlens.core.units import (
+    format_bytes,
+    format_duration,
+    format_tokens,
+    parse_duration,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +47,9 @@ def test_format_tokens_and_duration():
     assert format_duration(95) == "1m 35s"
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("0.5", 0.5), ("500ms", 0.5), ("2s", 2.0), ("1m", 60.0), (3, 3.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("0.5", 0.5), ("500ms", 0.5), ("2s", 2.0), ("1m", 60.0), (3, 3.0)]
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 

@@ -19,13 +19,15 @@ def test_process_meter_reads_real_memory():
     assert before["vms"] >= before["rss"]
     assert before["peak_rss"] >= before["rss"]
     block = bytearray(64 * 1024 * 1024)
-    block[:: 4096] = b"x" * len(block[::4096])  # touch every page so it is resident
+    block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
     after = meter.read()
     assert after["rss"] - before["rss"] > 48 * 1024 * 1024
     del block
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux smaps_rollup")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/smaps_rollup"), reason="needs Linux smaps_rollup"
+)
 def test_detailed_read_is_rate_limited_and_capped():
     meter = ProcessMeter(smaps_interval=3600)
     first = meter.read_detailed()
@@ -95,7 +97,9 @@ def test_component_attribution_by_module_and_path(tmp_path, monkeypatch):
     assert mapping.component_of(shopapp.db.__file__) == "storage"
     assert mapping.component_of(__file__) is None
 
-    meter = HeapMeter(depth=10, components={"engine": "shopapp.engine", "storage": str(pkg / "db.py")})
+    meter = HeapMeter(
+        depth=10, components={"engine": "shopapp.engine", "storage": str(pkg / "db.py")}
+    )
     meter.start()
     try:
         a = shopapp.engine.build(3000)

@@ -163,10 +163,16 @@ def _validate(cfg: Config) -> None:
             if backend not in BACKENDS:
                 _fail("enabled_backends", backend, ", ".join(BACKENDS))
     if cfg.trace_depth is not None and (
-        isinstance(cfg.trace_depth, bool) or not isinstance(cfg.trace_depth, int) or not 1 <= cfg.trace_depth <= 256
+        isinstance(cfg.trace_depth, bool)
+        or not isinstance(cfg.trace_depth, int)
+        or not 1 <= cfg.trace_depth <= 256
     ):
         _fail("trace_depth", cfg.trace_depth, "a whole number from 1 to 256")
-    if isinstance(cfg.http_port, bool) or not isinstance(cfg.http_port, int) or not 0 <= cfg.http_port <= 65535:
+    if (
+        isinstance(cfg.http_port, bool)
+        or not isinstance(cfg.http_port, int)
+        or not 0 <= cfg.http_port <= 65535
+    ):
         _fail("http_port", cfg.http_port, "a port number from 0 to 65535")
     if not isinstance(cfg.components, Mapping):
         _fail("components", cfg.components, "a table of name = 'module.prefix'")
@@ -267,7 +273,8 @@ def load_config(
     for name, value in overrides.items():
         if name not in _FIELD_TYPES:
             raise ConfigError(
-                f"unknown config field {name!r}: known fields are " + ", ".join(sorted(_FIELD_TYPES))
+                f"unknown config field {name!r}: known fields are "
+                + ", ".join(sorted(_FIELD_TYPES))
             )
         values[name] = value
     return Config(**values)

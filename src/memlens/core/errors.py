@@ -6,6 +6,8 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MemlensError(Exception):
     """Base class: a user-facing problem with a one-line explanation."""
@@ -37,14 +39,12 @@ class MissingExtraError(MemlensError):
     """An optional dependency is not installed; names the extra that provides it."""
 
     def __init__(self, module: str, extra: str) -> None:
-        super().__init__(
-            f"{module} is not installed: pip install 'memlens[{extra}]'"
-        )
+        super().__init__(f"{module} is not installed: pip install 'memlens[{extra}]'")
         self.module = module
         self.extra = extra
 
 
-def require(module: str, extra: str):  # type: ignore[no-untyped-def]
+def require(module: str, extra: str) -> Any:
     """Import an optional dependency or raise :class:`MissingExtraError`."""
     import importlib
 

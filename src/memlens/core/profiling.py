@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -118,7 +117,11 @@ class Profiler:
         readers.append(self.process.read_detailed)
         self._started = self.clock.monotonic()
         self._recorder = Recorder(
-            series, readers, self.interval, clock=self.clock, origin=self._started,
+            series,
+            readers,
+            self.interval,
+            clock=self.clock,
+            origin=self._started,
             name="memlens-session",
         )
         self._recorder.start()
@@ -285,5 +288,3 @@ def profile(
     if func is not None:
         return decorate(func)
     return decorate
-
-

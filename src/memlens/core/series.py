@@ -73,7 +73,9 @@ class _Ring:
         self.size = 0
 
     def add_column(self) -> None:
-        self.columns.append(array("d", [NAN]) * len(self.columns[0]) if self.columns else array("d"))
+        self.columns.append(
+            array("d", [NAN]) * len(self.columns[0]) if self.columns else array("d")
+        )
 
     def push(self, row: Sequence[float]) -> None:
         if self.size < self.capacity:
@@ -184,7 +186,9 @@ class Series:
         """The raw samples still held, oldest first."""
         out = []
         for row in self._raw.rows():
-            values = {name: row[i + 1] for i, name in enumerate(self.fields) if not math.isnan(row[i + 1])}
+            values = {
+                name: row[i + 1] for i, name in enumerate(self.fields) if not math.isnan(row[i + 1])
+            }
             out.append(Sample(row[0], values))
         return out
 
@@ -231,8 +235,10 @@ class Series:
         covered_from = raw_start
         for tier in range(len(self.tiers)):
             older = [
-                a for a in self.aggregates(name, tier)
-                if a.start + a.width <= covered_from and (since is None or a.start + a.width > since)
+                a
+                for a in self.aggregates(name, tier)
+                if a.start + a.width <= covered_from
+                and (since is None or a.start + a.width > since)
             ]
             if older:
                 out = older + out
@@ -288,4 +294,3 @@ def _json_row(row: Sequence[float]) -> list[float | None]:
 
 def _float_row(row: Sequence[float | None]) -> list[float]:
     return [NAN if v is None else float(v) for v in row]
-

@@ -8,6 +8,7 @@ few dictionary reads. The number of generations is taken from the interpreter
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -52,10 +53,8 @@ class GcMeter:
 
     def stop(self) -> None:
         if self._installed:
-            try:
+            with contextlib.suppress(ValueError):  # someone cleared gc.callbacks
                 gc.callbacks.remove(self._callback)
-            except ValueError:
-                pass
             self._installed = False
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 _STATUS_FIELDS = {
     b"VmRSS:": "rss",
@@ -108,7 +109,7 @@ class ProcessMeter:
                     out[name] += int(line.split()[1]) * 1024
         return out
 
-    def _proc(self):  # type: ignore[no-untyped-def]
+    def _proc(self) -> Any:
         if self._psutil_proc is None:
             import psutil
 
