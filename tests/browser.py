@@ -2,12 +2,14 @@
 
 ``render(path)`` loads a file in Debian's Chromium, lets its scripts run, and returns
 the resulting DOM as text; ``screenshot(path, png)`` writes a PNG. Tests that use
-them carry ``@pytest.mark.browser`` and are skipped only when no Chromium binary
-exists (CI installs one, so there they always run).
+them carry ``@pytest.mark.browser`` and are skipped when no Chromium binary exists,
+except where ``MEMLENS_REQUIRE_BROWSER`` is set (the test script sets it), where
+they fail instead.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -40,6 +42,8 @@ def chromium_binary() -> str | None:
 def require_chromium() -> str:
     binary = chromium_binary()
     if binary is None:
+        if os.environ.get("MEMLENS_REQUIRE_BROWSER"):
+            pytest.fail("headless Chromium is required here but not installed")
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
     return binary
 
