@@ -165,6 +165,7 @@ class ContextSession:
         self.lines_read = 0
         self.records = 0
         self.auto_compact_tokens: int | None = None
+        self.seen_model: str | None = None
         self._ids = itertools.count(1)
 
     # ----------------------------------------------------------------- bookkeeping
@@ -476,6 +477,15 @@ class ContextSession:
     def record_cleanup(self, when: datetime | None = None) -> None:
         """Record one cleanup (eviction pass) of the window."""
         self.cleanups.append(self._stamp(when))
+
+    def reset_window(self) -> None:
+        """Forget every item and turn (a request file replaces the whole window)."""
+        self.items.clear()
+        self.window_tokens = 0
+        self.turns.clear()
+        self.observations.clear()
+        self.outputs.clear()
+        self.hidden_overhead = 0
 
     def agent(self, name: str) -> ContextSession:
         """The sub-session of a sub-agent (created on first use)."""

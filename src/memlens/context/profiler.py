@@ -1,0 +1,260 @@
+"""Profile a transcript file, incrementally: only what was appended is read again.
+
+:class:`ContextProfiler` remembers, per file, the byte offset it has read up to and
+the reader's state; :meth:`ContextProfiler.update` reads the new complete lines,
+applies them and rebuilds the profile from counts already held. Token counts are
+also cached by content digest across profilers, so even a fresh profile of a grown
+file tokenizes only the new text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memlens.context.budget import parse_budget
+from memlens.context.models import get_model
+from memlens.context.profile import ContextProfile
+from memlens.context.readers import anthropic_messages, claude_code, openai_chat
+from memlens.context.readers.claude_code import ClaudeCodeReader
+from memlens.context.readers.detect import FORMATS, classify_document, detect_format
+from memlens.context.readers.request_base import RequestReader, unwrap
+from memlens.context.session import ContextSession
+from memlens.context.tokens import CachedCounter, get_counter
+from memlens.core.errors import ConfigError, InputFormatError
+
+_AUTO = "auto"
+
+
+@dataclass
+class _Followed:
+    """One JSON Lines file being followed: where we are and who reads it."""
+
+    path: Path
+    reader: ClaudeCodeReader
+    offset: int = 0
+    lineno: int = 0
+    inode: tuple[int, int] = (0, 0)
+    pending: bytes = field(default=b"", repr=False)
+
+
+class ContextProfiler:
+    """Profiles one transcript or request file; call :meth:`update` as it grows.
+
+    >>> profiler = ContextProfiler("session.jsonl", model="claude-sonnet-4-5")
+    >>> profile = profiler.update()      # full read
+    >>> profile = profiler.update()      # later: only the appended lines are read
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        model: str | None = None,
+        budget: int | str | None = None,
+        input_format: str = _AUTO,
+        counter: CachedCounter | None = None,
+        subagents: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.model = model
+        self.budget = parse_budget(budget)
+        if model and self.budget is None:
+            get_model(model)  # fail early on an unknown model without a budget
+        if input_format != _AUTO and input_format not in FORMATS:
+            raise ConfigError(
+                f"invalid input format {input_format!r}: expected auto or {', '.join(FORMATS)}"
+            )
+        self.format = detect_format(self.path) if input_format == _AUTO else input_format
+        self._counter = counter
+        self.subagents = subagents
+        self.session: ContextSession | None = None
+        self._main: _Followed | None = None
+        self._agents: dict[Path, _Followed] = {}
+        self._not_agents: set[Path] = set()
+        self._doc_stamp: tuple[int, int] | None = None
+        self.updates = 0
+
+    # ------------------------------------------------------------------ public
+    def update(self) -> ContextProfile:
+        """Read what changed since the last call and return a fresh profile."""
+        started = time.perf_counter()
+        if not self.path.exists():
+            raise InputFormatError(f"no such file: {self.path}")
+        if self.format == claude_code.FORMAT:
+            self._update_jsonl()
+        else:
+            self._update_document()
+        assert self.session is not None
+        self.updates += 1
+        if self.session.records == 0 and not self.session.items:
+            raise InputFormatError(f"{self.path}: empty transcript, no records to profile")
+        return self.session.profile(budget=self.budget, model=self.model, started=started)
+
+    # ------------------------------------------------------------------ JSON Lines
+    def _session(self, encoding: str) -> ContextSession:
+        if self.session is None:
+            counter = self._counter or get_counter(encoding)
+            self.session = ContextSession(
+                self.model, counter=counter, source=str(self.path), format=self.format
+            )
+        return self.session
+
+    def _encoding_for(self, model: str | None, default: str) -> str:
+        if self.model:
+            from memlens.context.models import find_model
+
+            info = find_model(self.model)
+            if info is not None:
+                return info.encoding
+        if model:
+            from memlens.context.models import find_model
+
+            info = find_model(model)
+            if info is not None:
+                return info.encoding
+        return default
+
+    def _update_jsonl(self) -> None:
+        session = self._session(self._encoding_for(None, "cl100k_base"))
+        if self._main is None:
+            self._main = _Followed(self.path, ClaudeCodeReader(session))
+        if self._follow(self._main):
+            # the file was replaced or truncated: start over
+            self.session = None
+            self._main = None
+            self._agents.clear()
+            self._update_jsonl()
+            return
+        if self.subagents:
+            for path in self._find_agent_files():
+                followed = self._agents.get(path)
+                if followed is None:
+                    name = path.stem.removeprefix("agent-")
+                    reader = ClaudeCodeReader(session.agent(name), route_sidechains=False)
+                    followed = _Followed(path, reader)
+                    self._agents[path] = followed
+                self._follow(followed)
+
+    def _follow(self, followed: _Followed) -> bool:
+        """Read new complete lines of one file; True if the file was replaced/truncated."""
+        try:
+            stat = followed.path.stat()
+        except FileNotFoundError:
+            return False
+        inode = (stat.st_dev, stat.st_ino)
+        if followed.offset and (inode != followed.inode or stat.st_size < followed.offset):
+            return True
+        followed.inode = inode
+        if stat.st_size == followed.offset:
+            return False
+        reader = followed.reader
+        with followed.path.open("rb") as handle:
+            handle.seek(followed.offset)
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    # a line still being written: keep it unless it is already whole JSON
+                    try:
+                        json.loads(raw)
+                    except ValueError:
+                        break
+                followed.offset += len(raw)
+                followed.lineno += 1
+                reader.feed_line(raw.decode("utf-8", "replace"), followed.lineno)
+        return False
+
+    def _find_agent_files(self) -> list[Path]:
+        directory = self.path.parent
+        stem = self.path.stem
+        found: list[Path] = []
+        nested = directory / stem / "subagents"
+        if nested.is_dir():
+            found.extend(sorted(nested.glob("*.jsonl")))
+        if stem.startswith("agent-"):
+            return found
+        for candidate in sorted(directory.glob("agent-*.jsonl")):
+            if candidate in self._agents:
+                found.append(candidate)
+            elif candidate not in self._not_agents:
+                if _first_session_id(candidate) == stem:
+                    found.append(candidate)
+                else:
+                    self._not_agents.add(candidate)
+        return found
+
+    # ------------------------------------------------------------------ documents
+    def _update_document(self) -> None:
+        stat = self.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._doc_stamp and self.session is not None:
+            return
+        self._doc_stamp = stamp
+        document, warnings = _load_request(self.path)
+        request, _ = unwrap(document)
+        model = request.get("model") if isinstance(request.get("model"), str) else None
+        default = "o200k_base" if self.format == openai_chat.FORMAT else "cl100k_base"
+        session = self._session(self._encoding_for(model, default))
+        for warning in warnings:
+            session.warn(warning)
+        reader: RequestReader
+        if self.format == anthropic_messages.FORMAT:
+            reader = anthropic_messages.AnthropicMessagesReader(session)
+        else:
+            reader = openai_chat.OpenAIChatReader(session)
+        try:
+            reader.read(document, source=self.path.name)
+        except ValueError as exc:
+            raise InputFormatError(f"{self.path}: not a {self.format} request ({exc})") from None
+        session.records = max(1, session.records)
+
+
+def _first_session_id(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            for raw in handle:
+                if raw.strip():
+                    record = json.loads(raw)
+                    return str(record.get("sessionId")) if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _load_request(path: Path) -> tuple[dict, list[str]]:
+    """A request document: the whole file, or the last valid line of a JSONL log."""
+    data = path.read_bytes()
+    try:
+        document = json.loads(data)
+    except ValueError:
+        document = None
+    warnings: list[str] = []
+    if document is None:
+        for lineno, raw in enumerate(data.splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                candidate = json.loads(raw)
+            except ValueError:
+                warnings.append(f"line {lineno}: malformed JSON, skipped")
+                continue
+            if classify_document(candidate):
+                document = candidate
+    if isinstance(document, list):
+        document = {"messages": document}
+    if not isinstance(document, dict):
+        raise InputFormatError(f"{path}: no request with 'messages' found")
+    return document, warnings
+
+
+def profile_file(
+    path: str | os.PathLike[str],
+    model: str | None = None,
+    budget: int | str | None = None,
+    *,
+    input_format: str = _AUTO,
+) -> ContextProfile:
+    """Profile a transcript or request file once (format detected automatically)."""
+    return ContextProfiler(path, model=model, budget=budget, input_format=input_format).update()
