@@ -77,6 +77,14 @@ class Config:
     http_host: str = "127.0.0.1"
     http_port: int = 0
     http_token: str | None = None
+    # The always-on monitor (memlens.service); see docs/monitor.md.
+    service_name: str | None = None
+    persist_history: bool = True
+    leak_warmup_seconds: float = 180.0
+    leak_window_seconds: float = 1800.0
+    leak_check_interval: float = 30.0
+    threshold_hysteresis: float = 0.05
+    event_queue_size: int = 1000
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -148,10 +156,30 @@ def _validate(cfg: Config) -> None:
         "smaps_max_rss_mb",
         "history_flush_interval",
         "raw_history_seconds",
+        "leak_window_seconds",
+        "leak_check_interval",
     ):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             _fail(name, value, "a number above 0")
+    if (
+        isinstance(cfg.leak_warmup_seconds, bool)
+        or not isinstance(cfg.leak_warmup_seconds, (int, float))
+        or cfg.leak_warmup_seconds < 0
+    ):
+        _fail("leak_warmup_seconds", cfg.leak_warmup_seconds, "a number of seconds, 0 or more")
+    if (
+        isinstance(cfg.threshold_hysteresis, bool)
+        or not isinstance(cfg.threshold_hysteresis, (int, float))
+        or not 0 <= cfg.threshold_hysteresis < 0.5
+    ):
+        _fail("threshold_hysteresis", cfg.threshold_hysteresis, "a fraction from 0 up to (not including) 0.5")
+    if (
+        isinstance(cfg.event_queue_size, bool)
+        or not isinstance(cfg.event_queue_size, int)
+        or not 1 <= cfg.event_queue_size <= 1_000_000
+    ):
+        _fail("event_queue_size", cfg.event_queue_size, "a whole number from 1 to 1000000")
     if cfg.memory_critical_threshold_mb < cfg.memory_warning_threshold_mb:
         _fail(
             "memory_critical_threshold_mb",
