@@ -1,0 +1,44 @@
+"""Build hooks that pyproject.toml cannot express: install ``memlens-autostart.pth``.
+
+The .pth file lets ``MEMLENS_MONITOR=1 python app.py`` monitor an unmodified
+program. It costs one environment lookup at interpreter start-up and imports
+memlens only when that variable is set. It is placed at the root of both the
+regular wheel (via build_py) and the editable wheel (pip install -e).
+"""
+
+import os
+import shutil
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PTH = "memlens-autostart.pth"
+PTH_SOURCE = os.path.join(HERE, "src", PTH)
+
+
+class build_py_with_pth(build_py):
+    def run(self):
+        super().run()
+        self.copy_file(PTH_SOURCE, os.path.join(self.build_lib, PTH), preserve_mode=0)
+
+    def get_outputs(self, include_bytecode=1):
+        return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, PTH)]
+
+
+cmdclass = {"build_py": build_py_with_pth}
+
+try:
+    from setuptools.command.editable_wheel import editable_wheel
+
+    class editable_wheel_with_pth(editable_wheel):
+        def _run_build_commands(self, dist_name, unpacked_wheel, build_lib, tmp_dir):
+            result = super()._run_build_commands(dist_name, unpacked_wheel, build_lib, tmp_dir)
+            shutil.copyfile(PTH_SOURCE, os.path.join(unpacked_wheel, PTH))
+            return result
+
+    cmdclass["editable_wheel"] = editable_wheel_with_pth
+except ImportError:  # setuptools without PEP 660 support: editable installs lack the hook
+    pass
+
+setup(cmdclass=cmdclass)

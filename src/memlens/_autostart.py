@@ -1,0 +1,9 @@
+"""Imported by ``memlens-autostart.pth`` when ``MEMLENS_MONITOR`` is set.
+
+Starts the always-on monitor for an unmodified program
+(``MEMLENS_MONITOR=1 python app.py``), configured from the usual sources.
+"""
+
+from memlens.service.autostart import start_from_environment
+
+start_from_environment()
