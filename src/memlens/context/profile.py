@@ -13,7 +13,7 @@ from memlens.context.items import ContextItem
 from memlens.context.layers import FIXED_SUBLAYERS, Layer, conversation_bucket
 from memlens.context.leaks import ContextLeak, find_leaks
 from memlens.context.models import DEFAULT_CONTEXT_WINDOW, ModelInfo, find_model, get_model
-from memlens.context.session import CompactionEvent, ContextSession, utcnow
+from memlens.context.session import CallUsage, CompactionEvent, ContextSession, utcnow
 from memlens.context.timeline import Projection, TurnStats, build_timeline, project
 
 #: Clients that compact on their own, and the headroom they keep (tokens below the window).
@@ -129,6 +129,7 @@ class ContextProfile:
     cleanups: list[datetime]
     first_timestamp: datetime | None
     last_timestamp: datetime | None
+    calls: list[CallUsage] = field(default_factory=list)
     duration_seconds: float = 0.0
     profiled_at: datetime = field(default_factory=utcnow)
 
@@ -393,5 +394,6 @@ def build_profile(
         cleanups=list(session.cleanups),
         first_timestamp=session.first_timestamp,
         last_timestamp=session.last_timestamp,
+        calls=[c for turn in session.turns for c in turn.calls.values()],
         duration_seconds=time.perf_counter() - t0,
     )

@@ -205,7 +205,7 @@ class ContextSession:
 
     def _resized(self) -> None:
         if self.turns:
-            self.turns[-1].context_tokens = self.window_tokens + self.hidden_overhead
+            self.turns[-1].context_tokens = self.window_tokens
 
     # ----------------------------------------------------------------- items
     def count(self, content: str) -> tuple[int, bytes]:

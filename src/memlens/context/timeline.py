@@ -82,10 +82,12 @@ def project(
 ) -> Projection:
     """Project the turns left before ``limit_tokens`` from the recent per-turn growth.
 
-    Growth is the mean change over the last :data:`PROJECTION_WINDOW` turns that did
-    not compact; ``turns_left`` is ``None`` when the window is not growing.
+    Growth is the mean change over the last :data:`PROJECTION_WINDOW` turns (after the
+    first) that did not compact; ``turns_left`` is ``None`` when the window is not
+    growing or there is only one turn.
     """
-    recent = [t.delta_tokens for t in timeline[-PROJECTION_WINDOW:] if not t.compacted]
+    # the first turn carries the fixed load (system prompt, tools): not growth
+    recent = [t.delta_tokens for t in timeline[1:][-PROJECTION_WINDOW:] if not t.compacted]
     growth = sum(recent) / len(recent) if recent else 0.0
     if current_tokens >= limit_tokens:
         left: int | None = 0

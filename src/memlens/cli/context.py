@@ -1,0 +1,119 @@
+"""``memlens context FILE``: where an assistant's context tokens go, by layer."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from memlens.core.errors import ConfigError
+from memlens.core.units import parse_duration
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+
+
+@click.command(name="context")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--model", "-m", help="Model name; its context window is the budget (e.g. claude-sonnet-4-5, gpt-4o).")
+@click.option("--budget", "-b", help="Token budget, overriding the model's window (e.g. 200k, 128000, 1M).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "html"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of stdout.")
+@click.option("--input-format", type=click.Choice(["auto", "claude-code", "openai-chat",
+                                                   "anthropic-messages"]),
+              default="auto", show_default=True, help="Input format (detected by default).")
+@click.option("--models-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON file of extra models (same shape as the built-in table).")
+@click.option("--top", type=click.IntRange(1, 500), default=10, show_default=True,
+              help="How many of the largest items to list.")
+@click.option("--watch", "-w", is_flag=True, help="Follow a live transcript and refresh.")
+@click.option("--interval", default="2s", show_default=True, help="Refresh interval with --watch.")
+@click.option("--max-refreshes", type=click.IntRange(1), default=None,
+              help="Stop --watch after this many refreshes (default: until interrupted).")
+def command(
+    file: Path,
+    model: str | None,
+    budget: str | None,
+    fmt: str,
+    output: Path | None,
+    input_format: str,
+    models_file: Path | None,
+    top: int,
+    watch: bool,
+    interval: str,
+    max_refreshes: int | None,
+) -> None:
+    """Profile an assistant's context window by layer: FILE is a Claude Code JSONL
+    transcript, an OpenAI chat request or an Anthropic Messages request."""
+    from memlens.context.budget import parse_budget
+    from memlens.context.diagnose import diagnose
+    from memlens.context.models import load_models_file, register_model
+    from memlens.context.profiler import ContextProfiler
+
+    if models_file is not None:
+        for info in load_models_file(models_file):
+            register_model(info)
+    tokens = parse_budget(budget)
+    seconds = parse_duration(interval)
+    profiler = ContextProfiler(file, model=model, budget=tokens, input_format=input_format)
+
+    def refresh(count: int) -> None:
+        profile = profiler.update()
+        diagnosis = diagnose(profile)
+        if fmt == "json":
+            data = profile.to_dict()
+            data["diagnosis"] = diagnosis.to_dict()
+            text = json.dumps(data, indent=None if watch else 2, ensure_ascii=False)
+            _emit(text, output)
+        elif fmt == "html":
+            from memlens.report.context_html import render_html
+
+            html = render_html(profile, diagnosis, top=max(top, 20))
+            if output is None:
+                raise ConfigError("--format html needs --output FILE")
+            _emit(html, output)
+            click.echo(f"wrote {output} ({profile.status}, {profile.utilization:.1%} used)",
+                       err=True)
+        else:
+            from rich.console import Console
+
+            from memlens.report import context_text
+
+            if output is not None:
+                _emit(context_text.render_to_string(profile, diagnosis, top=top), output)
+                return
+            console = Console()
+            if watch and console.is_terminal:
+                console.clear()
+            elif watch and count:
+                console.rule(f"refresh {count + 1}")
+            context_text.render(profile, diagnosis, console=console, top=top)
+
+    if fmt == "html" and output is None:
+        raise ConfigError("--format html needs --output FILE")
+    if not watch:
+        refresh(0)
+        return
+    count = 0
+    try:
+        while True:
+            refresh(count)
+            count += 1
+            sys.stdout.flush()
+            if max_refreshes is not None and count >= max_refreshes:
+                break
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        click.echo("memlens: stopped watching", err=True)
