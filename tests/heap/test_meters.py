@@ -139,3 +139,27 @@ def test_gc_meter_counts_per_generation():
     before = meter.read()["gc_collections"]
     gc.collect()  # stopped: no longer counted
     assert meter.read()["gc_collections"] == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_process_meter_follows_a_forked_child():
+    meter = ProcessMeter()
+    meter.read()  # opens the descriptor in the parent
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            # A child that allocates 64 MiB must see its own RSS, not the parent's.
+            before = meter.read()["rss"]
+            block = bytearray(64 * 1024 * 1024)
+            block[::4096] = b"x" * len(block[::4096])
+            after = meter.read()["rss"]
+            ok = meter.pid == os.getpid() and after - before > 48 * 1024 * 1024
+            os.write(write_fd, b"ok" if ok else b"no")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    answer = os.read(read_fd, 2)
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert meter.pid == os.getpid()
