@@ -15,6 +15,7 @@ Costs per read (measured, see ``benchmarks/bench_run_overhead.py``):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -120,10 +121,8 @@ class ProcessMeter:
         self._fd = None
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
     def _read_smaps(self) -> dict[str, int]:
         out = {"pss": 0, "uss": 0, "swap": 0}
