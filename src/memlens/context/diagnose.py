@@ -116,7 +116,10 @@ def _working_memory(profile: ContextProfile, reference: datetime) -> list[Findin
         ))
     for leak in profile.leaks:
         heavy = leak.tokens_in_window >= 0.05 * profile.budget
-        severity = "high" if heavy or leak.kind.startswith("growing") else "medium"
+        if not leak.tokens_in_window:
+            severity = "low"  # already compacted away: a habit to fix, no cost now
+        else:
+            severity = "high" if heavy or leak.kind.startswith("growing") else "medium"
         findings.append(Finding(
             symptom, leak.kind, severity,
             f"{leak.kind.replace('_', ' ')}: {leak.label} ×{leak.occurrences} "
