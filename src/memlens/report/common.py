@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -102,6 +103,10 @@ def short_path(filename: str, cwd: str | None = None) -> str:
         idx = filename.rfind(marker)
         if idx >= 0:
             return filename[idx + len(marker) :]
+    # The standard library: "…/lib/python3.11/json/decoder.py" -> "json/decoder.py".
+    stdlib = re.search(r"[/\\]lib[/\\]python3\.\d+[/\\]", filename)
+    if stdlib:
+        return filename[stdlib.end() :]
     parts = filename.split(os.sep)
     return os.sep.join(parts[-3:]) if len(parts) > 3 else filename
 

@@ -117,10 +117,8 @@ def memory_chart(session: Session, *, width: int = 80, height: int = 8) -> Text 
         label = format_bytes(hi) if i == 0 else format_bytes(lo) if i == len(rows) - 1 else ""
         text.append(f"{label:>{label_width}} ┤", style="dim")
         text.append(row + "\n", style="cyan")
-    start = line.points[0][0]
-    end = line.points[-1][0]
-    axis_left = format_duration(start) if start > 0 else "0 s"
-    axis_right = format_duration(end) if end > 0 else "0 s"
+    axis_left = "0 s"
+    axis_right = format_duration(max(session.duration, line.points[-1][0]))
     used = len(rows[0]) if rows else 0
     gap = max(1, used - len(axis_left) - len(axis_right))
     text.append(" " * (label_width + 2) + axis_left + " " * gap + axis_right, style="dim")
@@ -154,8 +152,8 @@ def _sites_table(session: Session, top: int) -> Table:
     sites = sorted(session.top_sites, key=lambda s: s.size, reverse=True)[:top]
     table = Table(title=f"Top {len(sites)} allocation sites (live at end)", title_justify="left")
     table.add_column("#", justify="right", style="dim")
-    table.add_column("file:line", overflow="fold")
-    table.add_column("function", overflow="ellipsis", max_width=24)
+    table.add_column("file:line", overflow="fold", min_width=24)
+    table.add_column("function", overflow="ellipsis", no_wrap=True, max_width=18)
     table.add_column("size", justify="right")
     table.add_column("count", justify="right")
     table.add_column("growth", justify="right")

@@ -1,7 +1,8 @@
 """Where sessions are kept: an embedded SQLite store by default.
 
 ``open_store()`` picks the store: an explicit path, else ``$MEMLENS_DB``, else
-``./.memlens/memlens.db``. Everything else talks to the :class:`SessionStore`
+``db_path`` from ``memlens.toml``/``pyproject.toml`` (see :mod:`memlens.core.config`),
+else ``./.memlens/memlens.db``. Everything else talks to the :class:`SessionStore`
 protocol, so another backend (Redis, later) slots in behind ``open_store``.
 """
 
@@ -28,9 +29,21 @@ __all__ = [
 
 
 def default_path() -> Path:
-    """``$MEMLENS_DB`` if set, else ``./.memlens/memlens.db`` (relative to the cwd)."""
+    """``$MEMLENS_DB``, else the configured ``db_path``, else ``./.memlens/memlens.db``.
+
+    Relative paths are relative to the current directory.
+    """
     env = os.environ.get(ENV_VAR, "").strip()
-    return Path(env) if env else DEFAULT_PATH
+    if env:
+        return Path(env)
+    # Only the config files can still set it; skip parsing them when there are none.
+    if Path("memlens.toml").is_file() or Path("pyproject.toml").is_file():
+        from memlens.core.config import load_config
+
+        configured = load_config().db_path
+        if configured:
+            return Path(configured)
+    return DEFAULT_PATH
 
 
 def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> SessionStore:
