@@ -173,7 +173,11 @@ def _validate(cfg: Config) -> None:
         or not isinstance(cfg.threshold_hysteresis, (int, float))
         or not 0 <= cfg.threshold_hysteresis < 0.5
     ):
-        _fail("threshold_hysteresis", cfg.threshold_hysteresis, "a fraction from 0 up to (not including) 0.5")
+        _fail(
+            "threshold_hysteresis",
+            cfg.threshold_hysteresis,
+            "a fraction from 0 up to (not including) 0.5",
+        )
     if (
         isinstance(cfg.event_queue_size, bool)
         or not isinstance(cfg.event_queue_size, int)

@@ -1,0 +1,225 @@
+"""``memlens top URL``: a live terminal view of a service's ``/debug/memory`` endpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from memlens.core.errors import MemlensError
+from memlens.core.units import format_bytes, format_duration
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+class EndpointError(MemlensError):
+    """The monitor endpoint cannot be reached or does not answer as expected."""
+
+
+def endpoint_url(url: str) -> str:
+    """Accept ``host:port``, ``http://host:port`` or the full ``/debug/memory`` URL."""
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise EndpointError(f"invalid URL {url!r}: expected e.g. http://127.0.0.1:9000")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/debug/memory"):
+        path += "/debug/memory"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def fetch(url: str, token: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    """GET the endpoint's JSON or raise :class:`EndpointError` with one clear line."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        hint = " (wrong or missing --token)" if exc.code == 401 else ""
+        raise EndpointError(f"{url} answered HTTP {exc.code}{hint}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise EndpointError(f"cannot reach {url}: {reason}") from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise EndpointError(f"{url} did not return JSON: is it a memlens endpoint?") from None
+    if not isinstance(data, dict) or "readings" not in data:
+        raise EndpointError(f"{url} is not a memlens /debug/memory endpoint")
+    return data
+
+
+def sparkline(values: list[int], width: int = 48) -> str:
+    if not values:
+        return ""
+    if len(values) > width:
+        step = len(values) / width
+        values = [
+            min(values[int(i * step) : int((i + 1) * step)] or [values[-1]]) for i in range(width)
+        ]
+    lo, hi = min(values), max(values)
+    span = hi - lo or 1
+    return "".join(
+        SPARK[min(len(SPARK) - 1, int((v - lo) / span * (len(SPARK) - 1)))] for v in values
+    )
+
+
+def render(data: dict[str, Any]) -> Any:
+    """A rich renderable of one ``/debug/memory`` payload."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    health = data.get("health", {})
+    status = health.get("status", "?")
+    colour = {"ok": "green", "warning": "yellow", "critical": "red"}.get(status, "white")
+    header = Text()
+    header.append(f"{data.get('service', '?')}  pid {data.get('pid', '?')}  ", style="bold")
+    header.append(
+        f"mode {data.get('mode', '?')}  up {format_duration(float(data.get('uptime_seconds', 0)))}  "
+    )
+    header.append(f"health {status.upper()}", style=f"bold {colour}")
+    parts: list[Any] = [header]
+    for reason in health.get("reasons", []):
+        parts.append(Text("  " + reason, style=colour))
+
+    readings = data.get("readings", {})
+    mem = Table(title="Memory", show_header=False, box=None, padding=(0, 2))
+    for key, label in (
+        ("rss", "RSS"),
+        ("peak_rss", "peak RSS"),
+        ("vms", "virtual"),
+        ("uss", "USS"),
+        ("pss", "PSS"),
+        ("swap", "swap"),
+        ("traced", "Python heap (traced)"),
+    ):
+        if key in readings:
+            mem.add_row(label, format_bytes(readings[key]))
+    trends = data.get("trends", {})
+    rate = trends.get("growth_rate_mb_per_min")
+    if rate is not None:
+        mem.add_row("growth (10 min)", f"{rate:+.2f} MB/min ({trends.get('verdict', '')})")
+    mem.add_row("RSS (10 min)", sparkline(trends.get("rss_bytes", [])))
+    parts.append(mem)
+
+    leaks = data.get("leaks", [])
+    if leaks:
+        table = Table(title="Leak alerts", title_style="bold red")
+        for col in ("id", "component", "MB/min", "first seen", "critical in", "top site"):
+            table.add_column(col)
+        for leak in leaks:
+            projected = leak.get("projected_seconds_to_critical")
+            sites = leak.get("sites") or []
+            table.add_row(
+                leak["id"],
+                leak["component"],
+                f"{leak['growth_rate_mb_per_min']:.2f}",
+                leak["first_seen"],
+                format_duration(projected) if projected is not None else "-",
+                sites[0]["location"] if sites else "-",
+            )
+        parts.append(table)
+
+    components = data.get("components", [])
+    if components:
+        table = Table(
+            title="Components" + ("" if data.get("components_tracked") else " (tracemalloc off)")
+        )
+        for col in ("component", "current", "peak", "growth"):
+            table.add_column(col, justify="right" if col != "component" else "left")
+        for c in components:
+            table.add_row(
+                c["name"],
+                format_bytes(c["current"]),
+                format_bytes(c["peak"]),
+                format_bytes(c["growth"], signed=True),
+            )
+        parts.append(table)
+
+    sites = data.get("top_sites", [])
+    if sites:
+        table = Table(title="Top allocation sites")
+        for col in ("site", "function", "size", "growth"):
+            table.add_column(col, justify="right" if col in ("size", "growth") else "left")
+        for s in sites:
+            table.add_row(
+                s["location"],
+                s.get("function", ""),
+                format_bytes(s["size"]),
+                format_bytes(s["size_diff"], signed=True),
+            )
+        parts.append(table)
+
+    gc_rows = data.get("gc", [])
+    if gc_rows:
+        table = Table(title="GC")
+        for col in ("gen", "collections", "collected", "uncollectable", "pause total", "pause max"):
+            table.add_column(col, justify="right")
+        for g in gc_rows:
+            table.add_row(
+                str(g["generation"]),
+                str(g["collections"]),
+                str(g["collected"]),
+                str(g["uncollectable"]),
+                format_duration(g["pause_total"]) if g["pause_total"] else "0",
+                format_duration(g["pause_max"]) if g["pause_max"] else "0",
+            )
+        parts.append(table)
+    return Panel(Group(*parts), title=f"memlens top — {data.get('time', '')}")
+
+
+@click.command(name="top")
+@click.argument("url")
+@click.option(
+    "--interval",
+    "-n",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between refreshes.",
+)
+@click.option(
+    "--token",
+    envvar="MEMLENS_HTTP_TOKEN",
+    default=None,
+    help="Bearer token of the endpoint (or $MEMLENS_HTTP_TOKEN).",
+)
+@click.option("--once", is_flag=True, help="Print one view and exit (for scripts and tests).")
+def command(url: str, interval: float, token: str | None, once: bool) -> None:
+    """Live view of a running service's memory from its /debug/memory endpoint.
+
+    URL is the monitor's address, e.g. http://127.0.0.1:9000 (start the monitor with
+    http_enabled=true or Monitor.serve_http()).
+    """
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    target = endpoint_url(url)
+    data = fetch(target, token)  # fail fast, with one line, if it is not reachable
+    console = Console()
+    if once:
+        console.print(render(data))
+        return
+    try:
+        with Live(render(data), console=console, refresh_per_second=4, screen=False) as live:
+            while True:
+                time.sleep(interval)
+                try:
+                    live.update(render(fetch(target, token)))
+                except EndpointError as exc:
+                    live.update(
+                        Text(f"memlens top: {exc} (retrying every {interval:g} s)", style="red")
+                    )
+    except KeyboardInterrupt:
+        return

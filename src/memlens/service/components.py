@@ -1,0 +1,167 @@
+"""The monitor's view of the Python heap: components and growing allocation sites.
+
+Only active when tracemalloc is one of the backends. At the snapshot cadence it
+takes one snapshot, sums it per user-code site and per registered component, and
+then drops the snapshot: it keeps per-site totals (one small entry per line of
+code), never the traces, so its memory does not grow with the heap.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from memlens.core.errors import NotFoundError
+from memlens.core.session import AllocationSite, ComponentUsage
+from memlens.heap.frames import ComponentMap
+from memlens.heap.heap_meter import ComponentTracker, HeapMeter
+
+FIELD_PREFIX = "component."
+
+
+class HeapWatch:
+    """Periodic tracemalloc snapshots condensed to sites and component totals."""
+
+    def __init__(
+        self,
+        depth: int,
+        components: Mapping[str, str] | None = None,
+        tracing: bool = False,
+    ) -> None:
+        self._prefixes: dict[str, str] = dict(components or {})
+        self.heap = HeapMeter(depth, self._prefixes)
+        self.tracing_wanted = tracing
+        self.tracker = ComponentTracker()
+        self.baseline: dict[tuple[str, int], tuple[int, int]] | None = None
+        self.current: dict[tuple[str, int], tuple[int, int]] = {}
+        self.snapshots = 0
+        self.last_snapshot_t: float | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        if self.tracing_wanted:
+            self.heap.start()
+
+    def stop(self) -> None:
+        if self.tracing_wanted:
+            self.heap.stop()
+
+    @property
+    def tracing(self) -> bool:
+        return self.tracing_wanted and self.heap.tracing
+
+    def reset(self) -> None:
+        """Forget history (after fork: the child starts its own)."""
+        with self._lock:
+            self.tracker = ComponentTracker()
+            self.baseline = None
+            self.current = {}
+            self.last_snapshot_t = None
+
+    # -- components ----------------------------------------------------------------
+    def register(self, name: str, prefix: str) -> None:
+        """Attribute files of module/package ``prefix`` (or a path prefix) to ``name``."""
+        if not name or not prefix:
+            raise ValueError("a component needs a name and a module or path prefix")
+        self._prefixes[name] = prefix
+        # ComponentMap caches lookups; rebuild it rather than mutate it under readers.
+        self.heap.components = ComponentMap(self._prefixes)
+
+    @property
+    def component_names(self) -> list[str]:
+        return sorted(self._prefixes)
+
+    def usage(self, name: str | None = None) -> dict[str, ComponentUsage]:
+        """Current, peak and growth (bytes) per component, from the latest snapshot."""
+        with self._lock:
+            seen = {u.name: u for u in self.tracker.usage()}
+        names = [name] if name is not None else self.component_names
+        out = {}
+        for n in names:
+            if n not in self._prefixes:
+                raise NotFoundError(
+                    f"no component {n!r}: registered components are "
+                    + (", ".join(self.component_names) or "none")
+                )
+            out[n] = seen.get(n, ComponentUsage(name=n))
+        return out
+
+    # -- snapshots -----------------------------------------------------------------
+    def due(self, t: float, interval: float) -> bool:
+        return self.tracing and (
+            self.last_snapshot_t is None or t - self.last_snapshot_t >= interval
+        )
+
+    def take(self, t: float, rebaseline: bool = False) -> dict[str, float]:
+        """Snapshot now; return ``{"component.<name>": bytes}`` for the series."""
+        self.last_snapshot_t = t
+        snapshot = self.heap.snapshot()
+        if snapshot is None:
+            return {}
+        sites = {k: (acc.size, acc.count) for k, acc in self.heap.group_by_site(snapshot).items()}
+        totals = self.heap.component_totals(snapshot) if self.heap.components else {}
+        del snapshot  # the traces are the expensive part; keep only the sums
+        with self._lock:
+            if self.baseline is None or rebaseline:
+                self.baseline = sites
+            self.current = sites
+            self.tracker.update(totals, self.component_names)
+            self.snapshots += 1
+        return {FIELD_PREFIX + n: float(totals.get(n, (0, 0))[0]) for n in self.component_names}
+
+    def growing_sites(self, limit: int = 5, component: str | None = None) -> list[AllocationSite]:
+        """Sites whose live memory grew most since the baseline snapshot."""
+        with self._lock:
+            base, now = self.baseline or {}, self.current
+            diffs = []
+            for key, (size, count) in now.items():
+                before = base.get(key, (0, 0))
+                if size - before[0] > 0:
+                    diffs.append((size - before[0], count - before[1], key, size))
+        out = []
+        for diff, count_diff, key, size in sorted(diffs, reverse=True):
+            site = self._site(key, size, diff, count_diff)
+            if component is not None and site.component != component:
+                continue
+            out.append(site)
+            if len(out) >= limit:
+                break
+        return out
+
+    def top_sites(self, limit: int = 10) -> list[AllocationSite]:
+        """The largest live sites in the latest snapshot, with growth since the baseline."""
+        with self._lock:
+            base, now = self.baseline or {}, self.current
+            biggest = sorted(now.items(), key=lambda kv: -kv[1][0])[:limit]
+        return [
+            self._site(
+                key, size, size - base.get(key, (0, 0))[0], count - base.get(key, (0, 0))[1], count
+            )
+            for key, (size, count) in biggest
+        ]
+
+    def _site(
+        self, key: tuple[str, int], size: int, diff: int, count_diff: int, count: int = 0
+    ) -> AllocationSite:
+        filename, lineno = key
+        components = self.heap.components
+        return AllocationSite(
+            filename=filename,
+            lineno=lineno,
+            # HeapMeter caches names per line; reusing it keeps reports consistent.
+            function=self.heap._function_name(filename, lineno),
+            size=size,
+            count=count,
+            size_diff=diff,
+            count_diff=count_diff,
+            component=components.component_of(filename) if components else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tracing": self.tracing,
+            "snapshots": self.snapshots,
+            "components": self.component_names,
+        }

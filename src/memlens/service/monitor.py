@@ -1,0 +1,778 @@
+"""The always-on monitor: cheap sampling, bounded history, leak alerts, events, health.
+
+``Monitor.from_config().start()`` starts a ``memlens-monitor`` daemon thread (a
+:class:`~memlens.core.recorder.Recorder`) that reads the meters the mode enables
+into a bounded tiered :class:`~memlens.core.series.Series`. On the sampling thread
+it only does cheap work per sample (threshold check, a few dict writes); leak
+statistics run every ``leak_check_interval``, tracemalloc snapshots (opt-in modes
+only) every ``snapshot_interval`` and the history flush every
+``history_flush_interval``. Events go through a bounded queue to the
+``memlens-events`` thread, so subscribers never stall sampling.
+
+After ``os.fork()`` the child keeps monitoring with a fresh history of its own
+(gunicorn/uwsgi preload); it does not persist history or serve HTTP, since those
+belong to the parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import itertools
+import math
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from memlens.core.clock import SYSTEM_CLOCK, Clock, utc_iso
+from memlens.core.config import Config, load_config
+from memlens.core.errors import MemlensError, NotFoundError
+from memlens.core.recorder import Recorder
+from memlens.core.series import Series
+from memlens.core.session import (
+    COMPLETED,
+    RUNNING,
+    AllocationSite,
+    ComponentUsage,
+    GcGenerationStats,
+    Metadata,
+    Session,
+    utc_now_iso,
+)
+from memlens.core.trend import window_minima
+from memlens.heap.gc_meter import GcMeter
+from memlens.heap.process_meter import ProcessMeter
+from memlens.service import health as health_mod
+from memlens.service.components import FIELD_PREFIX, HeapWatch
+from memlens.service.events import (
+    EventBus,
+    LeakCleared,
+    LeakSuspected,
+    MemoryOperationCompleted,
+    MemoryOperationStarted,
+    MonitorEvent,
+    PerformanceThresholdExceeded,
+    PerformanceThresholdRecovered,
+    Subscriber,
+)
+from memlens.service.leaks import (
+    MB,
+    LeakAlert,
+    LeakTracker,
+    assess_growth,
+    projected_seconds,
+    recommend,
+)
+from memlens.service.thresholds import ThresholdTracker
+
+if TYPE_CHECKING:
+    from memlens.service.http import MonitorServer
+
+Reader = Callable[[], Mapping[str, float]]
+
+# Values read as bytes (ints for people and exporters).
+BYTE_FIELDS = ("rss", "vms", "peak_rss", "swap", "uss", "pss", "traced", "traced_peak")
+
+_live: weakref.WeakSet[Monitor] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for monitor in list(_live):
+        monitor._after_fork()
+
+
+# Registered after memlens.core.recorder's and memlens.service.events' hooks (they
+# are imported above), and fork hooks run in registration order in the child: the
+# recorder has already dropped its dead thread when ours restarts it.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What ``force_garbage_collection()`` achieved."""
+
+    generation: int
+    collected_objects: int
+    uncollectable_objects: int
+    pause_seconds: float
+    rss_before: int
+    rss_after: int
+    bytes_freed: int  # RSS released to the OS; the allocator may keep freed memory
+    traced_freed: int | None  # Python heap bytes freed (tracemalloc on), else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _default_name() -> str:
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    name = os.path.splitext(argv0)[0] or "python"
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+class Monitor:
+    """An always-on memory monitor for one process (see the module docstring).
+
+    ``clock`` is injectable (tests drive a :class:`~memlens.core.clock.ManualClock`
+    and call :meth:`sample_now`); ``readers`` replaces the meters that feed the
+    series (synthetic data in tests); ``store`` replaces the session store.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        readers: Sequence[Reader] | None = None,
+        store: Any = None,
+    ) -> None:
+        self.config = config if config is not None else Config()
+        cfg = self.config
+        self.clock = clock
+        self.name = cfg.service_name or _default_name()
+        self.session_id = f"monitor-{self.name}"
+        self.enabled = cfg.mode != "off"
+        self.interval = cfg.effective_interval
+        self.backends = cfg.effective_backends
+        self._custom_readers = list(readers) if readers is not None else None
+        self._store = store
+        self._lock = threading.RLock()
+        self.events = EventBus(cfg.event_queue_size)
+        components = dict(cfg.components) if cfg.enable_component_tracking else {}
+        self.heapwatch = HeapWatch(
+            cfg.effective_trace_depth, components, tracing="tracemalloc" in self.backends
+        )
+        self._server: MonitorServer | None = None
+        self._op_ids = itertools.count(1)
+        self._started = False
+        self._threaded = False
+        self._sample_listeners: list[Callable[[float, Mapping[str, float]], None]] = []
+        self._reset_state()
+
+    # -- construction --------------------------------------------------------------
+    @classmethod
+    def from_config(
+        cls,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        readers: Sequence[Reader] | None = None,
+        store: Any = None,
+        **overrides: Any,
+    ) -> Monitor:
+        """Build from pyproject/memlens.toml/``MEMLENS_*``/``overrides`` (that order)."""
+        return cls(
+            load_config(directory, env, **overrides), clock=clock, readers=readers, store=store
+        )
+
+    def _reset_state(self) -> None:
+        """Fresh meters, history and detectors (at construction and in a forked child)."""
+        cfg = self.config
+        self.pid = os.getpid()
+        self.process = ProcessMeter(
+            smaps_interval=cfg.smaps_interval,
+            smaps_max_rss=int(cfg.smaps_max_rss_mb * MB),
+            monotonic=self.clock.monotonic,
+        )
+        self.gc_meter = GcMeter()
+        raw = max(16, int(math.ceil(cfg.raw_history_seconds / self.interval)))
+        self.series = Series(raw_capacity=raw)
+        self.origin = self.clock.monotonic()
+        self.wall_origin = self.clock.wall()
+        self.run_start_t = 0.0
+        self.thresholds = ThresholdTracker(
+            cfg.warning_bytes, cfg.critical_bytes, cfg.threshold_hysteresis
+        )
+        self.leaks = LeakTracker()
+        self.heapwatch.reset()
+        self.latest: dict[str, float] = {}
+        self.samples = 0
+        self.sample_cpu = 0.0  # thread CPU seconds spent sampling (readers + checks)
+        self._sample_began = 0.0
+        self._last_leak_check: float | None = None
+        self._last_flush_t = 0.0
+        self._rebaselined = False
+        self.flush_errors = 0
+        self.last_flush_error: str | None = None
+        self.last_flush: float | None = None
+        self._metadata = Metadata()
+        readers: list[Reader] = [self._begin_sample]
+        if self._custom_readers is not None:
+            readers += self._custom_readers
+        else:
+            if "system" in self.backends:
+                readers.append(self._read_process)
+            if "smaps" in self.backends:
+                readers.append(self._read_detailed)
+            if "gc" in self.backends:
+                readers.append(self._read_gc)
+            if "tracemalloc" in self.backends:
+                readers.append(self._read_heap)
+        readers.append(self._read_snapshot)
+        self.recorder = Recorder(
+            self.series,
+            readers,
+            self.interval,
+            clock=self.clock,
+            origin=self.origin,
+            listeners=[self._on_sample],
+            restart_after_fork=False,  # our fork hook restarts it with a fresh history
+            name="memlens-monitor",
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.recorder.running
+
+    def start(self, thread: bool = True) -> Monitor:
+        """Start sampling (and events delivery); a no-op in mode ``off``.
+
+        ``thread=False`` starts everything except the sampling thread, for callers
+        (tests, simulations) that drive :meth:`sample_now` themselves.
+        """
+        if not self.enabled or self._started:
+            return self
+        if self.pid != os.getpid():
+            self._reset_state()  # built before a fork, started in the child
+        self._started = True
+        self._threaded = thread
+        if self.config.persist_history:
+            self._restore()
+        self.events.start()
+        if "gc" in self.backends:
+            self.gc_meter.start()
+        self.heapwatch.start()
+        _live.add(self)
+        if thread:
+            self.recorder.start()
+        else:
+            self.recorder.sample()
+        if self.config.http_enabled and self._server is None:
+            self.serve_http()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop sampling, flush history, deliver queued events and stop the threads."""
+        if not self._started:
+            return
+        self._started = False
+        self.recorder.stop(timeout)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self.config.persist_history and self.pid == self._owner_pid():
+            self.flush(status=COMPLETED)
+        self.gc_meter.stop()
+        self.heapwatch.stop()
+        self.events.stop(timeout)
+        _live.discard(self)
+
+    def _owner_pid(self) -> int:
+        return getattr(self, "_original_pid", self.pid)
+
+    def __enter__(self) -> Monitor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- sampling (runs on the memlens-monitor thread) ------------------------------------
+    def _begin_sample(self) -> Mapping[str, float]:
+        self._sample_began = time.thread_time()
+        return {}
+
+    def _read_process(self) -> Mapping[str, float]:
+        return self.process.read()
+
+    def _read_detailed(self) -> Mapping[str, float]:
+        return self.process.read_detailed()
+
+    def _read_gc(self) -> Mapping[str, float]:
+        return self.gc_meter.read()
+
+    def _read_heap(self) -> Mapping[str, float]:
+        return self.heapwatch.heap.read()
+
+    def _read_snapshot(self) -> Mapping[str, float]:
+        t = self.clock.monotonic() - self.origin
+        interval = self.config.effective_snapshot_interval
+        if not self.heapwatch.due(t, interval):
+            return {}
+        # Re-baseline once the warm-up is over, so start-up allocations are not "growth".
+        rebaseline = not self._rebaselined and t >= self._warmup_end
+        if rebaseline:
+            self._rebaselined = True
+        return self.heapwatch.take(t, rebaseline=rebaseline)
+
+    @property
+    def _warmup_end(self) -> float:
+        return self.run_start_t + self.config.leak_warmup_seconds
+
+    def sample_now(self) -> dict[str, float]:
+        """Take one sample now (as the thread does), run due checks; returns the values."""
+        return self.recorder.sample()
+
+    def _on_sample(self, t: float, values: Mapping[str, float]) -> None:
+        self.samples += 1
+        latest = self.latest
+        latest.update(values)
+        latest["t"] = t
+        rss = values.get("rss")
+        if rss is not None:
+            for tr in self.thresholds.update(int(rss)):
+                cls = PerformanceThresholdExceeded if tr.upward else PerformanceThresholdRecovered
+                self.events.publish(cls(self._wall(t), tr.level, "rss", tr.value, tr.threshold))
+        cfg = self.config
+        if cfg.enable_leak_detection and (
+            self._last_leak_check is None or t - self._last_leak_check >= cfg.leak_check_interval
+        ):
+            self._last_leak_check = t
+            self.check_leaks(t)
+        if (
+            cfg.persist_history
+            and self.pid == self._owner_pid()
+            and t - self._last_flush_t >= cfg.history_flush_interval
+        ):
+            self._last_flush_t = t
+            self.flush()
+        for listener in self._sample_listeners:
+            try:
+                listener(t, values)
+            except Exception as exc:  # noqa: BLE001 - an exporter must not stop sampling
+                self.recorder.errors += 1
+                self.recorder.last_error = f"listener {type(exc).__name__}: {exc}"
+        self.sample_cpu += max(0.0, time.thread_time() - self._sample_began)
+
+    def add_sample_listener(self, listener: Callable[[float, Mapping[str, float]], None]) -> None:
+        """Call ``listener(t, values)`` on the sampling thread after each sample.
+
+        For cheap exporters only (it runs on the sampling thread); it survives fork.
+        """
+        self._sample_listeners.append(listener)
+
+    def remove_sample_listener(
+        self, listener: Callable[[float, Mapping[str, float]], None]
+    ) -> None:
+        if listener in self._sample_listeners:
+            self._sample_listeners.remove(listener)
+
+    def _wall(self, t: float) -> float:
+        return self.wall_origin + t
+
+    def now(self) -> float:
+        """The current time on the series' axis (seconds)."""
+        return self.clock.monotonic() - self.origin
+
+    # -- leaks ---------------------------------------------------------------------------
+    def _points(self, field: str, since: float) -> tuple[list[float], list[float]]:
+        with self._series_lock():
+            if field not in self.series.fields:
+                return [], []
+            aggs = self.series.points(field, since)
+        # Older history comes as windows: take each window's floor at its middle.
+        return [a.start + a.width / 2 for a in aggs], [a.min for a in aggs]
+
+    def check_leaks(self, t: float | None = None) -> list[LeakAlert]:
+        """Evaluate every tracked series now; publishes events; returns new alerts."""
+        t = self.now() if t is None else t
+        cfg = self.config
+        min_rate = cfg.memory_growth_rate_threshold_mb_per_min * MB / 60.0
+        start = max(self._warmup_end, t - cfg.leak_window_seconds)
+        rss_now = int(self.latest.get("rss", 0))
+        targets = [("rss", "process", 3 * self.interval)]
+        if self.heapwatch.tracing:
+            snap = cfg.effective_snapshot_interval
+            for name in self.heapwatch.component_names:
+                targets.append((FIELD_PREFIX + name, name, snap))
+        new_alerts = []
+        for key, component, bucket in targets:
+            ts, ys = self._points(key, self.leaks.since(key, start))
+            verdict = assess_growth(
+                ts, ys, min_bucket=bucket, min_rate=min_rate, min_span=max(120.0, 8 * bucket)
+            )
+            current = int(ys[-1]) if ys else 0
+            projected = projected_seconds(rss_now, cfg.critical_bytes, verdict.slope)
+            new, ended = self.leaks.update(
+                key,
+                component,
+                verdict,
+                now_wall=self._wall(t),
+                current=current,
+                projected=projected,
+            )
+            if new is not None:
+                sites = self.heapwatch.growing_sites(
+                    limit=5, component=None if component == "process" else component
+                )
+                new.sites = sites
+                new.recommendation = recommend(
+                    component, new.growth_rate, projected, sites, self.heapwatch.tracing
+                )
+                new_alerts.append(new)
+                self.events.publish(
+                    LeakSuspected(
+                        new.last_updated,
+                        new.id,
+                        component,
+                        new.growth_rate_mb_per_min,
+                        new.recommendation,
+                        new.to_dict(),
+                    )
+                )
+            if ended is not None:
+                self.events.publish(
+                    LeakCleared(self._wall(t), ended.id, ended.component, "stopped")
+                )
+        return new_alerts
+
+    def get_active_leaks(self) -> list[dict[str, Any]]:
+        """Active leak alerts, fastest first (see ``LeakAlert.to_dict`` for the keys)."""
+        return [a.to_dict() for a in self.leaks.active()]
+
+    def clear_leak_alerts(self, leak_id: str | None = None) -> int:
+        """Acknowledge one alert (or all); only new growth can raise them again.
+
+        Returns the number cleared; an unknown ``leak_id`` raises ``NotFoundError``.
+        """
+        t = self.now()
+        removed = self.leaks.clear(leak_id, t)
+        if leak_id is not None and not removed:
+            raise NotFoundError(f"no active leak alert {leak_id!r}")
+        for alert in removed:
+            self.events.publish(LeakCleared(self._wall(t), alert.id, alert.component, "cleared"))
+        return len(removed)
+
+    # -- trends --------------------------------------------------------------------------
+    def get_memory_trends(
+        self, window_minutes: float = 10, max_points: int = 600
+    ) -> dict[str, Any]:
+        """RSS over the last ``window_minutes``: points, summary and growth verdict."""
+        if not window_minutes > 0:
+            raise MemlensError(f"invalid window_minutes={window_minutes!r}: must be above 0")
+        t = self.now()
+        window = window_minutes * 60.0
+        ts, ys = self._points("rss", t - window)
+        cfg = self.config
+        verdict = assess_growth(
+            ts,
+            ys,
+            min_bucket=3 * self.interval,
+            min_rate=cfg.memory_growth_rate_threshold_mb_per_min * MB / 60.0,
+            min_span=max(60.0, 8 * self.interval),
+        )
+        if len(ts) > max_points:
+            ts, ys = window_minima(ts, ys, (ts[-1] - ts[0]) / max_points)
+        return {
+            "window_minutes": window_minutes,
+            "samples": len(ts),
+            "timestamps": [self._wall(x) for x in ts],
+            "rss_bytes": [int(y) for y in ys],
+            "current_bytes": int(ys[-1]) if ys else None,
+            "min_bytes": int(min(ys)) if ys else None,
+            "max_bytes": int(max(ys)) if ys else None,
+            "mean_bytes": int(sum(ys) / len(ys)) if ys else None,
+            "growth_rate_bytes_per_second": verdict.slope,
+            "growth_rate_mb_per_min": verdict.slope * 60.0 / MB,
+            "growing": verdict.growing,
+            "verdict": verdict.reason,
+            "p_value": verdict.p_value,
+        }
+
+    # -- events and operations ---------------------------------------------------------
+    def subscribe(
+        self, callback: Subscriber, events: Iterable[type[MonitorEvent]] | None = None
+    ) -> Callable[[], None]:
+        """Receive events on the ``memlens-events`` thread; returns an unsubscribe function."""
+        return self.events.subscribe(callback, events)
+
+    @contextlib.contextmanager
+    def track_operation(self, name: str) -> Iterator[int]:
+        """Emit ``MemoryOperationStarted``/``Completed`` around a block (RSS delta, time)."""
+        op_id = next(self._op_ids)
+        before = self.process.read().get("rss", 0)
+        traced_before = self.heapwatch.heap.read().get("traced") if self.heapwatch.tracing else None
+        start = time.perf_counter()
+        self.events.publish(MemoryOperationStarted(self.clock.wall(), name, op_id, before))
+        error: str | None = None
+        try:
+            yield op_id
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            duration = time.perf_counter() - start
+            after = self.process.read().get("rss", 0)
+            traced_delta = None
+            if traced_before is not None:
+                traced_delta = self.heapwatch.heap.read().get("traced", 0) - traced_before
+            self.events.publish(
+                MemoryOperationCompleted(
+                    self.clock.wall(),
+                    name,
+                    op_id,
+                    duration,
+                    after,
+                    after - before,
+                    traced_delta,
+                    error,
+                )
+            )
+
+    # -- components ------------------------------------------------------------------------
+    def register_component(self, name: str, prefix: str) -> None:
+        """Attribute memory allocated by module/package ``prefix`` (or a path) to ``name``."""
+        self.heapwatch.register(name, prefix)
+
+    def get_component_memory_usage(
+        self, name: str | None = None
+    ) -> ComponentUsage | dict[str, ComponentUsage]:
+        """Current/peak/growth bytes of one component, or all of them by name.
+
+        Figures come from tracemalloc snapshots, so they stay 0 unless ``tracemalloc``
+        is an enabled backend (modes ``advanced``/``debug``).
+        """
+        usage = self.heapwatch.usage(name)
+        return usage[name] if name is not None else usage
+
+    # -- GC --------------------------------------------------------------------------------
+    def gc_stats(self) -> list[GcGenerationStats]:
+        """Per-generation collections, collected/uncollectable and pause histogram."""
+        return self.gc_meter.stats()
+
+    def force_garbage_collection(self, generation: int = 2) -> GcResult:
+        """Run ``gc.collect(generation)`` and report what it freed and how long it paused."""
+        if not 0 <= generation < len(gc.get_count()):
+            raise MemlensError(
+                f"invalid generation {generation}: use 0 to {len(gc.get_count()) - 1}"
+            )
+        rss_before = self.process.read().get("rss", 0)
+        tracing = self.heapwatch.heap.tracing
+        traced_before = self.heapwatch.heap.read().get("traced", 0) if tracing else 0
+        garbage_before = len(gc.garbage)
+        began = time.perf_counter()
+        collected = gc.collect(generation)
+        pause = time.perf_counter() - began
+        rss_after = self.process.read().get("rss", 0)
+        traced_freed = None
+        if tracing:
+            traced_freed = traced_before - self.heapwatch.heap.read().get("traced", 0)
+        return GcResult(
+            generation=generation,
+            collected_objects=collected,
+            uncollectable_objects=len(gc.garbage) - garbage_before,
+            pause_seconds=pause,
+            rss_before=rss_before,
+            rss_after=rss_after,
+            bytes_freed=max(0, rss_before - rss_after),
+            traced_freed=traced_freed,
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    def current(self) -> dict[str, int]:
+        """Memory figures now, in bytes: a fresh cheap read plus the latest detailed ones."""
+        out = {k: int(v) for k, v in self.latest.items() if k in BYTE_FIELDS and v == v}
+        if self._custom_readers is None and "system" in self.backends:
+            with contextlib.suppress(OSError):
+                out.update(self.process.read())
+        if self.heapwatch.tracing:
+            out.update(self.heapwatch.heap.read())
+        return out
+
+    def health(self) -> health_mod.Health:
+        """ok / warning / critical with reasons (thresholds, leaks, monitor thread)."""
+        return health_mod.evaluate(
+            enabled=self.enabled,
+            running=self.running,
+            threshold_state=self.thresholds.state,
+            rss=self.thresholds.last_value,
+            warning_bytes=self.config.warning_bytes,
+            critical_bytes=self.config.critical_bytes,
+            leaks=self.leaks.active(),
+            meter_errors=self.recorder.errors,
+            last_error=self.recorder.last_error,
+            events_dropped=self.events.dropped,
+        )
+
+    def top_sites(self, limit: int | None = None) -> list[AllocationSite]:
+        """Largest live allocation sites at the latest snapshot (tracemalloc on)."""
+        return self.heapwatch.top_sites(limit or self.config.top_n)
+
+    def debug_snapshot(self) -> dict[str, Any]:
+        """Everything ``/debug/memory`` serves, as plain JSON-ready data."""
+        usage = self.heapwatch.usage()
+        return {
+            "service": self.name,
+            "pid": os.getpid(),
+            "mode": self.config.mode,
+            "time": utc_iso(self.clock.wall()),
+            "uptime_seconds": self.now() - self.run_start_t,
+            "interval": self.interval,
+            "backends": list(self.backends),
+            "readings": self.current(),
+            "thresholds": {
+                "state": self.thresholds.state,
+                "warning_bytes": self.config.warning_bytes,
+                "critical_bytes": self.config.critical_bytes,
+            },
+            "trends": self.get_memory_trends(10, max_points=120),
+            "leaks": self.get_active_leaks(),
+            "top_sites": [
+                {
+                    "location": s.location,
+                    "function": s.function,
+                    "size": s.size,
+                    "count": s.count,
+                    "size_diff": s.size_diff,
+                    "component": s.component,
+                }
+                for s in self.top_sites()
+            ],
+            "components": [asdict(u) for u in usage.values()],
+            "components_tracked": self.heapwatch.tracing,
+            "gc": [asdict(g) for g in self.gc_stats()],
+            "health": self.health().to_dict(),
+            "monitor": self.stats(),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """The monitor's own costs and counters."""
+        with self._series_lock():
+            nbytes = self.series.nbytes()
+        return {
+            "samples": self.samples,
+            "sample_cpu_seconds": self.sample_cpu,
+            "meter_errors": self.recorder.errors,
+            "events_dropped": self.events.dropped,
+            "events_delivered": self.events.delivered,
+            "leak_alerts_total": self.leaks.total_alerts,
+            "history_bytes": nbytes,
+            "flush_errors": self.flush_errors,
+            "last_flush": utc_iso(self.last_flush) if self.last_flush else None,
+        }
+
+    # -- history -----------------------------------------------------------------------------
+    def _series_lock(self) -> Any:
+        # The recorder appends under its lock; readers in other threads take the same one.
+        return self.recorder._lock
+
+    def _open_store(self) -> Any:
+        if self._store is None:
+            from memlens.store import open_store
+
+            self._store = open_store(self.config.db_path)
+        return self._store
+
+    def to_session(self, status: str = RUNNING) -> Session:
+        """The monitor's state as a ``Session(kind="monitor")`` (shares the live series)."""
+        rss = int(self.latest.get("rss", 0))
+        session = Session(
+            name=self.name,
+            id=self.session_id,
+            kind="monitor",
+            status=status,
+            interval=self.interval,
+            duration=self.now() - self.run_start_t,
+            traced=self.heapwatch.tracing,
+            trace_depth=self.heapwatch.heap.depth if self.heapwatch.tracing else 0,
+            series=self.series,
+            peak_rss=int(self.latest.get("peak_rss", rss)),
+            final_rss=rss,
+            top_sites=self.top_sites(),
+            gc=self.gc_stats(),
+            components=list(self.heapwatch.usage().values()),
+            metadata=self._metadata,
+            tags={"wall_origin": repr(self.wall_origin), "mode": self.config.mode},
+            analyses={"leaks": self.get_active_leaks()},
+        )
+        if status != RUNNING:
+            session.metadata.ended_at = utc_now_iso()
+        return session
+
+    def flush(self, status: str = RUNNING) -> bool:
+        """Save the history to the session store now; ``False`` (counted) on failure."""
+        try:
+            store = self._open_store()
+            with self._series_lock():
+                store.save(self.to_session(status))
+        except Exception as exc:  # noqa: BLE001 - persistence must never break the service
+            self.flush_errors += 1
+            self.last_flush_error = f"{type(exc).__name__}: {exc}"
+            return False
+        self.last_flush = self.clock.wall()
+        return True
+
+    def _restore(self) -> None:
+        """Continue the stored history of this service, if any."""
+        try:
+            store = self._open_store()
+            if not any(r.id == self.session_id for r in store.list(kind="monitor", verify=False)):
+                return
+            stored = store.load(self.session_id)
+            wall_origin = float(stored.tags.get("wall_origin", "nan"))
+        except Exception as exc:  # noqa: BLE001 - a bad history must not stop monitoring
+            self.flush_errors += 1
+            self.last_flush_error = f"restore {type(exc).__name__}: {exc}"
+            return
+        elapsed = self.clock.wall() - wall_origin
+        times = stored.series.times()
+        if not math.isfinite(elapsed) or elapsed < 0 or (times and times[-1] > elapsed):
+            return  # clocks disagree: keep a fresh history rather than a wrong one
+        # Series times are seconds since wall_origin; continue on the same axis.
+        self.series = stored.series
+        self.recorder.series = self.series
+        self.wall_origin = wall_origin
+        self.origin = self.clock.monotonic() - elapsed
+        self.recorder.origin = self.origin
+        self.run_start_t = elapsed
+        self._last_flush_t = elapsed
+        self._metadata = Metadata()
+
+    # -- HTTP --------------------------------------------------------------------------------
+    def serve_http(
+        self, host: str | None = None, port: int | None = None, token: str | None = None
+    ) -> MonitorServer:
+        """Serve ``/metrics``, ``/healthz`` and ``/debug/memory`` (see ``memlens.service.http``)."""
+        from memlens.service.http import MonitorServer
+
+        if self._server is not None:
+            return self._server
+        cfg = self.config
+        server = MonitorServer(
+            self,
+            host if host is not None else cfg.http_host,
+            port if port is not None else cfg.http_port,
+            token if token is not None else cfg.http_token,
+        )
+        server.start()
+        self._server = server
+        return server
+
+    @property
+    def http_server(self) -> MonitorServer | None:
+        return self._server
+
+    # -- fork ----------------------------------------------------------------------------------
+    def _after_fork(self) -> None:
+        if not hasattr(self, "_original_pid"):
+            self._original_pid = self.pid
+        if self._server is not None:
+            self._server.close_inherited()
+            self._server = None
+        self.gc_meter.stop()
+        self._lock = threading.RLock()
+        self._store = None
+        self._reset_state()
+        if not self._started:
+            return
+        if "gc" in self.backends:
+            self.gc_meter.start()
+        if self._threaded:
+            self.recorder.start()

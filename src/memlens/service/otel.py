@@ -1,0 +1,169 @@
+"""OpenTelemetry export: observable instruments read on collection (the ``otel`` extra).
+
+Semantic-convention names where they exist — ``process.memory.usage``,
+``process.memory.virtual`` (UpDownCounters, ``By``), ``cpython.gc.collections``,
+``cpython.gc.collected_objects``, ``cpython.gc.uncollectable_objects`` (Counters with
+attribute ``cpython.gc.generation``) — and ``memlens.*`` for the rest: USS, PSS,
+swap, peak RSS, traced heap, growth rate, active leaks, component bytes, GC pause.
+
+    from memlens.service.otel import instrument
+    instrument(monitor)               # uses the global MeterProvider
+    instrument(monitor, provider)     # or an explicit one
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from memlens.core.errors import require
+
+if TYPE_CHECKING:
+    from memlens.service.monitor import Monitor
+
+GENERATION = "cpython.gc.generation"
+COMPONENT = "memlens.component"
+
+
+class OtelInstruments:
+    """The instruments created for one monitor (kept so they are not collected)."""
+
+    def __init__(self, monitor: Monitor, meter: Any) -> None:
+        self.monitor = monitor
+        self.meter = meter
+        self.instruments: list[Any] = []
+
+
+def instrument(monitor: Monitor, meter_provider: Any = None) -> OtelInstruments:
+    """Create the observable instruments on ``meter_provider`` (default: global)."""
+    metrics = require("opentelemetry.metrics", "otel")
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    from memlens import __version__
+
+    meter = provider.get_meter("memlens", __version__)
+    out = OtelInstruments(monitor, meter)
+    Observation = metrics.Observation
+
+    def reading(key: str) -> Callable[[Any], Iterable[Any]]:
+        def callback(options: Any) -> Iterable[Any]:
+            value = monitor.current().get(key)
+            return [] if value is None else [Observation(value)]
+
+        return callback
+
+    def per_generation(attr: str) -> Callable[[Any], Iterable[Any]]:
+        def callback(options: Any) -> Iterable[Any]:
+            return [
+                Observation(getattr(g, attr), {GENERATION: g.generation})
+                for g in monitor.gc_stats()
+            ]
+
+        return callback
+
+    add = out.instruments.append
+    add(
+        meter.create_observable_up_down_counter(
+            "process.memory.usage",
+            [reading("rss")],
+            unit="By",
+            description="The amount of physical memory in use (RSS).",
+        )
+    )
+    add(
+        meter.create_observable_up_down_counter(
+            "process.memory.virtual",
+            [reading("vms")],
+            unit="By",
+            description="The amount of committed virtual memory.",
+        )
+    )
+    if "gc" in monitor.backends:
+        add(
+            meter.create_observable_counter(
+                "cpython.gc.collections",
+                [per_generation("collections")],
+                unit="{collection}",
+                description="The number of times a generation was collected since monitoring started.",
+            )
+        )
+        add(
+            meter.create_observable_counter(
+                "cpython.gc.collected_objects",
+                [per_generation("collected")],
+                unit="{object}",
+                description="Objects collected by the GC since monitoring started.",
+            )
+        )
+        add(
+            meter.create_observable_counter(
+                "cpython.gc.uncollectable_objects",
+                [per_generation("uncollectable")],
+                unit="{object}",
+                description="Uncollectable objects found by the GC since monitoring started.",
+            )
+        )
+        add(
+            meter.create_observable_counter(
+                "memlens.gc.pause.time",
+                [per_generation("pause_total")],
+                unit="s",
+                description="Total time spent in GC pauses, by generation.",
+            )
+        )
+    for key, name, description in (
+        ("uss", "memlens.memory.uss", "Unique set size: memory freed if the process exited."),
+        ("pss", "memlens.memory.pss", "Proportional set size."),
+        ("swap", "memlens.memory.swap", "Process memory swapped out."),
+        ("peak_rss", "memlens.memory.peak", "Peak resident set size."),
+        ("traced", "memlens.memory.traced", "Python heap bytes traced by tracemalloc."),
+    ):
+        add(meter.create_observable_gauge(name, [reading(key)], unit="By", description=description))
+
+    def growth(options: Any) -> Iterable[Any]:
+        rate = monitor.get_memory_trends(10, max_points=1)["growth_rate_bytes_per_second"]
+        return [Observation(rate)]
+
+    def leak_rates(options: Any) -> Iterable[Any]:
+        return [
+            Observation(a.growth_rate, {COMPONENT: a.component}) for a in monitor.leaks.active()
+        ]
+
+    def leaks_active(options: Any) -> Iterable[Any]:
+        return [Observation(len(monitor.leaks.alerts))]
+
+    def components(options: Any) -> Iterable[Any]:
+        return [
+            Observation(u.current, {COMPONENT: name})
+            for name, u in monitor.heapwatch.usage().items()
+        ]
+
+    add(
+        meter.create_observable_gauge(
+            "memlens.memory.growth_rate",
+            [growth],
+            unit="By/s",
+            description="Robust growth rate of the RSS floor over the last 10 minutes.",
+        )
+    )
+    add(
+        meter.create_observable_gauge(
+            "memlens.leak.growth_rate",
+            [leak_rates],
+            unit="By/s",
+            description="Growth rate of each active leak alert.",
+        )
+    )
+    add(
+        meter.create_observable_gauge(
+            "memlens.leak.active", [leaks_active], unit="{leak}", description="Active leak alerts."
+        )
+    )
+    add(
+        meter.create_observable_gauge(
+            "memlens.component.memory",
+            [components],
+            unit="By",
+            description="Python heap bytes attributed to each registered component.",
+        )
+    )
+    return out
