@@ -70,7 +70,7 @@ def command(
     Options for memlens go before the script; everything after it is the
     program's. The summary goes to stderr; the exit code is the program's.
     """
-    seconds = parse_duration(interval)
+    seconds = _interval(interval)
     component_map = parse_components(components)
     program = Program(target, args, module=as_module)
     program.check()
@@ -105,6 +105,17 @@ def command(
     print_outcome(outcome)
     failed = _report(session, out, save_error, quiet)
     _exit(outcome, failed or save_error is not None)
+
+
+def _interval(text: str) -> float:
+    from memlens.core.profiling import validate_interval
+
+    try:
+        return validate_interval(parse_duration(text))
+    except ConfigError:
+        raise ConfigError(
+            f"invalid --interval {text!r}: expected seconds above 0, e.g. 0.1, 50ms or 2s"
+        ) from None
 
 
 def parse_components(specs: tuple[str, ...]) -> dict[str, str]:

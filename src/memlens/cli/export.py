@@ -1,0 +1,85 @@
+"""``memlens export ID``: a session's raw samples as CSV or JSON Lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from memlens.cli._store_options import db_option, reading_store
+from memlens.core.series import Series
+from memlens.report.output import write_atomically
+
+
+@click.command()
+@db_option
+@click.option(
+    "-f", "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
+)
+@click.option("-o", "--output", metavar="PATH", help="Write here instead of stdout.")
+@click.argument("session_id", metavar="ID")
+def command(db: str | None, fmt: str, output: str | None, session_id: str) -> None:
+    """Export the samples of session ID: one row per sample, seconds since start.
+
+    Byte fields are in bytes; a field a sample lacks is empty (CSV) or absent (JSONL).
+    """
+    store = reading_store(db)
+    try:
+        series = store.samples(session_id)
+    finally:
+        store.close()
+    lines = csv_lines(series) if fmt == "csv" else jsonl_lines(series)
+    if output is None or output == "-":
+        stream = click.get_text_stream("stdout")
+        try:
+            for line in lines:
+                stream.write(line)
+            stream.flush()
+        except BrokenPipeError:
+            # `memlens export … | head` is fine: the reader has what it wanted.
+            _silence_stdout()
+        return
+    path = write_atomically(Path(output), "".join(lines))
+    click.echo(f"memlens: {series.count} samples written to {path}", err=True)
+
+
+def _number(value: float) -> float | int:
+    return int(value) if value.is_integer() else value
+
+
+def csv_lines(series: Series) -> Iterator[str]:
+    """CSV text, one line at a time: header ``t,<fields…>`` then one row per sample."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    columns = [series.column(name) for name in series.fields]
+    writer.writerow(["t", *series.fields])
+    for i, t in enumerate(series.times()):
+        writer.writerow(
+            [round(t, 6)] + ["" if math.isnan(col[i]) else _number(col[i]) for col in columns]
+        )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue()
+
+
+def jsonl_lines(series: Series) -> Iterator[str]:
+    """One JSON object per sample: ``{"t": …, "<field>": …}``."""
+    for sample in series.samples():
+        record: dict[str, float | int] = {"t": round(sample.t, 6)}
+        record.update({k: _number(v) for k, v in sample.values.items()})
+        yield json.dumps(record) + "\n"
+
+
+def _silence_stdout() -> None:
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
