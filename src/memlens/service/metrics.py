@@ -190,8 +190,10 @@ def render(families: Iterable[Family]) -> str:
     """The Prometheus text exposition of ``families``."""
     lines: list[str] = []
     for fam in families:
-        lines.append(f"# HELP {fam.name} {_escape_help(fam.help)}")
-        lines.append(f"# TYPE {fam.name} {fam.kind}")
+        # Format 0.0.4 names a counter's family by its sample name, ``_total`` included.
+        head = fam.name + "_total" if fam.kind == "counter" else fam.name
+        lines.append(f"# HELP {head} {_escape_help(fam.help)}")
+        lines.append(f"# TYPE {head} {fam.kind}")
         for name, labels, value in fam.samples:
             if labels:
                 body = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
