@@ -36,7 +36,9 @@ def test_token_budget_alerts(tokens: int, expected: str | None) -> None:
     assert [a.severity for a in alerts] == ([expected] if expected else [])
 
 
-@pytest.mark.parametrize(("share", "expected"), [(0.70, None), (0.75, "warning"), (0.85, "critical")])
+@pytest.mark.parametrize(
+    ("share", "expected"), [(0.70, None), (0.75, "warning"), (0.85, "critical")]
+)
 def test_working_memory_alerts(share: float, expected: str | None) -> None:
     s = ContextSession()
     s.add_working("files", tokens=int(share * 400))  # allocation: 40 % of 1000

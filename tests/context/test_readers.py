@@ -34,8 +34,12 @@ def test_detection() -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("", "empty"), ("hello world\n", "unknown format"), ('{"foo": 1}\n', "unknown format"),
-     ("[1, 2, 3]", "unknown format")],
+    [
+        ("", "empty"),
+        ("hello world\n", "unknown format"),
+        ('{"foo": 1}\n', "unknown format"),
+        ("[1, 2, 3]", "unknown format"),
+    ],
 )
 def test_bad_input_is_one_clear_error(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "input.json"
@@ -56,7 +60,9 @@ def test_claude_code_transcript() -> None:
     assert p.format == "claude-code" and p.model and p.model.name == "claude-sonnet-4-5"
     # malformed lines are skipped and reported with their line numbers
     assert [w for w in p.warnings if "malformed" in w] == [
-        "line 27: malformed JSON, skipped", "line 39: malformed JSON, skipped"]
+        "line 27: malformed JSON, skipped",
+        "line 39: malformed JSON, skipped",
+    ]
     # the compaction dropped everything before it; the summary is long-term memory
     assert len(p.compactions) == 1 and p.compactions[0].trigger == "auto"
     assert p.compaction_point == 152_340 and "observed" in p.compaction_point_source
@@ -114,9 +120,16 @@ def test_responses_spanning_lines_are_counted_once(tmp_path: Path) -> None:
 
 
 def test_tool_use_result_ui_copy_is_not_counted(tmp_path: Path) -> None:
-    base = {"type": "user", "sessionId": "s", "uuid": "u1", "timestamp": "2025-01-01T00:00:00Z",
-            "message": {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "t", "content": "short"}]}}
+    base = {
+        "type": "user",
+        "sessionId": "s",
+        "uuid": "u1",
+        "timestamp": "2025-01-01T00:00:00Z",
+        "message": {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t", "content": "short"}],
+        },
+    }
     big = dict(base, toolUseResult={"stdout": "x" * 100_000})
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text(json.dumps(base) + "\n")
@@ -127,9 +140,18 @@ def test_tool_use_result_ui_copy_is_not_counted(tmp_path: Path) -> None:
 def test_sidechain_lines_in_main_file_become_an_agent() -> None:
     s = ContextSession(source="t", format="claude-code")
     reader = ClaudeCodeReader(s)
-    reader.feed({"type": "user", "uuid": "1", "message": {"role": "user", "content": "main task"}}, 1)
-    reader.feed({"type": "user", "uuid": "2", "isSidechain": True,
-                 "message": {"role": "user", "content": "agent task " * 20}}, 2)
+    reader.feed(
+        {"type": "user", "uuid": "1", "message": {"role": "user", "content": "main task"}}, 1
+    )
+    reader.feed(
+        {
+            "type": "user",
+            "uuid": "2",
+            "isSidechain": True,
+            "message": {"role": "user", "content": "agent task " * 20},
+        },
+        2,
+    )
     assert list(s.agents) == ["sidechain"]
     assert s.agents["sidechain"].window_tokens > s.window_tokens
 
@@ -138,7 +160,11 @@ def test_openai_chat_request() -> None:
     p = profile_file(OPENAI)
     assert p.format == "openai-chat" and p.model and p.model.name == "gpt-4o"
     assert p.exact and p.encoding == "o200k_base" and p.budget == 128_000
-    assert set(p.layers[Layer.TOOL_DEFINITIONS].breakdown) == {"read_file", "run_shell", "search_code"}
+    assert set(p.layers[Layer.TOOL_DEFINITIONS].breakdown) == {
+        "read_file",
+        "run_shell",
+        "search_code",
+    }
     assert p.layers[Layer.SYSTEM_PROMPT].tokens > 0
     wm = p.layers[Layer.WORKING_MEMORY].breakdown
     assert wm["files"] > 0 and wm["debug_info"] > 0 and wm["modules"] > 0

@@ -12,7 +12,9 @@ from memlens.core.errors import ConfigError
 def full_session() -> ContextSession:
     s = ContextSession(model="claude-sonnet-4-5")
     s.add_system_prompt("You are a helpful assistant. " * 20)
-    s.add_tool({"name": "search", "description": "Search the web", "input_schema": {"type": "object"}})
+    s.add_tool(
+        {"name": "search", "description": "Search the web", "input_schema": {"type": "object"}}
+    )
     s.add_memory_file("/repo/CLAUDE.md", "Always run tests. " * 30)
     s.add_working("files", "def f():\n    return 1\n" * 50, key="file:f.py", label="f.py")
     s.add_working("modules", "module map " * 40)
@@ -61,7 +63,13 @@ def test_agent_state_is_one_entry_per_agent() -> None:
 
 def test_conversation_age_buckets() -> None:
     assert [conversation_bucket(n) for n in (0, 9, 10, 49, 50, 500)] == [
-        "recent", "recent", "medium", "medium", "old", "old"]
+        "recent",
+        "recent",
+        "medium",
+        "medium",
+        "old",
+        "old",
+    ]
     s = ContextSession()
     for i in range(60):
         s.add_message("user", f"question {i}", tokens=10)
@@ -71,8 +79,16 @@ def test_conversation_age_buckets() -> None:
 
 @pytest.mark.parametrize(
     ("used", "status"),
-    [(0, "healthy"), (699, "healthy"), (700, "moderate"), (849, "moderate"), (850, "high"),
-     (949, "high"), (950, "critical"), (1200, "critical")],
+    [
+        (0, "healthy"),
+        (699, "healthy"),
+        (700, "moderate"),
+        (849, "moderate"),
+        (850, "high"),
+        (949, "high"),
+        (950, "critical"),
+        (1200, "critical"),
+    ],
 )
 def test_status_boundaries(used: int, status: str) -> None:
     s = ContextSession()
@@ -85,7 +101,9 @@ def test_status_boundaries(used: int, status: str) -> None:
 def test_item_fields_and_validation() -> None:
     s = ContextSession(keep_content=True)
     item = s.add("working", "hello world", sublayer="files", priority=7, source="unit", key="k")
-    assert item.layer is Layer.WORKING_MEMORY and item.priority == 7 and item.content == "hello world"
+    assert (
+        item.layer is Layer.WORKING_MEMORY and item.priority == 7 and item.content == "hello world"
+    )
     assert item.tokens > 0 and len(item.content_hash) == 32 and item.created is not None
     with pytest.raises(ValueError, match="sub-layer"):
         s.add_working("nonsense", "x")

@@ -73,7 +73,10 @@ def test_image_sizes_and_costs() -> None:
     data = base64.b64decode(png(800, 600))
     assert image_size(data) == (800, 600)
     assert size_from_base64(png(1200, 900)) == (1200, 900)
-    assert image_size(b"GIF89a" + (320).to_bytes(2, "little") + (200).to_bytes(2, "little")) == (320, 200)
+    assert image_size(b"GIF89a" + (320).to_bytes(2, "little") + (200).to_bytes(2, "little")) == (
+        320,
+        200,
+    )
     assert image_size(b"not an image") is None
     assert anthropic_image_tokens((800, 600)) == 640
     assert anthropic_image_tokens((4000, 3000)) <= 1600

@@ -25,23 +25,56 @@ def _emit(text: str, output: Path | None) -> None:
 
 @click.command(name="context")
 @click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--model", "-m", help="Model name; its context window is the budget (e.g. claude-sonnet-4-5, gpt-4o).")
-@click.option("--budget", "-b", help="Token budget, overriding the model's window (e.g. 200k, 128000, 1M).")
-@click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "html"]), default="text",
-              show_default=True, help="Output format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report to this file instead of stdout.")
-@click.option("--input-format", type=click.Choice(["auto", "claude-code", "openai-chat",
-                                                   "anthropic-messages"]),
-              default="auto", show_default=True, help="Input format (detected by default).")
-@click.option("--models-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON file of extra models (same shape as the built-in table).")
-@click.option("--top", type=click.IntRange(1, 500), default=10, show_default=True,
-              help="How many of the largest items to list.")
+@click.option(
+    "--model",
+    "-m",
+    help="Model name; its context window is the budget (e.g. claude-sonnet-4-5, gpt-4o).",
+)
+@click.option(
+    "--budget", "-b", help="Token budget, overriding the model's window (e.g. 200k, 128000, 1M)."
+)
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file instead of stdout.",
+)
+@click.option(
+    "--input-format",
+    type=click.Choice(["auto", "claude-code", "openai-chat", "anthropic-messages"]),
+    default="auto",
+    show_default=True,
+    help="Input format (detected by default).",
+)
+@click.option(
+    "--models-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file of extra models (same shape as the built-in table).",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(1, 500),
+    default=10,
+    show_default=True,
+    help="How many of the largest items to list.",
+)
 @click.option("--watch", "-w", is_flag=True, help="Follow a live transcript and refresh.")
 @click.option("--interval", default="2s", show_default=True, help="Refresh interval with --watch.")
-@click.option("--max-refreshes", type=click.IntRange(1), default=None,
-              help="Stop --watch after this many refreshes (default: until interrupted).")
+@click.option(
+    "--max-refreshes",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop --watch after this many refreshes (default: until interrupted).",
+)
 def command(
     file: Path,
     model: str | None,
@@ -84,8 +117,9 @@ def command(
             if output is None:
                 raise ConfigError("--format html needs --output FILE")
             _emit(html, output)
-            click.echo(f"wrote {output} ({profile.status}, {profile.utilization:.1%} used)",
-                       err=True)
+            click.echo(
+                f"wrote {output} ({profile.status}, {profile.utilization:.1%} used)", err=True
+            )
         else:
             from rich.console import Console
 

@@ -83,8 +83,11 @@ class ContextDiagnosis:
             "severity": self.severity,
             "findings": [f.to_dict() for f in self.findings],
             "alerts": [a.to_dict() for a in self.alerts],
-            "metrics": {k: (round(v, 4) if isinstance(v, float) else v)
-                        for k, v in self.metrics.items() if not isinstance(v, datetime)},
+            "metrics": {
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in self.metrics.items()
+                if not isinstance(v, datetime)
+            },
             "duration_ms": round(self.duration_seconds * 1000, 3),
         }
 
@@ -96,51 +99,78 @@ def _working_memory(profile: ContextProfile, reference: datetime) -> list[Findin
     large = [i for i in wm if i.tokens > LARGE_ITEM_TOKENS]
     if large:
         total = sum(i.tokens for i in large)
-        findings.append(Finding(
-            symptom, "large_items", "high",
-            f"{len(large)} working-memory item(s) over {LARGE_ITEM_TOKENS // 1000}K tokens "
-            f"hold {format_tokens(total)}",
-            "Read ranges instead of whole files, truncate long command output, or replace "
-            "the item with a summary once it has been used.",
-            tokens=total, count=len(large), items=[i.label for i in large],
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "large_items",
+                "high",
+                f"{len(large)} working-memory item(s) over {LARGE_ITEM_TOKENS // 1000}K tokens "
+                f"hold {format_tokens(total)}",
+                "Read ranges instead of whole files, truncate long command output, or replace "
+                "the item with a summary once it has been used.",
+                tokens=total,
+                count=len(large),
+                items=[i.label for i in large],
+            )
+        )
     inactive = [i for i in wm if i.last_accessed and reference - i.last_accessed > INACTIVE_AFTER]
     if inactive:
         total = sum(i.tokens for i in inactive)
-        findings.append(Finding(
-            symptom, "inactive_items", "medium",
-            f"{len(inactive)} working-memory item(s) not used for over an hour "
-            f"({format_tokens(total)})",
-            "Archive finished tasks and evict items nobody has touched for an hour.",
-            tokens=total, count=len(inactive), items=[i.label for i in inactive],
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "inactive_items",
+                "medium",
+                f"{len(inactive)} working-memory item(s) not used for over an hour "
+                f"({format_tokens(total)})",
+                "Archive finished tasks and evict items nobody has touched for an hour.",
+                tokens=total,
+                count=len(inactive),
+                items=[i.label for i in inactive],
+            )
+        )
     for leak in profile.leaks:
         heavy = leak.tokens_in_window >= 0.05 * profile.budget
         if not leak.tokens_in_window:
             severity = "low"  # already compacted away: a habit to fix, no cost now
         else:
             severity = "high" if heavy or leak.kind.startswith("growing") else "medium"
-        findings.append(Finding(
-            symptom, leak.kind, severity,
-            f"{leak.kind.replace('_', ' ')}: {leak.label} ×{leak.occurrences} "
-            f"({format_tokens(leak.tokens_in_window)} redundant in the window)",
-            leak.recommendation,
-            tokens=leak.tokens_in_window, count=leak.occurrences, items=leak.item_ids,
-            evidence={"sizes": leak.sizes[-10:], "total_tokens": leak.total_tokens,
-                      "first_turn": leak.first_turn, "last_turn": leak.last_turn},
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                leak.kind,
+                severity,
+                f"{leak.kind.replace('_', ' ')}: {leak.label} ×{leak.occurrences} "
+                f"({format_tokens(leak.tokens_in_window)} redundant in the window)",
+                leak.recommendation,
+                tokens=leak.tokens_in_window,
+                count=leak.occurrences,
+                items=leak.item_ids,
+                evidence={
+                    "sizes": leak.sizes[-10:],
+                    "total_tokens": leak.total_tokens,
+                    "first_turn": leak.first_turn,
+                    "last_turn": leak.last_turn,
+                },
+            )
+        )
     if len(wm) >= 10:
         once = [i for i in wm if i.access_count <= 1]
         ratio = len(once) / len(wm)
         if ratio >= 0.8:
-            findings.append(Finding(
-                symptom, "poor_access_pattern", "low",
-                f"{ratio:.0%} of working-memory items were used once and never again",
-                "Consolidate more often: summarise tool results after use and keep only "
-                "the conclusions in the window.",
-                tokens=sum(i.tokens for i in once), count=len(once),
-                evidence={"single_use_ratio": round(ratio, 3)},
-            ))
+            findings.append(
+                Finding(
+                    symptom,
+                    "poor_access_pattern",
+                    "low",
+                    f"{ratio:.0%} of working-memory items were used once and never again",
+                    "Consolidate more often: summarise tool results after use and keep only "
+                    "the conclusions in the window.",
+                    tokens=sum(i.tokens for i in once),
+                    count=len(once),
+                    evidence={"single_use_ratio": round(ratio, 3)},
+                )
+            )
     return findings
 
 
@@ -161,59 +191,92 @@ def _cache(profile: ContextProfile, t: Thresholds) -> list[Finding]:
             invalidations += 1
     ttl = stats.get("ttl_seconds")
     if gaps:
-        findings.append(Finding(
-            symptom, "short_ttl", "medium",
-            f"{gaps} idle gap(s) longer than the 5-minute prompt-cache lifetime",
-            "Use the 1-hour cache TTL for long pauses, or keep the cache warm before resuming.",
-            count=gaps,
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "short_ttl",
+                "medium",
+                f"{gaps} idle gap(s) longer than the 5-minute prompt-cache lifetime",
+                "Use the 1-hour cache TTL for long pauses, or keep the cache warm before resuming.",
+                count=gaps,
+            )
+        )
     elif ttl is not None and ttl < 12 * 3600:
-        findings.append(Finding(
-            symptom, "short_ttl", "medium",
-            f"cache TTL is {ttl / 3600:.1f} h", "Increase the cache TTL for frequently used items.",
-            evidence={"ttl_seconds": ttl},
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "short_ttl",
+                "medium",
+                f"cache TTL is {ttl / 3600:.1f} h",
+                "Increase the cache TTL for frequently used items.",
+                evidence={"ttl_seconds": ttl},
+            )
+        )
     lookups = stats.get("hits", 0) + stats.get("misses", 0)
-    eviction_rate = (stats.get("evictions", 0) / lookups) if lookups else (
-        invalidations / (len(calls) - 1) if len(calls) > 1 else 0.0)
+    eviction_rate = (
+        (stats.get("evictions", 0) / lookups)
+        if lookups
+        else (invalidations / (len(calls) - 1) if len(calls) > 1 else 0.0)
+    )
     if eviction_rate > 0.15:
-        findings.append(Finding(
-            symptom, "high_eviction_rate", "high",
-            f"{eviction_rate:.0%} of cache lookups follow an eviction or invalidated prefix",
-            "Keep the prompt prefix stable (no timestamps or reordered tools early in the "
-            "prompt), and preload items you know will be needed.",
-            evidence={"eviction_rate": round(eviction_rate, 3), "invalidations": invalidations},
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "high_eviction_rate",
+                "high",
+                f"{eviction_rate:.0%} of cache lookups follow an eviction or invalidated prefix",
+                "Keep the prompt prefix stable (no timestamps or reordered tools early in the "
+                "prompt), and preload items you know will be needed.",
+                evidence={"eviction_rate": round(eviction_rate, 3), "invalidations": invalidations},
+            )
+        )
     accesses = stats.get("accesses", 0)
     cache_items = [i for i in profile.items if i.layer is Layer.CACHE]
     if accesses and cache_items:
         distinct = sum(1 for i in cache_items if i.access_count > 1)
         randomness = 1 - distinct / len(cache_items)
         if randomness > 0.7:
-            findings.append(Finding(
-                symptom, "random_access", "medium",
-                f"{randomness:.0%} of cached items were never reused",
-                "Profile access patterns and switch the eviction policy (LFU for skewed, "
-                "smaller cache for random access).",
-                evidence={"random_access_ratio": round(randomness, 3)},
-            ))
+            findings.append(
+                Finding(
+                    symptom,
+                    "random_access",
+                    "medium",
+                    f"{randomness:.0%} of cached items were never reused",
+                    "Profile access patterns and switch the eviction policy (LFU for skewed, "
+                    "smaller cache for random access).",
+                    evidence={"random_access_ratio": round(randomness, 3)},
+                )
+            )
     preloaded = stats.get("preloaded", 0)
     writes = sum(c.cache_write_tokens for c in profile.calls)
     reads = sum(c.cache_read_tokens for c in profile.calls)
-    effectiveness = (stats.get("preload_hits", 0) / preloaded) if preloaded else (
-        reads / writes if writes else 1.0)
+    effectiveness = (
+        (stats.get("preload_hits", 0) / preloaded)
+        if preloaded
+        else (reads / writes if writes else 1.0)
+    )
     if effectiveness < 0.5:
-        findings.append(Finding(
-            symptom, "ineffective_preload", "low",
-            f"cached content is read back only {effectiveness:.1f}× per write",
-            "Review what is preloaded or marked for caching; cache only prefixes that repeat.",
-            evidence={"preload_effectiveness": round(effectiveness, 3)},
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "ineffective_preload",
+                "low",
+                f"cached content is read back only {effectiveness:.1f}× per write",
+                "Review what is preloaded or marked for caching; cache only prefixes that repeat.",
+                evidence={"preload_effectiveness": round(effectiveness, 3)},
+            )
+        )
     if not findings:
-        findings.append(Finding(
-            symptom, "low_cache_hit_rate", "medium", f"cache hit rate {rate:.0%}",
-            "Review what invalidates the cache.", evidence={"cache_hit_rate": round(rate, 3)},
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "low_cache_hit_rate",
+                "medium",
+                f"cache hit rate {rate:.0%}",
+                "Review what invalidates the cache.",
+                evidence={"cache_hit_rate": round(rate, 3)},
+            )
+        )
     return findings
 
 
@@ -223,57 +286,79 @@ def _budget(profile: ContextProfile, t: Thresholds) -> list[Finding]:
     if profile.utilization >= t.token_budget_warning:
         left = profile.projection.turns_left
         largest = profile.layers[profile.largest_component]
-        findings.append(Finding(
-            symptom, "budget_usage",
-            "critical" if profile.utilization >= t.token_budget_critical else "high",
-            f"window at {profile.utilization:.0%} of {format_tokens(profile.budget)}"
-            + (f", about {left} turn(s) left" if left is not None else ""),
-            f"Cut the largest layer first ({largest.layer.title}, "
-            f"{format_tokens(largest.tokens)}) or compact now.",
-            tokens=profile.total_tokens,
-        ))
+        findings.append(
+            Finding(
+                symptom,
+                "budget_usage",
+                "critical" if profile.utilization >= t.token_budget_critical else "high",
+                f"window at {profile.utilization:.0%} of {format_tokens(profile.budget)}"
+                + (f", about {left} turn(s) left" if left is not None else ""),
+                f"Cut the largest layer first ({largest.layer.label}, "
+                f"{format_tokens(largest.tokens)}) or compact now.",
+                tokens=profile.total_tokens,
+            )
+        )
     for layer, lp in profile.layers.items():
         cap = t.share(layer) * profile.budget
         if not lp.tokens or not cap:
             continue
         used = lp.tokens / cap
         if used > 1:
-            findings.append(Finding(
-                symptom, "layer_imbalance", "high",
-                f"{layer.title} is {used - 1:.0%} over its {t.share(layer):.0%} allocation",
-                f"Reduce {layer.title} (largest: {next(iter(lp.breakdown), '-')}) or raise "
-                "its allocation deliberately.",
-                tokens=int(lp.tokens - cap), evidence={"utilization": round(used, 3)},
-            ))
+            findings.append(
+                Finding(
+                    symptom,
+                    "layer_imbalance",
+                    "high",
+                    f"{layer.label} is {used - 1:.0%} over its {t.share(layer):.0%} allocation",
+                    f"Reduce {layer.label} (largest: {next(iter(lp.breakdown), '-')}) or raise "
+                    "its allocation deliberately.",
+                    tokens=int(lp.tokens - cap),
+                    evidence={"utilization": round(used, 3)},
+                )
+            )
         elif used >= 0.95:
-            findings.append(Finding(
-                symptom, "exhausted_layer", "critical",
-                f"{layer.title} has used {used:.0%} of its allocation",
-                f"Trigger a cleanup of {layer.title} before it spills into other layers.",
-                tokens=lp.tokens, evidence={"utilization": round(used, 3)},
-            ))
+            findings.append(
+                Finding(
+                    symptom,
+                    "exhausted_layer",
+                    "critical",
+                    f"{layer.label} has used {used:.0%} of its allocation",
+                    f"Trigger a cleanup of {layer.label} before it spills into other layers.",
+                    tokens=lp.tokens,
+                    evidence={"utilization": round(used, 3)},
+                )
+            )
     if profile.compressions:
         original = sum(o for o, _ in profile.compressions)
         compressed = sum(c for _, c in profile.compressions)
         ratio = compressed / original if original else 0.0
         if ratio > 0.7:
-            findings.append(Finding(
-                symptom, "poor_compression", "medium",
-                f"compression keeps {ratio:.0%} of the original tokens",
-                "Summarise harder: keep decisions and open tasks, drop transcripts of work done.",
-                evidence={"compression_ratio": round(ratio, 3)},
-            ))
+            findings.append(
+                Finding(
+                    symptom,
+                    "poor_compression",
+                    "medium",
+                    f"compression keeps {ratio:.0%} of the original tokens",
+                    "Summarise harder: keep decisions and open tasks, drop transcripts of work done.",
+                    evidence={"compression_ratio": round(ratio, 3)},
+                )
+            )
     if len(profile.cleanups) >= 2 and profile.first_timestamp and profile.last_timestamp:
         hours = max((profile.last_timestamp - profile.first_timestamp).total_seconds() / 3600, 1.0)
         rate = len(profile.cleanups) / hours
         if rate > 3:
-            findings.append(Finding(
-                symptom, "frequent_cleanup", "high",
-                f"{len(profile.cleanups)} cleanups/compactions, {rate:.1f} per hour",
-                "Retain less history per turn (smaller tool outputs, fewer re-reads) so the "
-                "window needs compacting less often.",
-                count=len(profile.cleanups), evidence={"per_hour": round(rate, 2)},
-            ))
+            findings.append(
+                Finding(
+                    symptom,
+                    "frequent_cleanup",
+                    "high",
+                    f"{len(profile.cleanups)} cleanups/compactions, {rate:.1f} per hour",
+                    "Retain less history per turn (smaller tool outputs, fewer re-reads) so the "
+                    "window needs compacting less often.",
+                    count=len(profile.cleanups),
+                    evidence={"per_hour": round(rate, 2)},
+                )
+            )
     return findings
 
 
@@ -290,5 +375,6 @@ def diagnose(
     reference = now or profile.last_timestamp or profile.profiled_at
     findings = _working_memory(profile, reference) + _cache(profile, t) + _budget(profile, t)
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.tokens), reverse=True)
-    return ContextDiagnosis(findings, check(profile, t), metrics(profile, t),
-                            time.perf_counter() - started)
+    return ContextDiagnosis(
+        findings, check(profile, t), metrics(profile, t), time.perf_counter() - started
+    )

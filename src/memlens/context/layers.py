@@ -24,7 +24,7 @@ class Layer(str, Enum):
     CONVERSATION = "conversation_history"
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         """A short human name, e.g. ``"working memory"``."""
         return _TITLES[self]
 
@@ -117,6 +117,6 @@ def check_sublayer(layer: Layer, sublayer: str) -> str:
     name = sublayer.strip().lower().replace("-", "_").replace(" ", "_") if allowed else sublayer
     if allowed and name not in allowed:
         raise ValueError(
-            f"unknown {layer.title} sub-layer {sublayer!r}: expected one of {', '.join(allowed)}"
+            f"unknown {layer.label} sub-layer {sublayer!r}: expected one of {', '.join(allowed)}"
         )
     return name

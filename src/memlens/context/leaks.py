@@ -81,8 +81,13 @@ def _growing_tail(sizes: list[int]) -> int:
     return run if sizes else 0
 
 
-def _leak(kind: str, key: str, redundant: list[Observation], all_obs: list[Observation],
-          session: ContextSession) -> ContextLeak:
+def _leak(
+    kind: str,
+    key: str,
+    redundant: list[Observation],
+    all_obs: list[Observation],
+    session: ContextSession,
+) -> ContextLeak:
     return ContextLeak(
         kind=kind,
         key=key,
@@ -121,18 +126,27 @@ def find_leaks(
             leaks.append(_leak("repeated_file_read", key, reads[:-1], reads, session))
     for copies in session.outputs.values():
         if len(copies) >= 2 and copies[0].tokens >= min_duplicate_tokens:
-            leaks.append(_leak("duplicated_tool_output", copies[0].label, copies[1:], copies,
-                               session))
+            leaks.append(
+                _leak("duplicated_tool_output", copies[0].label, copies[1:], copies, session)
+            )
     for item in session.items.values():
-        history = item.token_history
-        if len(history) >= min_growth_steps and not item.key.startswith(("file:", "cmd:", "tool:")):
-            run = _growing_tail(history)
-            if run >= min_growth_steps and history[-1] - history[-run] >= min_growth_tokens:
-                leaks.append(ContextLeak(
-                    kind="growing_item", key=item.key or item.id, label=item.label,
-                    occurrences=run, tokens_in_window=history[-1] - history[-run],
-                    total_tokens=history[-1] - history[-run], first_turn=item.turn,
-                    last_turn=item.turn, sizes=list(history[-run:]), item_ids=[item.id],
-                ))
+        grown = item.token_history
+        if len(grown) >= min_growth_steps and not item.key.startswith(("file:", "cmd:", "tool:")):
+            run = _growing_tail(grown)
+            if run >= min_growth_steps and grown[-1] - grown[-run] >= min_growth_tokens:
+                leaks.append(
+                    ContextLeak(
+                        kind="growing_item",
+                        key=item.key or item.id,
+                        label=item.label,
+                        occurrences=run,
+                        tokens_in_window=grown[-1] - grown[-run],
+                        total_tokens=grown[-1] - grown[-run],
+                        first_turn=item.turn,
+                        last_turn=item.turn,
+                        sizes=list(grown[-run:]),
+                        item_ids=[item.id],
+                    )
+                )
     leaks.sort(key=lambda leak: (leak.tokens_in_window, leak.total_tokens), reverse=True)
     return leaks

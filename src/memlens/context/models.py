@@ -89,8 +89,10 @@ def _load_table() -> dict[str, ModelInfo]:
     global _table
     with _lock:
         if _table is None:
-            text = resources.files("memlens.context").joinpath("data/models.json").read_text(
-                encoding="utf-8"
+            text = (
+                resources.files("memlens.context")
+                .joinpath("data/models.json")
+                .read_text(encoding="utf-8")
             )
             table = {}
             for entry in json.loads(text)["models"]:

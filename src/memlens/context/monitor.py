@@ -44,13 +44,20 @@ class Thresholds:
     allocation: dict[Layer, float] = field(default_factory=lambda: dict(DEFAULT_ALLOCATION))
 
     def __post_init__(self) -> None:
-        for name in ("working_memory_warning", "working_memory_critical", "cache_hit_rate_min",
-                     "token_budget_warning", "token_budget_critical"):
+        for name in (
+            "working_memory_warning",
+            "working_memory_critical",
+            "cache_hit_rate_min",
+            "token_budget_warning",
+            "token_budget_critical",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ConfigError(f"invalid threshold {name}={value!r}: expected a number in 0..1")
-        for low, high in (("working_memory_warning", "working_memory_critical"),
-                          ("token_budget_warning", "token_budget_critical")):
+        for low, high in (
+            ("working_memory_warning", "working_memory_critical"),
+            ("token_budget_warning", "token_budget_critical"),
+        ):
             if getattr(self, low) > getattr(self, high):
                 raise ConfigError(f"invalid thresholds: {low} must not exceed {high}")
         for layer, share in self.allocation.items():
@@ -106,23 +113,57 @@ def check(profile: ContextProfile, thresholds: Thresholds | None = None) -> list
     alerts: list[Alert] = []
     wm = m["working_memory_utilization"]
     if wm >= t.working_memory_critical:
-        alerts.append(Alert("critical", "working_memory_utilization", wm,
-                            t.working_memory_critical,
-                            "Working memory is critically high: evict or summarise tool results now."))
+        alerts.append(
+            Alert(
+                "critical",
+                "working_memory_utilization",
+                wm,
+                t.working_memory_critical,
+                "Working memory is critically high: evict or summarise tool results now.",
+            )
+        )
     elif wm >= t.working_memory_warning:
-        alerts.append(Alert("warning", "working_memory_utilization", wm, t.working_memory_warning,
-                            "Working memory is approaching its allocation: clean up soon."))
+        alerts.append(
+            Alert(
+                "warning",
+                "working_memory_utilization",
+                wm,
+                t.working_memory_warning,
+                "Working memory is approaching its allocation: clean up soon.",
+            )
+        )
     rate = m["cache_hit_rate"]
     if rate is not None and rate < t.cache_hit_rate_min:
-        alerts.append(Alert("warning", "cache_hit_rate", rate, t.cache_hit_rate_min,
-                            "Cache hit rate is below target: review what invalidates the cache."))
+        alerts.append(
+            Alert(
+                "warning",
+                "cache_hit_rate",
+                rate,
+                t.cache_hit_rate_min,
+                "Cache hit rate is below target: review what invalidates the cache.",
+            )
+        )
     usage = m["token_budget_usage"]
     if usage >= t.token_budget_critical:
-        alerts.append(Alert("critical", "token_budget_usage", usage, t.token_budget_critical,
-                            "Token budget is almost exhausted: compact or cut context now."))
+        alerts.append(
+            Alert(
+                "critical",
+                "token_budget_usage",
+                usage,
+                t.token_budget_critical,
+                "Token budget is almost exhausted: compact or cut context now.",
+            )
+        )
     elif usage >= t.token_budget_warning:
-        alerts.append(Alert("warning", "token_budget_usage", usage, t.token_budget_warning,
-                            "Token budget is approaching its limit: plan a cleanup."))
+        alerts.append(
+            Alert(
+                "warning",
+                "token_budget_usage",
+                usage,
+                t.token_budget_warning,
+                "Token budget is approaching its limit: plan a cleanup.",
+            )
+        )
     return alerts
 
 

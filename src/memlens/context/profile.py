@@ -35,7 +35,7 @@ class LayerProfile:
     def to_dict(self) -> dict[str, Any]:
         return {
             "layer": self.layer.value,
-            "title": self.layer.title,
+            "title": self.layer.label,
             "tokens": self.tokens,
             "items": self.items,
             "share": round(self.share, 4),
@@ -74,7 +74,9 @@ class UsageComparison:
             "output_tokens": self.output_tokens,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
-            "cache_hit_rate": None if self.cache_hit_rate is None else round(self.cache_hit_rate, 4),
+            "cache_hit_rate": None
+            if self.cache_hit_rate is None
+            else round(self.cache_hit_rate, 4),
         }
 
 
@@ -211,7 +213,9 @@ class ContextProfile:
                 }
                 for c in self.compactions
             ],
-            "cache_hit_rate": None if self.cache_hit_rate is None else round(self.cache_hit_rate, 4),
+            "cache_hit_rate": None
+            if self.cache_hit_rate is None
+            else round(self.cache_hit_rate, 4),
             "warnings": self.warnings,
             "warning_count": self.warning_count,
             "first_timestamp": _iso(self.first_timestamp),
@@ -239,15 +243,19 @@ def resolve_model(
         name = session.model or session.seen_model or ""
         info = find_model(name)
         if info is None and budget is None:
-            notes.append(f"model {name!r} is not in the model table; assuming a "
-                         f"{DEFAULT_CONTEXT_WINDOW:,}-token window (use --budget)")
+            notes.append(
+                f"model {name!r} is not in the model table; assuming a "
+                f"{DEFAULT_CONTEXT_WINDOW:,}-token window (use --budget)"
+            )
     if budget is not None:
         return info, budget, "budget", notes
     if info is not None:
         return info, info.context_window, f"model table ({info.name})", notes
     if not notes:
-        notes.append(f"no model given; assuming a {DEFAULT_CONTEXT_WINDOW:,}-token window "
-                     "(use --model or --budget)")
+        notes.append(
+            f"no model given; assuming a {DEFAULT_CONTEXT_WINDOW:,}-token window "
+            "(use --model or --budget)"
+        )
     return info, DEFAULT_CONTEXT_WINDOW, "default", notes
 
 
@@ -272,8 +280,13 @@ def _layers(session: ContextSession, budget: int) -> dict[Layer, LayerProfile]:
         breakdown = breakdowns[layer]
         if layer not in FIXED_SUBLAYERS:
             breakdown = dict(sorted(breakdown.items(), key=lambda kv: kv[1], reverse=True))
-        result[layer] = LayerProfile(layer, totals[layer], counts[layer],
-                                     totals[layer] / budget if budget else 0.0, breakdown)
+        result[layer] = LayerProfile(
+            layer,
+            totals[layer],
+            counts[layer],
+            totals[layer] / budget if budget else 0.0,
+            breakdown,
+        )
     return result
 
 
@@ -307,16 +320,19 @@ def _agents(session: ContextSession) -> list[AgentSummary]:
         by_layer: dict[str, int] = {}
         for item in sub.items.values():
             by_layer[item.layer.value] = by_layer.get(item.layer.value, 0) + item.tokens
-        summaries.append(AgentSummary(
-            name=name,
-            tokens=sub.window_tokens,
-            items=len(sub.items),
-            turns=len(sub.turns),
-            api_calls=len(calls),
-            reported_context=(measured[-1].context_tokens + measured[-1].output_tokens)
-            if measured else None,
-            largest_layer=max(by_layer, key=lambda k: by_layer[k]) if by_layer else "",
-        ))
+        summaries.append(
+            AgentSummary(
+                name=name,
+                tokens=sub.window_tokens,
+                items=len(sub.items),
+                turns=len(sub.turns),
+                api_calls=len(calls),
+                reported_context=(measured[-1].context_tokens + measured[-1].output_tokens)
+                if measured
+                else None,
+                largest_layer=max(by_layer, key=lambda k: by_layer[k]) if by_layer else "",
+            )
+        )
     summaries.sort(key=lambda a: a.tokens, reverse=True)
     return summaries
 
@@ -344,19 +360,27 @@ def build_profile(
         point_source = "observed (last automatic compaction)"
     elif session.format in AUTO_COMPACT_BUFFER:
         point = max(1, window - AUTO_COMPACT_BUFFER[session.format])
-        point_source = f"approximate ({session.format} keeps about " \
-                       f"{AUTO_COMPACT_BUFFER[session.format]:,} tokens of headroom)"
+        point_source = (
+            f"approximate ({session.format} keeps about "
+            f"{AUTO_COMPACT_BUFFER[session.format]:,} tokens of headroom)"
+        )
     else:
         point, point_source = None, "none (client does not compact automatically)"
-    limit, limit_name = (point, "compaction point") if point and point < window else (window, "budget")
+    limit, limit_name = (
+        (point, "compaction point") if point and point < window else (window, "budget")
+    )
     projection = project(timeline, total, limit, limit_name)
     usage = _usage(session)
     cache_rate = session.cache.hit_rate
     if cache_rate is None and usage is not None:
         cache_rate = usage.cache_hit_rate
     counter = session.counter
-    exact = (not counter.approximate) and info is not None and info.exact_tokenizer \
+    exact = (
+        (not counter.approximate)
+        and info is not None
+        and info.exact_tokenizer
         and info.encoding == counter.name
+    )
     warnings = list(extra_warnings or []) + notes + session.warnings
     return ContextProfile(
         source=session.source,

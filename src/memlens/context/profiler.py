@@ -90,14 +90,14 @@ class ContextProfiler:
             self._update_document()
         assert self.session is not None
         self.updates += 1
-        if self.session.records == 0 and not self.session.items:
-            raise InputFormatError(f"{self.path}: empty transcript, no records to profile")
+        if not self.session.items and not self.session.turns and not self.session.agents:
+            raise InputFormatError(f"{self.path}: empty transcript, no messages to profile")
         return self.session.profile(budget=self.budget, model=self.model, started=started)
 
     # ------------------------------------------------------------------ JSON Lines
     def _session(self, encoding: str) -> ContextSession:
         if self.session is None:
-            counter = self._counter or get_counter(encoding)
+            counter = self._counter if self._counter is not None else get_counter(encoding)
             self.session = ContextSession(
                 self.model, counter=counter, source=str(self.path), format=self.format
             )

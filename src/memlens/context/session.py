@@ -511,4 +511,4 @@ def _label(content: str | None, layer: Layer, sublayer: str) -> str:
     if content:
         first = " ".join(content[:120].split())
         return first[:60] + ("…" if len(first) > 60 else "")
-    return sublayer or layer.title
+    return sublayer or layer.label

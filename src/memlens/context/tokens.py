@@ -76,11 +76,11 @@ def _encoding_spec(name: str) -> dict[str, Any] | None:
     if constructor is None:
         return None
     original = public.load_tiktoken_bpe
-    public.load_tiktoken_bpe = lambda *args, **kwargs: {}  # type: ignore[assignment]
+    public.load_tiktoken_bpe = lambda *args, **kwargs: {}
     try:
         spec: dict[str, Any] = constructor()
     finally:
-        public.load_tiktoken_bpe = original  # type: ignore[assignment]
+        public.load_tiktoken_bpe = original
     return spec
 
 

@@ -39,8 +39,9 @@ def _script_json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_html(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None,
-                *, top: int = 20) -> str:
+def render_html(
+    profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *, top: int = 20
+) -> str:
     """The report as one HTML document."""
     data = profile.to_dict()
     data["diagnosis"] = diagnosis.to_dict() if diagnosis else None

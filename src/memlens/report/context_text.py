@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group, RenderableType
@@ -26,7 +27,12 @@ LAYER_STYLE: dict[str, tuple[str, str]] = {
     "agent_states": ("red", "A"),
     "conversation_history": ("bright_blue", "H"),
 }
-STATUS_STYLE = {"healthy": "green", "moderate": "yellow", "high": "dark_orange", "critical": "bold red"}
+STATUS_STYLE = {
+    "healthy": "green",
+    "moderate": "yellow",
+    "high": "dark_orange",
+    "critical": "bold red",
+}
 SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "dark_orange", "critical": "bold red"}
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -84,7 +90,7 @@ def _legend(profile: ContextProfile, color: bool) -> Text:
             continue
         colour, glyph = LAYER_STYLE[lp.layer.value]
         legend.append("█ " if color else f"{glyph} ", style=colour if color else "")
-        legend.append(f"{lp.layer.title} {format_tokens(lp.tokens)}   ")
+        legend.append(f"{lp.layer.label} {format_tokens(lp.tokens)}   ")
     legend.append("· free", style="dim")
     if profile.compaction_point and profile.compaction_point < profile.budget:
         legend.append("   ░ past auto-compaction" if color else "   x past auto-compaction")
@@ -100,8 +106,13 @@ def sparkline(values: list[int], width: int = 60) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1)))] for v in values)
 
 
-def build(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *,
-          top: int = 10, color: bool = True) -> RenderableType:
+def build(
+    profile: ContextProfile,
+    diagnosis: ContextDiagnosis | None = None,
+    *,
+    top: int = 10,
+    color: bool = True,
+) -> RenderableType:
     """The whole report as one rich renderable."""
     status = profile.status
     head = Table.grid(padding=(0, 2))
@@ -109,23 +120,34 @@ def build(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *,
     head.add_column()
     model = profile.model.name if profile.model else "unknown model"
     head.add_row("source", f"{profile.source}  [{profile.format}]")
-    head.add_row("model", f"{model}, budget {format_tokens(profile.budget)} ({profile.budget_source})")
+    head.add_row(
+        "model", f"{model}, budget {format_tokens(profile.budget)} ({profile.budget_source})"
+    )
     head.add_row("counting", profile.count_label)
-    head.add_row("status", Text(f"{status.upper()}  {profile.utilization:.1%} used, "
-                                f"{format_tokens(profile.total_tokens)} of "
-                                f"{format_tokens(profile.budget)}, "
-                                f"{format_tokens(max(profile.available_tokens, 0))} available",
-                                style=STATUS_STYLE[status] if color else ""))
-    head.add_row("largest", profile.largest_component.title)
+    head.add_row(
+        "status",
+        Text(
+            f"{status.upper()}  {profile.utilization:.1%} used, "
+            f"{format_tokens(profile.total_tokens)} of "
+            f"{format_tokens(profile.budget)}, "
+            f"{format_tokens(max(profile.available_tokens, 0))} available",
+            style=STATUS_STYLE[status] if color else "",
+        ),
+    )
+    head.add_row("largest", profile.largest_component.label)
     if profile.compaction_point:
-        head.add_row("compaction", f"at {format_tokens(profile.compaction_point)} "
-                                   f"({profile.compaction_point_source})")
+        head.add_row(
+            "compaction",
+            f"at {format_tokens(profile.compaction_point)} ({profile.compaction_point_source})",
+        )
     head.add_row("profiled in", format_duration(profile.duration_seconds))
     parts: list[RenderableType] = [
         Panel(head, title="memlens context", expand=False),
-        Panel(Group(_grid(profile, color), Text(""), _legend(profile, color)),
-              title=f"context window map (1 cell ≈ {format_tokens(profile.budget / (GRID_COLUMNS * GRID_ROWS))})",
-              expand=False),
+        Panel(
+            Group(_grid(profile, color), Text(""), _legend(profile, color)),
+            title=f"context window map (1 cell ≈ {format_tokens(profile.budget / (GRID_COLUMNS * GRID_ROWS))})",
+            expand=False,
+        ),
     ]
     layers = Table(title="layers", title_justify="left")
     layers.add_column("layer")
@@ -134,10 +156,20 @@ def build(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *,
     layers.add_column("items", justify="right")
     layers.add_column("breakdown")
     for lp in profile.layers.values():
-        parts_txt = ", ".join(f"{k} {format_tokens(v)}" for k, v in list(lp.breakdown.items())[:4] if v)
-        layers.add_row(lp.layer.title, f"{lp.tokens:,}", f"{lp.share:.1%}", str(lp.items), parts_txt)
-    layers.add_row("total", f"{profile.total_tokens:,}", f"{profile.utilization:.1%}",
-                   str(len(profile.items)), "", style="bold")
+        parts_txt = ", ".join(
+            f"{k} {format_tokens(v)}" for k, v in list(lp.breakdown.items())[:4] if v
+        )
+        layers.add_row(
+            lp.layer.label, f"{lp.tokens:,}", f"{lp.share:.1%}", str(lp.items), parts_txt
+        )
+    layers.add_row(
+        "total",
+        f"{profile.total_tokens:,}",
+        f"{profile.utilization:.1%}",
+        str(len(profile.items)),
+        "",
+        style="bold",
+    )
     parts.append(layers)
     items = Table(title=f"largest items (top {top})", title_justify="left")
     items.add_column("tokens", justify="right")
@@ -145,49 +177,65 @@ def build(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *,
     items.add_column("item")
     items.add_column("source")
     for item in profile.largest_items(top):
-        where = item.layer.title + (f" / {item.sublayer}" if item.sublayer else "")
+        where = item.layer.label + (f" / {item.sublayer}" if item.sublayer else "")
         items.add_row(f"{item.tokens:,}", where, item.label, item.source)
     parts.append(items)
     if profile.usage:
         u = profile.usage
-        usage = Text(f"API-reported context at the last call: {u.reported_context:,} tokens; "
-                     f"memlens estimate {u.estimated_context:,} "
-                     f"(difference {u.difference:+,}, {u.difference_ratio:+.1%}). "
-                     f"{u.api_calls} API calls: input {u.input_tokens:,}, output {u.output_tokens:,}, "
-                     f"cache read {u.cache_read_tokens:,}, cache write {u.cache_write_tokens:,}")
+        usage = Text(
+            f"API-reported context at the last call: {u.reported_context:,} tokens; "
+            f"memlens estimate {u.estimated_context:,} "
+            f"(difference {u.difference:+,}, {u.difference_ratio:+.1%}). "
+            f"{u.api_calls} API calls: input {u.input_tokens:,}, output {u.output_tokens:,}, "
+            f"cache read {u.cache_read_tokens:,}, cache write {u.cache_write_tokens:,}"
+        )
         if u.cache_hit_rate is not None:
             usage.append(f"; cache hit rate {u.cache_hit_rate:.0%}")
         parts.append(Panel(usage, title="usage vs estimate", expand=False))
     if profile.timeline:
         p = profile.projection
         lines = Text(sparkline([t.context_tokens for t in profile.timeline]) + "\n")
-        lines.append(f"{len(profile.timeline)} turns; growth {p.growth_per_turn:+,.0f} tokens/turn; ")
+        lines.append(
+            f"{len(profile.timeline)} turns; growth {p.growth_per_turn:+,.0f} tokens/turn; "
+        )
         if p.turns_left is None:
             lines.append(f"not growing toward the {p.limit}")
         else:
-            lines.append(f"about {p.turns_left} turn(s) left before the {p.limit} "
-                         f"({format_tokens(p.limit_tokens)})")
+            lines.append(
+                f"about {p.turns_left} turn(s) left before the {p.limit} "
+                f"({format_tokens(p.limit_tokens)})"
+            )
         if profile.compactions:
             lines.append(f"; {len(profile.compactions)} compaction(s)")
         parts.append(Panel(lines, title="timeline (context per turn)", expand=False))
     if profile.leaks:
         leaks = Table(title="context leaks", title_justify="left")
-        leaks.add_column("kind")
+        leaks.add_column("kind", overflow="fold", min_width=12)
         leaks.add_column("what")
         leaks.add_column("times", justify="right")
         leaks.add_column("redundant now", justify="right")
         leaks.add_column("redundant total", justify="right")
         for leak in profile.leaks[:10]:
-            leaks.add_row(leak.kind, leak.label, str(leak.occurrences),
-                          f"{leak.tokens_in_window:,}", f"{leak.total_tokens:,}")
+            leaks.add_row(
+                leak.kind,
+                leak.label,
+                str(leak.occurrences),
+                f"{leak.tokens_in_window:,}",
+                f"{leak.total_tokens:,}",
+            )
         parts.append(leaks)
     if profile.agents:
         agents = Table(title="sub-agents (their own windows)", title_justify="left")
         for col in ("agent", "tokens", "turns", "API calls", "reported"):
             agents.add_column(col, justify="left" if col == "agent" else "right")
         for a in profile.agents:
-            agents.add_row(a.name, f"{a.tokens:,}", str(a.turns), str(a.api_calls),
-                           f"{a.reported_context:,}" if a.reported_context else "-")
+            agents.add_row(
+                a.name,
+                f"{a.tokens:,}",
+                str(a.turns),
+                str(a.api_calls),
+                f"{a.reported_context:,}" if a.reported_context else "-",
+            )
         parts.append(agents)
     if diagnosis is not None and diagnosis.findings:
         findings = Table(title=f"diagnosis ({diagnosis.severity})", title_justify="left")
@@ -195,36 +243,45 @@ def build(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *,
         findings.add_column("finding")
         findings.add_column("recommendation")
         for f in diagnosis.findings[:12]:
-            findings.add_row(Text(f.severity, style=SEVERITY_STYLE[f.severity] if color else ""),
-                             f.title, f.recommendation)
+            findings.add_row(
+                Text(f.severity, style=SEVERITY_STYLE[f.severity] if color else ""),
+                f.title,
+                f.recommendation,
+            )
         parts.append(findings)
     if profile.warning_count:
         shown = "\n".join(profile.warnings[:5])
         more = profile.warning_count - min(5, len(profile.warnings))
-        parts.append(Text(f"warnings ({profile.warning_count}):\n{shown}"
-                          + (f"\n… and {more} more" if more > 0 else ""),
-                          style="yellow" if color else ""))
+        parts.append(
+            Text(
+                f"warnings ({profile.warning_count}):\n{shown}"
+                + (f"\n… and {more} more" if more > 0 else ""),
+                style="yellow" if color else "",
+            )
+        )
     return Group(*parts)
 
 
-def render(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *,
-           console: Console | None = None, top: int = 10) -> None:
+def render(
+    profile: ContextProfile,
+    diagnosis: ContextDiagnosis | None = None,
+    *,
+    console: Console | None = None,
+    top: int = 10,
+) -> None:
     """Print the report to ``console`` (default: stdout)."""
     console = console or Console()
     console.print(build(profile, diagnosis, top=top, color=console.color_system is not None))
 
 
-def render_to_string(profile: ContextProfile, diagnosis: ContextDiagnosis | None = None, *,
-                     width: int = 120, top: int = 10) -> str:
+def render_to_string(
+    profile: ContextProfile,
+    diagnosis: ContextDiagnosis | None = None,
+    *,
+    width: int = 120,
+    top: int = 10,
+) -> str:
     """The report as plain text (no colour)."""
-    console = Console(width=width, record=True, color_system=None, file=_Null())
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
     render(profile, diagnosis, console=console, top=top)
     return console.export_text()
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

@@ -73,8 +73,14 @@ class AnthropicMessagesReader(RequestReader):
             if memory:
                 self.session.add_memory_file(memory, text, id=f"system{index}", source="system")
             else:
-                self.session.add(Layer.SYSTEM_PROMPT, text, id=f"system{index}", kind="system",
-                                 label=f"system block {index}", source="system")
+                self.session.add(
+                    Layer.SYSTEM_PROMPT,
+                    text,
+                    id=f"system{index}",
+                    kind="system",
+                    label=f"system block {index}",
+                    source="system",
+                )
 
     def tool_definitions(self, request: dict[str, Any]) -> list[tuple[str, Any]]:
         return [
@@ -91,9 +97,7 @@ class AnthropicMessagesReader(RequestReader):
         if not isinstance(blocks, list):
             raise ValueError("content is neither text nor a block list")
         overhead = self.overheads.per_message
-        if role == "user" and any(
-            isinstance(b, dict) and b.get("type") == "text" for b in blocks
-        ):
+        if role == "user" and any(isinstance(b, dict) and b.get("type") == "text" for b in blocks):
             first = next(b for b in blocks if isinstance(b, dict) and b.get("type") == "text")
             self.start_turn(str(first.get("text", "")))
         for index, block in enumerate(blocks):
@@ -107,39 +111,78 @@ class AnthropicMessagesReader(RequestReader):
                 if memory:
                     s.add_memory_file(memory, text, id=bid, source=source, overhead=overhead)
                 else:
-                    s.add_message(role, text, new_turn=False, id=bid, source=source,
-                                  overhead=overhead)
+                    s.add_message(
+                        role, text, new_turn=False, id=bid, source=source, overhead=overhead
+                    )
             elif btype == "image":
                 self._image(block, bid, source, Layer.CONVERSATION, "", overhead)
             elif btype in ("thinking", "redacted_thinking"):
                 text = str(block.get("thinking") or block.get("data") or "")
-                item = s.add(Layer.CONVERSATION, text, id=bid, kind="thinking", label="thinking",
-                             source=source, overhead=overhead)
+                item = s.add(
+                    Layer.CONVERSATION,
+                    text,
+                    id=bid,
+                    kind="thinking",
+                    label="thinking",
+                    source=source,
+                    overhead=overhead,
+                )
                 self._thinking.append(item.id)
             elif btype in ("tool_use", "server_tool_use"):
-                self.tool_call(str(block.get("id", bid)), str(block.get("name", "tool")),
-                               block.get("input"), bid, source, overhead)
+                self.tool_call(
+                    str(block.get("id", bid)),
+                    str(block.get("name", "tool")),
+                    block.get("input"),
+                    bid,
+                    source,
+                    overhead,
+                )
             elif btype == "tool_result":
                 text, images = flatten_text(block.get("content"))
                 layer, sublayer = self.tool_result(
-                    str(block.get("tool_use_id", "")), text, bid, source, overhead,
+                    str(block.get("tool_use_id", "")),
+                    text,
+                    bid,
+                    source,
+                    overhead,
                     bool(block.get("is_error")),
                 )
                 for j, image in enumerate(images):
                     self._image(image, f"{bid}.img{j}", source, layer, sublayer, 0)
             else:
-                s.add(Layer.CONVERSATION, compact_json(block), id=bid, kind=str(btype),
-                      source=source, overhead=overhead)
+                s.add(
+                    Layer.CONVERSATION,
+                    compact_json(block),
+                    id=bid,
+                    kind=str(btype),
+                    source=source,
+                    overhead=overhead,
+                )
             overhead = 0
 
-    def _image(self, block: dict[str, Any], bid: str, source: str, layer: Layer, sublayer: str,
-               overhead: int) -> None:
+    def _image(
+        self,
+        block: dict[str, Any],
+        bid: str,
+        source: str,
+        layer: Layer,
+        sublayer: str,
+        overhead: int,
+    ) -> None:
         src = block.get("source") or {}
         data = src.get("data") if isinstance(src, dict) else None
         size = size_from_base64(data) if isinstance(data, str) else None
         label = f"image {size[0]}×{size[1]}" if size else "image (size unknown, estimated)"
-        self.session.add(layer, tokens=anthropic_image_tokens(size), id=bid, sublayer=sublayer,
-                         kind="image", label=label, source=source, overhead=overhead)
+        self.session.add(
+            layer,
+            tokens=anthropic_image_tokens(size),
+            id=bid,
+            sublayer=sublayer,
+            kind="image",
+            label=label,
+            source=source,
+            overhead=overhead,
+        )
 
     def response(self, response: dict[str, Any]) -> None:
         usage = response.get("usage")

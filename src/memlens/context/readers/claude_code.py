@@ -51,7 +51,9 @@ def looks_like(record: Any) -> bool:
         "sessionId" in record or "uuid" in record or "parentUuid" in record
     ):
         return True
-    return kind in ("summary", "file-history-snapshot", "queue-operation") and "messages" not in record
+    return (
+        kind in ("summary", "file-history-snapshot", "queue-operation") and "messages" not in record
+    )
 
 
 class ClaudeCodeReader:
@@ -130,8 +132,13 @@ class ClaudeCodeReader:
         if record.get("isCompactSummary"):
             text, _ = flatten_text(content)
             item = s.add_long_term(
-                "compressed", text, id=f"{uid}#summary", created=when,
-                label="compaction summary", kind="summary", source=f"line {lineno}",
+                "compressed",
+                text,
+                id=f"{uid}#summary",
+                created=when,
+                label="compaction summary",
+                kind="summary",
+                source=f"line {lineno}",
             )
             if s.compactions:
                 event = s.compactions[-1]
@@ -162,20 +169,37 @@ class ClaudeCodeReader:
                 text = str(block.get("text", ""))
                 memory = memory_file_path(text)
                 if memory:
-                    s.add_memory_file(memory, text, id=bid, created=when, source=source,
-                                      overhead=overhead)
+                    s.add_memory_file(
+                        memory, text, id=bid, created=when, source=source, overhead=overhead
+                    )
                 else:
-                    real_prompt = not meta and "<system-reminder>" not in text[:40] and not text.startswith(
-                        ("<local-command-stdout>", "Caveat:")
+                    real_prompt = (
+                        not meta
+                        and "<system-reminder>" not in text[:40]
+                        and not text.startswith(("<local-command-stdout>", "Caveat:"))
                     )
                     if real_prompt and not started:
                         self._start_turn(when, text)
                         started = True
-                    s.add_message("user", text, new_turn=False, id=bid, created=when,
-                                  source=source, overhead=overhead)
+                    s.add_message(
+                        "user",
+                        text,
+                        new_turn=False,
+                        id=bid,
+                        created=when,
+                        source=source,
+                        overhead=overhead,
+                    )
             else:
-                s.add(Layer.CONVERSATION, compact_json(block), id=bid, created=when,
-                      source=source, kind=str(btype), overhead=overhead)
+                s.add(
+                    Layer.CONVERSATION,
+                    compact_json(block),
+                    id=bid,
+                    created=when,
+                    source=source,
+                    kind=str(btype),
+                    overhead=overhead,
+                )
             overhead = 0
 
     def _start_turn(self, when: datetime | None, text: str) -> None:
@@ -221,10 +245,14 @@ class ClaudeCodeReader:
                 hidden = call.context_tokens - call.estimated_input
                 if hidden > 0:
                     s.add(
-                        Layer.SYSTEM_PROMPT, tokens=hidden, id=INFERRED_ID, kind="inferred",
+                        Layer.SYSTEM_PROMPT,
+                        tokens=hidden,
+                        id=INFERRED_ID,
+                        kind="inferred",
                         sublayer="inferred from usage",
                         label="system prompt, tools and memory (not in transcript; from API usage)",
-                        source=f"line {lineno} usage", created=when,
+                        source=f"line {lineno} usage",
+                        created=when,
                     )
                     s.hidden_overhead = hidden
                     call.estimated_input += hidden
@@ -252,12 +280,27 @@ class ClaudeCodeReader:
         s = self.session
         btype = block.get("type")
         if btype == "text":
-            s.add_message("assistant", str(block.get("text", "")), new_turn=False, id=bid,
-                          created=when, source=source, overhead=overhead)
+            s.add_message(
+                "assistant",
+                str(block.get("text", "")),
+                new_turn=False,
+                id=bid,
+                created=when,
+                source=source,
+                overhead=overhead,
+            )
         elif btype in ("thinking", "redacted_thinking"):
             text = str(block.get("thinking") or block.get("data") or "")
-            item = s.add(Layer.CONVERSATION, text, id=bid, kind="thinking", created=when,
-                         source=source, label="thinking", overhead=overhead)
+            item = s.add(
+                Layer.CONVERSATION,
+                text,
+                id=bid,
+                kind="thinking",
+                created=when,
+                source=source,
+                label="thinking",
+                overhead=overhead,
+            )
             self._thinking.append((s.current_turn, item.id))
         elif btype in ("tool_use", "server_tool_use"):
             name = str(block.get("name", "tool"))
@@ -268,19 +311,52 @@ class ClaudeCodeReader:
                 self._pending.pop(next(iter(self._pending)))
             payload = compact_json({"name": name, "input": args})
             if cls.layer is Layer.AGENT_STATES:
-                s.add(Layer.AGENT_STATES, payload, id=bid, sublayer=cls.sublayer, kind="tool_use",
-                      label=f"{cls.label} (call)", created=when, source=source, agent=cls.sublayer,
-                      overhead=overhead)
+                s.add(
+                    Layer.AGENT_STATES,
+                    payload,
+                    id=bid,
+                    sublayer=cls.sublayer,
+                    kind="tool_use",
+                    label=f"{cls.label} (call)",
+                    created=when,
+                    source=source,
+                    agent=cls.sublayer,
+                    overhead=overhead,
+                )
             elif cls.sublayer in ("files", "tasks") and cls.observe == "" or name == "TodoWrite":
-                s.add(Layer.WORKING_MEMORY, payload, id=bid, sublayer=cls.sublayer,
-                      kind="tool_use", label=f"{cls.label} (call)", key=cls.key, created=when,
-                      source=source, overhead=overhead)
+                s.add(
+                    Layer.WORKING_MEMORY,
+                    payload,
+                    id=bid,
+                    sublayer=cls.sublayer,
+                    kind="tool_use",
+                    label=f"{cls.label} (call)",
+                    key=cls.key,
+                    created=when,
+                    source=source,
+                    overhead=overhead,
+                )
             else:
-                s.add(Layer.CONVERSATION, payload, id=bid, kind="tool_use",
-                      label=f"call {cls.label}", created=when, source=source, overhead=overhead)
+                s.add(
+                    Layer.CONVERSATION,
+                    payload,
+                    id=bid,
+                    kind="tool_use",
+                    label=f"call {cls.label}",
+                    created=when,
+                    source=source,
+                    overhead=overhead,
+                )
         else:
-            s.add(Layer.CONVERSATION, compact_json(block), id=bid, kind=str(btype), created=when,
-                  source=source, overhead=overhead)
+            s.add(
+                Layer.CONVERSATION,
+                compact_json(block),
+                id=bid,
+                kind=str(btype),
+                created=when,
+                source=source,
+                overhead=overhead,
+            )
 
     def _tool_result(
         self, block: dict[str, Any], bid: str, source: str, when: datetime | None, overhead: int
@@ -297,9 +373,19 @@ class ClaudeCodeReader:
         if block.get("is_error"):
             layer, sublayer = Layer.WORKING_MEMORY, "debug_info"
         label = f"{cls.label} → result" if pending else "tool result"
-        item = s.add(layer, text, id=bid, sublayer=sublayer, kind="tool_result", label=label,
-                     key=cls.key, created=when, source=source, agent=cls.sublayer
-                     if layer is Layer.AGENT_STATES else "", overhead=overhead)
+        item = s.add(
+            layer,
+            text,
+            id=bid,
+            sublayer=sublayer,
+            kind="tool_result",
+            label=label,
+            key=cls.key,
+            created=when,
+            source=source,
+            agent=cls.sublayer if layer is Layer.AGENT_STATES else "",
+            overhead=overhead,
+        )
         if cls.observe and not block.get("is_error") and layer is not Layer.AGENT_STATES:
             s.observe(item, cls.observe)
         for index, image in enumerate(images):
@@ -307,8 +393,14 @@ class ClaudeCodeReader:
         del name
 
     def _image(
-        self, block: dict[str, Any], bid: str, source: str, when: datetime | None,
-        layer: Layer, sublayer: str, overhead: int,
+        self,
+        block: dict[str, Any],
+        bid: str,
+        source: str,
+        when: datetime | None,
+        layer: Layer,
+        sublayer: str,
+        overhead: int,
     ) -> None:
         src = block.get("source") or {}
         data = src.get("data") if isinstance(src, dict) else None
@@ -316,9 +408,18 @@ class ClaudeCodeReader:
         tokens = anthropic_image_tokens(size)
         label = f"image {size[0]}×{size[1]}" if size else "image (size unknown, estimated)"
         digest = self.session.count(data[:4096])[1] if isinstance(data, str) else None
-        self.session.add(layer, tokens=tokens, id=bid, sublayer=sublayer, kind="image",
-                         label=label, created=when, source=source, overhead=overhead,
-                         digest=digest)
+        self.session.add(
+            layer,
+            tokens=tokens,
+            id=bid,
+            sublayer=sublayer,
+            kind="image",
+            label=label,
+            created=when,
+            source=source,
+            overhead=overhead,
+            digest=digest,
+        )
 
 
 def _int(value: Any) -> int:

@@ -32,7 +32,7 @@ def parse_timestamp(value: Any) -> datetime | None:
             head, _, rest = text.partition(".")
             digits = re.match(r"\d*", rest)
             frac = digits.group(0) if digits else ""
-            text = f"{head}.{(frac + '000000')[:6]}{rest[len(frac):]}"
+            text = f"{head}.{(frac + '000000')[:6]}{rest[len(frac) :]}"
         parsed = datetime.fromisoformat(text)
     except (ValueError, OverflowError, OSError):
         return None
@@ -113,7 +113,11 @@ def classify_tool(name: str, args: Any) -> ToolClass:
     if isinstance(command, str):
         detail = " ".join(command.split())[:200]
         return ToolClass(
-            Layer.WORKING_MEMORY, "debug_info", f"cmd:{detail}", "tool_output", f"{name}: {detail[:50]}"
+            Layer.WORKING_MEMORY,
+            "debug_info",
+            f"cmd:{detail}",
+            "tool_output",
+            f"{name}: {detail[:50]}",
         )
     key = f"tool:{short}:{compact_json(args)[:200]}"
     return ToolClass(Layer.WORKING_MEMORY, "debug_info", key, "tool_output", name)

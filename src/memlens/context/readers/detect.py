@@ -17,8 +17,10 @@ MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 def classify_document(document: Any) -> str | None:
     """The request format of a parsed JSON document, or ``None``."""
-    if isinstance(document, list) and document and all(
-        isinstance(m, dict) and "role" in m for m in document
+    if (
+        isinstance(document, list)
+        and document
+        and all(isinstance(m, dict) and "role" in m for m in document)
     ):
         document = {"messages": document}
     a = anthropic_messages.score(document)

@@ -67,24 +67,32 @@ class OpenAIChatReader(RequestReader):
         found: list[tuple[str, Any]] = []
         for tool in request.get("tools") or []:
             if isinstance(tool, dict):
-                fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-                found.append((str(fn.get("name") or tool.get("type") or "tool"), fn))
-        for fn in request.get("functions") or []:
-            if isinstance(fn, dict):
-                found.append((str(fn.get("name", "function")), fn))
+                inner = tool.get("function")
+                spec: dict[str, Any] = inner if isinstance(inner, dict) else tool
+                found.append((str(spec.get("name") or tool.get("type") or "tool"), spec))
+        for legacy in request.get("functions") or []:
+            if isinstance(legacy, dict):
+                found.append((str(legacy.get("name", "function")), legacy))
         return found
 
     def message(self, message: dict[str, Any], mid: str, source: str) -> None:
         s = self.session
         role = str(message.get("role", "user"))
-        overhead = self.overheads.per_message + 1 + (
-            self.overheads.per_name if message.get("name") else 0
+        overhead = (
+            self.overheads.per_message + 1 + (self.overheads.per_name if message.get("name") else 0)
         )
         content = message.get("content")
         text, images = flatten_text(content)
         if role in ("system", "developer"):
-            s.add(Layer.SYSTEM_PROMPT, text, id=mid, kind=role, label=f"{role} message",
-                  source=source, overhead=overhead)
+            s.add(
+                Layer.SYSTEM_PROMPT,
+                text,
+                id=mid,
+                kind=role,
+                label=f"{role} message",
+                source=source,
+                overhead=overhead,
+            )
             return
         if role in ("tool", "function"):
             call_id = str(message.get("tool_call_id") or message.get("name") or mid)
@@ -98,8 +106,14 @@ class OpenAIChatReader(RequestReader):
             overhead = 0
         for index, call in enumerate(message.get("tool_calls") or []):
             fn = call.get("function") or {}
-            self.tool_call(str(call.get("id", f"{mid}.{index}")), str(fn.get("name", "tool")),
-                           fn.get("arguments"), f"{mid}.call{index}", source, overhead)
+            self.tool_call(
+                str(call.get("id", f"{mid}.{index}")),
+                str(fn.get("name", "tool")),
+                fn.get("arguments"),
+                f"{mid}.call{index}",
+                source,
+                overhead,
+            )
             overhead = 0
         legacy = message.get("function_call")
         if isinstance(legacy, dict):
@@ -107,8 +121,9 @@ class OpenAIChatReader(RequestReader):
             self.tool_call(name, name, legacy.get("arguments"), f"{mid}.call", source, overhead)
         self._images(images, mid, source, Layer.CONVERSATION, "")
 
-    def _images(self, images: list[dict[str, Any]], mid: str, source: str, layer: Layer,
-                sublayer: str) -> None:
+    def _images(
+        self, images: list[dict[str, Any]], mid: str, source: str, layer: Layer, sublayer: str
+    ) -> None:
         for index, block in enumerate(images):
             spec = block.get("image_url") or {}
             url = spec.get("url", "") if isinstance(spec, dict) else str(spec)
@@ -117,9 +132,18 @@ class OpenAIChatReader(RequestReader):
             if isinstance(url, str) and url.startswith("data:") and "," in url:
                 size = size_from_base64(url.split(",", 1)[1])
             tokens = openai_image_tokens(size, str(detail))
-            label = f"image {size[0]}×{size[1]} ({detail})" if size else f"image ({detail}, estimated)"
-            self.session.add(layer, tokens=tokens, id=f"{mid}.img{index}", sublayer=sublayer,
-                             kind="image", label=label, source=source)
+            label = (
+                f"image {size[0]}×{size[1]} ({detail})" if size else f"image ({detail}, estimated)"
+            )
+            self.session.add(
+                layer,
+                tokens=tokens,
+                id=f"{mid}.img{index}",
+                sublayer=sublayer,
+                kind="image",
+                label=label,
+                source=source,
+            )
 
     def response(self, response: dict[str, Any]) -> None:
         usage = response.get("usage")

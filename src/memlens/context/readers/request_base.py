@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -57,8 +58,13 @@ class RequestReader:
             except (TypeError, ValueError, AttributeError) as exc:
                 s.warn(f"{source}: message {index} has an unexpected shape ({exc}), skipped")
         if self.overheads.reply_priming:
-            s.add(Layer.CONVERSATION, tokens=self.overheads.reply_priming, id="reply-priming",
-                  kind="overhead", label="reply priming (format overhead)")
+            s.add(
+                Layer.CONVERSATION,
+                tokens=self.overheads.reply_priming,
+                id="reply-priming",
+                kind="overhead",
+                label="reply priming (format overhead)",
+            )
         if response:
             self.response(response)
 
@@ -79,10 +85,17 @@ class RequestReader:
     def tools(self, request: dict[str, Any]) -> None:
         definitions = self.tool_definitions(request)
         for index, (name, definition) in enumerate(definitions):
-            overhead = self.overheads.per_tool + (self.overheads.tools_preamble if index == 0 else 0)
+            overhead = self.overheads.per_tool + (
+                self.overheads.tools_preamble if index == 0 else 0
+            )
             self.session.add(
-                Layer.TOOL_DEFINITIONS, compact_json(definition), id=f"tool:{index}:{name}",
-                sublayer=name, label=name, kind="tool_definition", overhead=overhead,
+                Layer.TOOL_DEFINITIONS,
+                compact_json(definition),
+                id=f"tool:{index}:{name}",
+                sublayer=name,
+                label=name,
+                kind="tool_definition",
+                overhead=overhead,
                 source=f"tools[{index}]",
             )
 
@@ -94,39 +107,72 @@ class RequestReader:
         self._thinking.clear()
         s.new_turn(None, label=" ".join(text.split())[:80])
 
-    def tool_call(self, call_id: str, name: str, args: Any, bid: str, source: str,
-                  overhead: int) -> None:
+    def tool_call(
+        self, call_id: str, name: str, args: Any, bid: str, source: str, overhead: int
+    ) -> None:
         s = self.session
         if isinstance(args, str):
-            try:
+            with contextlib.suppress(ValueError):
                 args = json.loads(args)
-            except ValueError:
-                pass
         cls = classify_tool(name, args)
         self._pending[call_id] = (name, args, cls)
         payload = compact_json({"name": name, "arguments": args})
         if cls.layer is Layer.AGENT_STATES:
-            s.add(Layer.AGENT_STATES, payload, id=bid, sublayer=cls.sublayer, kind="tool_use",
-                  agent=cls.sublayer, label=f"{cls.label} (call)", source=source, overhead=overhead)
+            s.add(
+                Layer.AGENT_STATES,
+                payload,
+                id=bid,
+                sublayer=cls.sublayer,
+                kind="tool_use",
+                agent=cls.sublayer,
+                label=f"{cls.label} (call)",
+                source=source,
+                overhead=overhead,
+            )
         elif cls.sublayer == "files" and not cls.observe:
-            s.add(Layer.WORKING_MEMORY, payload, id=bid, sublayer="files", kind="tool_use",
-                  key=cls.key, label=f"{cls.label} (call)", source=source, overhead=overhead)
+            s.add(
+                Layer.WORKING_MEMORY,
+                payload,
+                id=bid,
+                sublayer="files",
+                kind="tool_use",
+                key=cls.key,
+                label=f"{cls.label} (call)",
+                source=source,
+                overhead=overhead,
+            )
         else:
-            s.add(Layer.CONVERSATION, payload, id=bid, kind="tool_use",
-                  label=f"call {cls.label}", source=source, overhead=overhead)
+            s.add(
+                Layer.CONVERSATION,
+                payload,
+                id=bid,
+                kind="tool_use",
+                label=f"call {cls.label}",
+                source=source,
+                overhead=overhead,
+            )
 
-    def tool_result(self, call_id: str, text: str, bid: str, source: str, overhead: int,
-                    is_error: bool = False) -> tuple[Layer, str]:
+    def tool_result(
+        self, call_id: str, text: str, bid: str, source: str, overhead: int, is_error: bool = False
+    ) -> tuple[Layer, str]:
         s = self.session
         pending = self._pending.pop(call_id, None)
         cls = pending[2] if pending else classify_tool("unknown", {})
         layer, sublayer = cls.layer, cls.sublayer
         if is_error:
             layer, sublayer = Layer.WORKING_MEMORY, "debug_info"
-        item = s.add(layer, text, id=bid, sublayer=sublayer, kind="tool_result",
-                     label=f"{cls.label} → result" if pending else "tool result", key=cls.key,
-                     source=source, overhead=overhead,
-                     agent=sublayer if layer is Layer.AGENT_STATES else "")
+        item = s.add(
+            layer,
+            text,
+            id=bid,
+            sublayer=sublayer,
+            kind="tool_result",
+            label=f"{cls.label} → result" if pending else "tool result",
+            key=cls.key,
+            source=source,
+            overhead=overhead,
+            agent=sublayer if layer is Layer.AGENT_STATES else "",
+        )
         if cls.observe and not is_error and layer is not Layer.AGENT_STATES:
             s.observe(item, cls.observe)
         return layer, sublayer
