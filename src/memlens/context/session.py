@@ -33,6 +33,9 @@ KEPT_BY_COMPACTION = (
 
 MAX_WARNINGS = 200
 
+#: Tool outputs smaller than this are not tracked for duplicates (not worth a leak).
+MIN_TRACKED_OUTPUT = 50
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -391,7 +394,7 @@ class ContextSession:
                 old = self.items.get(earlier.item_id)
                 if old is not None:
                     old.last_accessed = item.created
-        if item.digest and kind == "tool_output":
+        if item.digest and kind == "tool_output" and item.tokens >= MIN_TRACKED_OUTPUT:
             same = self.outputs.setdefault(item.digest, [])
             if len(same) < 256:
                 same.append(obs)

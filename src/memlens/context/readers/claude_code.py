@@ -37,6 +37,7 @@ from memlens.context.readers.common import (
     parse_timestamp,
 )
 from memlens.context.session import ContextSession
+from memlens.context.tokens import digest_text
 
 FORMAT = "claude-code"
 INFERRED_ID = "inferred:system+tools"
@@ -265,8 +266,7 @@ class ClaudeCodeReader:
         for block in content:
             if not isinstance(block, dict):
                 continue
-            text = compact_json(block)
-            tokens, digest = s.count(text)
+            digest = digest_text(compact_json(block))
             if digest in seen:
                 continue
             seen.add(digest)

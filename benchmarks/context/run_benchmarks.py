@@ -1,0 +1,186 @@
+"""Context profiler benchmarks: print figures, assert nothing.
+
+    python benchmarks/context/run_benchmarks.py            # all, with a 200 MB stream
+    python benchmarks/context/run_benchmarks.py --stream-mb 50
+
+Figures: counting throughput as a ratio to raw tiktoken on the same text; the cost of
+re-profiling after one appended turn as a ratio to a full profile; profile time of a
+typical session; diagnostic time; peak memory (max RSS of a child process) while
+streaming a generated transcript of the given size. Generated files go to a temporary
+directory and are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import TranscriptWriter, write_transcript  # noqa: E402
+
+from memlens.context import ContextProfiler, diagnose, profile_file  # noqa: E402
+from memlens.context.tokens import CachedCounter, get_counter, load_encoding  # noqa: E402
+
+
+def best(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench_counting() -> None:
+    encoding = load_encoding("cl100k_base")
+    if encoding is None:
+        print("counting: tiktoken unavailable, skipped")
+        return
+    writer = TranscriptWriter(seed=11, compact_every=0)
+    texts = []
+    while sum(len(t) for t in texts) < 4_000_000:
+        for line in writer.turn_lines():
+            texts.append(line)
+    total_mb = sum(len(t.encode()) for t in texts) / 1e6
+
+    def raw() -> None:
+        for text in texts:
+            len(encoding.encode_ordinary(text))
+
+    def ours_cold() -> None:
+        counter = CachedCounter("cl100k_base")
+        for text in texts:
+            counter.count(text)
+
+    warm = CachedCounter("cl100k_base")
+    for text in texts:
+        warm.count(text)
+
+    def ours_warm() -> None:
+        for text in texts:
+            warm.count(text)
+
+    t_raw, t_cold, t_warm = best(raw, 3), best(ours_cold, 3), best(ours_warm, 3)
+    print(f"counting ({total_mb:.1f} MB, {len(texts)} texts): raw tiktoken {total_mb / t_raw:.2f} MB/s; "
+          f"memlens cold cache {total_mb / t_cold:.2f} MB/s = {t_raw / t_cold:.2f}x raw; "
+          f"warm cache {total_mb / t_warm:.1f} MB/s = {t_raw / t_warm:.1f}x raw")
+
+
+def bench_session(tmp: Path) -> None:
+    path = tmp / "typical.jsonl"
+    turns = write_transcript(path, 1_500_000, seed=3)
+    size_mb = path.stat().st_size / 1e6
+    get_counter("cl100k_base")  # encoding load is a one-off per process, timed separately
+    t = time.perf_counter()
+    load_encoding("o200k_base")
+    print(f"one-off encoding load (o200k_base): {(time.perf_counter() - t) * 1000:.0f} ms")
+
+    cold = []
+    for _ in range(5):
+        get_counter("cl100k_base").clear()
+        t = time.perf_counter()
+        profile = profile_file(path)
+        cold.append(time.perf_counter() - t)
+    warm = best(lambda: profile_file(path))
+    print(f"typical session ({turns} turns, {size_mb:.1f} MB, {profile.total_tokens:,} tokens in window, "
+          f"{sum(t.api_calls for t in profile.timeline)} API calls): full profile "
+          f"{min(cold) * 1000:.1f} ms (median {statistics.median(cold) * 1000:.1f} ms) with a cold "
+          f"count cache, {warm * 1000:.1f} ms with cached counts")
+    small = tmp / "small.jsonl"
+    small_turns = write_transcript(small, 500_000, seed=5)
+    small_cold = []
+    for _ in range(5):
+        get_counter("cl100k_base").clear()
+        t = time.perf_counter()
+        profile_file(small)
+        small_cold.append(time.perf_counter() - t)
+    print(f"smaller session ({small_turns} turns, {small.stat().st_size / 1e6:.1f} MB): full profile "
+          f"{min(small_cold) * 1000:.1f} ms cold")
+
+    t_diag = best(lambda: diagnose(profile))
+    t = time.perf_counter()
+    d = diagnose(profile_file(path))
+    full_report = time.perf_counter() - t
+    print(f"diagnostics: {t_diag * 1000:.2f} ms on a profile; profile + diagnose "
+          f"{full_report * 1000:.1f} ms ({len(d.findings)} findings)")
+
+    # incremental: append one turn, update an existing profiler
+    ratios = []
+    for seed in range(5):
+        live = tmp / f"live{seed}.jsonl"
+        writer = TranscriptWriter(seed=seed + 20)
+        with live.open("w") as handle:
+            for _ in range(turns):
+                handle.write("\n".join(writer.turn_lines()) + "\n")
+        get_counter("cl100k_base").clear()
+        t = time.perf_counter()
+        profiler = ContextProfiler(live)
+        profiler.update()
+        full = time.perf_counter() - t
+        with live.open("a") as handle:
+            handle.write("\n".join(writer.turn_lines()) + "\n")
+        t = time.perf_counter()
+        profiler.update()
+        ratios.append(((time.perf_counter() - t), full))
+    inc, full = min(ratios, key=lambda r: r[0] / r[1])
+    med = statistics.median(r[0] / r[1] for r in ratios)
+    print(f"re-profile after one appended turn: {inc * 1000:.2f} ms vs full {full * 1000:.1f} ms "
+          f"= {inc / full:.1%} of a full profile (median {med:.1%} over 5 runs)")
+
+
+_CHILD = """
+import resource, sys, time
+import psutil
+from memlens.context import profile_file, diagnose
+from memlens.context.tokens import get_counter
+get_counter("cl100k_base")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = psutil.Process().memory_info().rss / 2**20
+t = time.perf_counter()
+p = profile_file(sys.argv[1])
+d = diagnose(p)
+took = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = psutil.Process().memory_info().rss / 2**20
+print(base, peak, took, len(p.timeline), p.total_tokens, before, after)
+"""
+
+
+def bench_stream(tmp: Path, megabytes: int) -> None:
+    path = tmp / "big.jsonl"
+    t = time.perf_counter()
+    turns = write_transcript(path, megabytes * 1_000_000, seed=9)
+    gen = time.perf_counter() - t
+    size = path.stat().st_size / 1e6
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    base_kb, peak_kb, took = int(out[0]), int(out[1]), float(out[2])
+    rss = (float(out[5]), float(out[6]))
+    print(f"streaming a {size:.0f} MB transcript ({turns} turns, generated in {gen:.1f} s): "
+          f"peak RSS {peak_kb / 1024:.0f} MiB (peak before reading: {base_kb / 1024:.0f} MiB, from "
+          f"loading the encoding); profile + diagnose {took:.1f} s "
+          f"({size / took:.1f} MB/s); RSS before {rss[0]:.0f} MiB, after {rss[1]:.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream-mb", type=int, default=200)
+    parser.add_argument("--skip-stream", action="store_true")
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    bench_counting()
+    with tempfile.TemporaryDirectory(prefix="memlens-bench-") as tmp:
+        bench_session(Path(tmp))
+        if not args.skip_stream:
+            bench_stream(Path(tmp), args.stream_mb)
+
+
+if __name__ == "__main__":
+    main()
