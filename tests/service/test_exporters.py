@@ -20,7 +20,14 @@ from tests.service.helpers import MB
 prometheus_client = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-READING = {"rss": 123 * MB, "vms": 456 * MB, "peak_rss": 130 * MB, "swap": 0, "uss": 100 * MB, "pss": 110 * MB}
+READING = {
+    "rss": 123 * MB,
+    "vms": 456 * MB,
+    "peak_rss": 130 * MB,
+    "swap": 0,
+    "uss": 100 * MB,
+    "pss": 110 * MB,
+}
 
 
 @pytest.fixture
@@ -55,8 +62,14 @@ def test_collector_round_trip_through_prometheus_client(monitor: Monitor) -> Non
     registry = CollectorRegistry()
     register(monitor, registry)
     families = parsed(generate_latest(registry).decode())
-    assert sample_value(families["memlens_resident_memory_bytes"], "memlens_resident_memory_bytes") == 123 * MB
-    assert sample_value(families["memlens_unique_memory_bytes"], "memlens_unique_memory_bytes") == 100 * MB
+    assert (
+        sample_value(families["memlens_resident_memory_bytes"], "memlens_resident_memory_bytes")
+        == 123 * MB
+    )
+    assert (
+        sample_value(families["memlens_unique_memory_bytes"], "memlens_unique_memory_bytes")
+        == 100 * MB
+    )
     collections = families["memlens_gc_collections"]
     assert collections.type == "counter"  # type: ignore[attr-defined]
     expected = {str(g.generation): g.collections for g in monitor.gc_stats()}
@@ -66,8 +79,13 @@ def test_collector_round_trip_through_prometheus_client(monitor: Monitor) -> Non
     pauses = families["memlens_gc_pause_seconds"]
     assert pauses.type == "histogram"  # type: ignore[attr-defined]
     gen2 = [g for g in monitor.gc_stats() if g.generation == 2][0]
-    assert sample_value(pauses, "memlens_gc_pause_seconds_bucket", generation="2", le="+Inf") == gen2.collections
-    assert sample_value(pauses, "memlens_gc_pause_seconds_count", generation="2") == gen2.collections
+    assert (
+        sample_value(pauses, "memlens_gc_pause_seconds_bucket", generation="2", le="+Inf")
+        == gen2.collections
+    )
+    assert (
+        sample_value(pauses, "memlens_gc_pause_seconds_count", generation="2") == gen2.collections
+    )
     comp = families["memlens_component_memory_bytes"]
     assert sample_value(comp, "memlens_component_memory_bytes", component="engine") == 0
     thresholds = families["memlens_memory_threshold_bytes"]
@@ -90,7 +108,10 @@ def test_builtin_exposition_matches_prometheus_client(monitor: Monitor) -> None:
     ours = parsed(metrics_mod.render(metrics_mod.collect(monitor)))
     theirs = parsed(generate_latest(registry).decode())
     assert set(ours) == set(theirs)
-    skip = {"memlens_monitor_sample_seconds", "memlens_monitor_history_bytes"}  # change between reads
+    skip = {
+        "memlens_monitor_sample_seconds",
+        "memlens_monitor_history_bytes",
+    }  # change between reads
     for name in set(ours) - skip:
         a = sorted((s.name, tuple(sorted(s.labels.items())), s.value) for s in ours[name].samples)  # type: ignore[attr-defined]
         b = sorted((s.name, tuple(sorted(s.labels.items())), s.value) for s in theirs[name].samples)  # type: ignore[attr-defined]
@@ -137,7 +158,9 @@ def test_opentelemetry_round_trip_with_in_memory_reader(monitor: Monitor) -> Non
     assert units["process.memory.usage"] == "By"
     assert points["memlens.memory.uss"][0].value == 100 * MB  # type: ignore[attr-defined]
     assert points["memlens.memory.pss"][0].value == 110 * MB  # type: ignore[attr-defined]
-    gens = {p.attributes["cpython.gc.generation"]: p.value for p in points["cpython.gc.collections"]}  # type: ignore[attr-defined]
+    gens = {
+        p.attributes["cpython.gc.generation"]: p.value for p in points["cpython.gc.collections"]
+    }  # type: ignore[attr-defined]
     assert gens == expected_gc
     comps = {p.attributes["memlens.component"]: p.value for p in points["memlens.component.memory"]}  # type: ignore[attr-defined]
     assert comps == {"engine": 0}
@@ -186,7 +209,9 @@ def test_multiprocess_exporter_aggregates_forked_workers(tmp_path: Path) -> None
         """
     )
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     first, _, text = out.stdout.partition("\n")
     parent, child = first.split()

@@ -40,6 +40,7 @@ def test_cache_warming_up_then_plateauing_raises_nothing(mode: str) -> None:
     monitor = make_monitor(work, mode=mode).start(thread=False)
     assert run_for(monitor, work, 3 * 3600) == []
     assert monitor.leaks.total_alerts == 0
+    monitor.stop()
 
 
 def test_slow_sawtooth_with_spikes_raises_nothing() -> None:
@@ -48,12 +49,14 @@ def test_slow_sawtooth_with_spikes_raises_nothing() -> None:
     monitor = make_monitor(work, mode="standard", memory_growth_rate_threshold_mb_per_min=0.5)
     monitor.start(thread=False)
     assert run_for(monitor, work, 2 * 3600) == []
+    monitor.stop()
 
 
 def test_growth_below_the_minimum_rate_raises_nothing() -> None:
     work = Workload(lambda t: BASE + t / 60 * 0.2 * MB)
     monitor = make_monitor(work, mode="standard").start(thread=False)
     assert run_for(monitor, work, 40 * 60) == []
+    monitor.stop()
 
 
 def test_leak_that_stops_is_cleared_and_emits_leak_cleared() -> None:
@@ -100,6 +103,9 @@ def test_assess_growth_verdicts() -> None:
     short = assess_growth(ts[:60], [BASE + rate * t for t in ts[:60]], min_bucket=3, min_rate=0)
     assert not short.growing and short.reason == "not enough data"
     saturating = assess_growth(
-        ts, [BASE + 50 * MB * (1 - math.exp(-t / 120)) for t in ts], min_bucket=3, min_rate=rate / 10
+        ts,
+        [BASE + 50 * MB * (1 - math.exp(-t / 120)) for t in ts],
+        min_bucket=3,
+        min_rate=rate / 10,
     )
     assert not saturating.growing and saturating.reason in ("plateaued", "decelerating")

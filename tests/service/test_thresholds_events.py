@@ -63,8 +63,12 @@ def test_threshold_events_reach_subscribers_and_logging(caplog: object) -> None:
         ("PerformanceThresholdRecovered", "warning"),
     ]
     records = [r for r in caplog.records if r.name == "memlens.monitor"]  # type: ignore[attr-defined]
-    assert any(r.levelno == logging.ERROR and "critical threshold" in r.getMessage() for r in records)
-    assert any(r.levelno == logging.WARNING and "warning threshold" in r.getMessage() for r in records)
+    assert any(
+        r.levelno == logging.ERROR and "critical threshold" in r.getMessage() for r in records
+    )
+    assert any(
+        r.levelno == logging.WARNING and "warning threshold" in r.getMessage() for r in records
+    )
     assert all(hasattr(r, "memlens_event") for r in records)
     assert monitor.health().checks["threshold_state"] == "ok"
     monitor.stop()
