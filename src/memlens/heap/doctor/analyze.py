@@ -1,0 +1,539 @@
+"""From growth signals to findings: samples, retention, category, remedies.
+
+Runs once, after the iterations: it picks a few leaked objects per growing site,
+builds the reverse reference graph once, walks each sample to its named root, groups
+sites that share a root into one finding, and classifies and prices each finding.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import os
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+from memlens.heap.doctor import detect, growth
+from memlens.heap.doctor.checkpoints import SiteKey, type_name
+from memlens.heap.doctor.classify import WHY, Evidence, classify, holder_index, holder_name
+from memlens.heap.doctor.diagnosis import (
+    INCONCLUSIVE,
+    LEAK,
+    NO_LEAK,
+    Diagnosis,
+    Finding,
+    Hop,
+)
+from memlens.heap.doctor.graph import ReverseGraph
+from memlens.heap.doctor.iterations import Engine
+from memlens.heap.doctor.native import LineAttributor, native_reader
+from memlens.heap.doctor.remedies import remedies
+from memlens.heap.doctor.retention import Path, Roots, find_path
+from memlens.heap.doctor.sites import (
+    Frame,
+    format_frame,
+    function_at,
+    object_frames,
+    short_path,
+    source_line,
+    user_stack,
+)
+
+_MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_UNTRACKED_OK = (str, bytes, bytearray, int, float, complex)
+
+
+Attribution = tuple[Frame, int, list[Frame]]
+
+
+def attribute_native(engine: Engine, step: Callable[[int], object], runs: int = 3) -> Attribution | None:
+    """If native growth was seen, re-run ``step`` under a line tracer to find its line.
+
+    Call on the thread that runs the step (thread-locals, event loops).
+    """
+    if not any(s.kind == "native" and s.state == growth.GROWING for s in engine.signals):
+        return None
+    attributor = LineAttributor(engine.code, native_reader())
+    base = engine.iterations
+    for k in range(runs):
+        attributor.run(lambda k=k: step(base + k))
+    return attributor.best()
+
+
+def apply_native_site(diag: Diagnosis, engine: Engine, site: Attribution) -> None:
+    """Point the native finding at the line the tracer charged (see ``attribute_native``)."""
+    frame, _, frames = site
+    for f in diag.findings:
+        if f.category == "native":
+            f.site = f"{short_path(frame[0])}:{frame[1]}"
+            f.function = function_at(*frame)
+            f.source = source_line(*frame)
+            f.stack = user_stack(frames or [frame], engine.code)
+
+
+def diagnose(engine: Engine, target: str, native_site: Attribution | None = None) -> Diagnosis:
+    """Build the :class:`Diagnosis` for a finished engine run."""
+    opts = engine.options
+    cps = engine.checkpoints
+    diag = Diagnosis(
+        target=target,
+        verdict=NO_LEAK,
+        iterations=engine.iterations,
+        warmup=max(engine.warmup, 0),
+        checkpoints=len(cps),
+        gc_enabled=engine.gc_enabled,
+        budget=opts.budget,
+        max_iterations=opts.max_iterations,
+        horizon=opts.horizon,
+        rss_start=engine.rss_start,
+        rss_end=cps[-1].rss if cps else 0,
+        malloc_available=engine.malloc,
+    )
+    if not engine.gc_enabled:
+        diag.notes.append("the program disabled the cyclic GC: nothing was collected away")
+    if len(cps) < 6:
+        diag.verdict = INCONCLUSIVE
+        diag.reason = (
+            f"only {len(cps)} checkpoints in {engine.iterations} iterations; "
+            "raise --budget or --max-iterations"
+        )
+        return diag
+    signals = engine.signals
+    growing = [s for s in signals if s.state == growth.GROWING]
+    if not growing:
+        unclear = [s for s in signals if s.state == growth.UNCLEAR]
+        if unclear:
+            diag.verdict = INCONCLUSIVE
+            s = unclear[0]
+            diag.reason = (
+                f"{_signal_name(s)} grew in some but not all of the last segments "
+                f"after {engine.iterations} iterations ({engine.stop_reason}); "
+                "run longer to tell a slow leak from a cache still filling"
+            )
+        else:
+            diag.reason = f"no sustained growth over {engine.iterations - diag.warmup} measured iterations"
+        return diag
+    builder = _FindingBuilder(engine, growing, native_site)
+    diag.findings = builder.build()
+    if diag.findings:
+        diag.verdict = LEAK
+        diag.reason = f"{len(diag.findings)} leak(s) with sustained growth"
+    else:  # pragma: no cover - every growing signal yields a finding
+        diag.verdict = INCONCLUSIVE
+        diag.reason = "growth was detected but could not be attributed"
+    return diag
+
+
+def _signal_name(s: detect.Signal) -> str:
+    if s.kind == "site" and isinstance(s.key, tuple):
+        return f"memory allocated at {short_path(s.key[0])}:{s.key[1]}"
+    if s.kind == "container":
+        return f"a {s.label}"
+    return s.label or s.kind
+
+
+class _FindingBuilder:
+    def __init__(
+        self, engine: Engine, growing: list[detect.Signal], native_site: Attribution | None
+    ) -> None:
+        self.engine = engine
+        self.cps = engine.checkpoints
+        self.reader = engine.reader
+        self.growing = growing
+        self.native_site = native_site
+        self.opts = engine.options
+        self.span = max(1, self.cps[-1].iteration - self.cps[0].iteration)
+
+    # -- main ----------------------------------------------------------------------
+    def build(self) -> list[Finding]:
+        site_signals = {s.key: s for s in self.growing if s.kind == "site"}
+        container_signals = {s.key: s for s in self.growing if s.kind == "container"}
+        garbage_signal = next((s for s in self.growing if s.kind == "garbage"), None)
+        native_signal = next((s for s in self.growing if s.kind == "native"), None)
+        atexit_signal = next((s for s in self.growing if s.kind == "atexit"), None)
+
+        garbage: list[Any] = self._collect_garbage() if garbage_signal else []
+        garbage_ids = {id(o) for o in garbage}
+        containers = self._containers(set(container_signals))
+        samples = self._samples(set(site_signals), containers, garbage)  # site -> objects
+        # Tracing is no longer needed (samples are chosen); stopping it makes the
+        # graph walk several times faster.
+        self.engine.end()
+        keep: list[Any] = [garbage, containers, samples]
+        targets = [o for objs in samples.values() for o in objs] + list(containers.values())
+        ignore = {id(keep), id(targets), id(samples), id(containers), id(garbage)}
+        ignore.update(id(v) for v in samples.values())
+        ignore.update(self._own_frames())
+        ignore.update(self.engine.own)
+        graph = ReverseGraph(targets, ignore)
+        try:
+            roots = Roots(graph, ignore)
+            growing_ids = frozenset(container_signals)
+            findings = self._site_findings(
+                site_signals, samples, graph, roots, garbage_ids, growing_ids, atexit_signal
+            )
+            covered = {id(o) for f in findings for o in f[1].objects} if findings else set()
+            for cid, sig in container_signals.items():
+                obj = containers.get(cid)
+                if obj is None or cid in covered:
+                    continue
+                path = find_path(obj, graph, roots)
+                if not path.found:
+                    continue
+                covered.update(id(o) for o in path.objects)
+                findings.append(self._container_finding(sig, obj, path, growing_ids))
+        finally:
+            graph.close()
+        out = [f for f, _ in findings]
+        if garbage_signal and not any(f.category == "gc_disabled_cycles" for f in out):
+            out.append(self._garbage_finding(garbage_signal, garbage))
+        if native_signal and not out:
+            out.append(self._native_finding(native_signal))
+        elif native_signal:
+            out.append(self._native_finding(native_signal))
+        if atexit_signal and not any(f.root == "atexit registry" for f in out):
+            out.append(self._atexit_finding(atexit_signal))
+        del keep, garbage, samples, containers, targets
+        out.sort(key=lambda f: -f.bytes_per_iteration)
+        return _dedupe(out)
+
+    # -- gathering -----------------------------------------------------------------
+    def _collect_garbage(self) -> list[Any]:
+        start = len(gc.garbage)
+        old = gc.get_debug()
+        gc.set_debug(old | gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+        finally:
+            gc.set_debug(old)
+        found = gc.garbage[start:]
+        del gc.garbage[start:]
+        return found
+
+    def _containers(self, ids: set[int]) -> dict[int, Any]:
+        if not ids:
+            return {}
+        out: dict[int, Any] = {}
+        for obj in gc.get_objects():
+            if id(obj) in ids:
+                out[id(obj)] = obj
+        return out
+
+    def _samples(
+        self, sites: set[SiteKey], containers: dict[int, Any], garbage: list[Any]
+    ) -> dict[SiteKey, list[Any]]:
+        """Up to N live objects allocated at each growing site, newest first."""
+        want = self.opts.samples_per_site
+        found: dict[SiteKey, list[Any]] = {s: [] for s in sites}
+        if not sites:
+            return found
+        site_of = self.reader.site_of
+        rates = detect.type_rates(self.cps)
+        grown = {name for name, r in rates.items() if r > 0}
+        remaining = set(sites)
+
+        def consider(obj: Any) -> None:
+            frames = object_frames(obj)
+            if not frames:
+                return
+            site = site_of(frames)
+            if site in remaining:
+                bucket = found[site]
+                if all(o is not obj for o in bucket):
+                    bucket.append(obj)
+                    if len(bucket) >= want:
+                        remaining.discard(site)
+
+        for obj in garbage:
+            if not remaining:
+                break
+            consider(obj)
+        for obj in containers.values():
+            items = list(obj.values()) + list(obj.keys()) if isinstance(obj, dict) else list(obj)
+            for item in reversed(items[-50:]):
+                if not remaining:
+                    break
+                consider(item)
+        objs = gc.get_objects()
+        try:
+            for obj in reversed(objs):
+                if not remaining:
+                    break
+                if type_name(obj) not in grown:
+                    continue
+                consider(obj)
+                for ref in gc.get_referents(obj):
+                    if isinstance(ref, _UNTRACKED_OK) and not gc.is_tracked(ref):
+                        consider(ref)
+            if remaining:
+                # Leaked untracked objects (bytes, str) held by containers that
+                # themselves are old: look one level below every container.
+                for obj in reversed(objs):
+                    if not remaining:
+                        break
+                    if isinstance(obj, (list, dict, set, collections.deque, tuple)):
+                        for ref in gc.get_referents(obj):
+                            if isinstance(ref, _UNTRACKED_OK) and type(ref) not in (int, float):
+                                consider(ref)
+        finally:
+            del objs
+        return found
+
+    def _own_frames(self) -> set[int]:
+        out: set[int] = set()
+        for frame in sys._current_frames().values():
+            f: types.FrameType | None = frame
+            while f is not None:
+                if os.path.realpath(f.f_code.co_filename).startswith(_MEMLENS_DIR + os.sep):
+                    out.add(id(f))
+                f = f.f_back
+        return out
+
+    # -- findings ------------------------------------------------------------------
+    def _site_findings(
+        self,
+        site_signals: dict[object, detect.Signal],
+        samples: dict[SiteKey, list[Any]],
+        graph: ReverseGraph,
+        roots: Roots,
+        garbage_ids: set[int],
+        growing_ids: frozenset[int],
+        atexit_signal: detect.Signal | None,
+    ) -> list[tuple[Finding, Path]]:
+        groups: dict[str, list[tuple[SiteKey, detect.Signal, Path | None, bool]]] = {}
+        for key, sig in site_signals.items():
+            assert isinstance(key, tuple)
+            site: SiteKey = key
+            best: Path | None = None
+            in_garbage = False
+            by_root: dict[str, list[Path]] = {}
+            for obj in samples.get(site, []):
+                if id(obj) in garbage_ids:
+                    in_garbage = True
+                    continue
+                path = find_path(obj, graph, roots)
+                if path.found:
+                    by_root.setdefault(path.root, []).append(path)
+            if by_root:
+                root = max(by_root, key=lambda r: len(by_root[r]))
+                best = min(by_root[root], key=lambda p: len(p.hops))
+                group_key = root
+            elif in_garbage:
+                group_key = "<unreachable cycles>"
+            elif atexit_signal is not None:
+                group_key = "atexit registry"
+            else:
+                group_key = f"<unattributed {site[0]}:{site[1]}>"
+            groups.setdefault(group_key, []).append((site, sig, best, in_garbage))
+        # Sites with no sample (a dict's table, a list's array) join the group whose
+        # sites share their function; otherwise they stay on their own.
+        out: list[tuple[Finding, Path]] = []
+        orphans = {k: v for k, v in groups.items() if k.startswith("<unattributed")}
+        for k in orphans:
+            members = groups[k]
+            site = members[0][0]
+            fn = (site[0], function_at(*site))
+            for gk, gm in groups.items():
+                if gk.startswith("<unattributed"):
+                    continue
+                if any((m[0][0], function_at(*m[0])) == fn for m in gm):
+                    gm.extend(members)
+                    del groups[k]
+                    break
+        for gk, members in groups.items():
+            members.sort(key=lambda m: -m[1].growth.rate)
+            site, sig, path, in_garbage = members[0]
+            path = next((m[2] for m in members if m[2] is not None), path)
+            rate = sum(m[1].growth.rate for m in members)
+            frames = self.reader.site_frames.get(site, (site,))
+            ev = Evidence(
+                path=path,
+                in_garbage=any(m[3] for m in members),
+                atexit=gk == "atexit registry",
+                growing_ids=growing_ids,
+                frames=frames,
+            )
+            category = classify(ev)
+            finding = self._finding(category, site, frames, rate, sig, path)
+            if gk == "<unreachable cycles>" or ev.in_garbage:
+                finding.root = "unreachable reference cycle (gc disabled)"
+                finding.path = self._cycle_hops(samples.get(site, []))
+            elif gk == "atexit registry" and path is None:
+                finding.root = "atexit registry"
+            finding.related_sites = [
+                f"{short_path(m[0][0])}:{m[0][1]}" for m in members[1:]
+            ]
+            finding.samples = sum(len(samples.get(m[0], [])) for m in members)
+            out.append((finding, path or Path(root="", root_kind="none")))
+        return out
+
+    def _finding(
+        self,
+        category: str,
+        site: Frame,
+        frames: tuple[Frame, ...] | list[Frame],
+        rate: float,
+        sig: detect.Signal,
+        path: Path | None,
+    ) -> Finding:
+        name = ""
+        if path is not None and path.found:
+            idx = holder_index(path, frozenset())
+            if idx is not None:
+                name = holder_name(path, idx)
+        f = Finding(
+            category=category,
+            site=f"{short_path(site[0])}:{site[1]}",
+            function=function_at(*site),
+            stack=user_stack(frames, self.reader.code),
+            source=source_line(*site),
+            bytes_per_iteration=rate,
+            objects_per_iteration=self._objects_rate(site),
+            growth_bytes=int(sig.growth.end - sig.growth.start),
+            start_bytes=self.cps[0].rss,
+            end_bytes=self.cps[-1].rss,
+            p_value=sig.growth.p_value,
+            evidence=[sig.kind],
+            why=WHY.get(category, WHY["other"]),
+            remedies=remedies(category, rate, self.opts.horizon, name),
+        )
+        if path is not None and path.found:
+            f.root = path.root
+            f.path = [Hop(label=path.root.split(" → ")[0], type_name="root")] + path.hops
+            f.type_name = path.hops[-1].type_name if path.hops else ""
+            self._library(f, path, frames)
+        return f
+
+    def _objects_rate(self, site: SiteKey) -> float:
+        first = self.cps[0].site_blocks.get(site, 0)
+        last = self.cps[-1].site_blocks.get(site, 0)
+        return (last - first) / self.span
+
+    def _library(self, f: Finding, path: Path, frames: tuple[Frame, ...] | list[Frame]) -> None:
+        module = path.root_module or ""
+        code = self.reader.code
+        mod = sys.modules.get(module)
+        filename = getattr(mod, "__file__", None) or ""
+        if not filename or code.is_user(filename):
+            return
+        lib = code.library_of(filename) or module.split(".")[0]
+        f.library = lib
+        # The public call: the outermost frame inside that library on the stack.
+        call = None
+        for fn, ln in reversed(list(frames)):
+            if not code.is_user(fn) and code.library_of(fn) == lib:
+                qual = function_at(fn, ln)
+                public = [p for p in qual.split(".") if p != "<locals>"]
+                while len(public) > 1 and public[-1].startswith("_") or (
+                    len(public) > 1 and public[-1] in ("wrapper", "inner", "decorator")
+                ):
+                    public.pop()
+                call = f"{lib}.{'.'.join(public)}"
+                break
+        f.public_call = call or f"{lib} (via {f.source or f.site})"
+
+    def _container_finding(
+        self, sig: detect.Signal, obj: Any, path: Path, growing_ids: frozenset[int]
+    ) -> tuple[Finding, Path]:
+        # Items per iteration times the average item footprint.
+        per_item = sys.getsizeof(obj) / max(1, len(obj))
+        rate = sig.growth.rate * per_item
+        site, frames = self._best_site_for(obj)
+        ev = Evidence(path=path, growing_ids=growing_ids | {id(obj)}, frames=frames)
+        category = classify(ev)
+        f = self._finding(category, site, frames, rate, sig, path)
+        f.objects_per_iteration = sig.growth.rate
+        f.type_name = type_name(obj)
+        f.evidence = ["container"]
+        return f, path
+
+    def _best_site_for(self, obj: Any) -> tuple[Frame, tuple[Frame, ...]]:
+        # The site that most grew among those not explaining another leak.
+        first, last = self.cps[0], self.cps[-1]
+        best = max(
+            last.site_bytes,
+            key=lambda s: last.site_bytes[s] - first.site_bytes.get(s, 0),
+            default=None,
+        )
+        if best is None:
+            return ("<unknown>", 0), ()
+        return best, self.reader.site_frames.get(best, (best,))
+
+    def _garbage_finding(self, sig: detect.Signal, garbage: list[Any]) -> Finding:
+        first, last = self.cps[0], self.cps[-1]
+        site = max(
+            last.garbage_site_bytes,
+            key=lambda s: last.garbage_site_bytes[s] - first.garbage_site_bytes.get(s, 0),
+            default=None,
+        )
+        frames = self.reader.site_frames.get(site, (site,)) if site else ()
+        f = self._finding(
+            "gc_disabled_cycles", site or ("<unknown>", 0), frames, sig.growth.rate, sig, None
+        )
+        f.root = "unreachable reference cycle (gc disabled)"
+        f.path = self._cycle_hops([o for o in garbage if site and self._site(o) == site][:5])
+        f.objects_per_iteration = (last.garbage_objects - first.garbage_objects) / self.span
+        return f
+
+    def _site(self, obj: Any) -> SiteKey | None:
+        frames = object_frames(obj)
+        return self.reader.site_of(frames) if frames else None
+
+    def _cycle_hops(self, objs: list[Any]) -> list[Hop]:
+        """Describe one reference cycle through a sample: A → .attr → B → … → A."""
+        from memlens.heap.doctor.retention import hop_label
+
+        for start in objs:
+            prev: dict[int, Any] = {id(start): None}
+            queue = collections.deque([start])
+            while queue and len(prev) < 2000:
+                obj = queue.popleft()
+                for ref in gc.get_referents(obj):
+                    if ref is start:
+                        chain = [obj]
+                        while prev[id(chain[-1])] is not None:
+                            chain.append(prev[id(chain[-1])])
+                        chain.reverse()  # start … obj
+                        hops = [Hop(label="cycle", type_name=type_name(start))]
+                        for a, b in zip(chain, chain[1:] + [start]):
+                            hops.append(Hop(label=hop_label(a, b), type_name=type_name(b)))
+                        return hops
+                    if gc.is_tracked(ref) and id(ref) not in prev and not isinstance(ref, type):
+                        prev[id(ref)] = obj
+                        queue.append(ref)
+        return []
+
+    def _native_finding(self, sig: detect.Signal) -> Finding:
+        site: Frame = ("<native>", 0)
+        frames: list[Frame] = []
+        if self.native_site is not None:
+            site, _, frames = self.native_site
+        f = self._finding("native", site, frames or [site], sig.growth.rate, sig, None)
+        f.root = "C allocator (outside Python objects)"
+        f.evidence = ["native"]
+        f.type_name = "native memory"
+        return f
+
+    def _atexit_finding(self, sig: detect.Signal) -> Finding:
+        site, frames = self._best_site_for(None)
+        f = self._finding("listener", site, frames, 0.0, sig, None)
+        f.root = "atexit registry"
+        f.objects_per_iteration = sig.growth.rate
+        return f
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in findings:
+        key = (f.site, f.root)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(f)
+    return out
+
+
+__all__ = ["diagnose", "format_frame"]

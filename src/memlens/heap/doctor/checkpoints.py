@@ -1,0 +1,235 @@
+"""One measurement between iterations: what is alive, where it was allocated.
+
+A checkpoint reads, in one pass and without changing what the program keeps:
+
+- traced bytes and blocks per *user* allocation site (tracemalloc);
+- live GC-tracked objects per type and the length of every live container;
+- with the cyclic GC disabled by the program: the unreachable cycles that are piling
+  up (found with ``DEBUG_SAVEALL`` so nothing is freed, then handed back);
+- the C allocator's bytes in use, RSS, and tracemalloc's own overhead, so native
+  growth can be told apart from Python objects;
+- the number of atexit callbacks.
+
+When the GC is enabled the program would collect cycles on its own, so a checkpoint
+runs a full collection first; when it is disabled, it never collects anything away.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import gc
+import sys
+import tracemalloc
+from dataclasses import dataclass, field
+
+from memlens.heap.doctor import native
+from memlens.heap.doctor.sites import CodeMap, Frame
+
+# Blocks larger than this come from malloc, not pymalloc's mmapped arenas, so they
+# are the traced part of what mallinfo2 sees.
+_PYMALLOC_MAX = 512
+_CONTAINERS = (list, dict, set, collections.deque)
+
+SiteKey = Frame
+OWN: SiteKey = ("<memlens>", 0)  # allocations made by the doctor itself
+
+
+@dataclass
+class Checkpoint:
+    """Figures read after ``iteration`` step calls."""
+
+    iteration: int
+    site_bytes: dict[SiteKey, int] = field(default_factory=dict)
+    site_blocks: dict[SiteKey, int] = field(default_factory=dict)
+    traced_total: int = 0
+    traced_malloc: int = 0
+    tracemalloc_overhead: int = 0
+    type_counts: dict[str, int] = field(default_factory=dict)
+    container_lens: dict[int, tuple[str, int]] = field(default_factory=dict)
+    garbage_objects: int = 0
+    garbage_bytes: int = 0
+    garbage_site_bytes: dict[SiteKey, int] = field(default_factory=dict)
+    malloc_in_use: int = -1
+    rss: int = 0
+    atexit_callbacks: int = 0
+
+    @property
+    def native_residual(self) -> int:
+        """Allocator bytes in use that tracemalloc does not account for."""
+        if self.malloc_in_use < 0:
+            return self.rss - self.traced_total - self.tracemalloc_overhead
+        return self.malloc_in_use - self.traced_malloc - self.tracemalloc_overhead
+
+
+def type_name(obj: object) -> str:
+    t = type(obj)
+    mod = t.__module__
+    return t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
+
+
+class Reader:
+    """Takes checkpoints; remembers one representative traceback per site."""
+
+    def __init__(self, code: CodeMap, own: set[int]) -> None:
+        self.code = code
+        self.own = own  # ids of the doctor's own bookkeeping objects
+        self.site_frames: dict[SiteKey, tuple[Frame, ...]] = {}
+        self._site_of_tb: dict[tuple[Frame, ...], SiteKey | None] = {}
+        self.last_garbage_ids: set[int] = set()
+        # Container lengths at the first checkpoint; later checkpoints keep only the
+        # containers that have grown since, which keeps the bookkeeping small.
+        self.baseline_lens: dict[int, tuple[str, int]] | None = None
+        self.own_malloc = 0
+        self.own_rss = 0
+        self.own_overhead = 0
+        self._window: tuple[int, int, int] | None = None
+
+    def site_of(self, frames: tuple[Frame, ...]) -> SiteKey | None:
+        """The innermost user frame of a raw traceback (cached per traceback).
+
+        Allocations made by memlens itself map to :data:`OWN`.
+        """
+        try:
+            return self._site_of_tb[frames]
+        except KeyError:
+            pass
+        idx = self.code.user_frame_index(frames)
+        site: SiteKey | None = frames[idx] if idx is not None else None
+        if site is None and any(self.code.is_memlens(f[0]) for f in frames):
+            site = OWN
+        self._site_of_tb[frames] = site
+        if site is not None and site is not OWN:
+            known = self.site_frames.get(site)
+            if known is None or len(frames) > len(known):
+                self.site_frames[site] = frames
+        return site
+
+    def read(self, iteration: int) -> Checkpoint:
+        cp = Checkpoint(iteration=iteration)
+        if gc.isenabled():
+            # The program's own collector would free these cycles: let it.
+            gc.collect()
+        # Process-level figures are read before the doctor allocates anything, and
+        # whatever the doctor itself adds until the end of the checkpoint is
+        # subtracted from every later reading (see ``end_window``).
+        cp.malloc_in_use = native.malloc_in_use() - self.own_malloc
+        cp.rss = native.rss() - self.own_rss
+        cp.tracemalloc_overhead = tracemalloc.get_tracemalloc_memory() - self.own_overhead
+        self._window = (native.malloc_in_use(), native.rss(), tracemalloc.get_tracemalloc_memory())
+        if not gc.isenabled():
+            self._account_garbage(cp)
+        self._read_traces(cp)
+        self._read_objects(cp)
+        cp.atexit_callbacks = atexit._ncallbacks()
+        return cp
+
+    def end_window(self) -> None:
+        """Charge what the doctor allocated since ``read`` began to the doctor."""
+        if self._window is None:
+            return
+        if gc.isenabled():
+            gc.collect()  # free the doctor's own cycles inside its own window
+        m0, r0, o0 = self._window
+        self.own_malloc += native.malloc_in_use() - m0
+        self.own_rss += native.rss() - r0
+        self.own_overhead += tracemalloc.get_tracemalloc_memory() - o0
+        self._window = None
+
+    def _read_traces(self, cp: Checkpoint) -> None:
+        if not tracemalloc.is_tracing():
+            return
+        snapshot = tracemalloc.take_snapshot()
+        raw = getattr(snapshot.traces, "_traces", None)
+        if raw is None:  # pragma: no cover - private layout changed
+            raw = [
+                (t.domain, t.size, tuple((f.filename, f.lineno) for f in reversed(t.traceback)))
+                for t in snapshot.traces
+            ]
+        site_bytes = cp.site_bytes
+        site_blocks = cp.site_blocks
+        total = big = 0
+        site_of = self.site_of
+        own = OWN
+        for trace in raw:
+            size = trace[1]
+            site = site_of(trace[2])
+            if site is own:
+                continue
+            total += size
+            if size > _PYMALLOC_MAX:
+                big += size
+            if site is not None:
+                site_bytes[site] = site_bytes.get(site, 0) + size
+                site_blocks[site] = site_blocks.get(site, 0) + 1
+        cp.traced_total = total
+        cp.traced_malloc = big
+        del snapshot, raw
+
+    def _read_objects(self, cp: Checkpoint) -> None:
+        lens = cp.container_lens
+        own = self.own
+        base = self.baseline_lens
+        first = base is None
+        objs = gc.get_objects()
+        try:
+            # Counting by type object runs in C; names are built once per type.
+            by_type = collections.Counter(map(type, objs))
+            conts = [o for o in objs if isinstance(o, _CONTAINERS)]
+        finally:
+            del objs
+        for obj, n in zip(conts, map(len, conts)):
+            oid = id(obj)
+            if oid in own:
+                continue
+            if first:
+                lens[oid] = (type_name(obj), n)
+            elif base is not None:
+                old = base.get(oid)
+                if old is not None and n > old[1]:
+                    name = type_name(obj)
+                    if old[0] == name:
+                        lens[oid] = (name, n)
+        del conts
+        counts: dict[str, int] = {}
+        for t, n in by_type.items():
+            mod = t.__module__
+            name = t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
+            counts[name] = counts.get(name, 0) + n
+        cp.type_counts = counts
+        if first:
+            self.baseline_lens = lens
+            cp.container_lens = {}
+
+    def _account_garbage(self, cp: Checkpoint) -> None:
+        # DEBUG_SAVEALL moves unreachable objects to gc.garbage instead of freeing
+        # them; after counting we drop our references and they are exactly as
+        # unreachable (and alive) as before, because the program disabled the GC.
+        start = len(gc.garbage)
+        old_debug = gc.get_debug()
+        gc.set_debug(old_debug | gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+        finally:
+            gc.set_debug(old_debug)
+        found = gc.garbage[start:]
+        del gc.garbage[start:]
+        ids: set[int] = set()
+        total = 0
+        per_site = cp.garbage_site_bytes
+        from memlens.heap.doctor.sites import object_frames
+
+        for obj in found:
+            frames = object_frames(obj)
+            site = self.site_of(frames) if frames else None
+            if site is OWN:
+                continue
+            ids.add(id(obj))
+            size = sys.getsizeof(obj, 0)
+            total += size
+            if site is not None:
+                per_site[site] = per_site.get(site, 0) + size
+        cp.garbage_objects = len(found)
+        cp.garbage_bytes = total
+        self.last_garbage_ids = ids
+        del found

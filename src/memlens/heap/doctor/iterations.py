@@ -1,0 +1,158 @@
+"""Adaptive iterations: warm up, then checkpoint until the verdict is confident.
+
+The engine is driven from outside — ``after_iteration()`` after each unit of work —
+so the same logic serves ``doctor(step)``, ``watch()`` blocks and the pytest plugin.
+Checkpoints are spaced ``every`` iterations; when there are too many, every other
+one is dropped and the spacing doubles, so long runs keep equal spacing and a
+bounded cost while the segments grow longer than any periodic clearing.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+from memlens.heap.doctor import detect, growth, native
+from memlens.heap.doctor.checkpoints import Checkpoint, Reader
+from memlens.heap.doctor.shallow import run_shallow
+from memlens.heap.doctor.sites import CodeMap
+
+
+@dataclass
+class Options:
+    """Knobs of a diagnosis; the defaults suit steps of microseconds to ~100 ms."""
+
+    max_iterations: int = 5000
+    budget: float = 20.0  # seconds, warm-up and analysis included
+    warmup: int | None = None  # None: decided from the budget and step time
+    min_measured: int = 60  # iterations after warm-up before any verdict
+    min_checkpoints: int = 12
+    max_checkpoints: int = 24
+    nframes: int = 20  # tracemalloc traceback depth
+    horizon: int = 10_000  # iterations for "frees ≈ X" estimates
+    samples_per_site: int = 5
+
+    def validate(self) -> None:
+        from memlens.core.errors import ConfigError
+
+        if self.max_iterations < 10:
+            raise ConfigError("max_iterations must be at least 10")
+        if not self.budget > 0:
+            raise ConfigError("budget must be greater than zero seconds")
+        if self.nframes < 1:
+            raise ConfigError("nframes must be at least 1")
+
+
+class Engine:
+    """Counts iterations, takes checkpoints and decides when to stop."""
+
+    def __init__(self, code: CodeMap, options: Options) -> None:
+        options.validate()
+        self.code = code
+        self.options = options
+        self.own: set[int] = set()
+        self.reader = Reader(code, self.own)
+        self.checkpoints: list[Checkpoint] = []
+        self.iterations = 0
+        self.warmup = options.warmup if options.warmup is not None else -1
+        self.every = 5
+        self.next_at = self.warmup + self.every if self.warmup >= 0 else 0
+        self.started = 0.0
+        self.step_time = 0.0
+        self.done = False
+        self.stop_reason = ""
+        self.signals: list[detect.Signal] = []
+        self._started_tracing = False
+        self._gc_enabled = gc.isenabled()
+        self.malloc = native.malloc_available()
+        self.rss_start = 0
+        for obj in (self.own, self.checkpoints, self.reader.site_frames,
+                    self.reader._site_of_tb, self.code._cache, self.reader.last_garbage_ids):
+            self.own.add(id(obj))
+
+    # -- lifecycle ---------------------------------------------------------------
+    def begin(self) -> None:
+        self.started = time.perf_counter()
+        self.rss_start = native.rss()
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(self.options.nframes)
+            self._started_tracing = True
+
+    def end(self) -> None:
+        if self._started_tracing:
+            tracemalloc.stop()
+            self._started_tracing = False
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def gc_enabled(self) -> bool:
+        return self._gc_enabled
+
+    def after_iteration(self) -> bool:
+        """Record one finished unit of work; True when the doctor has enough."""
+        if self.done:
+            return True
+        self.iterations += 1
+        opts = self.options
+        if self.warmup < 0:
+            # Warm-up: long enough for lazy imports and first-call caches to settle
+            # (at least 3 iterations, at most ~100 or a small slice of the budget).
+            limit = max(3, min(100, opts.max_iterations // 10))
+            if self.iterations >= 3 and (
+                self.elapsed >= min(0.05 * opts.budget, 0.25) or self.iterations >= limit
+            ):
+                self.warmup = self.iterations
+                self.step_time = self.elapsed / self.iterations
+                self.next_at = self.iterations + self.every
+            return False
+        if self.warmup < 0 or self.iterations < self.warmup:
+            return False
+        if self.iterations >= self.next_at:
+            self._checkpoint()
+            self.next_at = self.iterations + self.every
+        if self.iterations >= opts.max_iterations:
+            self._finish("max_iterations")
+        elif self.elapsed >= opts.budget * 0.8:  # leave room for the analysis
+            self._finish("budget")
+        return self.done
+
+    # -- internals ----------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        self._gc_enabled = gc.isenabled()
+        cp = run_shallow(self.reader.read, self.iterations)
+        self.checkpoints.append(cp)
+        self.own.add(id(cp))
+        self.own.add(id(self.reader.baseline_lens))
+        for d in (cp.site_bytes, cp.site_blocks, cp.type_counts, cp.container_lens,
+                  cp.garbage_site_bytes):
+            self.own.add(id(d))
+        if len(self.checkpoints) > self.options.max_checkpoints:
+            kept = self.checkpoints[::2] if len(self.checkpoints) % 2 else self.checkpoints[1::2]
+            self.checkpoints[:] = kept
+            self.every *= 2
+        measured = self.iterations - self.warmup
+        if (
+            len(self.checkpoints) >= self.options.min_checkpoints
+            and measured >= self.options.min_measured
+        ):
+            self.signals = detect.evaluate(
+                self.checkpoints, self.malloc, not self._gc_enabled, self.reader.baseline_lens
+            )
+            if any(s.state == growth.GROWING for s in self.signals):
+                self._finish("confident: leak")
+            elif not self.signals:
+                self._finish("confident: no growth")
+        self.reader.end_window()
+
+    def _finish(self, reason: str) -> None:
+        if len(self.checkpoints) >= 6:
+            self.signals = detect.evaluate(
+                self.checkpoints, self.malloc, not self._gc_enabled, self.reader.baseline_lens
+            )
+        self.stop_reason = reason
+        self.done = True

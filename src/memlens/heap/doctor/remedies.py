@@ -1,0 +1,116 @@
+"""Ranked fixes for each category, with a snippet, the effort, and what they free.
+
+``frees_bytes`` is the leak's observed rate times the diagnosis horizon (10,000
+iterations by default): the memory the fix stops leaking over that many calls. A
+partial fix (clearing periodically) is credited with most, not all, of it.
+"""
+
+from __future__ import annotations
+
+from memlens.heap.doctor.diagnosis import Remedy
+
+# (title, snippet, effort, share of the leak it removes)
+_TABLE: dict[str, list[tuple[str, str, str, float]]] = {
+    "growing_collection": [
+        (
+            "bound it",
+            "functools.lru_cache(maxsize=1000) / cachetools.LRUCache(maxsize=1000) / collections.deque(maxlen=1000)",
+            "5 min",
+            1.0,
+        ),
+        ("remove entries when done", "try: ... finally: {name}.pop(key, None)", "15 min", 1.0),
+        ("hold values weakly", "{name} = weakref.WeakValueDictionary()", "10 min", 1.0),
+    ],
+    "unbounded_memo": [
+        (
+            "bound the memo",
+            "@functools.lru_cache(maxsize=1024)  # or cachetools.LRUCache(maxsize=1024)",
+            "5 min",
+            1.0,
+        ),
+        ("expire entries", "cachetools.TTLCache(maxsize=1024, ttl=300)", "10 min", 1.0),
+        ("clear it periodically", "if len({name}) > 10_000: {name}.clear()", "5 min", 0.9),
+    ],
+    "listener": [
+        (
+            "unsubscribe when done",
+            "try: ... finally: bus.unsubscribe(handler)  # or logger.removeHandler(h)",
+            "15 min",
+            1.0,
+        ),
+        ("register once, at start-up", "move the registration out of the per-call path", "15 min", 1.0),
+        (
+            "hold callbacks weakly",
+            "self._subscribers = weakref.WeakSet()  # bound methods: weakref.WeakMethod(cb)",
+            "20 min",
+            1.0,
+        ),
+    ],
+    "cached_instances": [
+        (
+            "cache on the instance, not on the class",
+            "@functools.cached_property  # or a module-level lru_cache keyed by plain values",
+            "30 min",
+            1.0,
+        ),
+        ("bound the cache", "@functools.lru_cache(maxsize=128)", "5 min", 0.9),
+        ("clear it when an instance is closed", "type(self).method.cache_clear()", "10 min", 0.8),
+    ],
+    "stored_traceback": [
+        (
+            "store the formatted error, not the exception",
+            "errors.append(''.join(traceback.format_exception(exc)))",
+            "10 min",
+            1.0,
+        ),
+        ("drop the traceback", "exc.__traceback__ = None  # or exc.with_traceback(None)", "5 min", 1.0),
+        ("bound the list", "errors = collections.deque(maxlen=100)", "5 min", 0.9),
+    ],
+    "closure_registry": [
+        ("unregister the closure when done", "try: ... finally: {name}.remove(callback)", "15 min", 1.0),
+        (
+            "capture only what the closure needs",
+            "key = request.id  # capture small values, not the whole object",
+            "15 min",
+            0.9,
+        ),
+        ("bound the registry", "{name} = collections.deque(maxlen=1000)", "5 min", 0.9),
+    ],
+    "thread_local": [
+        ("reset per unit of work", "try: ... finally: _local.__dict__.clear()", "10 min", 1.0),
+        ("use a context variable", "request_state = contextvars.ContextVar('request_state')", "30 min", 1.0),
+    ],
+    "gc_disabled_cycles": [
+        ("break the cycle with a weak reference", "self.parent = weakref.ref(parent)", "30 min", 1.0),
+        ("let the collector run", "gc.enable()  # or gc.freeze() after start-up, then gc.enable()", "5 min", 1.0),
+        ("collect periodically", "if i % 1000 == 0: gc.collect()", "5 min", 0.95),
+    ],
+    "native": [
+        (
+            "free what the C call allocates",
+            "ptr = lib.alloc(n)\ntry: ...\nfinally: lib.free(ptr)",
+            "30 min",
+            1.0,
+        ),
+        ("use the library's release/close API", "with lib.open(...) as h: ...", "30 min", 1.0),
+    ],
+    "other": [
+        ("drop the reference when done", "del obj  # or set the attribute to None", "30 min", 1.0),
+    ],
+}
+
+
+def remedies(category: str, rate: float, horizon: int, name: str = "") -> list[Remedy]:
+    """Ranked remedies for ``category``; ``name`` is the holder's identifier."""
+    holder = name or "cache"
+    out = []
+    for title, snippet, effort, share in _TABLE.get(category, _TABLE["other"]):
+        out.append(
+            Remedy(
+                title=title,
+                snippet=snippet.replace("{name}", holder),
+                effort=effort,
+                frees_bytes=int(max(rate, 0.0) * horizon * share),
+            )
+        )
+    return out
