@@ -113,11 +113,20 @@ class Program:
             _set_path0(os.getcwd())
         else:
             _set_path0(os.path.dirname(os.path.realpath(self.target)))
+        saved_main = sys.modules.get("__main__")
+        # The program is executed right here, not in a helper: every frame under
+        # it costs tracemalloc time on each allocation (see run.main).
         try:
-            if self.module:
+            loaded = None if self.module else _load_script(self.target)
+            if loaded is not None:
+                code, module = loaded
+                sys.modules["__main__"] = module
+                exec(code, module.__dict__)
+                namespace = module.__dict__
+            elif self.module:
                 namespace = runpy.run_module(self.target, run_name="__main__", alter_sys=True)
             else:
-                namespace = _run_script(self.target)
+                namespace = runpy.run_path(os.path.abspath(self.target), run_name="__main__")
         except SystemExit as exc:
             return _from_system_exit(exc)
         except KeyboardInterrupt as exc:
@@ -125,23 +134,25 @@ class Program:
         except BaseException as exc:  # the program's own uncaught exception
             return Outcome(FAILED, 1, _describe(exc), exc)
         finally:
+            if saved_main is not None:
+                sys.modules["__main__"] = saved_main
             sys.argv[:] = saved_argv
             if saved_path0 is not None:
                 sys.path[0] = saved_path0
         return Outcome(COMPLETED, 0, namespace=namespace)
 
 
-def _run_script(target: str) -> dict[str, Any]:
-    """Execute a script file as ``__main__``, as the interpreter does.
+def _load_script(target: str) -> tuple[types.CodeType, types.ModuleType] | None:
+    """Compile a script file for :meth:`Program.run` to execute as ``__main__``.
 
     ``runpy.run_path`` would set ``sys.argv[0]`` to the path it is given, while
-    Python keeps argv[0] as typed and makes ``__file__`` (and tracebacks) absolute;
-    so plain source files are run here, and directories, zips and ``.pyc`` files
-    go through runpy.
+    Python keeps argv[0] as typed and makes ``__file__`` (and tracebacks)
+    absolute; so plain source files are run directly. Returns ``None`` for
+    directories, zips and ``.pyc`` files, which go through runpy.
     """
     path = os.path.abspath(target)
     if not os.path.isfile(path) or path.endswith((".pyc", ".pyo")) or zipfile.is_zipfile(path):
-        return runpy.run_path(path, run_name="__main__")
+        return None
     with io.open_code(path) as handle:
         source = handle.read()
     module = types.ModuleType("__main__")
@@ -153,15 +164,7 @@ def _run_script(target: str) -> dict[str, Any]:
         __loader__=importlib.machinery.SourceFileLoader("__main__", path),
         __builtins__=builtins,
     )
-    saved_main = sys.modules.get("__main__")
-    sys.modules["__main__"] = module
-    try:
-        code = compile(source, path, "exec", dont_inherit=True)
-        exec(code, module.__dict__)
-    finally:
-        if saved_main is not None:
-            sys.modules["__main__"] = saved_main
-    return module.__dict__
+    return compile(source, path, "exec", dont_inherit=True), module
 
 
 def _set_path0(entry: str) -> None:

@@ -70,40 +70,120 @@ def command(
     Options for memlens go before the script; everything after it is the
     program's. The summary goes to stderr; the exit code is the program's.
     """
+    execute(
+        plan(
+            as_module,
+            name,
+            interval,
+            no_trace,
+            trace_depth,
+            components,
+            html_path,
+            no_html,
+            json_path,
+            db,
+            quiet,
+            target,
+            args,
+        )
+    )
+
+
+def main(argv: list[str]) -> None:
+    """``memlens run`` with as few stack frames as possible under the program.
+
+    tracemalloc records the innermost N frames of every allocation; each frame
+    of CLI machinery below the program is paid for on every allocation and
+    crowds out the program's own frames. Parsing here and returning from click
+    before running keeps the program near the bottom of the stack.
+    """
+    with command.make_context("memlens run", list(argv)) as ctx:
+        params = ctx.params
+    execute(plan(**params))
+
+
+@dataclass
+class Plan:
+    """Everything ``execute`` needs, validated, with paths made absolute."""
+
+    program: Program
+    name: str
+    interval: float
+    trace: bool
+    trace_depth: int | None
+    components: dict[str, str]
+    outputs: Outputs
+    quiet: bool
+
+
+def plan(
+    as_module: bool,
+    name: str | None,
+    interval: str,
+    no_trace: bool,
+    trace_depth: int | None,
+    components: tuple[str, ...],
+    html_path: str | None,
+    no_html: bool,
+    json_path: str | None,
+    db: str | None,
+    quiet: bool,
+    target: str,
+    args: tuple[str, ...],
+) -> Plan:
+    """Validate the options; raise a one-line error for anything wrong."""
+    program = Program(target, args, module=as_module)
     seconds = _interval(interval)
     component_map = parse_components(components)
-    program = Program(target, args, module=as_module)
     program.check()
     # Resolve every output path now: the program may change directory.
-    db_path = Path(db or default_path()).absolute()
-    html_out = Path(html_path).absolute() if html_path else None
-    json_out = Path(json_path).absolute() if json_path else None
     launch_dir = Path.cwd()
-    store = _open_store_early(db_path)
+    outputs = Outputs(
+        db=Path(db or default_path()).absolute(),
+        html=Path(html_path).absolute() if html_path else None,
+        want_html=not no_html,
+        json=Path(json_path).absolute() if json_path else None,
+        launch_dir=launch_dir,
+    )
+    return Plan(
+        program,
+        name or program.name,
+        seconds,
+        not no_trace,
+        trace_depth,
+        component_map,
+        outputs,
+        quiet,
+    )
 
+
+def execute(plan: Plan) -> None:
+    """Profile the program, then store and report the session; exits the process."""
     from memlens.core.profiling import Profiler
 
+    # Fail before the program runs, not after a long run whose session then has
+    # nowhere to go.
+    store = open_store(plan.outputs.db)
     profiler = Profiler(
-        name or program.name,
-        interval=seconds,
-        trace=not no_trace,
-        trace_depth=trace_depth,
-        components=component_map,
+        plan.name,
+        interval=plan.interval,
+        trace=plan.trace,
+        trace_depth=plan.trace_depth,
+        components=plan.components,
         kind="run",
     )
     profiler.start()
-    outcome = program.run()
-    out = Outputs(db_path, html_out, not no_html, json_out, launch_dir)
+    outcome = plan.program.run()
     with _interrupts_ignored():
         session = profiler.stop(
             status=outcome.status, error=outcome.error, exit_code=outcome.exit_code
         )
-        session.metadata.argv = program.argv
+        session.metadata.argv = plan.program.argv
         session.tags["command"] = " ".join(["memlens", "run", *sys.argv[2:]])
         save_error = _save(session, store)
     _flush_program_output()
     print_outcome(outcome)
-    failed = _report(session, out, save_error, quiet)
+    failed = _report(session, plan.outputs, save_error, plan.quiet)
     _exit(outcome, failed or save_error is not None)
 
 
@@ -129,12 +209,6 @@ def parse_components(specs: tuple[str, ...]) -> dict[str, str]:
             )
         out[name.strip()] = prefix.strip()
     return out
-
-
-def _open_store_early(db_path: Path) -> SessionStore:
-    # Fail before the program runs, not after a long run whose session then has
-    # nowhere to go.
-    return open_store(db_path)
 
 
 @dataclass
