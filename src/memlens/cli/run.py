@@ -282,7 +282,7 @@ def _shown(path: Path, base: Path) -> str:
 def _stderr_console() -> Console:
     # The real stderr, even if the program swapped sys.stderr for something else.
     stream = sys.__stderr__ or sys.stderr
-    return Console(file=stream, highlight=False, markup=False, soft_wrap=False)
+    return Console(file=stream, highlight=False, markup=False, soft_wrap=True)
 
 
 def _flush_program_output() -> None:

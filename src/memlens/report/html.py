@@ -57,9 +57,12 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_html(session: Session) -> str:
-    """The complete report for ``session`` as one HTML document."""
-    env = environment()
+def render_html(session: Session, env: jinja2.Environment | None = None) -> str:
+    """The complete report for ``session`` as one HTML document.
+
+    ``env`` defaults to :func:`environment`; tests pass one with extra partials.
+    """
+    env = env or environment()
     template = env.get_template("session.html")
     rate = growth_rate(session)
     chart = {
@@ -95,11 +98,16 @@ def _section(env: jinja2.Environment, session: Session, key: str, value: Any) ->
     title = key.replace("_", " ").capitalize()
     if _ANALYSIS_KEY.match(key):
         name = f"{key}_section.html"
-        if (TEMPLATES / name).is_file():
+        try:
+            partial = env.get_template(name)
+        except jinja2.TemplateNotFound:
+            partial = None
+        except jinja2.TemplateError as exc:
+            partial = None
+            title += f" (its section template is broken: {exc})"
+        if partial is not None:
             try:
-                body = env.get_template(name).render(
-                    {key: value, "analysis": value, "session": session}
-                )
+                body = partial.render({key: value, "analysis": value, "session": session})
                 return {"key": key, "title": title, "html": Markup(body), "json": None}
             except Exception as exc:  # a broken partial must not cost the whole report
                 log.warning("analysis section %s failed to render: %s", name, exc)
