@@ -15,12 +15,10 @@ import importlib.machinery
 import importlib.util
 import io
 import os
-import runpy
 import signal
 import sys
 import traceback
 import types
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,7 @@ from memlens.core.session import COMPLETED, FAILED, INTERRUPTED
 # program's tracebacks, so users see exactly what Python would have shown.
 _SCAFFOLDING = (
     os.path.dirname(os.path.abspath(__file__)),
-    os.path.abspath(runpy.__file__),
+    os.path.join(os.path.dirname(os.__file__), "runpy.py"),
 )
 
 
@@ -124,8 +122,12 @@ class Program:
                 exec(code, module.__dict__)
                 namespace = module.__dict__
             elif self.module:
+                import runpy
+
                 namespace = runpy.run_module(self.target, run_name="__main__", alter_sys=True)
             else:
+                import runpy
+
                 namespace = runpy.run_path(os.path.abspath(self.target), run_name="__main__")
         except SystemExit as exc:
             return _from_system_exit(exc)
@@ -151,10 +153,18 @@ def _load_script(target: str) -> tuple[types.CodeType, types.ModuleType] | None:
     directories, zips and ``.pyc`` files, which go through runpy.
     """
     path = os.path.abspath(target)
-    if not os.path.isfile(path) or path.endswith((".pyc", ".pyo")) or zipfile.is_zipfile(path):
+    if not os.path.isfile(path) or path.endswith((".pyc", ".pyo", ".pyz", ".zip")):
         return None
     with io.open_code(path) as handle:
         source = handle.read()
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        import zipfile  # only now: it is slow to import and rarely needed
+
+        if zipfile.is_zipfile(path):  # a zipapp with an unusual name
+            return None
+        raise
     module = types.ModuleType("__main__")
     module.__dict__.update(
         __file__=path,
@@ -164,7 +174,7 @@ def _load_script(target: str) -> tuple[types.CodeType, types.ModuleType] | None:
         __loader__=importlib.machinery.SourceFileLoader("__main__", path),
         __builtins__=builtins,
     )
-    return compile(source, path, "exec", dont_inherit=True), module
+    return code, module
 
 
 def _set_path0(entry: str) -> None:

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
 from memlens.cli._program import Outcome, Program, exit_like_interrupt, print_outcome
 from memlens.cli._store_options import db_option
@@ -24,6 +24,9 @@ from memlens.core.errors import ConfigError, MemlensError
 from memlens.core.session import INTERRUPTED, Session
 from memlens.core.units import parse_duration
 from memlens.store import SessionStore, default_path, open_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @click.command(
@@ -280,6 +283,8 @@ def _shown(path: Path, base: Path) -> str:
 
 
 def _stderr_console() -> Console:
+    from rich.console import Console
+
     # The real stderr, even if the program swapped sys.stderr for something else.
     stream = sys.__stderr__ or sys.stderr
     return Console(file=stream, highlight=False, markup=False, soft_wrap=True)
