@@ -13,6 +13,14 @@ from memlens.core.errors import MemlensError
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the names below, for type checkers and IDEs
+    from memlens.context import (
+        ContextMonitor,
+        ContextProfile,
+        ContextProfiler,
+        ContextSession,
+    )
+    from memlens.context import diagnose as diagnose_context
+    from memlens.context import profile_file as profile_context
     from memlens.core.config import Config, load_config
     from memlens.core.profiling import Profiler, profile, session
     from memlens.core.session import Session
@@ -26,6 +34,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Config": ("memlens.core.config", "Config"),
     "load_config": ("memlens.core.config", "load_config"),
     "parse_size": ("memlens.core.units", "parse_size"),
+    "ContextSession": ("memlens.context", "ContextSession"),
+    "ContextProfiler": ("memlens.context", "ContextProfiler"),
+    "ContextProfile": ("memlens.context", "ContextProfile"),
+    "ContextMonitor": ("memlens.context", "ContextMonitor"),
+    "profile_context": ("memlens.context", "profile_file"),
+    "diagnose_context": ("memlens.context", "diagnose"),
 }
 
 __all__ = ["MemlensError", "__version__", *_LAZY]
