@@ -14,6 +14,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from memlens.context.budget import parse_budget
 from memlens.context.models import get_model
@@ -27,6 +28,10 @@ from memlens.context.tokens import CachedCounter, get_counter
 from memlens.core.errors import ConfigError, InputFormatError
 
 _AUTO = "auto"
+
+#: Lines are parsed and counted in chunks of about this many bytes: large enough for
+#: a batch to keep every core busy, small enough to bound memory on huge transcripts.
+CHUNK_BYTES = 2_000_000
 
 
 @dataclass
@@ -152,19 +157,54 @@ class ContextProfiler:
         if stat.st_size == followed.offset:
             return False
         reader = followed.reader
+        chunk: list[tuple[int, dict[str, Any] | str]] = []
+        chunk_bytes = 0
         with followed.path.open("rb") as handle:
             handle.seek(followed.offset)
             for raw in handle:
+                record: Any = None
                 if not raw.endswith(b"\n"):
                     # a line still being written: keep it unless it is already whole JSON
                     try:
-                        json.loads(raw)
+                        record = json.loads(raw)
                     except ValueError:
                         break
                 followed.offset += len(raw)
                 followed.lineno += 1
-                reader.feed_line(raw.decode("utf-8", "replace"), followed.lineno)
+                text = raw.decode("utf-8", "replace")
+                if not text.strip():
+                    continue
+                if record is None:
+                    try:
+                        record = json.loads(text)
+                    except ValueError:
+                        record = None
+                # malformed lines keep their text: feed_line reports them in order
+                chunk.append((followed.lineno, record if isinstance(record, dict) else text))
+                chunk_bytes += len(raw)
+                if chunk_bytes >= CHUNK_BYTES:
+                    self._apply_chunk(reader, chunk)
+                    chunk, chunk_bytes = [], 0
+        if chunk:
+            self._apply_chunk(reader, chunk)
         return False
+
+    @staticmethod
+    def _apply_chunk(
+        reader: ClaudeCodeReader, chunk: list[tuple[int, dict[str, Any] | str]]
+    ) -> None:
+        """Count a chunk's new texts in one (threaded) batch, then feed its lines."""
+        reader.session.counter.prime(
+            text
+            for _, entry in chunk
+            if isinstance(entry, dict)
+            for text in claude_code.record_texts(entry)
+        )
+        for lineno, entry in chunk:
+            if isinstance(entry, dict):
+                reader.feed_parsed(entry, lineno)
+            else:
+                reader.feed_line(entry, lineno)
 
     def _find_agent_files(self) -> list[Path]:
         directory = self.path.parent

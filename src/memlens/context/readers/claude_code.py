@@ -89,6 +89,11 @@ class ClaudeCodeReader:
             return
         self.feed(record, lineno)
 
+    def feed_parsed(self, record: dict[str, Any], lineno: int) -> None:
+        """Apply one line already parsed by the caller (a batch reader)."""
+        self.session.lines_read += 1
+        self.feed(record, lineno)
+
     def feed(self, record: dict[str, Any], lineno: int) -> None:
         """Apply one parsed record."""
         if self.route_sidechains and record.get("isSidechain"):
@@ -407,7 +412,8 @@ class ClaudeCodeReader:
         size = size_from_base64(data) if isinstance(data, str) else None
         tokens = anthropic_image_tokens(size)
         label = f"image {size[0]}×{size[1]}" if size else "image (size unknown, estimated)"
-        digest = self.session.count(data[:4096])[1] if isinstance(data, str) else None
+        # identity only: hashing the head is enough, tokenizing base64 would be waste
+        digest = digest_text(data[:4096]) if isinstance(data, str) else None
         self.session.add(
             layer,
             tokens=tokens,
@@ -420,6 +426,50 @@ class ClaudeCodeReader:
             overhead=overhead,
             digest=digest,
         )
+
+
+def record_texts(record: dict[str, Any]) -> list[str]:
+    """The texts :class:`ClaudeCodeReader` will count for ``record``, in advance.
+
+    The profiler counts these for a chunk of lines in one batch before feeding the
+    lines. It must mirror what the reader passes to ``session.add``; a text it misses
+    only costs a one-by-one count later, never a different count.
+    """
+    if record.get("type") not in ("user", "assistant"):
+        return []
+    message = record.get("message")
+    if not isinstance(message, dict):
+        return []
+    content = message.get("content")
+    if record.get("isCompactSummary"):
+        return [flatten_text(content)[0]]
+    if isinstance(content, str):
+        return [content]
+    if not isinstance(content, list):
+        return []
+    texts: list[str] = []
+    user = record.get("type") == "user"
+    for block in content:
+        if isinstance(block, str):
+            texts.append(block)
+            continue
+        if not isinstance(block, dict):
+            continue
+        btype = block.get("type")
+        if btype == "text":
+            texts.append(str(block.get("text", "")))
+        elif btype == "image":
+            continue
+        elif user and btype == "tool_result":
+            texts.append(flatten_text(block.get("content"))[0])
+        elif not user and btype in ("thinking", "redacted_thinking"):
+            texts.append(str(block.get("thinking") or block.get("data") or ""))
+        elif not user and btype in ("tool_use", "server_tool_use"):
+            name = str(block.get("name", "tool"))
+            texts.append(compact_json({"name": name, "input": block.get("input")}))
+        else:
+            texts.append(compact_json(block))
+    return texts
 
 
 def _int(value: Any) -> int:
