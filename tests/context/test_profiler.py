@@ -115,7 +115,7 @@ def test_request_file_reprofiled_when_changed(tmp_path: Path) -> None:
     assert second.layers[Layer.CONVERSATION].tokens > first.layers[Layer.CONVERSATION].tokens
 
 
-def test_request_jsonl_log_profiles_the_last_request(tmp_path: Path) -> None:
+def test_request_jsonl_log_is_a_timeline_of_requests(tmp_path: Path) -> None:
     path = tmp_path / "requests.jsonl"
     a = {
         "model": "gpt-4o",
@@ -133,6 +133,8 @@ def test_request_jsonl_log_profiles_the_last_request(tmp_path: Path) -> None:
     path.write_text(json.dumps(a) + "\nnot json\n" + json.dumps(b) + "\n")
     p = ContextProfiler(path).update()
     assert len(p.timeline) == 2 and any("line 2" in w for w in p.warnings)
+    # one turn per request: the second request added two messages to the first
+    assert p.timeline[1].delta_tokens > 0 and p.timeline[1].label == "three"
 
 
 def test_invalid_arguments(tmp_path: Path) -> None:

@@ -133,6 +133,8 @@ class ContextProfile:
     last_timestamp: datetime | None
     calls: list[CallUsage] = field(default_factory=list)
     duration_seconds: float = 0.0
+    #: one-off time spent loading the tokenizer during this profile (not in the duration)
+    encoding_load_seconds: float = 0.0
     profiled_at: datetime = field(default_factory=utcnow)
 
     @property
@@ -221,6 +223,7 @@ class ContextProfile:
             "first_timestamp": _iso(self.first_timestamp),
             "last_timestamp": _iso(self.last_timestamp),
             "duration_ms": round(self.duration_seconds * 1000, 3),
+            "encoding_load_ms": round(self.encoding_load_seconds * 1000, 3),
             "profiled_at": _iso(self.profiled_at),
         }
 
@@ -344,11 +347,14 @@ def build_profile(
     model: str | None = None,
     started: float | None = None,
     extra_warnings: list[str] | None = None,
+    encoding_load_seconds: float = 0.0,
 ) -> ContextProfile:
     """Profile ``session``: layers, totals, status, timeline, projection and leaks.
 
     ``started`` is a ``time.perf_counter()`` value from when reading began, so the
-    reported duration covers reading and profiling.
+    reported duration covers reading and profiling. ``encoding_load_seconds`` is the
+    part of that time spent loading the tokenizer: it is reported on its own and left
+    out of the duration, since it is paid once per process, not per profile.
     """
     t0 = time.perf_counter() if started is None else started
     info, window, budget_source, notes = resolve_model(session, model, budget)
@@ -419,5 +425,6 @@ def build_profile(
         first_timestamp=session.first_timestamp,
         last_timestamp=session.last_timestamp,
         calls=[c for turn in session.turns for c in turn.calls.values()],
-        duration_seconds=time.perf_counter() - t0,
+        duration_seconds=max(0.0, time.perf_counter() - t0 - encoding_load_seconds),
+        encoding_load_seconds=encoding_load_seconds,
     )

@@ -14,17 +14,23 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from memlens.context.budget import parse_budget
 from memlens.context.models import get_model
 from memlens.context.profile import ContextProfile
 from memlens.context.readers import anthropic_messages, claude_code, openai_chat
 from memlens.context.readers.claude_code import ClaudeCodeReader
-from memlens.context.readers.detect import FORMATS, classify_document, detect_format
+from memlens.context.readers.detect import (
+    FORMATS,
+    MAX_DOCUMENT_BYTES,
+    classify_document,
+    detect_format,
+)
 from memlens.context.readers.request_base import RequestReader, unwrap
+from memlens.context.readers.request_log import RequestLogReader
 from memlens.context.session import ContextSession
-from memlens.context.tokens import CachedCounter, get_counter
+from memlens.context.tokens import CachedCounter, encoding_load_seconds, get_counter
 from memlens.core.errors import ConfigError, InputFormatError
 
 _AUTO = "auto"
@@ -34,12 +40,24 @@ _AUTO = "auto"
 CHUNK_BYTES = 2_000_000
 
 
+class _LineReader(Protocol):
+    """What :meth:`ContextProfiler._follow` needs of a JSON Lines reader."""
+
+    session: ContextSession
+
+    def texts(self, record: dict[str, Any]) -> list[str]: ...
+
+    def feed_line(self, line: str, lineno: int) -> None: ...
+
+    def feed_parsed(self, record: dict[str, Any], lineno: int) -> None: ...
+
+
 @dataclass
 class _Followed:
     """One JSON Lines file being followed: where we are and who reads it."""
 
     path: Path
-    reader: ClaudeCodeReader
+    reader: _LineReader
     offset: int = 0
     lineno: int = 0
     inode: tuple[int, int] = (0, 0)
@@ -81,23 +99,32 @@ class ContextProfiler:
         self._agents: dict[Path, _Followed] = {}
         self._not_agents: set[Path] = set()
         self._doc_stamp: tuple[int, int] | None = None
+        self._log_mode: bool | None = None
         self.updates = 0
 
     # ------------------------------------------------------------------ public
     def update(self) -> ContextProfile:
         """Read what changed since the last call and return a fresh profile."""
         started = time.perf_counter()
+        loaded_before = encoding_load_seconds()
         if not self.path.exists():
             raise InputFormatError(f"no such file: {self.path}")
         if self.format == claude_code.FORMAT:
             self._update_jsonl()
+        elif self._is_log():
+            self._update_log()
         else:
             self._update_document()
         assert self.session is not None
         self.updates += 1
         if not self.session.items and not self.session.turns and not self.session.agents:
             raise InputFormatError(f"{self.path}: empty transcript, no messages to profile")
-        return self.session.profile(budget=self.budget, model=self.model, started=started)
+        return self.session.profile(
+            budget=self.budget,
+            model=self.model,
+            started=started,
+            encoding_load_seconds=encoding_load_seconds() - loaded_before,
+        )
 
     # ------------------------------------------------------------------ JSON Lines
     def _session(self, encoding: str) -> ContextSession:
@@ -190,15 +217,10 @@ class ContextProfiler:
         return False
 
     @staticmethod
-    def _apply_chunk(
-        reader: ClaudeCodeReader, chunk: list[tuple[int, dict[str, Any] | str]]
-    ) -> None:
+    def _apply_chunk(reader: _LineReader, chunk: list[tuple[int, dict[str, Any] | str]]) -> None:
         """Count a chunk's new texts in one (threaded) batch, then feed its lines."""
         reader.session.counter.prime(
-            text
-            for _, entry in chunk
-            if isinstance(entry, dict)
-            for text in claude_code.record_texts(entry)
+            text for _, entry in chunk if isinstance(entry, dict) for text in reader.texts(entry)
         )
         for lineno, entry in chunk:
             if isinstance(entry, dict):
@@ -224,6 +246,28 @@ class ContextProfiler:
                 else:
                     self._not_agents.add(candidate)
         return found
+
+    # ------------------------------------------------------------------ request logs
+    def _is_log(self) -> bool:
+        """True for a JSON Lines log of requests (decided once: the file is not one document)."""
+        if self._log_mode is None:
+            self._log_mode = _is_request_log(self.path)
+        return self._log_mode
+
+    def _update_log(self) -> None:
+        if self._main is None:
+            default = "o200k_base" if self.format == openai_chat.FORMAT else "cl100k_base"
+            session = self._session(self._encoding_for(_first_model(self.path), default))
+            self._main = _Followed(self.path, RequestLogReader(session, self.format))
+        if self._follow(self._main):
+            self.session = None
+            self._main = None
+            self._update_log()
+            return
+        reader = self._main.reader
+        assert isinstance(reader, RequestLogReader)
+        if reader.requests == 0:
+            raise InputFormatError(f"{self.path}: no request with 'messages' found")
 
     # ------------------------------------------------------------------ documents
     def _update_document(self) -> None:
@@ -260,6 +304,31 @@ def _first_session_id(path: Path) -> str | None:
                     return str(record.get("sessionId")) if isinstance(record, dict) else None
     except (OSError, ValueError):
         return None
+    return None
+
+
+def _is_request_log(path: Path) -> bool:
+    """A request file is a JSON Lines log unless the whole file is one JSON document."""
+    if path.stat().st_size > MAX_DOCUMENT_BYTES:
+        return True
+    try:
+        json.loads(path.read_bytes())
+    except ValueError:
+        return True
+    return False
+
+
+def _first_model(path: Path) -> str | None:
+    """The ``model`` of the first valid request of a log (picks the encoding)."""
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and classify_document(record):
+                model = unwrap(record)[0].get("model")
+                return model if isinstance(model, str) else None
     return None
 
 

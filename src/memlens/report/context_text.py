@@ -140,7 +140,11 @@ def build(
             "compaction",
             f"at {format_tokens(profile.compaction_point)} ({profile.compaction_point_source})",
         )
-    head.add_row("profiled in", format_duration(profile.duration_seconds))
+    profiled = format_duration(profile.duration_seconds)
+    if profile.encoding_load_seconds > 0:
+        # a one-off per process: shown apart so it is not mistaken for profiling cost
+        profiled += f" (+ {format_duration(profile.encoding_load_seconds)} loading the encoding)"
+    head.add_row("profiled in", profiled)
     parts: list[RenderableType] = [
         Panel(head, title="memlens context", expand=False),
         Panel(

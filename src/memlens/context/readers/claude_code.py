@@ -89,6 +89,10 @@ class ClaudeCodeReader:
             return
         self.feed(record, lineno)
 
+    def texts(self, record: dict[str, Any]) -> list[str]:
+        """Texts this reader will count for ``record`` (see :func:`record_texts`)."""
+        return record_texts(record)
+
     def feed_parsed(self, record: dict[str, Any], lineno: int) -> None:
         """Apply one line already parsed by the caller (a batch reader)."""
         self.session.lines_read += 1
