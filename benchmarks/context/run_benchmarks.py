@@ -3,16 +3,19 @@
     python benchmarks/context/run_benchmarks.py            # all, with a 200 MB stream
     python benchmarks/context/run_benchmarks.py --stream-mb 50
 
-Figures: counting throughput as a ratio to raw tiktoken on the same text; the cost of
-re-profiling after one appended turn as a ratio to a full profile; profile time of a
-typical session; diagnostic time; peak memory (max RSS of a child process) while
-streaming a generated transcript of the given size. Generated files go to a temporary
-directory and are deleted afterwards.
+Figures: counting throughput as a ratio to raw tiktoken on the same text; the one-off
+encoding load in a fresh process, without and with the on-disk rank cache; profile time
+of a typical session with counting on one thread and batched over the worker threads
+(wall clock and CPU time); the CLI's own split of profiling and encoding load; the cost
+of re-profiling after one appended turn as a ratio to a full profile; diagnostic time;
+peak memory (max RSS of a child process) while streaming a generated transcript of the
+given size. Generated files go to a temporary directory and are deleted afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -20,12 +23,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import TranscriptWriter, write_transcript  # noqa: E402
 
 from memlens.context import ContextProfiler, diagnose, profile_file  # noqa: E402
+from memlens.context import tokens as tokens_module  # noqa: E402
 from memlens.context.tokens import CachedCounter, get_counter, load_encoding  # noqa: E402
 
 
@@ -83,36 +88,95 @@ def bench_counting() -> None:
     )
 
 
+_LOAD_CHILD = """
+import sys, time
+t = time.perf_counter()
+from memlens.context.tokens import load_encoding
+assert load_encoding(sys.argv[1]) is not None
+print(time.perf_counter() - t)
+"""
+
+
+def bench_encoding_load(tmp: Path) -> None:
+    """One-off load of each encoding in a fresh process: no rank cache, then cached."""
+    figures = []
+    for name in ("cl100k_base", "o200k_base"):
+        env = {**os.environ, "MEMLENS_CACHE_DIR": str(tmp / f"cache-{name}")}
+        runs = []
+        for _ in range(3):  # first run builds the cache, the next two use it
+            out = subprocess.run(
+                [sys.executable, "-c", _LOAD_CHILD, name],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            ).stdout
+            runs.append(float(out) * 1000)
+        figures.append(f"{name} {runs[0]:.0f} ms uncached, {min(runs[1:]):.0f} ms with rank cache")
+    print(
+        "one-off encoding load in a fresh process (incl. importing tiktoken): " + "; ".join(figures)
+    )
+
+
+def _cold_profiles(path: Path, workers: int, runs: int) -> tuple[list[float], list[float], Any]:
+    """Wall and CPU seconds of ``runs`` profiles with an empty count cache."""
+    saved = tokens_module.WORKERS
+    tokens_module.WORKERS = workers
+    wall, cpu = [], []
+    try:
+        for _ in range(runs):
+            get_counter("cl100k_base").clear()
+            t, c = time.perf_counter(), time.process_time()
+            profile = profile_file(path)
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    finally:
+        tokens_module.WORKERS = saved
+    return wall, cpu, profile
+
+
 def bench_session(tmp: Path) -> None:
     path = tmp / "typical.jsonl"
     turns = write_transcript(path, 1_500_000, seed=3)
     size_mb = path.stat().st_size / 1e6
     get_counter("cl100k_base")  # encoding load is a one-off per process, timed separately
-    t = time.perf_counter()
-    load_encoding("o200k_base")
-    print(f"one-off encoding load (o200k_base): {(time.perf_counter() - t) * 1000:.0f} ms")
 
-    cold = []
+    # interleave one-thread and batched runs so a busy machine slows both alike
+    single: list[float] = []
+    batched: list[float] = []
+    single_cpu: list[float] = []
+    batched_cpu: list[float] = []
     for _ in range(5):
-        get_counter("cl100k_base").clear()
-        t = time.perf_counter()
-        profile = profile_file(path)
-        cold.append(time.perf_counter() - t)
+        w, c, _ = _cold_profiles(path, 1, 1)
+        single += w
+        single_cpu += c
+        w, c, profile = _cold_profiles(path, tokens_module.WORKERS, 1)
+        batched += w
+        batched_cpu += c
     warm = best(lambda: profile_file(path))
+    ms = 1000
     print(
         f"typical session ({turns} turns, {size_mb:.1f} MB, {profile.total_tokens:,} tokens in window, "
-        f"{sum(t.api_calls for t in profile.timeline)} API calls): full profile "
-        f"{min(cold) * 1000:.1f} ms (median {statistics.median(cold) * 1000:.1f} ms) with a cold "
-        f"count cache, {warm * 1000:.1f} ms with cached counts"
+        f"{sum(t.api_calls for t in profile.timeline)} API calls), cold count cache: "
+        f"counting on {tokens_module.WORKERS} threads {min(batched) * ms:.1f} ms "
+        f"(median {statistics.median(batched) * ms:.1f} ms, CPU {min(batched_cpu) * ms:.0f} ms); "
+        f"on 1 thread {min(single) * ms:.1f} ms (median {statistics.median(single) * ms:.1f} ms, "
+        f"CPU {min(single_cpu) * ms:.0f} ms); with cached counts {warm * ms:.1f} ms"
+    )
+    cli = subprocess.run(
+        [sys.executable, "-m", "memlens", "context", str(path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    report = json.loads(cli)
+    print(
+        f"CLI on the typical session (fresh process): profiled in {report['duration_ms']:.0f} ms "
+        f"(+ {report['encoding_load_ms']:.0f} ms loading the encoding)"
     )
     small = tmp / "small.jsonl"
     small_turns = write_transcript(small, 500_000, seed=5)
-    small_cold = []
-    for _ in range(5):
-        get_counter("cl100k_base").clear()
-        t = time.perf_counter()
-        profile_file(small)
-        small_cold.append(time.perf_counter() - t)
+    small_cold, _, _ = _cold_profiles(small, tokens_module.WORKERS, 5)
     print(
         f"smaller session ({small_turns} turns, {small.stat().st_size / 1e6:.1f} MB): full profile "
         f"{min(small_cold) * 1000:.1f} ms cold"
@@ -151,6 +215,60 @@ def bench_session(tmp: Path) -> None:
         f"re-profile after one appended turn: {inc * 1000:.2f} ms vs full {full * 1000:.1f} ms "
         f"= {inc / full:.1%} of a full profile (median {med:.1%} over 5 runs)"
     )
+
+
+def bench_request_log(tmp: Path, requests: int = 64) -> None:
+    """A gateway log of an agent loop: every request re-sends the growing history."""
+    writer = TranscriptWriter(seed=13, compact_every=0)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": "You are a coding agent."}]
+    path = tmp / "requests.jsonl"
+    with path.open("w") as handle:
+        for k in range(requests):
+            output = "\n".join(writer.turn_lines())[:3000]
+            messages.append({"role": "user", "content": f"step {k}: continue"})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"call_{k}",
+                            "type": "function",
+                            "function": {
+                                "name": "run_shell",
+                                "arguments": f'{{"command": "step {k}"}}',
+                            },
+                        }
+                    ],
+                }
+            )
+            messages.append({"role": "tool", "tool_call_id": f"call_{k}", "content": output})
+            line = {
+                "request": {"model": "gpt-4o", "messages": messages},
+                "response": {
+                    "id": f"r{k}",
+                    "usage": {"prompt_tokens": 100 * k, "completion_tokens": 20},
+                },
+            }
+            handle.write(json.dumps(line) + "\n")
+    get_counter("o200k_base")
+    wall, _, profile = _cold_profiles_of(path, "o200k_base", 3)
+    print(
+        f"request log ({requests} requests, {path.stat().st_size / 1e6:.1f} MB, each re-sending the "
+        f"history): {len(profile.timeline)} turns, {profile.total_tokens:,} tokens at the end, "
+        f"{len(profile.leaks)} leaks; full profile {min(wall) * 1000:.1f} ms cold"
+    )
+
+
+def _cold_profiles_of(path: Path, encoding: str, runs: int) -> tuple[list[float], list[float], Any]:
+    wall, cpu = [], []
+    for _ in range(runs):
+        get_counter(encoding).clear()
+        t, c = time.perf_counter(), time.process_time()
+        profile = profile_file(path)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return wall, cpu, profile
 
 
 _CHILD = """
@@ -198,7 +316,9 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     bench_counting()
     with tempfile.TemporaryDirectory(prefix="memlens-bench-") as tmp:
+        bench_encoding_load(Path(tmp))
         bench_session(Path(tmp))
+        bench_request_log(Path(tmp))
         if not args.skip_stream:
             bench_stream(Path(tmp), args.stream_mb)
 
