@@ -1,0 +1,214 @@
+"""How much does ``memlens run`` cost? Prints a table; not a test.
+
+Runs one allocation-heavy workload side by side, alternating the variants in
+every round so that machine noise hits them alike, and reports medians:
+
+- ``memlens run --no-trace`` against a bare ``python workload.py``;
+- ``memlens run`` (tracemalloc at depth N) against ``python -X tracemalloc=N``;
+- the cost of one process-meter read, in microseconds.
+
+Two ratios are given for each pair: *wall* is the whole command as a user runs
+it (start-up, the summary, saving, the HTML report); *program* is the time the
+workload measures around its own loop, i.e. the cost while a service runs,
+where the fixed costs no longer count.
+
+    python benchmarks/bench_run_overhead.py             # 5 rounds
+    python benchmarks/bench_run_overhead.py --rounds 3 --seconds 2 --traced-seconds 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+WORKLOAD = textwrap.dedent(
+    """
+    import json, sys, time
+    from collections import deque
+
+    def handle(i, recent, index):
+        # A request: decode a payload, build a response, keep a bounded window of
+        # recent results and a slowly growing index. Short-lived small objects
+        # dominate, as in a typical service.
+        payload = json.loads('{"user": %d, "items": [1, 2, 3, 4, 5], "q": "hello"}' % (i % 97))
+        words = [f"w{(i * 7 + k) % 1000}" for k in range(12)]
+        score = sum(x * x for x in payload["items"]) + sum(len(w) for w in words)
+        reply = json.dumps({"id": i, "score": score, "words": words})
+        recent.append(reply)
+        if i % 100 == 0:
+            index[i] = reply[:20]
+        return score
+
+    def main(iterations):
+        recent, index = deque(maxlen=1000), {}
+        start = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += handle(i, recent, index)
+        elapsed = time.perf_counter() - start
+        print(f"elapsed {elapsed:.6f} total {total}")
+
+    main(int(sys.argv[1]))
+    """
+)
+
+
+def memlens_command() -> list[str]:
+    """The installed console script when it sits next to this Python, else -m."""
+    script = Path(sys.executable).with_name("memlens")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("memlens")
+    return [found] if found else [sys.executable, "-m", "memlens"]
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``; return (wall seconds, the workload's own elapsed seconds)."""
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{result.stderr}")
+    line = next(x for x in result.stdout.splitlines() if x.startswith("elapsed "))
+    return wall, float(line.split()[1])
+
+
+def calibrate(script: Path, cwd: Path, seconds: float) -> int:
+    """Iterations that make the bare workload run about ``seconds``."""
+    iterations = 20_000
+    _, took = timed([sys.executable, str(script), str(iterations)], cwd, dict(os.environ))
+    return max(1000, int(iterations * seconds / max(took, 1e-3)))
+
+
+def meter_read_cost(reads: int = 20_000) -> list[tuple[str, float]]:
+    """Microseconds per read of the process meter's cheap and detailed paths."""
+    from memlens.heap.process_meter import ProcessMeter
+
+    meter = ProcessMeter()
+    meter.read()
+    out = []
+    best = min(_loop(meter.read, reads) for _ in range(5))
+    out.append(("process meter read() (statm/status)", best * 1e6))
+    detailed = getattr(meter, "read_detailed", None)
+    if detailed is not None:
+        best = min(_loop(lambda: detailed(force=True), 200) for _ in range(3))
+        out.append(("process meter read_detailed(force=True) (smaps_rollup)", best * 1e6))
+    return out
+
+
+def _loop(fn, n: int) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="bare workload length, untraced pair"
+    )
+    parser.add_argument(
+        "--traced-seconds",
+        type=float,
+        default=0.5,
+        help="bare workload length for the traced pair (tracemalloc slows it 5-30x)",
+    )
+    parser.add_argument(
+        "--depth", type=int, default=None, help="tracemalloc frames (default: memlens's)"
+    )
+    args = parser.parse_args()
+
+    from memlens.heap.heap_meter import DEFAULT_DEPTH
+
+    depth = args.depth or DEFAULT_DEPTH
+    with tempfile.TemporaryDirectory(prefix="memlens-bench-") as tmp:
+        cwd = Path(tmp)
+        script = cwd / "workload.py"
+        script.write_text(WORKLOAD)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MEMLENS_", "PYTHONTRACEMALLOC"))
+        }
+        env["MEMLENS_DB"] = str(cwd / "bench.db")
+        iterations = calibrate(script, cwd, args.seconds)
+        traced_iterations = max(1000, int(iterations * args.traced_seconds / args.seconds))
+        ml = memlens_command()
+        variants = {
+            "bare": [sys.executable, str(script)],
+            "memlens --no-trace": [*ml, "run", "--no-trace", str(script)],
+            f"tracemalloc={depth}": [sys.executable, "-X", f"tracemalloc={depth}", str(script)],
+            "memlens (traced)": [*ml, "run", "--trace-depth", str(depth), str(script)],
+            # The same command entered through memlens.cli.run.main, which skips
+            # click's frames (see docs/user-guide.md: frames under the program cost
+            # tracemalloc time on every allocation).
+            "memlens (traced, shallow)": [
+                sys.executable,
+                "-c",
+                "import sys; from memlens.cli.run import main; main(sys.argv[1:])",
+                "--trace-depth",
+                str(depth),
+                str(script),
+            ],
+        }
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        names = list(variants)
+        print(
+            f"workload: {iterations} iterations (~{args.seconds:g} s bare); rounds: {args.rounds}"
+        )
+        print(f"memlens: {' '.join(ml)}; python {sys.version.split()[0]}; depth {depth}")
+        for r in range(args.rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
+            for name in order:
+                n = iterations if name in ("bare", "memlens --no-trace") else traced_iterations
+                results[name].append(timed([*variants[name], str(n)], cwd, env))
+                for leftover in cwd.glob("memlens-report-*.html"):
+                    leftover.unlink()
+            print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
+
+    def median(name: str, k: int) -> float:
+        return statistics.median(x[k] for x in results[name])
+
+    print()
+    print(f"{'variant':<28}{'wall (s)':>10}{'program (s)':>13}")
+    for name in names:
+        print(f"{name:<28}{median(name, 0):>10.3f}{median(name, 1):>13.3f}")
+    print()
+    print(f"{'ratio':<42}{'wall':>8}{'program':>10}{'target':>9}")
+    pairs = [
+        ("memlens --no-trace / bare", "memlens --no-trace", "bare", "≤ 1.02"),
+        (f"memlens / tracemalloc={depth}", "memlens (traced)", f"tracemalloc={depth}", "≤ 1.10"),
+        (
+            f"memlens shallow / tracemalloc={depth}",
+            "memlens (traced, shallow)",
+            f"tracemalloc={depth}",
+            "≤ 1.10",
+        ),
+    ]
+    for label, a, b, target in pairs:
+        wall = median(a, 0) / median(b, 0)
+        prog = median(a, 1) / median(b, 1)
+        print(f"{label:<42}{wall:>8.3f}{prog:>10.3f}{target:>9}")
+    fixed = (
+        median("memlens --no-trace", 0)
+        - median("memlens --no-trace", 1)
+        - (median("bare", 0) - median("bare", 1))
+    )
+    print(f"\nfixed cost of memlens run (start-up, summary, save, HTML): {fixed * 1e3:.0f} ms")
+    print()
+    for label, micros in meter_read_cost():
+        print(f"{label:<58}{micros:>9.1f} µs")
+
+
+if __name__ == "__main__":
+    main()
