@@ -164,7 +164,8 @@ def main() -> None:
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         names = list(variants)
         print(
-            f"workload: {iterations} iterations (~{args.seconds:g} s bare); rounds: {args.rounds}"
+            f"workload: {iterations} iterations (~{args.seconds:g} s bare) untraced, "
+            f"{traced_iterations} (~{args.traced_seconds:g} s bare) traced; rounds: {args.rounds}"
         )
         print(f"memlens: {' '.join(ml)}; python {sys.version.split()[0]}; depth {depth}")
         for r in range(args.rounds):
