@@ -11,7 +11,9 @@ import collections
 import gc
 import os
 import sys
+import tracemalloc
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -43,9 +45,22 @@ from memlens.heap.doctor.sites import (
 
 _MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _UNTRACKED_OK = (str, bytes, bytearray, int, float, complex)
+_ATOMS = frozenset({str, bytes, bytearray, int, complex})
+_PLAIN = frozenset({dict, list, tuple, set, frozenset})
 
 
 Attribution = tuple[Frame, int, list[Frame]]
+
+
+def _untraced_reader() -> Callable[[], int]:
+    """Allocator bytes in use minus what tracemalloc explains (Python objects and
+    tracemalloc itself), so a Python temporary passed to a C call is not charged."""
+    base = native_reader()
+    if not tracemalloc.is_tracing():
+        return base
+    traced = tracemalloc.get_traced_memory
+    overhead = tracemalloc.get_tracemalloc_memory
+    return lambda: base() - traced()[0] - overhead()
 
 
 def attribute_native(engine: Engine, step: Callable[[int], object], runs: int = 3) -> Attribution | None:
@@ -55,7 +70,7 @@ def attribute_native(engine: Engine, step: Callable[[int], object], runs: int = 
     """
     if not any(s.kind == "native" and s.state == growth.GROWING for s in engine.signals):
         return None
-    attributor = LineAttributor(engine.code, native_reader())
+    attributor = LineAttributor(engine.code, _untraced_reader())
     base = engine.iterations
     for k in range(runs):
         attributor.run(lambda k=k: step(base + k))
@@ -177,7 +192,7 @@ class _FindingBuilder:
             covered = {id(o) for f in findings for o in f[1].objects} if findings else set()
             for cid, sig in container_signals.items():
                 obj = containers.get(cid)
-                if obj is None or cid in covered:
+                if obj is None or cid in covered or _holds_weakrefs(obj):
                     continue
                 path = find_path(obj, graph, roots)
                 if not path.found:
@@ -231,10 +246,14 @@ class _FindingBuilder:
             return found
         site_of = self.reader.site_of
         rates = detect.type_rates(self.cps)
-        grown = {name for name, r in rates.items() if r > 0}
+        # Instances of classes that grew; builtin containers and atoms are reached
+        # through the big collections that hold them (below), which is far cheaper.
+        grown = {name for name, r in rates.items() if r >= 0.2}
         remaining = set(sites)
 
         def consider(obj: Any) -> None:
+            if isinstance(obj, weakref.ref):
+                return  # a weak reference retains nothing; its referent is the leak
             frames = object_frames(obj)
             if not frames:
                 return
@@ -258,28 +277,52 @@ class _FindingBuilder:
                 consider(item)
         objs = gc.get_objects()
         try:
+            grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
+            # Survivors are appended to the oldest generation, so the newest
+            # objects are at the end; look at a bounded number of them.
+            budget = 200_000
             for obj in reversed(objs):
-                if not remaining:
+                if not remaining or budget <= 0:
                     break
-                if type_name(obj) not in grown:
+                if type(obj) not in grown_types:
                     continue
+                budget -= 1
                 consider(obj)
                 for ref in gc.get_referents(obj):
                     if isinstance(ref, _UNTRACKED_OK) and not gc.is_tracked(ref):
                         consider(ref)
             if remaining:
-                # Leaked untracked objects (bytes, str) held by containers that
-                # themselves are old: look one level below every container.
-                for obj in reversed(objs):
+                # Leaked objects the GC does not track (str, bytes, tuples of atoms)
+                # are found through the big collections that hold them, tracked or
+                # not; the newest entries sit at the end of a dict or list.
+                need = max(8, (self.cps[-1].iteration - self.cps[0].iteration) // 2)
+                for holder in self._big_collections(objs, need):
                     if not remaining:
                         break
-                    if isinstance(obj, (list, dict, set, collections.deque, tuple)):
-                        for ref in gc.get_referents(obj):
-                            if isinstance(ref, _UNTRACKED_OK) and type(ref) not in (int, float):
-                                consider(ref)
+                    for item in _newest(holder, 64):
+                        consider(item)
+                        if type(item) in _PLAIN and not gc.is_tracked(item):
+                            for sub in _newest(item, 8):
+                                consider(sub)
         finally:
             del objs
         return found
+
+    @staticmethod
+    def _big_collections(objs: list[Any], need: int) -> list[Any]:
+        out: list[Any] = []
+        seen: set[int] = set()
+        kinds = (list, dict, set, collections.deque, tuple)
+        for obj in objs:
+            if isinstance(obj, kinds) and len(obj) >= need and id(obj) not in seen:
+                seen.add(id(obj))
+                out.append(obj)
+            for ref in gc.get_referents(obj):
+                if type(ref) in _PLAIN and not gc.is_tracked(ref) and len(ref) >= need:
+                    if id(ref) not in seen:
+                        seen.add(id(ref))
+                        out.append(ref)
+        return out
 
     def _own_frames(self) -> set[int]:
         out: set[int] = set()
@@ -522,6 +565,30 @@ class _FindingBuilder:
         f.root = "atexit registry"
         f.objects_per_iteration = sig.growth.rate
         return f
+
+
+def type_name_of(t: type) -> str:
+    mod = t.__module__
+    return t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
+
+
+def _holds_weakrefs(holder: Any) -> bool:
+    """A collection of weak references: bookkeeping that follows a leak elsewhere."""
+    items = _newest(holder, 8)
+    return bool(items) and all(isinstance(x, weakref.ref) for x in items)
+
+
+def _newest(holder: Any, n: int) -> list[Any]:
+    """The last ``n`` entries (values and keys for a mapping)."""
+    try:
+        if isinstance(holder, dict):
+            keys = list(holder)[-n:]
+            return [holder[k] for k in keys] + keys
+        if isinstance(holder, (set, frozenset)):
+            return list(holder)[-n:]
+        return list(holder)[-n:]
+    except Exception:  # noqa: BLE001 - mutated concurrently or odd subclass
+        return []
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -79,15 +79,13 @@ def doctor(
             i += 1
             if engine.after_iteration():
                 break
-        result = run_shallow(diagnose, engine, label)
         # Native growth is charged to a line by re-running the step under a line
-        # tracer, on this thread and with tracemalloc stopped (its own bookkeeping
-        # would blur the allocator's figures).
-        engine.end()
+        # tracer, on this thread (thread-locals, event loops stay the same).
         try:
             native_site = attribute_native(engine, fn)
         except Exception as exc:
             raise TargetError(f"step raised while attributing native growth: {_describe(exc)}") from exc
+        result = run_shallow(diagnose, engine, label)
         if native_site is not None:
             apply_native_site(result, engine, native_site)
     finally:

@@ -53,13 +53,20 @@ class Checkpoint:
     malloc_in_use: int = -1
     rss: int = 0
     atexit_callbacks: int = 0
+    traced_blocks: int = 0
+    per_block_cost: float = 0.0  # tracemalloc's unreported malloc cost per traced block
 
     @property
     def native_residual(self) -> int:
         """Allocator bytes in use that tracemalloc does not account for."""
         if self.malloc_in_use < 0:
             return self.rss - self.traced_total - self.tracemalloc_overhead
-        return self.malloc_in_use - self.traced_malloc - self.tracemalloc_overhead
+        return int(
+            self.malloc_in_use
+            - self.traced_malloc
+            - self.tracemalloc_overhead
+            - self.per_block_cost * self.traced_blocks
+        )
 
 
 def type_name(obj: object) -> str:
@@ -84,6 +91,7 @@ class Reader:
         self.own_rss = 0
         self.own_overhead = 0
         self._window: tuple[int, int, int] | None = None
+        self.per_block_cost = 0.0
 
     def site_of(self, frames: tuple[Frame, ...]) -> SiteKey | None:
         """The innermost user frame of a raw traceback (cached per traceback).
@@ -124,6 +132,23 @@ class Reader:
         cp.atexit_callbacks = atexit._ncallbacks()
         return cp
 
+    def calibrate(self, n: int = 4000) -> None:
+        """Measure what tracemalloc costs in malloc per traced block beyond what
+        ``get_tracemalloc_memory()`` reports, so Python-level growth is not taken
+        for native growth. Call while tracing."""
+        if not tracemalloc.is_tracing() or native.malloc_in_use() < 0:
+            return
+        m0 = native.malloc_in_use()
+        o0 = tracemalloc.get_tracemalloc_memory()
+        holder = [None] * n  # one big block, allocated before measuring
+        m0 = native.malloc_in_use()
+        o0 = tracemalloc.get_tracemalloc_memory()
+        for i in range(n):
+            holder[i] = (i % 200, None)  # type: ignore[call-overload]  # one block each
+        cost = native.malloc_in_use() - m0 - (tracemalloc.get_tracemalloc_memory() - o0)
+        del holder
+        self.per_block_cost = max(0.0, cost / n)
+
     def end_window(self) -> None:
         """Charge what the doctor allocated since ``read`` began to the doctor."""
         if self._window is None:
@@ -148,7 +173,7 @@ class Reader:
             ]
         site_bytes = cp.site_bytes
         site_blocks = cp.site_blocks
-        total = big = 0
+        total = big = blocks = 0
         site_of = self.site_of
         own = OWN
         for trace in raw:
@@ -157,6 +182,7 @@ class Reader:
             if site is own:
                 continue
             total += size
+            blocks += 1
             if size > _PYMALLOC_MAX:
                 big += size
             if site is not None:
@@ -164,6 +190,8 @@ class Reader:
                 site_blocks[site] = site_blocks.get(site, 0) + 1
         cp.traced_total = total
         cp.traced_malloc = big
+        cp.traced_blocks = blocks
+        cp.per_block_cost = self.per_block_cost
         del snapshot, raw
 
     def _read_objects(self, cp: Checkpoint) -> None:

@@ -163,6 +163,40 @@ def _base_name(expr: ast.AST) -> str:
 
 
 def _reads_and_writes(func: ast.AST, name: str) -> bool:
+    """Memoization: the function looks ``name`` up by key, stores into it by key, and
+    returns what it stored or found (a get-or-create registry returns nothing)."""
+    return _reads_writes(func, name) and _returns_cached(func, name)
+
+
+def _returns_cached(func: ast.AST, name: str) -> bool:
+    stored: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Subscript) and _base_name(t.value) == name for t in node.targets
+        ):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    stored.add(t.id)
+            if isinstance(node.value, ast.Name):
+                stored.add(node.value.id)
+    for node in ast.walk(func):
+        if isinstance(node, ast.Return) and node.value is not None:
+            value = node.value
+            if isinstance(value, ast.Subscript) and _base_name(value.value) == name:
+                return True
+            if (
+                isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Attribute)
+                and value.func.attr in ("get", "setdefault")
+                and _base_name(value.func.value) == name
+            ):
+                return True
+            if isinstance(value, ast.Name) and value.id in stored:
+                return True
+    return False
+
+
+def _reads_writes(func: ast.AST, name: str) -> bool:
     reads = writes = False
     for node in ast.walk(func):
         if isinstance(node, ast.Subscript) and _base_name(node.value) == name:

@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 
+_UNTRACKED_CONTAINERS = frozenset({dict, tuple, list, set, frozenset})
+
+
 class ReverseGraph:
     """``referrers(id) -> ids`` over a snapshot of the heap.
 
@@ -34,26 +37,46 @@ class ReverseGraph:
         single: dict[int, int] = {}  # most objects have exactly one referrer
         multi: dict[int, list[int]] = {}
         get = gc.get_referents
-        for obj, referents in zip(objs, map(get, objs)):
-            oid = id(obj)
-            if oid in ignore_ids:
-                continue
-            for ref in referents:
-                rid = id(ref)
-                if rid not in wanted:
+        # Containers holding only atoms (a dict of str -> str, a tuple of ints) are
+        # untracked by the GC, yet they retain things: walk them as they are met.
+        untracked_types = _UNTRACKED_CONTAINERS
+        pending: list[Any] = []
+        batch: list[Any] = objs
+        while batch:
+            for obj, referents in zip(batch, map(get, batch)):
+                oid = id(obj)
+                if oid in ignore_ids:
                     continue
-                first = single.get(rid)
-                if first is None:
-                    single[rid] = oid
-                else:
-                    more = multi.get(rid)
-                    if more is None:
-                        multi[rid] = [oid]
+                for ref in referents:
+                    rid = id(ref)
+                    if rid not in wanted:
+                        if type(ref) not in untracked_types:
+                            continue
+                        wanted[rid] = ref
+                        pending.append(ref)
+                    first = single.get(rid)
+                    if first is None:
+                        single[rid] = oid
                     else:
-                        more.append(oid)
+                        more = multi.get(rid)
+                        if more is None:
+                            multi[rid] = [oid]
+                        else:
+                            more.append(oid)
+            batch, pending = pending, []
         self._single = single
         self._multi = multi
-        del objs
+        del objs, batch
+
+    def add_edge(self, holder: Any, child: Any) -> None:
+        """Record a reference the GC does not report (a running frame's locals)."""
+        hid, cid = id(holder), id(child)
+        self.objects.setdefault(hid, holder)
+        self.objects.setdefault(cid, child)
+        if cid not in self._single:
+            self._single[cid] = hid
+        else:
+            self._multi.setdefault(cid, []).append(hid)
 
     def __len__(self) -> int:
         return len(self.objects)

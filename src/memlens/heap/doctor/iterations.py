@@ -79,6 +79,7 @@ class Engine:
         if not tracemalloc.is_tracing():
             tracemalloc.start(self.options.nframes)
             self._started_tracing = True
+        run_shallow(self.reader.calibrate)
 
     def end(self) -> None:
         if self._started_tracing:

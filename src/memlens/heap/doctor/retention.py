@@ -10,6 +10,7 @@ logger. The hops are labelled the way a person would write them (``global _cache
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import types
@@ -22,6 +23,11 @@ from memlens.heap.doctor.diagnosis import Hop
 from memlens.heap.doctor.graph import ReverseGraph
 
 MAX_VISITED = 200_000
+_MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _is_memlens_code(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_MEMLENS_DIR + os.sep)
 
 
 @dataclass
@@ -60,10 +66,19 @@ class Roots:
         self.live_frames: dict[int, str] = {}
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in sys._current_frames().items():
+            if names.get(ident) == "memlens-doctor":
+                continue  # the doctor's own worker thread
             f: types.FrameType | None = frame
             while f is not None:
-                if id(f) not in ignore_frames:
+                if id(f) not in ignore_frames and not _is_memlens_code(f.f_code.co_filename):
                     self.live_frames[id(f)] = names.get(ident, str(ident))
+                    # A running frame does not report its locals to the GC.
+                    try:
+                        local_values = list(f.f_locals.values())
+                    except Exception:  # noqa: BLE001
+                        local_values = []
+                    for value in local_values:
+                        graph.add_edge(f, value)
                 f = f.f_back
         logging = sys.modules.get("logging")
         self.logger_types: tuple[type, ...] = (
@@ -157,6 +172,8 @@ def _hop_label(holder: Any, child: Any) -> str:
                 return f"closure cell {code.co_freevars[i]}"
             if _cell_value(cell) is child:
                 return f"closure cell {code.co_freevars[i]}"
+        if holder.__closure__ is child:
+            return "__closure__"
         if holder.__defaults__ is child:
             return "defaults"
         if holder.__kwdefaults__ is child:
@@ -228,6 +245,12 @@ def _build(kind: str, chain: list[Any], roots: Roots) -> Path:
             child, types.CellType
         ):
             i += 1
+            child = chain[i]
+        elif label == "__closure__" and i + 2 < len(chain) and isinstance(holder, types.FunctionType):
+            idx = _index_in(child, chain[i + 1])
+            names = holder.__code__.co_freevars
+            label = f"closure cell {names[idx]}" if idx is not None and idx < len(names) else "closure"
+            i += 2
             child = chain[i]
         hops.append(Hop(label=label, type_name=type_name(child), detail=_describe(child)))
         objects.append(child)

@@ -160,6 +160,8 @@ def user_stack(frames: Sequence[Frame], code: CodeMap, limit: int = 8) -> list[s
 # asking for the trace of the real block start at the possible header offsets.
 _GC_HEAD = 16 if sys.maxsize > 2**32 else 8
 _OFFSETS = (0, _GC_HEAD, _GC_HEAD + 2 * ctypes.sizeof(ctypes.c_void_p))
+_HAVE_GC = 1 << 14
+_MANAGED_DICT = 1 << 4 if sys.version_info >= (3, 11) else 0
 _raw_traceback = None
 try:
     _fn = ctypes.pythonapi._PyTraceMalloc_GetTraceback
@@ -174,7 +176,14 @@ def object_frames(obj: object) -> tuple[Frame, ...] | None:
     """Allocation traceback of ``obj`` (innermost first), or None if untraced."""
     if _raw_traceback is not None:
         base = id(obj)
-        for off in _OFFSETS:
+        flags = type(obj).__flags__
+        if not flags & _HAVE_GC:
+            offsets: tuple[int, ...] = (0,)
+        elif flags & _MANAGED_DICT:
+            offsets = (_OFFSETS[2], _OFFSETS[1])
+        else:
+            offsets = (_OFFSETS[1], _OFFSETS[2])
+        for off in offsets:
             try:
                 frames = _raw_traceback(0, base - off)
             except Exception:  # noqa: BLE001 - defensive: never break the diagnosis

@@ -1,0 +1,1 @@
+"""A small fake service the leak scenarios exercise; leaks hide several calls deep."""

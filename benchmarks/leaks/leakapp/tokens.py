@@ -1,0 +1,14 @@
+"""An unbounded functools cache on text that never repeats."""
+
+from __future__ import annotations
+
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def tokenize(text: str) -> tuple[str, ...]:
+    return tuple(w + "#" for w in text.split())  # leak-site: lru
+
+
+def count_tokens(prompt: str) -> int:
+    return len(tokenize(prompt))
