@@ -6,7 +6,6 @@ an inconclusive run also exits 0 but says why in the report.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -21,19 +20,34 @@ EXIT_LEAK = 1
 @click.argument("target")
 @click.option("--setup", "setup", metavar="MODULE:FUNCTION", help="Run once before the steps.")
 @click.option(
-    "--max-iterations", type=click.IntRange(min=10), default=5000, show_default=True,
+    "--max-iterations",
+    type=click.IntRange(min=10),
+    default=5000,
+    show_default=True,
     help="Upper bound on step calls (the doctor usually stops earlier).",
 )
 @click.option(
-    "--budget", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
+    "--budget",
+    type=click.FloatRange(min=0.1),
+    default=20.0,
+    show_default=True,
     help="Time budget in seconds, analysis included.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
     show_default=True,
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report here.")
-@click.option("--db", type=click.Path(dir_okay=False), help="Session store (default: MEMLENS_DB or ./.memlens/memlens.db).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report here."
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    help="Session store (default: MEMLENS_DB or ./.memlens/memlens.db).",
+)
 @click.option("--no-save", is_flag=True, help="Do not store the diagnosis.")
 def command(
     target: str,
@@ -91,7 +105,7 @@ def _save(diag: object, db: str | None) -> None:
     from memlens.core.session import COMPLETED, Session
 
     try:
-        from memlens.store import open_store  # type: ignore[attr-defined]
+        from memlens.store import open_store
     except ImportError:
         click.echo("memlens: note: session store not available; diagnosis not saved", err=True)
         return
@@ -106,8 +120,13 @@ def _save(diag: object, db: str | None) -> None:
     session.start_rss = int(data.get("rss_start", 0))
     session.final_rss = session.peak_rss = int(data.get("rss_end", 0))
     try:
-        store = open_store(db or os.environ.get("MEMLENS_DB") or None)
-        store.save(session)
+        store = open_store(db)
+        try:
+            store.save(session)
+        finally:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
     except MemlensError:
         raise
     except Exception as exc:  # noqa: BLE001 - report storage trouble in one line

@@ -131,7 +131,18 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
             diag.reason = f"no sustained growth over {engine.iterations - diag.warmup} measured iterations"
         return diag
     builder = _FindingBuilder(engine, growing, native_site)
-    diag.findings = builder.build()
+    findings = builder.build()
+    diag.findings = []
+    for f in findings:
+        bound = builder.bounded.get(id(f))
+        if bound:
+            diag.notes.append(f"{f.site}: {bound}; not a leak")
+        else:
+            diag.findings.append(f)
+    if findings and not diag.findings:
+        diag.verdict = NO_LEAK
+        diag.reason = "growth only in bounded interpreter caches that are still filling"
+        return diag
     if diag.findings:
         diag.verdict = LEAK
         diag.reason = f"{len(diag.findings)} leak(s) with sustained growth"
@@ -160,6 +171,7 @@ class _FindingBuilder:
         self.native_site = native_site
         self.opts = engine.options
         self.span = max(1, self.cps[-1].iteration - self.cps[0].iteration)
+        self.bounded: dict[int, str] = {}  # id(finding) -> why it is a bounded cache
 
     # -- main ----------------------------------------------------------------------
     def build(self) -> list[Finding]:
@@ -447,6 +459,9 @@ class _FindingBuilder:
             f.path = [Hop(label=path.root.split(" → ")[0], type_name="root")] + path.hops
             f.type_name = path.hops[-1].type_name if path.hops else ""
             self._library(f, path, frames)
+            bound = _library_bound(path, self.reader.code)
+            if bound:
+                self.bounded[id(f)] = bound
         return f
 
     def _objects_rate(self, site: SiteKey) -> float:
@@ -570,6 +585,37 @@ class _FindingBuilder:
 def type_name_of(t: type) -> str:
     mod = t.__module__
     return t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
+
+
+# Interpreter caches with a fixed bound: growth there stops by itself.
+_KNOWN_BOUNDED = {
+    ("re", "_cache"): "re's pattern cache (bounded by re._MAXCACHE)",
+    ("re", "_cache2"): "re's pattern cache (bounded)",
+    ("linecache", "cache"): "linecache (one entry per source file)",
+    ("sre_compile", "_cache"): "re's compiler cache (bounded)",
+}
+
+
+def _library_bound(path: Path, code: Any) -> str | None:
+    """Why a library root is a bounded cache, or None."""
+    module = path.root_module or ""
+    mod = sys.modules.get(module)
+    filename = getattr(mod, "__file__", None) or ""
+    if not filename or code.is_user(filename):
+        return None
+    if path.root_kind == "lru_cache":
+        try:
+            maxsize = path.root_object.cache_info().maxsize
+        except Exception:  # noqa: BLE001 - not a functools wrapper after all
+            maxsize = None
+        if maxsize is not None:
+            return f"a library lru_cache bounded at {maxsize} entries"
+    if path.root_kind == "module" and path.hops:
+        name = path.hops[0].label.removeprefix("global ")
+        known = _KNOWN_BOUNDED.get((module, name))
+        if known:
+            return known
+    return None
 
 
 def _holds_weakrefs(holder: Any) -> bool:

@@ -39,6 +39,7 @@ class Path:
     objects: list[Any] = field(default_factory=list)
     hops: list[Hop] = field(default_factory=list)
     root_module: str | None = None
+    root_object: Any = None
 
     @property
     def found(self) -> bool:
@@ -259,7 +260,14 @@ def _build(kind: str, chain: list[Any], roots: Roots) -> Path:
         key = hops[0].label[1:-1].strip("'\"")
         hops[0].label = ("global " if kind == "module" else "attribute ") + key
     root, module = _root_name(kind, root_obj, roots, hops, objects)
-    return Path(root=root, root_kind=kind, objects=objects, hops=hops, root_module=module)
+    return Path(
+        root=root,
+        root_kind=kind,
+        objects=objects,
+        hops=hops,
+        root_module=module,
+        root_object=root_obj,
+    )
 
 
 def _index_in(seq: Any, item: Any) -> int | None:

@@ -1,0 +1,43 @@
+"""The growth test tells leaks from plateaus, steps and sawtooths."""
+
+from __future__ import annotations
+
+from memlens.heap.doctor.growth import FLAT, GROWING, UNCLEAR, assess, segment_minima
+
+XS = [float(5 * k) for k in range(1, 25)]
+
+
+def test_linear_growth_is_growing() -> None:
+    g = assess(XS, [1000 + 50 * x for x in XS], min_rate=8)
+    assert g.state == GROWING and abs(g.rate - 50) < 1e-6
+
+
+def test_flat_series_is_flat() -> None:
+    assert assess(XS, [1000.0] * len(XS), min_rate=8).state == FLAT
+
+
+def test_cache_filling_to_bound_is_not_growing() -> None:
+    ys = [min(1000 + 50 * x, 3000) for x in XS]
+    assert assess(XS, ys, min_rate=8).state == FLAT
+
+
+def test_one_time_step_is_not_growing() -> None:
+    ys = [1000.0 if x < 60 else 9000.0 for x in XS]
+    assert assess(XS, ys, min_rate=8).state != GROWING
+
+
+def test_sawtooth_is_not_growing() -> None:
+    ys = [1000 + 100 * (int(x) % 20) for x in XS]
+    assert assess(XS, ys, min_rate=8).state != GROWING
+
+
+def test_growth_below_min_rate_is_not_growing() -> None:
+    assert assess(XS, [1000 + 0.5 * x for x in XS], min_rate=8).state != GROWING
+
+
+def test_too_few_points_is_unclear() -> None:
+    assert assess([1.0, 2.0], [1.0, 2.0], min_rate=0).state == UNCLEAR
+
+
+def test_segment_minima() -> None:
+    assert segment_minima([5, 1, 7, 2, 9, 3], 3) == [1, 2, 3]
