@@ -115,7 +115,7 @@ class Program:
         # The program is executed right here, not in a helper: every frame under
         # it costs tracemalloc time on each allocation (see run.main).
         try:
-            loaded = None if self.module else _load_script(self.target)
+            loaded = None if self.module else load_script(self.target)
             if loaded is not None:
                 code, module = loaded
                 sys.modules["__main__"] = module
@@ -129,12 +129,8 @@ class Program:
                 import runpy
 
                 namespace = runpy.run_path(os.path.abspath(self.target), run_name="__main__")
-        except SystemExit as exc:
-            return _from_system_exit(exc)
-        except KeyboardInterrupt as exc:
-            return Outcome(INTERRUPTED, 130, "KeyboardInterrupt", exc)
-        except BaseException as exc:  # the program's own uncaught exception
-            return Outcome(FAILED, 1, _describe(exc), exc)
+        except BaseException as exc:  # the program's own ending: exit, Ctrl-C or a crash
+            return outcome_of(exc)
         finally:
             if saved_main is not None:
                 sys.modules["__main__"] = saved_main
@@ -144,7 +140,7 @@ class Program:
         return Outcome(COMPLETED, 0, namespace=namespace)
 
 
-def _load_script(target: str) -> tuple[types.CodeType, types.ModuleType] | None:
+def load_script(target: str) -> tuple[types.CodeType, types.ModuleType] | None:
     """Compile a script file for :meth:`Program.run` to execute as ``__main__``.
 
     ``runpy.run_path`` would set ``sys.argv[0]`` to the path it is given, while
@@ -175,6 +171,29 @@ def _load_script(target: str) -> tuple[types.CodeType, types.ModuleType] | None:
         __builtins__=builtins,
     )
     return code, module
+
+
+def prepare_main(program: Program, module: types.ModuleType) -> None:
+    """Make ``module`` the program's ``__main__`` with its argv and path, for good.
+
+    Used by the re-executed host, which never needs to restore memlens's own.
+    """
+    if os.name == "posix":
+        atexit.register(_reraise_sigint)
+    sys.argv[:] = program.argv
+    _set_path0(os.path.dirname(os.path.realpath(program.target)))
+    sys.modules["__main__"] = module
+
+
+def outcome_of(exc: BaseException | None, namespace: dict[str, Any] | None = None) -> Outcome:
+    """The :class:`Outcome` of a program that ended by raising ``exc`` (or not)."""
+    if exc is None:
+        return Outcome(COMPLETED, 0, namespace=namespace)
+    if isinstance(exc, SystemExit):
+        return _from_system_exit(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome(INTERRUPTED, 130, "KeyboardInterrupt", exc)
+    return Outcome(FAILED, 1, _describe(exc), exc)
 
 
 def _set_path0(entry: str) -> None:
@@ -212,6 +231,8 @@ def user_traceback(exc: BaseException) -> TracebackType | None:
 def _is_scaffolding(filename: str) -> bool:
     if filename.startswith("<frozen "):
         return True
+    if filename == "<string>" and os.environ.get("MEMLENS_RUN_HOSTED"):
+        return True  # the re-executed host's bootstrap (see _reexec)
     path = os.path.abspath(filename)
     return any(path == s or path.startswith(s + os.sep) for s in _SCAFFOLDING)
 

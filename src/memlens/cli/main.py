@@ -72,7 +72,14 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning user errors into one line and exit code."""
     try:
-        return cli.main(args=argv, prog_name="memlens", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else list(argv)
+        if args[:1] == ["run"]:
+            # Straight to the run command, skipping click's group dispatch: fewer
+            # frames under the profiled program (see memlens.cli._reexec).
+            from memlens.cli.run import main as run_main
+
+            return run_main(args[1:])
+        return cli.main(args=args, prog_name="memlens", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("memlens: interrupted", err=True)
         sys.exit(130)

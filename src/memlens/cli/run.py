@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,8 @@ from memlens.store import SessionStore, default_path, open_store
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from memlens.core.profiling import Profiler
 
 
 @click.command(
@@ -117,6 +119,7 @@ class Plan:
     components: dict[str, str]
     outputs: Outputs
     quiet: bool
+    command: list[str] = field(default_factory=list)  # as typed, for the session's record
 
 
 def plan(
@@ -157,11 +160,32 @@ def plan(
         component_map,
         outputs,
         quiet,
+        ["memlens", *sys.argv[1:]],
     )
+
+
+@dataclass
+class Started:
+    """A profiler that is running and the store its session will go to."""
+
+    store: SessionStore
+    profiler: Profiler
 
 
 def execute(plan: Plan) -> None:
     """Profile the program, then store and report the session; exits the process."""
+    from memlens.cli._reexec import reexec, should_reexec
+
+    if should_reexec(plan):
+        # Problems with the store show here, as one line, before anything runs.
+        open_store(plan.outputs.db).close()
+        reexec(plan)  # continues in a fresh interpreter: see memlens.cli._reexec
+    started = start(plan)
+    finish(plan, started, plan.program.run())
+
+
+def start(plan: Plan) -> Started:
+    """Open the store and start profiling, right before the program runs."""
     from memlens.core.profiling import Profiler
 
     # Fail before the program runs, not after a long run whose session then has
@@ -176,14 +200,18 @@ def execute(plan: Plan) -> None:
         kind="run",
     )
     profiler.start()
-    outcome = plan.program.run()
+    return Started(store, profiler)
+
+
+def finish(plan: Plan, started: Started, outcome: Outcome) -> None:
+    """Stop profiling, save, report, and exit with the program's code."""
     with _interrupts_ignored():
-        session = profiler.stop(
+        session = started.profiler.stop(
             status=outcome.status, error=outcome.error, exit_code=outcome.exit_code
         )
         session.metadata.argv = plan.program.argv
-        session.tags["command"] = " ".join(["memlens", "run", *sys.argv[2:]])
-        save_error = _save(session, store)
+        session.tags["command"] = " ".join(plan.command)
+        save_error = _save(session, started.store)
     _flush_program_output()
     print_outcome(outcome)
     failed = _report(session, plan.outputs, save_error, plan.quiet)
