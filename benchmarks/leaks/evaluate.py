@@ -140,7 +140,7 @@ def run_objgraph(path: str) -> dict[str, Any]:
     import objgraph
 
     target = _baseline_prologue(path)
-    objgraph.growth(limit=None)
+    objgraph.growth(limit=None, shortnames=False)
     for i in range(BASELINE_WARMUP, BASELINE_WARMUP + BASELINE_STEPS):
         target.step(i)
     grown = objgraph.growth(limit=10, shortnames=False)

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import collections
 import gc
+import operator
 import os
 import sys
+import time
 import tracemalloc
 import types
 import weakref
 from collections.abc import Callable
+from itertools import compress
 from typing import Any
 
 from memlens.heap.doctor import detect, growth
-from memlens.heap.doctor.checkpoints import SiteKey, type_name
+from memlens.heap.doctor.checkpoints import SiteKey, type_counts, type_name
 from memlens.heap.doctor.classify import WHY, Evidence, classify, holder_index, holder_name
 from memlens.heap.doctor.diagnosis import (
     INCONCLUSIVE,
@@ -45,6 +48,7 @@ from memlens.heap.doctor.sites import (
 
 _MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _UNTRACKED_OK = (str, bytes, bytearray, int, float, complex)
+SAMPLE_SECONDS = 0.6  # time box for finding sample objects
 _ATOMS = frozenset({str, bytes, bytearray, int, complex})
 _PLAIN = frozenset({dict, list, tuple, set, frozenset})
 
@@ -257,7 +261,13 @@ class _FindingBuilder:
         if not sites:
             return found
         site_of = self.reader.site_of
-        rates = detect.type_rates(self.cps)
+        objs_now = gc.get_objects()
+        rates = detect.type_rates(
+            self.reader.baseline_types,
+            type_counts(objs_now),
+            self.engine.iterations - self.cps[0].iteration,
+        )
+        del objs_now
         # Instances of classes that grew; builtin containers and atoms are reached
         # through the big collections that hold them (below), which is far cheaper.
         grown = {name for name, r in rates.items() if r >= 0.2}
@@ -277,64 +287,52 @@ class _FindingBuilder:
                     if len(bucket) >= want:
                         remaining.discard(site)
 
+        deadline = time.perf_counter() + SAMPLE_SECONDS
         for obj in garbage:
             if not remaining:
                 break
             consider(obj)
         for obj in containers.values():
-            items = list(obj.values()) + list(obj.keys()) if isinstance(obj, dict) else list(obj)
-            for item in reversed(items[-50:]):
+            for item in _newest(obj, 50):
                 if not remaining:
                     break
                 consider(item)
         objs = gc.get_objects()
         try:
-            grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
-            # Survivors are appended to the oldest generation, so the newest
-            # objects are at the end; look at a bounded number of them.
-            budget = 200_000
-            for obj in reversed(objs):
-                if not remaining or budget <= 0:
-                    break
-                if type(obj) not in grown_types:
-                    continue
-                budget -= 1
-                consider(obj)
-                for ref in gc.get_referents(obj):
-                    if isinstance(ref, _UNTRACKED_OK) and not gc.is_tracked(ref):
-                        consider(ref)
             if remaining:
-                # Leaked objects the GC does not track (str, bytes, tuples of atoms)
-                # are found through the big collections that hold them, tracked or
-                # not; the newest entries sit at the end of a dict or list.
+                # Leaked objects sit in big collections (tracked or not: a dict of
+                # atoms is untracked); the newest entries are at the end.
                 need = max(8, (self.cps[-1].iteration - self.cps[0].iteration) // 2)
-                for holder in self._big_collections(objs, need):
-                    if not remaining:
+                grew = set(self.cps[-1].container_lens)
+                for holder in _big_collections(objs, need, grew):
+                    if not remaining or time.perf_counter() > deadline:
                         break
-                    for item in _newest(holder, 64):
+                    for item in _newest(holder, 16):
                         consider(item)
                         if type(item) in _PLAIN and not gc.is_tracked(item):
                             for sub in _newest(item, 8):
                                 consider(sub)
+            if remaining:
+                # Instances held some other way (a linked chain, a bound method):
+                # the newest objects of the types that grew. Survivors are appended
+                # to the oldest generation, so the newest are at the end.
+                grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
+                budget = 50_000
+                for obj in reversed(objs):
+                    if not remaining or budget <= 0:
+                        break
+                    if type(obj) not in grown_types:
+                        continue
+                    budget -= 1
+                    consider(obj)
+                    for ref in gc.get_referents(obj):
+                        if type(ref) in _ATOMS:
+                            consider(ref)
+                    if budget % 1000 == 0 and time.perf_counter() > deadline:
+                        break
         finally:
             del objs
         return found
-
-    @staticmethod
-    def _big_collections(objs: list[Any], need: int) -> list[Any]:
-        out: list[Any] = []
-        seen: set[int] = set()
-        kinds = (list, dict, set, collections.deque, tuple)
-        for obj in objs:
-            if isinstance(obj, kinds) and len(obj) >= need and id(obj) not in seen:
-                seen.add(id(obj))
-                out.append(obj)
-            for ref in gc.get_referents(obj):
-                if type(ref) in _PLAIN and not gc.is_tracked(ref) and len(ref) >= need:
-                    if id(ref) not in seen:
-                        seen.add(id(ref))
-                        out.append(ref)
-        return out
 
     def _own_frames(self) -> set[int]:
         out: set[int] = set()
@@ -580,6 +578,31 @@ class _FindingBuilder:
         f.root = "atexit registry"
         f.objects_per_iteration = sig.growth.rate
         return f
+
+
+def _big_collections(objs: list[Any], need: int, grew: set[int]) -> list[Any]:
+    """Collections with at least ``need`` entries, tracked or held by tracked objects.
+
+    Those seen growing come first, then untracked ones (the GC stopped tracking them
+    because they hold only atoms, so their growth was not measured), then the rest.
+    Filtering runs in C iterators: type membership, ``len``, ``gc.is_tracked``.
+    """
+    kinds = _PLAIN | {collections.deque}
+    tracked = list(compress(objs, map(kinds.__contains__, map(type, objs))))
+    big = list(compress(tracked, map(need.__le__, map(len, tracked))))
+    first = [o for o in big if id(o) in grew]
+    rest = [o for o in big if id(o) not in grew]
+    out = first
+    seen = set(map(id, big))
+    refs = gc.get_referents(*objs)
+    plain = list(compress(refs, map(_PLAIN.__contains__, map(type, refs))))
+    untracked = list(compress(plain, map(operator.not_, map(gc.is_tracked, plain))))
+    for obj in compress(untracked, map(need.__le__, map(len, untracked))):
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            out.append(obj)
+    out.extend(rest)
+    return out
 
 
 def type_name_of(t: type) -> str:

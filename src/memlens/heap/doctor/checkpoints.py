@@ -19,6 +19,9 @@ from __future__ import annotations
 import atexit
 import collections
 import gc
+import itertools
+import operator
+from itertools import compress
 import sys
 import tracemalloc
 from dataclasses import dataclass, field
@@ -29,7 +32,11 @@ from memlens.heap.doctor.sites import CodeMap, Frame
 # Blocks larger than this come from malloc, not pymalloc's mmapped arenas, so they
 # are the traced part of what mallinfo2 sees.
 _PYMALLOC_MAX = 512
-_CONTAINERS = (list, dict, set, collections.deque)
+_CONTAINER_TYPES = frozenset(
+    {list, dict, set, collections.deque, collections.OrderedDict, collections.defaultdict,
+     collections.Counter}
+)
+_MIN_LEN = 3
 
 SiteKey = Frame
 OWN: SiteKey = ("<memlens>", 0)  # allocations made by the doctor itself
@@ -45,7 +52,6 @@ class Checkpoint:
     traced_total: int = 0
     traced_malloc: int = 0
     tracemalloc_overhead: int = 0
-    type_counts: dict[str, int] = field(default_factory=dict)
     container_lens: dict[int, tuple[str, int]] = field(default_factory=dict)
     garbage_objects: int = 0
     garbage_bytes: int = 0
@@ -67,6 +73,16 @@ class Checkpoint:
             - self.tracemalloc_overhead
             - self.per_block_cost * self.traced_blocks
         )
+
+
+def type_counts(objs: list[object]) -> dict[str, int]:
+    """Live objects per type name (counted by type object in C)."""
+    counts: dict[str, int] = {}
+    for t, n in collections.Counter(map(type, objs)).items():
+        mod = t.__module__
+        name = t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
+        counts[name] = counts.get(name, 0) + n
+    return counts
 
 
 def type_name(obj: object) -> str:
@@ -92,6 +108,7 @@ class Reader:
         self.own_overhead = 0
         self._window: tuple[int, int, int] | None = None
         self.per_block_cost = 0.0
+        self.baseline_types: dict[str, int] = {}
 
     def site_of(self, frames: tuple[Frame, ...]) -> SiteKey | None:
         """The innermost user frame of a raw traceback (cached per traceback).
@@ -176,18 +193,25 @@ class Reader:
         total = big = blocks = 0
         site_of = self.site_of
         own = OWN
-        for trace in raw:
-            size = trace[1]
-            site = site_of(trace[2])
+        # Every int this loop creates is itself traced, and tracing an allocation is
+        # expensive, so group the blocks by traceback first (a C-level sort; equal
+        # tracebacks are one shared tuple) and sum each group in C.
+        size_of = operator.itemgetter(1)
+        tb_of = operator.itemgetter(2)
+        above = _PYMALLOC_MAX .__lt__
+        for tb, group in itertools.groupby(sorted(raw, key=tb_of), key=tb_of):
+            site = site_of(tb)
             if site is own:
                 continue
+            sizes = list(map(size_of, group))
+            n = len(sizes)
+            size = sum(sizes)
             total += size
-            blocks += 1
-            if size > _PYMALLOC_MAX:
-                big += size
+            blocks += n
+            big += sum(filter(above, sizes))
             if site is not None:
                 site_bytes[site] = site_bytes.get(site, 0) + size
-                site_blocks[site] = site_blocks.get(site, 0) + 1
+                site_blocks[site] = site_blocks.get(site, 0) + n
         cp.traced_total = total
         cp.traced_malloc = big
         cp.traced_blocks = blocks
@@ -195,18 +219,25 @@ class Reader:
         del snapshot, raw
 
     def _read_objects(self, cp: Checkpoint) -> None:
+        """Container lengths (and, at the first checkpoint, live objects per type).
+
+        Only containers with at least ``_MIN_LEN`` entries are followed: a leaking
+        collection is past that after the warm-up. The filtering runs in C; the
+        Python-level work (ids, which are traced allocations) is for those only.
+        """
         lens = cp.container_lens
         own = self.own
         base = self.baseline_lens
         first = base is None
         objs = gc.get_objects()
         try:
-            # Counting by type object runs in C; names are built once per type.
-            by_type = collections.Counter(map(type, objs))
-            conts = [o for o in objs if isinstance(o, _CONTAINERS)]
+            conts = list(compress(objs, map(_CONTAINER_TYPES.__contains__, map(type, objs))))
+            if first:
+                self.baseline_types = type_counts(objs)
         finally:
             del objs
-        for obj, n in zip(conts, map(len, conts)):
+        sizes = list(map(len, conts))
+        for obj, n in zip(compress(conts, map(_MIN_LEN.__le__, sizes)), filter(_MIN_LEN.__le__, sizes)):
             oid = id(obj)
             if oid in own:
                 continue
@@ -218,13 +249,7 @@ class Reader:
                     name = type_name(obj)
                     if old[0] == name:
                         lens[oid] = (name, n)
-        del conts
-        counts: dict[str, int] = {}
-        for t, n in by_type.items():
-            mod = t.__module__
-            name = t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
-            counts[name] = counts.get(name, 0) + n
-        cp.type_counts = counts
+        del conts, sizes
         if first:
             self.baseline_lens = lens
             cp.container_lens = {}

@@ -101,13 +101,13 @@ def evaluate(
     return out
 
 
-def type_rates(cps: Sequence[Checkpoint]) -> dict[str, float]:
+def type_rates(
+    first: dict[str, int], last: dict[str, int], span: int
+) -> dict[str, float]:
     """Growth per iteration of live objects of each type (supporting evidence)."""
-    first, last = cps[0], cps[-1]
-    span = max(1, last.iteration - first.iteration)
     rates: dict[str, float] = {}
-    for name, n in last.type_counts.items():
-        d = n - first.type_counts.get(name, 0)
+    for name, n in last.items():
+        d = n - first.get(name, 0)
         if d > 0:
-            rates[name] = d / span
+            rates[name] = d / max(1, span)
     return rates

@@ -129,7 +129,7 @@ class Engine:
         self.checkpoints.append(cp)
         self.own.add(id(cp))
         self.own.add(id(self.reader.baseline_lens))
-        for d in (cp.site_bytes, cp.site_blocks, cp.type_counts, cp.container_lens,
+        for d in (cp.site_bytes, cp.site_blocks, cp.container_lens,
                   cp.garbage_site_bytes):
             self.own.add(id(d))
         if len(self.checkpoints) > self.options.max_checkpoints:
