@@ -33,7 +33,7 @@ class Registry:
 _cache: dict[int, object] = {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _memo(i: int) -> list[int]:
     return [i]
 
@@ -56,7 +56,7 @@ def main() -> None:
             obj: object = Record(-k)
             _cache[k] = obj
         elif kind == 1:
-            obj = "leaked string %d" % k  # untracked: found through its holder
+            obj = f"leaked string {k}"  # untracked: found through its holder
             Registry.entries.append(obj)
         else:
             obj = _memo(k)
@@ -73,7 +73,9 @@ def main() -> None:
     graph.close()
     print(f"heap: {tracked:,} GC-tracked objects; {args.samples} leaked samples")
     print(f"reverse graph: {t1 - t0:.2f} s   roots: {t2 - t1:.2f} s   paths: {t3 - t2:.2f} s")
-    print(f"retention total: {t3 - t0:.2f} s   ({found}/{args.samples} samples reached a named root)")
+    print(
+        f"retention total: {t3 - t0:.2f} s   ({found}/{args.samples} samples reached a named root)"
+    )
 
 
 if __name__ == "__main__":

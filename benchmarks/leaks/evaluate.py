@@ -48,7 +48,8 @@ def scenarios(pattern: str = "") -> list[str]:
 
 
 def expected(path: str) -> dict[str, Any]:
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "EXPECTED" for t in node.targets
@@ -154,7 +155,13 @@ def run_objgraph(path: str) -> dict[str, Any]:
             root = _objgraph_root(chain)
     if target.teardown:
         target.teardown()
-    return {"leak": leak, "site": None, "root": root, "category": None, "type": top[0] if top else None}
+    return {
+        "leak": leak,
+        "site": None,
+        "root": root,
+        "category": None,
+        "type": top[0] if top else None,
+    }
 
 
 def _objgraph_root(chain: list[Any]) -> str | None:
@@ -245,9 +252,7 @@ def score(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float]
     fn = sum(1 for exp, got in rows if exp["leak"] and not got.get("leak"))
     leaks = [(exp, got) for exp, got in rows if exp["leak"]]
     site = sum(1 for exp, got in leaks if same_site(got.get("site"), resolve_site(exp["site"])))
-    root = sum(
-        1 for exp, got in leaks if got.get("root") and exp["root"] in str(got.get("root"))
-    )
+    root = sum(1 for exp, got in leaks if got.get("root") and exp["root"] in str(got.get("root")))
     cat = sum(1 for exp, got in leaks if got.get("category") == exp["category"])
     n = max(1, len(leaks))
     return {
@@ -263,7 +268,9 @@ def score(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tools", default=",".join(TOOLS))
-    parser.add_argument("-k", dest="pattern", default="", help="only scenarios whose name contains this")
+    parser.add_argument(
+        "-k", dest="pattern", default="", help="only scenarios whose name contains this"
+    )
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--json", dest="json_out", help="also write all results here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every case")
@@ -306,7 +313,9 @@ def main() -> None:
                 )
         table[tool] = score(rows)
     print()
-    print("| tool | precision | recall | site accuracy | root accuracy | category accuracy | median s/case |")
+    print(
+        "| tool | precision | recall | site accuracy | root accuracy | category accuracy | median s/case |"
+    )
     print("|---|---|---|---|---|---|---|")
     for tool, s in table.items():
         print(

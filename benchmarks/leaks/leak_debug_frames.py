@@ -17,7 +17,7 @@ def _remember_caller(rid: int) -> None:
 
 
 def handle(rid: int) -> int:
-    document = ["line %d" % k for k in range(40)]  # leak-site: frames
+    document = [f"line {k}" for k in range(40)]  # leak-site: frames
     _remember_caller(rid)
     return len(document)
 

@@ -95,8 +95,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         leaked = sum(f.bytes_per_iteration for f in diag.findings)
         if diag.verdict == "leak" and leaked > limit_bytes:
             pytest.fail(
-                f"test leaks {format_bytes(leaked)} per run (limit {limit})\n"
-                + _report(diag),
+                f"test leaks {format_bytes(leaked)} per run (limit {limit})\n" + _report(diag),
                 pytrace=False,
             )
     if no_leaks is not None:

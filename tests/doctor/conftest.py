@@ -17,21 +17,34 @@ CORPUS = os.path.join(ROOT, "benchmarks", "leaks")
 def run_scenario(name: str) -> dict[str, Any]:
     """Diagnose one corpus scenario in a fresh interpreter (as the evaluation does)."""
     proc = subprocess.run(
-        [sys.executable, os.path.join(CORPUS, "evaluate.py"), "--one", "memlens",
-         os.path.join(CORPUS, name)],
-        capture_output=True, text=True, timeout=120, cwd=CORPUS,
+        [
+            sys.executable,
+            os.path.join(CORPUS, "evaluate.py"),
+            "--one",
+            "memlens",
+            os.path.join(CORPUS, name),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=CORPUS,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_cli(*args: str, cwd: str | None = None, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "memlens", "doctor", *args],
-        capture_output=True, text=True, timeout=120, cwd=cwd, env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=full_env,
     )
 
 

@@ -36,7 +36,8 @@ LOOKALIKES = [
 def _expected(name: str) -> dict:
     import ast
 
-    tree = ast.parse(open(os.path.join(CORPUS, name), encoding="utf-8").read())
+    with open(os.path.join(CORPUS, name), encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "EXPECTED":
             return ast.literal_eval(node.value)
@@ -46,9 +47,10 @@ def _expected(name: str) -> dict:
 def _site(spec: str) -> tuple[str, int]:
     rel, _, tag = spec.partition("#")
     path = os.path.join(CORPUS, rel)
-    for lineno, line in enumerate(open(path, encoding="utf-8"), 1):
-        if line.rstrip().endswith(f"# leak-site: {tag}"):
-            return os.path.realpath(path), lineno
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.rstrip().endswith(f"# leak-site: {tag}"):
+                return os.path.realpath(path), lineno
     raise AssertionError(spec)
 
 

@@ -23,17 +23,24 @@ def _sample() -> Diagnosis:
                 category="growing_collection",
                 site="assistant/consolidation.py:53",
                 function="_store",
-                stack=["assistant/consolidation.py:53 in _store", "assistant/consolidation.py:41 in _consolidate"],
+                stack=[
+                    "assistant/consolidation.py:53 in _store",
+                    "assistant/consolidation.py:41 in _consolidate",
+                ],
                 source="_cache[key] = Summary(text)",
                 bytes_per_iteration=2048.0,
                 objects_per_iteration=1.0,
                 root="module assistant.consolidation → global _consolidation_cache",
-                path=[Hop("module assistant.consolidation", "root"),
-                      Hop("global _consolidation_cache", "dict", "dict, 12,034 entries"),
-                      Hop("['k1'] <script>", "Summary")],
+                path=[
+                    Hop("module assistant.consolidation", "root"),
+                    Hop("global _consolidation_cache", "dict", "dict, 12,034 entries"),
+                    Hop("['k1'] <script>", "Summary"),
+                ],
                 why="entries are added on every call and never removed",
-                remedies=[Remedy("bound it", "functools.lru_cache(maxsize=1000)", "5 min", 20_480_000),
-                          Remedy("hold values weakly", "weakref.WeakValueDictionary()", "10 min", 1)],
+                remedies=[
+                    Remedy("bound it", "functools.lru_cache(maxsize=1000)", "5 min", 20_480_000),
+                    Remedy("hold values weakly", "weakref.WeakValueDictionary()", "10 min", 1),
+                ],
                 library="cachetools",
                 public_call="cachetools.cached",
             )
@@ -55,7 +62,10 @@ def test_text_report_has_every_part() -> None:
     text = render(_sample(), width=200)
     assert "LEAK  assistant/consolidation.py:53  growing collection  +2.0 KiB per call" in text
     assert "allocated at   assistant/consolidation.py:53 in _store  ← _consolidate:41" in text
-    assert "held by        module assistant.consolidation → global _consolidation_cache (dict, 12,034 entries)" in text
+    assert (
+        "held by        module assistant.consolidation → global _consolidation_cache (dict, 12,034 entries)"
+        in text
+    )
     assert "why            entries are added on every call and never removed" in text
     assert "fix (5 min)    bound it: functools.lru_cache(maxsize=1000)" in text
     assert "frees ≈ 19.5 MiB" in text

@@ -45,7 +45,7 @@ def remember(x: object, memory: list[object] = []) -> None:  # noqa: B006 - on p
     memory.append(x)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenize(text: str) -> list[str]:
     return text.split()
 

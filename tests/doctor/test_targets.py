@@ -35,7 +35,10 @@ def _write(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def test_cli_scenario_file_leak_exit_1_and_json(tmp_path: Path) -> None:
-    _write(tmp_path, "scenario.py", """
+    _write(
+        tmp_path,
+        "scenario.py",
+        """
         held = []
         torn_down = []
 
@@ -47,7 +50,8 @@ def test_cli_scenario_file_leak_exit_1_and_json(tmp_path: Path) -> None:
 
         def teardown():
             torn_down.append(True)
-    """)
+    """,
+    )
     proc = run_cli("scenario.py", "--format", "json", "--no-save", cwd=str(tmp_path))
     assert proc.returncode == 1, proc.stderr
     diag = json.loads(proc.stdout)
@@ -60,8 +64,15 @@ def test_cli_scenario_file_leak_exit_1_and_json(tmp_path: Path) -> None:
 def test_cli_module_function_with_setup(tmp_path: Path) -> None:
     _write(tmp_path, "svc/__init__.py", "")
     _write(tmp_path, "svc/handlers.py", LEAKY_MODULE)
-    proc = run_cli("svc.handlers:handle", "--setup", "svc.handlers:prepare",
-                   "--format", "json", "--no-save", cwd=str(tmp_path))
+    proc = run_cli(
+        "svc.handlers:handle",
+        "--setup",
+        "svc.handlers:prepare",
+        "--format",
+        "json",
+        "--no-save",
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 1, proc.stderr
     diag = json.loads(proc.stdout)
     assert diag["findings"][0]["category"] == "growing_collection"
@@ -69,18 +80,24 @@ def test_cli_module_function_with_setup(tmp_path: Path) -> None:
 
 
 def test_cli_no_leak_exit_0_and_text(tmp_path: Path) -> None:
-    _write(tmp_path, "clean.py", """
+    _write(
+        tmp_path,
+        "clean.py",
+        """
         def step(i):
             data = [str(k) for k in range(50)]
             return len(data)
-    """)
+    """,
+    )
     proc = run_cli("clean.py", "--no-save", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert "NO LEAK" in proc.stdout
 
 
 def test_cli_saves_a_doctor_session(tmp_path: Path) -> None:
-    _write(tmp_path, "scenario.py", "kept = []\ndef step(i):\n    kept.append('k' * 300 + str(i))\n")
+    _write(
+        tmp_path, "scenario.py", "kept = []\ndef step(i):\n    kept.append('k' * 300 + str(i))\n"
+    )
     db = tmp_path / "m.db"
     proc = run_cli("scenario.py", "--db", str(db), "--format", "json", cwd=str(tmp_path))
     assert proc.returncode == 1, proc.stderr
@@ -98,16 +115,24 @@ def test_cli_saves_a_doctor_session(tmp_path: Path) -> None:
     [
         ({}, ["missing.py"], "scenario file not found"),
         ({"broken.py": "import no_such_module_xyz\n"}, ["broken.py"], "No module named"),
-        ({"raises.py": "def step(i):\n    raise ValueError('boom')\n"}, ["raises.py"],
-         "step raised at iteration 0: ValueError: boom"),
+        (
+            {"raises.py": "def step(i):\n    raise ValueError('boom')\n"},
+            ["raises.py"],
+            "step raised at iteration 0: ValueError: boom",
+        ),
         ({"nostep.py": "x = 1\n"}, ["nostep.py"], "defines no step(i)"),
         ({}, ["no_such_pkg_xyz.mod:fn"], "cannot import module"),
         ({"m.py": "def f(i):\n    pass\n"}, ["m:g"], "has no attribute 'g'"),
-        ({"m.py": "def f(i):\n    pass\n"}, ["m:f", "--setup", "m:nope"], "has no attribute 'nope'"),
+        (
+            {"m.py": "def f(i):\n    pass\n"},
+            ["m:f", "--setup", "m:nope"],
+            "has no attribute 'nope'",
+        ),
     ],
 )
-def test_cli_bad_input_is_one_line(tmp_path: Path, files: dict[str, str], args: list[str],
-                                   message: str) -> None:
+def test_cli_bad_input_is_one_line(
+    tmp_path: Path, files: dict[str, str], args: list[str], message: str
+) -> None:
     for name, body in files.items():
         _write(tmp_path, name, body)
     proc = run_cli(*args, "--no-save", cwd=str(tmp_path))
@@ -124,7 +149,7 @@ _api_store: list[str] = []
 def test_api_doctor_with_setup_and_teardown() -> None:
     calls: list[str] = []
     diag = doctor(
-        lambda i: _api_store.append("api %d " % i * 30),
+        lambda i: _api_store.append(f"api {i} " * 30),
         setup=lambda: calls.append("setup"),
         teardown=lambda: calls.append("teardown"),
         budget=15,
@@ -171,6 +196,6 @@ _checked: list[str] = []
 
 def test_check_raises_leak_found() -> None:
     with pytest.raises(LeakFound) as info:
-        check(lambda i: _checked.append("c%d" % i * 50), budget=15)
+        check(lambda i: _checked.append(f"c{i}" * 50), budget=15)
     assert info.value.diagnosis.verdict == "leak"
     assert info.value.exit_code == 1

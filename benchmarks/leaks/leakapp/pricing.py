@@ -10,7 +10,7 @@ class PriceService:
         self.region = region
         self.catalog = [float(i) for i in range(100)]  # leak-site: pricing
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - the bug on purpose
+    @functools.cache  # noqa: B019 - the bug on purpose
     def quote(self, sku: int) -> float:
         return self.catalog[sku % 100] * 1.2
 

@@ -1,15 +1,16 @@
 """Terminal report of a leak diagnosis, in the style of the doctor's issue::
 
-    LEAK  app/cache.py:53  growing collection  +2.0 KiB per call (…)
-      allocated at   cache.py:53 in _store  ← _consolidate:41 ← handle:18
-      held by        module app.cache → global _cache (dict, 12,034 entries) → …
-      why            entries are added on every call and never removed
-      fix (5 min)    bound it: functools.lru_cache(maxsize=1000)     frees ≈ 19 MiB
-      or             remove entries when done · hold values weakly
+LEAK  app/cache.py:53  growing collection  +2.0 KiB per call (…)
+  allocated at   cache.py:53 in _store  ← _consolidate:41 ← handle:18
+  held by        module app.cache → global _cache (dict, 12,034 entries) → …
+  why            entries are added on every call and never removed
+  fix (5 min)    bound it: functools.lru_cache(maxsize=1000)     frees ≈ 19 MiB
+  or             remove entries when done · hold values weakly
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from rich.console import Console, Group
@@ -73,7 +74,9 @@ def finding_renderable(f: Finding, diag: Diagnosis) -> Group:
         rows.append(_row("allocated at", chain))
     if f.source:
         rows.append(_row("source", f.source, "cyan"))
-    per_obj = f" · {f.objects_per_iteration:.2g} objects per call" if f.objects_per_iteration else ""
+    per_obj = (
+        f" · {f.objects_per_iteration:.2g} objects per call" if f.objects_per_iteration else ""
+    )
     rows.append(_row("held by", _path_text(f) + per_obj))
     if f.library:
         rows.append(_row("library", f"{f.library}, via {f.public_call or 'a library call'}"))
@@ -124,7 +127,13 @@ def render(diag: Diagnosis | dict[str, Any], width: int = 120, color: bool = Fal
     """Render to a string (ANSI colours only when ``color``)."""
     if isinstance(diag, dict):
         diag = Diagnosis.from_dict(diag)
-    console = Console(width=width, record=True, force_terminal=color, color_system="auto" if color else None, file=_Null())
+    console = Console(
+        width=width,
+        record=True,
+        force_terminal=color,
+        color_system="auto" if color else None,
+        file=io.StringIO(),
+    )
     console.print(renderable(diag))
     return console.export_text(styles=color)
 
@@ -132,11 +141,3 @@ def render(diag: Diagnosis | dict[str, Any], width: int = 120, color: bool = Fal
 def print_report(diag: Diagnosis, console: Console | None = None) -> None:
     """Print to the terminal (or ``console``)."""
     (console or Console()).print(renderable(diag))
-
-
-class _Null:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

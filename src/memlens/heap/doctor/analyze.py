@@ -8,6 +8,7 @@ sites that share a root into one finding, and classifies and prices each finding
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import operator
 import os
@@ -67,7 +68,9 @@ def _untraced_reader() -> Callable[[], int]:
     return lambda: base() - traced()[0] - overhead()
 
 
-def attribute_native(engine: Engine, step: Callable[[int], object], runs: int = 3) -> Attribution | None:
+def attribute_native(
+    engine: Engine, step: Callable[[int], object], runs: int = 3
+) -> Attribution | None:
     """If native growth was seen, re-run ``step`` under a line tracer to find its line.
 
     Call on the thread that runs the step (thread-locals, event loops).
@@ -77,7 +80,7 @@ def attribute_native(engine: Engine, step: Callable[[int], object], runs: int = 
     attributor = LineAttributor(engine.code, _untraced_reader())
     base = engine.iterations
     for k in range(runs):
-        attributor.run(lambda k=k: step(base + k))
+        attributor.run(functools.partial(step, base + k))
     return attributor.best()
 
 
@@ -132,7 +135,9 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
                 "run longer to tell a slow leak from a cache still filling"
             )
         else:
-            diag.reason = f"no sustained growth over {engine.iterations - diag.warmup} measured iterations"
+            diag.reason = (
+                f"no sustained growth over {engine.iterations - diag.warmup} measured iterations"
+            )
         return diag
     builder = _FindingBuilder(engine, growing, native_site)
     findings = builder.build()
@@ -179,8 +184,12 @@ class _FindingBuilder:
 
     # -- main ----------------------------------------------------------------------
     def build(self) -> list[Finding]:
-        site_signals = {s.key: s for s in self.growing if s.kind == "site"}
-        container_signals = {s.key: s for s in self.growing if s.kind == "container"}
+        site_signals: dict[SiteKey, detect.Signal] = {
+            s.key: s for s in self.growing if s.kind == "site" and isinstance(s.key, tuple)
+        }
+        container_signals: dict[int, detect.Signal] = {
+            s.key: s for s in self.growing if s.kind == "container" and isinstance(s.key, int)
+        }
         garbage_signal = next((s for s in self.growing if s.kind == "garbage"), None)
         native_signal = next((s for s in self.growing if s.kind == "native"), None)
         atexit_signal = next((s for s in self.growing if s.kind == "atexit"), None)
@@ -220,9 +229,7 @@ class _FindingBuilder:
         out = [f for f, _ in findings]
         if garbage_signal and not any(f.category == "gc_disabled_cycles" for f in out):
             out.append(self._garbage_finding(garbage_signal, garbage))
-        if native_signal and not out:
-            out.append(self._native_finding(native_signal))
-        elif native_signal:
+        if native_signal and not out or native_signal:
             out.append(self._native_finding(native_signal))
         if atexit_signal and not any(f.root == "atexit registry" for f in out):
             out.append(self._atexit_finding(atexit_signal))
@@ -347,7 +354,7 @@ class _FindingBuilder:
     # -- findings ------------------------------------------------------------------
     def _site_findings(
         self,
-        site_signals: dict[object, detect.Signal],
+        site_signals: dict[SiteKey, detect.Signal],
         samples: dict[SiteKey, list[Any]],
         graph: ReverseGraph,
         roots: Roots,
@@ -356,9 +363,7 @@ class _FindingBuilder:
         atexit_signal: detect.Signal | None,
     ) -> list[tuple[Finding, Path]]:
         groups: dict[str, list[tuple[SiteKey, detect.Signal, Path | None, bool]]] = {}
-        for key, sig in site_signals.items():
-            assert isinstance(key, tuple)
-            site: SiteKey = key
+        for site, sig in site_signals.items():
             best: Path | None = None
             in_garbage = False
             by_root: dict[str, list[Path]] = {}
@@ -397,29 +402,27 @@ class _FindingBuilder:
                     break
         for gk, members in groups.items():
             members.sort(key=lambda m: -m[1].growth.rate)
-            site, sig, path, in_garbage = members[0]
-            path = next((m[2] for m in members if m[2] is not None), path)
+            site, sig, first_path, in_garbage = members[0]
+            chosen = next((m[2] for m in members if m[2] is not None), first_path)
             rate = sum(m[1].growth.rate for m in members)
             frames = self.reader.site_frames.get(site, (site,))
             ev = Evidence(
-                path=path,
+                path=chosen,
                 in_garbage=any(m[3] for m in members),
                 atexit=gk == "atexit registry",
                 growing_ids=growing_ids,
                 frames=frames,
             )
             category = classify(ev)
-            finding = self._finding(category, site, frames, rate, sig, path)
+            finding = self._finding(category, site, frames, rate, sig, chosen)
             if gk == "<unreachable cycles>" or ev.in_garbage:
                 finding.root = "unreachable reference cycle (gc disabled)"
                 finding.path = self._cycle_hops(samples.get(site, []))
-            elif gk == "atexit registry" and path is None:
+            elif gk == "atexit registry" and chosen is None:
                 finding.root = "atexit registry"
-            finding.related_sites = [
-                f"{short_path(m[0][0])}:{m[0][1]}" for m in members[1:]
-            ]
+            finding.related_sites = [f"{short_path(m[0][0])}:{m[0][1]}" for m in members[1:]]
             finding.samples = sum(len(samples.get(m[0], [])) for m in members)
-            out.append((finding, path or Path(root="", root_kind="none")))
+            out.append((finding, chosen or Path(root="", root_kind="none")))
         return out
 
     def _finding(
@@ -482,8 +485,10 @@ class _FindingBuilder:
             if not code.is_user(fn) and code.library_of(fn) == lib:
                 qual = function_at(fn, ln)
                 public = [p for p in qual.split(".") if p != "<locals>"]
-                while len(public) > 1 and public[-1].startswith("_") or (
-                    len(public) > 1 and public[-1] in ("wrapper", "inner", "decorator")
+                while (
+                    len(public) > 1
+                    and public[-1].startswith("_")
+                    or (len(public) > 1 and public[-1] in ("wrapper", "inner", "decorator"))
                 ):
                     public.pop()
                 call = f"{lib}.{'.'.join(public)}"

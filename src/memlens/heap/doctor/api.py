@@ -84,7 +84,9 @@ def doctor(
         try:
             native_site = attribute_native(engine, fn)
         except Exception as exc:
-            raise TargetError(f"step raised while attributing native growth: {_describe(exc)}") from exc
+            raise TargetError(
+                f"step raised while attributing native growth: {_describe(exc)}"
+            ) from exc
         result = run_shallow(diagnose, engine, label)
         if native_site is not None:
             apply_native_site(result, engine, native_site)

@@ -21,10 +21,10 @@ import collections
 import gc
 import itertools
 import operator
-from itertools import compress
 import sys
 import tracemalloc
 from dataclasses import dataclass, field
+from itertools import compress
 
 from memlens.heap.doctor import native
 from memlens.heap.doctor.sites import CodeMap, Frame
@@ -33,8 +33,15 @@ from memlens.heap.doctor.sites import CodeMap, Frame
 # are the traced part of what mallinfo2 sees.
 _PYMALLOC_MAX = 512
 _CONTAINER_TYPES = frozenset(
-    {list, dict, set, collections.deque, collections.OrderedDict, collections.defaultdict,
-     collections.Counter}
+    {
+        list,
+        dict,
+        set,
+        collections.deque,
+        collections.OrderedDict,
+        collections.defaultdict,
+        collections.Counter,
+    }
 )
 _MIN_LEN = 3
 
@@ -198,7 +205,7 @@ class Reader:
         # tracebacks are one shared tuple) and sum each group in C.
         size_of = operator.itemgetter(1)
         tb_of = operator.itemgetter(2)
-        above = _PYMALLOC_MAX .__lt__
+        above = _PYMALLOC_MAX.__lt__
         for tb, group in itertools.groupby(sorted(raw, key=tb_of), key=tb_of):
             site = site_of(tb)
             if site is own:
@@ -237,7 +244,9 @@ class Reader:
         finally:
             del objs
         sizes = list(map(len, conts))
-        for obj, n in zip(compress(conts, map(_MIN_LEN.__le__, sizes)), filter(_MIN_LEN.__le__, sizes)):
+        for obj, n in zip(
+            compress(conts, map(_MIN_LEN.__le__, sizes)), filter(_MIN_LEN.__le__, sizes)
+        ):
             oid = id(obj)
             if oid in own:
                 continue

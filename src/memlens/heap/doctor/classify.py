@@ -78,8 +78,10 @@ def classify(ev: Evidence) -> str:
     idx = holder_index(path, ev.growing_ids)
     after = objs[idx + 1 :] if idx is not None else objs
     after_labels = labels[idx + 1 :] if idx is not None else labels
-    if after and isinstance(after[0], types.FunctionType) and any(
-        lab.startswith("closure cell") for lab in after_labels[1:2]
+    if (
+        after
+        and isinstance(after[0], types.FunctionType)
+        and any(lab.startswith("closure cell") for lab in after_labels[1:2])
     ):
         return "closure_registry"
     if path.root_kind == "logger" or ".__self__" in labels or _holds_callables(objs, idx):
@@ -96,9 +98,13 @@ def _holds_callables(objs: list[Any], idx: int | None) -> bool:
     if idx is None or idx + 1 >= len(objs):
         return False
     item = objs[idx + 1]
-    return callable(item) and not isinstance(item, type) and (
-        isinstance(item, (types.MethodType, types.FunctionType, types.BuiltinMethodType))
-        or type(item).__name__.endswith("Handler")
+    return (
+        callable(item)
+        and not isinstance(item, type)
+        and (
+            isinstance(item, (types.MethodType, types.FunctionType, types.BuiltinMethodType))
+            or type(item).__name__.endswith("Handler")
+        )
     )
 
 

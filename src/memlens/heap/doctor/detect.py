@@ -80,7 +80,7 @@ def evaluate(
         out.append(Signal("native", None, g, "malloc in use" if malloc else "RSS"))
 
     base = baseline_lens or {}
-    for cid, (name, n_end) in last.container_lens.items():
+    for cid, (name, _n_end) in last.container_lens.items():
         head = base.get(cid)
         if head is None or head[0] != name:
             continue
@@ -101,9 +101,7 @@ def evaluate(
     return out
 
 
-def type_rates(
-    first: dict[str, int], last: dict[str, int], span: int
-) -> dict[str, float]:
+def type_rates(first: dict[str, int], last: dict[str, int], span: int) -> dict[str, float]:
     """Growth per iteration of live objects of each type (supporting evidence)."""
     rates: dict[str, float] = {}
     for name, n in last.items():

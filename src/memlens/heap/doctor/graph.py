@@ -17,9 +17,9 @@ met.
 from __future__ import annotations
 
 import gc
+import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-import operator
 from itertools import accumulate, chain, compress, repeat
 from typing import Any
 

@@ -68,8 +68,14 @@ class Engine:
         self._gc_enabled = gc.isenabled()
         self.malloc = native.malloc_available()
         self.rss_start = 0
-        for obj in (self.own, self.checkpoints, self.reader.site_frames,
-                    self.reader._site_of_tb, self.code._cache, self.reader.last_garbage_ids):
+        for obj in (
+            self.own,
+            self.checkpoints,
+            self.reader.site_frames,
+            self.reader._site_of_tb,
+            self.code._cache,
+            self.reader.last_garbage_ids,
+        ):
             self.own.add(id(obj))
 
     # -- lifecycle ---------------------------------------------------------------
@@ -129,8 +135,7 @@ class Engine:
         self.checkpoints.append(cp)
         self.own.add(id(cp))
         self.own.add(id(self.reader.baseline_lens))
-        for d in (cp.site_bytes, cp.site_blocks, cp.container_lens,
-                  cp.garbage_site_bytes):
+        for d in (cp.site_bytes, cp.site_blocks, cp.container_lens, cp.garbage_site_bytes):
             self.own.add(id(d))
         if len(self.checkpoints) > self.options.max_checkpoints:
             kept = self.checkpoints[::2] if len(self.checkpoints) % 2 else self.checkpoints[1::2]

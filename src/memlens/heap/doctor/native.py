@@ -49,7 +49,7 @@ def _load_mallinfo2() -> Callable[[], _MallInfo2] | None:
         return None
     fn.restype = _MallInfo2
     fn.argtypes = []
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 _mallinfo2 = _load_mallinfo2()

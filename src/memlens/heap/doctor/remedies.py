@@ -38,7 +38,12 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
             "15 min",
             1.0,
         ),
-        ("register once, at start-up", "move the registration out of the per-call path", "15 min", 1.0),
+        (
+            "register once, at start-up",
+            "move the registration out of the per-call path",
+            "15 min",
+            1.0,
+        ),
         (
             "hold callbacks weakly",
             "self._subscribers = weakref.WeakSet()  # bound methods: weakref.WeakMethod(cb)",
@@ -63,11 +68,21 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
             "10 min",
             1.0,
         ),
-        ("drop the traceback", "exc.__traceback__ = None  # or exc.with_traceback(None)", "5 min", 1.0),
+        (
+            "drop the traceback",
+            "exc.__traceback__ = None  # or exc.with_traceback(None)",
+            "5 min",
+            1.0,
+        ),
         ("bound the list", "errors = collections.deque(maxlen=100)", "5 min", 0.9),
     ],
     "closure_registry": [
-        ("unregister the closure when done", "try: ... finally: {name}.remove(callback)", "15 min", 1.0),
+        (
+            "unregister the closure when done",
+            "try: ... finally: {name}.remove(callback)",
+            "15 min",
+            1.0,
+        ),
         (
             "capture only what the closure needs",
             "key = request.id  # capture small values, not the whole object",
@@ -78,11 +93,26 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
     ],
     "thread_local": [
         ("reset per unit of work", "try: ... finally: _local.__dict__.clear()", "10 min", 1.0),
-        ("use a context variable", "request_state = contextvars.ContextVar('request_state')", "30 min", 1.0),
+        (
+            "use a context variable",
+            "request_state = contextvars.ContextVar('request_state')",
+            "30 min",
+            1.0,
+        ),
     ],
     "gc_disabled_cycles": [
-        ("break the cycle with a weak reference", "self.parent = weakref.ref(parent)", "30 min", 1.0),
-        ("let the collector run", "gc.enable()  # or gc.freeze() after start-up, then gc.enable()", "5 min", 1.0),
+        (
+            "break the cycle with a weak reference",
+            "self.parent = weakref.ref(parent)",
+            "30 min",
+            1.0,
+        ),
+        (
+            "let the collector run",
+            "gc.enable()  # or gc.freeze() after start-up, then gc.enable()",
+            "5 min",
+            1.0,
+        ),
         ("collect periodically", "if i % 1000 == 0: gc.collect()", "5 min", 0.95),
     ],
     "native": [

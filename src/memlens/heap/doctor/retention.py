@@ -239,18 +239,28 @@ def _build(kind: str, chain: list[Any], roots: Roots) -> Path:
         elif label == "defaults" and i + 1 < len(chain) and isinstance(holder, types.FunctionType):
             idx = _index_in(child, chain[i + 1])
             names = _default_names(holder)
-            label = f"default argument {names[idx]}=" if idx is not None and idx < len(names) else label
+            label = (
+                f"default argument {names[idx]}=" if idx is not None and idx < len(names) else label
+            )
             i += 1
             child = chain[i]
-        elif label.startswith("closure cell") and i + 1 < len(chain) and isinstance(
-            child, types.CellType
+        elif (
+            label.startswith("closure cell")
+            and i + 1 < len(chain)
+            and isinstance(child, types.CellType)
         ):
             i += 1
             child = chain[i]
-        elif label == "__closure__" and i + 2 < len(chain) and isinstance(holder, types.FunctionType):
+        elif (
+            label == "__closure__" and i + 2 < len(chain) and isinstance(holder, types.FunctionType)
+        ):
             idx = _index_in(child, chain[i + 1])
-            names = holder.__code__.co_freevars
-            label = f"closure cell {names[idx]}" if idx is not None and idx < len(names) else "closure"
+            freevars = holder.__code__.co_freevars
+            label = (
+                f"closure cell {freevars[idx]}"
+                if idx is not None and idx < len(freevars)
+                else "closure"
+            )
             i += 2
             child = chain[i]
         hops.append(Hop(label=label, type_name=type_name(child), detail=_describe(child)))
@@ -289,7 +299,7 @@ def _root_name(
 ) -> tuple[str, str | None]:
     first = hops[0].label if hops else ""
     for prefix in ("global ", "attribute "):
-        first = first[len(prefix):] if first.startswith(prefix) else first
+        first = first[len(prefix) :] if first.startswith(prefix) else first
     if kind == "module":
         module = roots.module_dicts[id(root_obj)]
         name = first.replace("[", "").replace("]", "").strip("'\"")
@@ -304,12 +314,11 @@ def _root_name(
         code = root_obj.f_code
         thread = roots.live_frames.get(id(root_obj), "?")
         text = f"live frame {code.co_name} (thread {thread}) → {first}"
-        module_of = root_obj.f_globals.get("__name__")
-        return text, module_of
+        return text, root_obj.f_globals.get("__name__")
     elif kind == "lru_cache":
         qual = getattr(root_obj, "__qualname__", "?")
-        module_of = getattr(root_obj, "__module__", None)
-        return f"functools.lru_cache of {module_of}.{qual}", module_of
+        lru_module: str | None = getattr(root_obj, "__module__", None)
+        return f"functools.lru_cache of {lru_module}.{qual}", lru_module
     elif kind == "logger":
         return f"logging handler list of logger {getattr(root_obj, 'name', '?')!r}", "logging"
     else:  # pragma: no cover

@@ -63,4 +63,4 @@ def run_shallow(fn: Callable[..., T], *args: Any) -> T:
     done.acquire()
     if len(box) == 2 and box[1] is _FAILED:
         raise box[0]
-    return box[0]  # type: ignore[no-any-return]
+    return box[0]

@@ -71,7 +71,11 @@ def load_file(path: str) -> tuple[ModuleType, str]:
         raise TargetError(f"scenario file not found: {path}")
     folder = os.path.dirname(path)
     stem = os.path.splitext(os.path.basename(path))[0]
-    name = stem if stem.isidentifier() and stem not in sys.modules else f"memlens_target_{abs(hash(path))}"
+    name = (
+        stem
+        if stem.isidentifier() and stem not in sys.modules
+        else f"memlens_target_{abs(hash(path))}"
+    )
     if folder not in sys.path:
         sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
