@@ -53,23 +53,24 @@ def handle_request(i: int) -> int:
     return len(response)
 
 
-def run_requests(n: int) -> float:
-    start = time.perf_counter()
+def run_requests(n: int) -> tuple[float, float]:
+    """Wall seconds and this thread's CPU seconds for ``n`` requests."""
+    start, cpu = time.perf_counter(), time.thread_time()
     for i in range(n):
         handle_request(i)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.thread_time() - cpu
 
 
-def timed_round(mode: str | None, n: int) -> tuple[float, float, int]:
-    """Wall seconds for ``n`` requests under ``mode`` (None: no monitor)."""
+def timed_round(mode: str | None, n: int) -> tuple[float, float, float]:
+    """(wall, request-thread CPU, monitor sampling CPU) for ``n`` requests under ``mode``."""
     if mode is None:
-        return run_requests(n), 0.0, 0
+        return (*run_requests(n), 0.0)
     monitor = Monitor(Config(mode=mode, persist_history=False)).start()
     try:
-        elapsed = run_requests(n)
+        wall, cpu = run_requests(n)
     finally:
         monitor.stop()
-    return elapsed, monitor.sample_cpu, monitor.samples
+    return wall, cpu, monitor.sample_cpu
 
 
 # -- amortized periodic costs --------------------------------------------------------------
@@ -144,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
 
     run_requests(2000)  # warm caches and the allocator
-    per_request = run_requests(5000) / 5000
+    per_request = run_requests(5000)[0] / 5000
     n = max(1000, int(args.round_seconds / per_request))
     print(
         f"workload: {n} requests per round (~{per_request * 1e6:.1f} µs each), {args.rounds} rounds"
@@ -152,23 +153,32 @@ def main() -> None:
 
     configs: list[str | None] = [None, "production", "standard"]
     walls: dict[str | None, list[float]] = {c: [] for c in configs}
-    cpu: dict[str | None, list[float]] = {c: [] for c in configs}
+    cpus: dict[str | None, list[float]] = {c: [] for c in configs}
+    sampling: dict[str | None, list[float]] = {c: [] for c in configs}
     for r in range(args.rounds):
         order = configs[r % 3 :] + configs[: r % 3]  # rotate so no mode always runs first
         for config in order:
-            wall, sample_cpu, _ = timed_round(config, n)
+            wall, cpu, sample_cpu = timed_round(config, n)
             walls[config].append(wall)
-            cpu[config].append(sample_cpu / wall)
-    base = walls[None]
-    print(f"{'mode':<12}{'median wall':>13}{'ratio':>9}{'overhead':>10}{'sampling CPU':>14}")
-    print(f"{'none':<12}{statistics.median(base):>12.3f}s{1.0:>9.4f}{'-':>10}{'-':>14}")
+            cpus[config].append(cpu)
+            sampling[config].append(sample_cpu / wall)
+    base, base_cpu = walls[None], cpus[None]
+    print(
+        f"{'mode':<12}{'median wall':>13}{'wall ratio':>12}{'overhead':>10}"
+        f"{'cpu ratio':>11}{'sampling CPU':>14}"
+    )
+    print(
+        f"{'none':<12}{statistics.median(base):>12.3f}s{1.0:>12.4f}{'-':>10}{1.0:>11.4f}{'-':>14}"
+    )
     for mode in ("production", "standard"):
-        ratios = [m / b for m, b in zip(walls[mode], base)]
-        ratio = statistics.median(ratios)
+        ratio = statistics.median([m / b for m, b in zip(walls[mode], base)])
+        cpu_ratio = statistics.median([m / b for m, b in zip(cpus[mode], base_cpu)])
         print(
-            f"{mode:<12}{statistics.median(walls[mode]):>12.3f}s{ratio:>9.4f}"
-            f"{(ratio - 1) * 100:>+9.2f}%{statistics.median(cpu[mode]) * 100:>13.3f}%"
+            f"{mode:<12}{statistics.median(walls[mode]):>12.3f}s{ratio:>12.4f}"
+            f"{(ratio - 1) * 100:>+9.2f}%{cpu_ratio:>11.4f}"
+            f"{statistics.median(sampling[mode]) * 100:>13.3f}%"
         )
+    print(f"(wall spread of the unmonitored rounds: {(max(base) / min(base) - 1) * 100:.1f} %)")
     print("\namortized periodic work (fraction of one core, steady state, 30-day history):")
     for mode in ("production", "standard"):
         costs = periodic_costs(mode)

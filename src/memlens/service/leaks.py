@@ -257,4 +257,5 @@ class LeakTracker:
         return removed
 
     def active(self) -> list[LeakAlert]:
-        return sorted(self.alerts.values(), key=lambda a: -a.growth_rate)
+        alerts = list(self.alerts.values())  # copied first: the sampling thread may change it
+        return sorted(alerts, key=lambda a: -a.growth_rate)

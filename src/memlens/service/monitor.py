@@ -578,7 +578,8 @@ class Monitor:
     # -- reading ---------------------------------------------------------------------------
     def current(self) -> dict[str, int]:
         """Memory figures now, in bytes: a fresh cheap read plus the latest detailed ones."""
-        out = {k: int(v) for k, v in self.latest.items() if k in BYTE_FIELDS and v == v}
+        latest = dict(self.latest)  # a C-level copy: the sampling thread may add keys meanwhile
+        out = {k: int(v) for k, v in latest.items() if k in BYTE_FIELDS and v == v}
         if self._custom_readers is None and "system" in self.backends:
             with contextlib.suppress(OSError):
                 out.update(self.process.read())
