@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from memlens.core.profiling import Profiler, profile, session
     from memlens.core.session import Session
     from memlens.core.units import parse_size
+    from memlens.service import monitor
+    from memlens.service.monitor import Monitor
 
 _LAZY: dict[str, tuple[str, str]] = {
     "session": ("memlens.core.profiling", "session"),
@@ -34,6 +36,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Config": ("memlens.core.config", "Config"),
     "load_config": ("memlens.core.config", "load_config"),
     "parse_size": ("memlens.core.units", "parse_size"),
+    "Monitor": ("memlens.service.monitor", "Monitor"),
+    "monitor": ("memlens.service", "monitor"),
     "ContextSession": ("memlens.context", "ContextSession"),
     "ContextProfiler": ("memlens.context", "ContextProfiler"),
     "ContextProfile": ("memlens.context", "ContextProfile"),

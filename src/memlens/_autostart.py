@@ -1,9 +1,10 @@
 """Imported by ``memlens-autostart.pth`` when ``MEMLENS_MONITOR`` is set.
 
 Starts the always-on monitor for an unmodified program
-(``MEMLENS_MONITOR=1 python app.py``), configured from the usual sources.
+(``MEMLENS_MONITOR=1 python app.py``), configured from the usual sources. A bad
+configuration prints one line and the program runs unmonitored.
 """
 
-from memlens.service.autostart import start_from_environment
+from memlens.service.autostart import autostart
 
-start_from_environment()
+autostart()

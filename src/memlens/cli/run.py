@@ -8,6 +8,7 @@ memlens exits with the program's exit code.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,11 @@ if TYPE_CHECKING:
 @click.option("--html", "html_path", metavar="PATH", help="HTML report path.")
 @click.option("--no-html", is_flag=True, help="Don't write an HTML report.")
 @click.option("--json", "json_path", metavar="PATH", help="Also write the session as JSON.")
+@click.option(
+    "--monitor",
+    is_flag=True,
+    help="Also run the always-on monitor (as MEMLENS_MONITOR=1 would), configured as usual.",
+)
 @db_option
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.argument("target", metavar="SCRIPT|MODULE")
@@ -65,6 +71,7 @@ def command(
     html_path: str | None,
     no_html: bool,
     json_path: str | None,
+    monitor: bool,
     db: str | None,
     quiet: bool,
     target: str,
@@ -86,6 +93,7 @@ def command(
             html_path,
             no_html,
             json_path,
+            monitor,
             db,
             quiet,
             target,
@@ -132,6 +140,7 @@ def plan(
     html_path: str | None,
     no_html: bool,
     json_path: str | None,
+    monitor: bool,
     db: str | None,
     quiet: bool,
     target: str,
@@ -142,6 +151,10 @@ def plan(
     seconds = _interval(interval)
     component_map = parse_components(components)
     program.check()
+    if monitor:
+        # The program (and any interpreter it or a re-exec starts) sees the same switch
+        # as `MEMLENS_MONITOR=1 python app.py`.
+        os.environ["MEMLENS_MONITOR"] = "1"
     # Resolve every output path now: the program may change directory.
     launch_dir = Path.cwd()
     outputs = Outputs(
@@ -200,6 +213,10 @@ def start(plan: Plan) -> Started:
         kind="run",
     )
     profiler.start()
+    if os.environ.get("MEMLENS_MONITOR"):
+        from memlens.service.autostart import autostart
+
+        autostart()  # idempotent: a no-op where the .pth hook already started it
     return Started(store, profiler)
 
 

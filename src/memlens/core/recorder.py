@@ -63,6 +63,11 @@ class Recorder:
         self._pid = os.getpid()
 
     @property
+    def lock(self) -> threading.Lock:
+        """Held while a sample is appended; hold it to read the series from another thread."""
+        return self._lock
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -9,13 +9,14 @@ doctor's diagnosis under ``"doctor"``); faces render it; stores save it.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
 import socket
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -138,7 +139,16 @@ class Session:
 
     # -- serialization -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Not asdict(self): it would deep-copy the series' buffers only to replace them.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in data.items():
+            if isinstance(value, list):
+                data[name] = [
+                    asdict(v) if is_dataclass(v) and not isinstance(v, type) else v for v in value
+                ]
+        data["metadata"] = asdict(self.metadata)
+        data["analyses"] = copy.deepcopy(self.analyses)
+        data["tags"] = dict(self.tags)
         data["series"] = self.series.to_dict()
         data["schema"] = SCHEMA
         return data

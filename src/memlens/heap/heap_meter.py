@@ -123,7 +123,7 @@ class HeapMeter:
                 AllocationSite(
                     filename=key[0],
                     lineno=key[1],
-                    function=self._function_name(*key),
+                    function=self.function_name(*key),
                     size=acc.size,
                     count=acc.count,
                     size_diff=acc.size - (prev.size if prev else 0),
@@ -149,7 +149,7 @@ class HeapMeter:
             totals[name] = (size + stat.size, count + stat.count)
         return totals
 
-    def _function_name(self, filename: str, lineno: int) -> str:
+    def function_name(self, filename: str, lineno: int) -> str:
         """Best-effort name of the function containing a line (for reports)."""
         key = (filename, lineno)
         cached = self._function_cache.get(key)

@@ -151,7 +151,7 @@ class HeapWatch:
             filename=filename,
             lineno=lineno,
             # HeapMeter caches names per line; reusing it keeps reports consistent.
-            function=self.heap._function_name(filename, lineno),
+            function=self.heap.function_name(filename, lineno),
             size=size,
             count=count,
             size_diff=diff,

@@ -662,7 +662,7 @@ class Monitor:
     # -- history -----------------------------------------------------------------------------
     def _series_lock(self) -> Any:
         # The recorder appends under its lock; readers in other threads take the same one.
-        return self.recorder._lock
+        return self.recorder.lock
 
     def _open_store(self) -> Any:
         if self._store is None:
