@@ -57,29 +57,40 @@ _PLAIN = frozenset({dict, list, tuple, set, frozenset})
 Attribution = tuple[Frame, int, list[Frame]]
 
 
-def _untraced_reader() -> Callable[[], int]:
-    """Allocator bytes in use minus what tracemalloc explains (Python objects and
-    tracemalloc itself), so a Python temporary passed to a C call is not charged."""
+def _untraced_reader() -> Callable[[], tuple[int, int]]:
+    """Read ``(raw, untraced)``: allocator bytes in use (less tracemalloc's own tables)
+    and the same minus everything tracemalloc traces (Python objects)."""
     base = native_reader()
     if not tracemalloc.is_tracing():
-        return base
+        return lambda: (base(), base())
     traced = tracemalloc.get_traced_memory
     overhead = tracemalloc.get_tracemalloc_memory
-    return lambda: base() - traced()[0] - overhead()
+
+    # tracemalloc's reported overhead, subtracted once: over-subtracting would make
+    # every line that frees Python temporaries look like it allocates.
+    def read() -> tuple[int, int]:
+        raw = base() - overhead()
+        return raw, raw - traced()[0]
+
+    return read
 
 
 def attribute_native(
-    engine: Engine, step: Callable[[int], object], runs: int = 3
+    engine: Engine, step: Callable[[int], object], runs: int = 6, settle: int = 2
 ) -> Attribution | None:
     """If native growth was seen, re-run ``step`` under a line tracer to find its line.
 
-    Call on the thread that runs the step (thread-locals, event loops).
+    ``settle`` untraced calls first let allocator caches (glibc's tcache) and
+    tracemalloc's tables reach their steady state, so that only memory that is
+    really kept moves the figures. Call on the thread that runs the step.
     """
     if not any(s.kind == "native" and s.state == growth.GROWING for s in engine.signals):
         return None
-    attributor = LineAttributor(engine.code, _untraced_reader())
     base = engine.iterations
-    for k in range(runs):
+    for k in range(settle):
+        step(base + k)
+    attributor = LineAttributor(engine.code, _untraced_reader())
+    for k in range(settle, settle + runs):
         attributor.run(functools.partial(step, base + k))
     return attributor.best()
 
@@ -143,14 +154,14 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
     findings = builder.build()
     diag.findings = []
     for f in findings:
-        bound = builder.bounded.get(id(f))
+        bound = builder.bounded.get(id(f)) or builder.user_bound.get(id(f))
         if bound:
             diag.notes.append(f"{f.site}: {bound}; not a leak")
         else:
             diag.findings.append(f)
     if findings and not diag.findings:
         diag.verdict = NO_LEAK
-        diag.reason = "growth only in bounded interpreter caches that are still filling"
+        diag.reason = "growth only in bounded caches that are still filling up to their bound"
         return diag
     if diag.findings:
         diag.verdict = LEAK
@@ -181,6 +192,7 @@ class _FindingBuilder:
         self.opts = engine.options
         self.span = max(1, self.cps[-1].iteration - self.cps[0].iteration)
         self.bounded: dict[int, str] = {}  # id(finding) -> why it is a bounded cache
+        self.user_bound: dict[int, str] = {}
 
     # -- main ----------------------------------------------------------------------
     def build(self) -> list[Finding]:
@@ -279,6 +291,15 @@ class _FindingBuilder:
         # through the big collections that hold them (below), which is far cheaper.
         grown = {name for name, r in rates.items() if r >= 0.2}
         remaining = set(sites)
+        # A sample should look like what the site leaks: skip objects much smaller
+        # than the site's average block (the subclass registry's int keys that
+        # ``type()`` allocates next to the class it leaks, say).
+        first, last = self.cps[0], self.cps[-1]
+        smallest: dict[SiteKey, float] = {}
+        for site in sites:
+            grew = last.site_bytes.get(site, 0) - first.site_bytes.get(site, 0)
+            blocks = last.site_blocks.get(site, 0) - first.site_blocks.get(site, 0)
+            smallest[site] = 0.5 * grew / blocks if blocks > 0 and grew > 0 else 0.0
 
         def consider(obj: Any) -> None:
             if isinstance(obj, weakref.ref):
@@ -287,7 +308,7 @@ class _FindingBuilder:
             if not frames:
                 return
             site = site_of(frames)
-            if site in remaining:
+            if site in remaining and sys.getsizeof(obj, 0) >= smallest[site]:
                 bucket = found[site]
                 if all(o is not obj for o in bucket):
                     bucket.append(obj)
@@ -310,8 +331,8 @@ class _FindingBuilder:
                 # Leaked objects sit in big collections (tracked or not: a dict of
                 # atoms is untracked); the newest entries are at the end.
                 need = max(8, (self.cps[-1].iteration - self.cps[0].iteration) // 2)
-                grew = set(self.cps[-1].container_lens)
-                for holder in _big_collections(objs, need, grew):
+                grown_ids = set(self.cps[-1].container_lens)
+                for holder in _big_collections(objs, need, grown_ids):
                     if not remaining or time.perf_counter() > deadline:
                         break
                     for item in _newest(holder, 16):
@@ -463,6 +484,12 @@ class _FindingBuilder:
             bound = _library_bound(path, self.reader.code)
             if bound:
                 self.bounded[id(f)] = bound
+            elif category != "cached_instances":
+                # lru_cache on a method (B019) keeps instances alive up to its bound,
+                # which is the leak; any other explicit bound stops the growth.
+                user = _explicit_bound(path)
+                if user:
+                    self.user_bound[id(f)] = user
         return f
 
     def _objects_rate(self, site: SiteKey) -> float:
@@ -607,6 +634,16 @@ def _big_collections(objs: list[Any], need: int, grew: set[int]) -> list[Any]:
             seen.add(id(obj))
             out.append(obj)
     out.extend(rest)
+    # functools.lru_cache keeps bounded results in C links the GC cannot see into;
+    # the wrapper itself reports them as its referents.
+    for obj in objs:
+        if type(obj).__name__ == "_lru_cache_wrapper":
+            try:
+                size = obj.cache_info().currsize
+            except Exception:  # noqa: BLE001
+                continue
+            if size >= need:
+                out.insert(0, obj)
     return out
 
 
@@ -646,6 +683,30 @@ def _library_bound(path: Path, code: Any) -> str | None:
     return None
 
 
+def _explicit_bound(path: Path) -> str | None:
+    """A bound stated in code on the retaining path: an lru_cache's maxsize, a deque's
+    maxlen, a cachetools-style ``maxsize``; growth below it is a cache filling."""
+    if path.root_kind == "lru_cache":
+        try:
+            info = path.root_object.cache_info()
+        except Exception:  # noqa: BLE001
+            info = None
+        if info is not None and info.maxsize is not None and info.currsize < info.maxsize:
+            return f"lru_cache bounded at {info.maxsize:,} entries ({info.currsize:,} so far)"
+    for obj in path.objects:
+        if isinstance(obj, collections.deque) and obj.maxlen is not None and len(obj) < obj.maxlen:
+            return f"deque bounded at maxlen={obj.maxlen:,} ({len(obj):,} so far)"
+        maxsize = getattr(type(obj), "maxsize", None)
+        if isinstance(maxsize, property):
+            try:
+                bound, current = obj.maxsize, obj.currsize
+            except Exception:  # noqa: BLE001
+                continue
+            if isinstance(bound, (int, float)) and current < bound:
+                return f"{type(obj).__name__} bounded at maxsize={bound:,} ({current:,} so far)"
+    return None
+
+
 def _holds_weakrefs(holder: Any) -> bool:
     """A collection of weak references: bookkeeping that follows a leak elsewhere."""
     items = _newest(holder, 8)
@@ -660,6 +721,8 @@ def _newest(holder: Any, n: int) -> list[Any]:
             return [holder[k] for k in keys] + keys
         if isinstance(holder, (set, frozenset)):
             return list(holder)[-n:]
+        if type(holder).__name__ == "_lru_cache_wrapper":
+            return gc.get_referents(holder)[-n:]
         return list(holder)[-n:]
     except Exception:  # noqa: BLE001 - mutated concurrently or odd subclass
         return []

@@ -32,6 +32,10 @@ from memlens.heap.doctor.sites import CodeMap, Frame
 # Blocks larger than this come from malloc, not pymalloc's mmapped arenas, so they
 # are the traced part of what mallinfo2 sees.
 _PYMALLOC_MAX = 512
+# tracemalloc's get_tracemalloc_memory() reports the bytes it asked malloc for, not
+# what malloc spent (chunk headers, hash-table slack): measured at ~2.5x when its
+# traceback table grows, so that much of its growth is not the program's.
+OVERHEAD_FACTOR = 2.5
 _CONTAINER_TYPES = frozenset(
     {
         list,
@@ -77,7 +81,7 @@ class Checkpoint:
         return int(
             self.malloc_in_use
             - self.traced_malloc
-            - self.tracemalloc_overhead
+            - OVERHEAD_FACTOR * self.tracemalloc_overhead
             - self.per_block_cost * self.traced_blocks
         )
 
@@ -169,7 +173,11 @@ class Reader:
         o0 = tracemalloc.get_tracemalloc_memory()
         for i in range(n):
             holder[i] = (i % 200, None)  # type: ignore[call-overload]  # one block each
-        cost = native.malloc_in_use() - m0 - (tracemalloc.get_tracemalloc_memory() - o0)
+        cost = (
+            native.malloc_in_use()
+            - m0
+            - OVERHEAD_FACTOR * (tracemalloc.get_tracemalloc_memory() - o0)
+        )
         del holder
         self.per_block_cost = max(0.0, cost / n)
 

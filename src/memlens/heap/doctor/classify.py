@@ -109,8 +109,14 @@ def _holds_callables(objs: list[Any], idx: int | None) -> bool:
 
 
 def _caches_instances(path: Path) -> bool:
-    # A method's cache keys start with ``self``: the path reaches an instance of a
-    # class that owns an lru_cache-wrapped method.
+    """The cache belongs to a method: its keys start with ``self`` (flake8-bugbear
+    B019), so every instance it has seen stays alive."""
+    wrapped = getattr(path.root_object, "__wrapped__", None)
+    code = getattr(wrapped, "__code__", None)
+    qualname = getattr(wrapped, "__qualname__", "")
+    if code is not None and code.co_argcount and code.co_varnames[0] in ("self", "cls"):
+        return "." in qualname.replace(".<locals>.", ":")
+    # Not introspectable: look for an instance of a class owning a cached method.
     for obj in path.objects:
         cls = type(obj)
         if cls.__module__ in ("builtins", "functools"):

@@ -20,7 +20,7 @@ MIN_GARBAGE_RATE = 8.0  # bytes
 MIN_CONTAINER_RATE = 0.05  # items
 MIN_NATIVE_RATE = 256.0  # bytes, with mallinfo2
 MIN_NATIVE_RATE_RSS = 4096.0  # bytes, when only RSS is available
-NATIVE_NOISE = 16 * 1024  # bytes per segment
+NATIVE_NOISE = 4 * 1024  # bytes per segment
 NATIVE_NOISE_RSS = 256 * 1024
 
 

@@ -90,24 +90,44 @@ def native_reader() -> Callable[[], int]:
 class LineAttributor:
     """Attribute native growth to user source lines with a line tracer.
 
-    For each traced iteration it records the allocator's in-use bytes after every
-    user-code line. Memory that is retained raises the *suffix minimum* of that
-    sequence (a temporary buffer freed a few lines later does not), so each jump of
-    the suffix minimum is charged to the line that ran just before it.
+    At every line and return event of user code it reads two figures: ``raw``, the
+    allocator's bytes in use, and ``untraced``, the same minus what tracemalloc
+    explains (Python objects). The change up to the next event is charged to the
+    line that was running: the event's own line or, after a return, the caller's
+    line (a temporary argument freed on return belongs to the line that made it).
+    A line's score is the smallest of three sums, each of which clears a different
+    look-alike:
+
+    - raw changes: Python objects freed on a line do not move it (pymalloc keeps
+      its arenas), so freeing temporaries scores nothing;
+    - untraced changes: a big Python temporary handed to a C call cancels out;
+    - rises of the untraced *suffix minimum*: memory that stays raises the floor, a
+      C buffer freed a few lines later does not.
     """
 
-    def __init__(self, code: CodeMap, reader: Callable[[], int]) -> None:
+    def __init__(self, code: CodeMap, reader: Callable[[], tuple[int, int]]) -> None:
         self.code = code
         self.reader = reader
-        self.totals: dict[Frame, int] = {}
+        self.raw: dict[Frame, int] = {}
+        self.untraced: dict[Frame, int] = {}
+        self.floor: dict[Frame, int] = {}
         self.stacks: dict[Frame, list[Frame]] = {}
-        self._events: list[tuple[Frame, int, list[Frame]]] = []
+        self._events: list[tuple[Frame, tuple[int, int], list[Frame]]] = []
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if event in ("line", "return"):
-            key = (frame.f_code.co_filename, frame.f_lineno)
-            self._events.append((key, self.reader(), self._stack(frame)))
+        if event == "line":
+            self._record(frame)
+        elif event == "return":
+            caller = frame.f_back
+            if caller is not None and self.code.is_user(caller.f_code.co_filename):
+                self._record(caller)
+            else:
+                self._record(frame)
         return self._local
+
+    def _record(self, frame: FrameType) -> None:
+        key = (frame.f_code.co_filename, frame.f_lineno)
+        self._events.append((key, self.reader(), self._stack(frame)))
 
     def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event == "call" and self.code.is_user(frame.f_code.co_filename):
@@ -123,9 +143,8 @@ class LineAttributor:
         return out
 
     def run(self, call: Callable[[], object]) -> None:
-        """Run ``call`` once under the tracer and charge retained growth to lines."""
+        """Run ``call`` once under the tracer and charge growth to lines."""
         self._events = []
-        start = self.reader()
         previous = sys.gettrace()
         sys.settrace(self._global)
         try:
@@ -138,28 +157,25 @@ class LineAttributor:
         if not events:
             return
         values = [v for _, v, _ in events] + [end]
-        suffix = values[:]
-        for i in range(len(suffix) - 2, -1, -1):
-            suffix[i] = min(suffix[i], suffix[i + 1])
-        before = start
-        # The value recorded at a "line" event is the state *before* that line runs,
-        # so growth between event i-1 and i belongs to the line of event i-1.
-        prev_key: Frame | None = None
-        prev_stack: list[Frame] = []
-        for (key, _value, stack), floor in zip(events, suffix):
-            jump = floor - before
-            if jump > 0 and prev_key is not None:
-                self.totals[prev_key] = self.totals.get(prev_key, 0) + jump
-                self.stacks.setdefault(prev_key, prev_stack)
-            before = max(before, floor)
-            prev_key, prev_stack = key, stack
-        jump = suffix[-1] - before
-        if jump > 0 and prev_key is not None:
-            self.totals[prev_key] = self.totals.get(prev_key, 0) + jump
-            self.stacks.setdefault(prev_key, prev_stack)
+        floor = [v[1] for v in values]
+        for i in range(len(floor) - 2, -1, -1):
+            floor[i] = min(floor[i], floor[i + 1])
+        for i, (key, value, stack) in enumerate(events):
+            nxt = values[i + 1]
+            self.raw[key] = self.raw.get(key, 0) + nxt[0] - value[0]
+            self.untraced[key] = self.untraced.get(key, 0) + nxt[1] - value[1]
+            rise = floor[i + 1] - floor[i]
+            if rise > 0:
+                self.floor[key] = self.floor.get(key, 0) + rise
+            self.stacks.setdefault(key, stack)
+
+    def score(self, key: Frame) -> int:
+        return min(self.raw.get(key, 0), self.untraced.get(key, 0), self.floor.get(key, 0))
 
     def best(self) -> tuple[Frame, int, list[Frame]] | None:
-        if not self.totals:
+        scores = {k: self.score(k) for k in self.raw}
+        scores = {k: v for k, v in scores.items() if v > 0}
+        if not scores:
             return None
-        key = max(self.totals, key=self.totals.__getitem__)
-        return key, self.totals[key], self.stacks.get(key, [key])
+        key = max(scores, key=scores.__getitem__)
+        return key, scores[key], self.stacks.get(key, [key])
