@@ -177,5 +177,10 @@ class LineAttributor:
         scores = {k: v for k, v in scores.items() if v > 0}
         if not scores:
             return None
-        key = max(scores, key=scores.__getitem__)
+        top = max(scores.values())
+        # A caller's line can be charged the same bytes as the callee's line that
+        # made them (allocator timing); of the lines close to the top score, the
+        # innermost one (the deepest user stack) is the allocation site.
+        close = [k for k, v in scores.items() if v >= 0.5 * top]
+        key = max(close, key=lambda k: (len(self.stacks.get(k, ())), scores[k]))
         return key, scores[key], self.stacks.get(key, [key])

@@ -14,7 +14,7 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
     "growing_collection": [
         (
             "bound it",
-            "functools.lru_cache(maxsize=1000) / cachetools.LRUCache(maxsize=1000) / collections.deque(maxlen=1000)",
+            "cachetools.LRUCache(maxsize=1000)  # or collections.deque(maxlen=1000) for a log",
             "5 min",
             1.0,
         ),
