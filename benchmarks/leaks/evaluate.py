@@ -105,6 +105,7 @@ def run_memlens(path: str) -> dict[str, Any]:
         "root": first.root if first else None,
         "category": first.category if first else None,
         "library": first.library if first else None,
+        "public_call": first.public_call if first else None,
         "iterations": diag.iterations,
     }
 

@@ -30,6 +30,8 @@ LOOKALIKES = [
     "ok_weak_cache.py",  # weak cache
     "ok_interning.py",  # interning of a fixed vocabulary
     "ok_late_lazy_init.py",  # one-time lazy initialisation late in the run
+    "ok_big_bounded_cache.py",  # a bound far beyond the run: stated in code
+    "ok_gc_disabled_acyclic.py",  # GC disabled, but nothing cyclic to pile up
 ]
 
 
@@ -70,3 +72,9 @@ def test_category(name: str, category: str) -> None:
 def test_lookalike_is_not_a_leak(name: str) -> None:
     got = run_scenario(name)
     assert got["verdict"] != "leak", got
+
+
+def test_third_party_root_names_the_library() -> None:
+    got = run_scenario("leak_cachetools_memo.py")
+    assert got["verdict"] == "leak"
+    assert got["library"] == "cachetools"
