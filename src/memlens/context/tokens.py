@@ -10,8 +10,9 @@ English prose and code and is always labelled *approximate*.
 Counts are cached by a 128-bit BLAKE2b digest of the text, per encoding, so a text
 seen before (the same turn on the next re-profile, the same file read again) is never
 tokenized twice. Texts not yet counted can be counted in one batch
-(:meth:`CachedCounter.prime`) spread over a small thread pool: tiktoken releases the
-GIL while it encodes, so a batch uses every core.
+(:meth:`CachedCounter.prime`), spread over a thread pool only when
+``MEMLENS_TOKEN_THREADS`` asks for one (see ``WORKERS``: tiktoken 0.14 holds the GIL
+while it encodes, so threads do not help it).
 
 Loading an encoding (decompressing and parsing its BPE file, then building the
 tokenizer) is a one-off per process; the parsed ranks are also cached on disk (see
@@ -49,14 +50,10 @@ _pool: ThreadPoolExecutor | None = None
 #: threads costs more than it saves on small batches (an appended turn, a request).
 PARALLEL_MIN_CHARS = 32_000
 
-#: Threads a batch is spread over (tiktoken encodes without holding the GIL).
-WORKERS = max(
-    1,
-    min(
-        4,
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
-    ),
-)
+#: Threads a batch is spread over. One by default: measured with tiktoken 0.14,
+#: ``encode_ordinary`` holds the GIL, so two threads took 215 ms for what one did in
+#: 193 ms. ``MEMLENS_TOKEN_THREADS=N`` turns the pool on for builds that release it.
+WORKERS = max(1, min(8, int(os.environ.get("MEMLENS_TOKEN_THREADS", "1") or 1)))
 
 #: Header of a rank cache file: magic, then a 16-byte BLAKE2b digest of the payload.
 _CACHE_MAGIC = b"memlens-ranks-1\n"
