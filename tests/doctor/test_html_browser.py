@@ -24,7 +24,9 @@ def test_doctor_html_page_renders(tmp_path: Path) -> None:
         )
     )
     out = tmp_path / "doctor.html"
-    proc = run_cli("scenario.py", "--format", "html", "-o", str(out), "--no-save", cwd=str(tmp_path))
+    proc = run_cli(
+        "scenario.py", "--format", "html", "-o", str(out), "--no-save", cwd=str(tmp_path)
+    )
     assert proc.returncode == 1, proc.stderr
     dom = render(out)
     assert "Leak doctor" in dom

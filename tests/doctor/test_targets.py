@@ -199,3 +199,11 @@ def test_check_raises_leak_found() -> None:
         check(lambda i: _checked.append(f"c{i}" * 50), budget=15)
     assert info.value.diagnosis.verdict == "leak"
     assert info.value.exit_code == 1
+
+
+def test_coroutine_step_is_a_clear_error() -> None:
+    async def step(i: int) -> None:
+        return None
+
+    with pytest.raises(TargetError, match="coroutine function"):
+        doctor(step, budget=5)

@@ -7,6 +7,7 @@ an inconclusive run also exits 0 but says why in the report.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -31,7 +32,7 @@ EXIT_LEAK = 1
     type=click.FloatRange(min=0.1),
     default=20.0,
     show_default=True,
-    help="Time budget in seconds, analysis included.",
+    help="Time budget in seconds for the iterations (the analysis adds a little).",
 )
 @click.option(
     "--format",
@@ -70,7 +71,18 @@ def command(
     from memlens.heap.doctor.targets import load
 
     loaded = load(target, setup)
-    diag = doctor(
+    try:
+        diag = _run(doctor, loaded, max_iterations, budget)
+    except KeyboardInterrupt:
+        raise click.exceptions.Abort() from None
+    _emit(diag, fmt, output)
+    if not no_save:
+        _save(diag, db)
+    sys.exit(EXIT_LEAK if diag.leaked else EXIT_NO_LEAK)
+
+
+def _run(doctor: Any, loaded: Any, max_iterations: int, budget: float) -> Any:
+    return doctor(
         loaded.step,
         setup=loaded.setup,
         teardown=loaded.teardown,
@@ -79,6 +91,9 @@ def command(
         name=loaded.name,
         user_roots=loaded.user_roots,
     )
+
+
+def _emit(diag: Any, fmt: str, output: str | None) -> None:
     if fmt == "json":
         text = diag.to_json()
     elif fmt == "html":
@@ -95,9 +110,6 @@ def command(
         click.echo(f"memlens: wrote {output}", err=True)
     else:
         click.echo(text.rstrip("\n"))
-    if not no_save:
-        _save(diag, db)
-    sys.exit(EXIT_LEAK if diag.leaked else EXIT_NO_LEAK)
 
 
 def _save(diag: object, db: str | None) -> None:

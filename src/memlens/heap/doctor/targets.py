@@ -38,6 +38,11 @@ def as_step(fn: Callable[..., object], what: str = "step") -> Step:
     """Adapt ``fn`` to ``step(i)``: pass the iteration only if it takes an argument."""
     if not callable(fn):
         raise TargetError(f"{what} is not callable: {fn!r}")
+    if inspect.iscoroutinefunction(fn):
+        raise TargetError(
+            f"{what} {_name(fn)} is a coroutine function: pass a function that runs it, "
+            "e.g. lambda i: loop.run_until_complete(step(i))"
+        )
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
