@@ -207,3 +207,21 @@ def test_coroutine_step_is_a_clear_error() -> None:
 
     with pytest.raises(TargetError, match="coroutine function"):
         doctor(step, budget=5)
+
+
+_slow: list[str] = []
+
+
+def test_too_few_iterations_is_inconclusive_with_reason() -> None:
+    diag = doctor(lambda i: _slow.append(f"s{i}" * 40), max_iterations=30, budget=10)
+    assert diag.verdict == "inconclusive"
+    assert "checkpoints" in diag.reason and diag.iterations == 30
+
+
+def test_invalid_options_are_config_errors() -> None:
+    from memlens.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_iterations"):
+        doctor(lambda i: None, max_iterations=3)
+    with pytest.raises(ConfigError, match="budget"):
+        doctor(lambda i: None, budget=0)
