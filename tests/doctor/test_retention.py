@@ -116,7 +116,7 @@ def test_thread_local() -> None:
     _tls.value = [p]
     path = _path_for(p)
     assert path.root == f"module {__name__} → global _tls"
-    assert "per-thread dict" in [h.label for h in path.hops]
+    assert "per-thread dicts" in [h.label for h in path.hops]
 
 
 def test_live_frame_of_a_thread() -> None:

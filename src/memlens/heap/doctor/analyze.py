@@ -193,6 +193,8 @@ class _FindingBuilder:
         self.span = max(1, self.cps[-1].iteration - self.cps[0].iteration)
         self.bounded: dict[int, str] = {}  # id(finding) -> why it is a bounded cache
         self.user_bound: dict[int, str] = {}
+        self.garbage_by_site: dict[SiteKey, list[Any]] = {}
+        self.garbage: list[Any] = []
 
     # -- main ----------------------------------------------------------------------
     def build(self) -> list[Finding]:
@@ -207,9 +209,18 @@ class _FindingBuilder:
         atexit_signal = next((s for s in self.growing if s.kind == "atexit"), None)
 
         garbage: list[Any] = self._collect_garbage() if garbage_signal else []
+        self.garbage = garbage
         garbage_ids = {id(o) for o in garbage}
         containers = self._containers(set(container_signals))
         samples = self._samples(set(site_signals), containers, garbage)  # site -> objects
+        # Cycle members per site, for describing the cycles (needs tracing).
+        for obj in garbage:
+            if gc.is_tracked(obj):
+                where = self._site(obj)
+                if where is not None:
+                    bucket = self.garbage_by_site.setdefault(where, [])
+                    if len(bucket) < 5:
+                        bucket.append(obj)
         # Tracing is no longer needed (samples are chosen); stopping it makes the
         # graph walk several times faster.
         self.engine.end()
@@ -438,7 +449,7 @@ class _FindingBuilder:
             finding = self._finding(category, site, frames, rate, sig, chosen)
             if gk == "<unreachable cycles>" or ev.in_garbage:
                 finding.root = "unreachable reference cycle (gc disabled)"
-                finding.path = self._cycle_hops(samples.get(site, []))
+                finding.path = self._cycle_hops(self._cycle_starts(site, samples.get(site, [])))
             elif gk == "atexit registry" and chosen is None:
                 finding.root = "atexit registry"
             finding.related_sites = [f"{short_path(m[0][0])}:{m[0][1]}" for m in members[1:]]
@@ -547,9 +558,24 @@ class _FindingBuilder:
             "gc_disabled_cycles", site or ("<unknown>", 0), frames, sig.growth.rate, sig, None
         )
         f.root = "unreachable reference cycle (gc disabled)"
-        f.path = self._cycle_hops([o for o in garbage if site and self._site(o) == site][:5])
+        f.path = self._cycle_hops(self._cycle_starts(site, []) if site else [])
         f.objects_per_iteration = (last.garbage_objects - first.garbage_objects) / self.span
         return f
+
+    def _cycle_starts(self, site: SiteKey, fallback: list[Any]) -> list[Any]:
+        """Garbage objects from ``site`` that can be on a cycle (GC-tracked ones)."""
+        starts = self.garbage_by_site.get(site)
+        if starts:
+            return starts
+        # The site made only atoms (a str attribute): start from the garbage
+        # objects that hold them.
+        wanted = {id(o) for o in fallback}
+        holders = [
+            o
+            for o in self.garbage
+            if gc.is_tracked(o) and any(id(r) in wanted for r in gc.get_referents(o))
+        ]
+        return holders[:5] or fallback
 
     def _site(self, obj: Any) -> SiteKey | None:
         frames = object_frames(obj)
@@ -570,7 +596,12 @@ class _FindingBuilder:
                         while prev[id(chain[-1])] is not None:
                             chain.append(prev[id(chain[-1])])
                         chain.reverse()  # start … obj
-                        hops = [Hop(label="cycle", type_name=type_name(start))]
+                        hops = [
+                            Hop(
+                                label=f"unreachable cycle: {type_name(start).rsplit('.', 1)[-1]}",
+                                type_name=type_name(start),
+                            )
+                        ]
                         for a, b in zip(chain, chain[1:] + [start]):
                             hops.append(Hop(label=hop_label(a, b), type_name=type_name(b)))
                         return hops

@@ -71,7 +71,7 @@ def classify(ev: Evidence) -> str:
     labels = [h.label for h in path.hops]
     if any(isinstance(o, (types.TracebackType, types.FrameType, BaseException)) for o in objs):
         return "stored_traceback"
-    if any(type(o).__name__ == "_local" for o in objs) or "per-thread dict" in labels:
+    if any(type(o).__name__ == "_local" for o in objs) or "per-thread dicts" in labels:
         return "thread_local"
     if path.root_kind == "lru_cache":
         return "cached_instances" if _caches_instances(path) else "unbounded_memo"

@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import types
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,10 @@ def _hop_label(holder: Any, child: Any) -> str:
     if isinstance(holder, dict):
         for k, v in holder.items():
             if v is child:
+                if isinstance(k, weakref.ref):
+                    # threading.local keeps one dict per thread, keyed by a weak
+                    # reference to that thread's marker object.
+                    return "[one thread's dict]"
                 return f"[{_short_repr(k)}]"
             if k is child:
                 return "key"
@@ -199,7 +204,7 @@ def _hop_label(holder: Any, child: Any) -> str:
     if type(holder).__name__ == "_lru_cache_wrapper":
         return "cache"
     if type(holder).__name__ == "_local":
-        return "per-thread dict"
+        return "per-thread dicts"
     attrs = getattr(holder, "__dict__", None)
     if isinstance(attrs, dict):
         if attrs is child:
@@ -263,6 +268,8 @@ def _build(kind: str, chain: list[Any], roots: Roots) -> Path:
             )
             i += 2
             child = chain[i]
+        if hops and hops[-1].label == "[one thread's dict]" and label.startswith("['"):
+            label = "." + label[2:-2]  # the thread's dict holds the local's attributes
         hops.append(Hop(label=label, type_name=type_name(child), detail=_describe(child)))
         objects.append(child)
         i += 1
