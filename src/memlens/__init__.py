@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from memlens.core.profiling import Profiler, profile, session
     from memlens.core.session import Session
     from memlens.core.units import parse_size
+    from memlens.heap.doctor import LeakFound, doctor
     from memlens.service import monitor
     from memlens.service.monitor import Monitor
 
@@ -36,6 +37,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Config": ("memlens.core.config", "Config"),
     "load_config": ("memlens.core.config", "load_config"),
     "parse_size": ("memlens.core.units", "parse_size"),
+    "doctor": ("memlens.heap.doctor", "doctor"),
+    "LeakFound": ("memlens.heap.doctor", "LeakFound"),
     "Monitor": ("memlens.service.monitor", "Monitor"),
     "monitor": ("memlens.service", "monitor"),
     "ContextSession": ("memlens.context", "ContextSession"),
