@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -61,45 +61,13 @@ if TYPE_CHECKING:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.argument("target", metavar="SCRIPT|MODULE")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(
-    as_module: bool,
-    name: str | None,
-    interval: str,
-    no_trace: bool,
-    trace_depth: int | None,
-    components: tuple[str, ...],
-    html_path: str | None,
-    no_html: bool,
-    json_path: str | None,
-    monitor: bool,
-    db: str | None,
-    quiet: bool,
-    target: str,
-    args: tuple[str, ...],
-) -> None:
+def command(**params: Any) -> None:
     """Run SCRIPT (or -m MODULE) with ARGS under memlens, then report and store it.
 
     Options for memlens go before the script; everything after it is the
     program's. The summary goes to stderr; the exit code is the program's.
     """
-    execute(
-        plan(
-            as_module,
-            name,
-            interval,
-            no_trace,
-            trace_depth,
-            components,
-            html_path,
-            no_html,
-            json_path,
-            monitor,
-            db,
-            quiet,
-            target,
-            args,
-        )
-    )
+    execute(plan(**params))  # the options, by name, are plan()'s parameters
 
 
 def main(argv: list[str]) -> None:
