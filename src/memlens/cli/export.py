@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import csv
 import io
 import json
@@ -35,7 +37,7 @@ def command(db: str | None, fmt: str, output: str | None, session_id: str) -> No
         store.close()
     lines = csv_lines(series) if fmt == "csv" else jsonl_lines(series)
     if output is None or output == "-":
-        stream = click.get_text_stream("stdout")
+        stream = sys.stdout
         try:
             for line in lines:
                 stream.write(line)
