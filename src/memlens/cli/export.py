@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import csv
 import io
 import json
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
