@@ -343,7 +343,11 @@ class _FindingBuilder:
                 # atoms is untracked); the newest entries are at the end.
                 need = max(8, (self.cps[-1].iteration - self.cps[0].iteration) // 2)
                 grown_ids = set(self.cps[-1].container_lens)
-                for holder in _big_collections(objs, need, grown_ids):
+                holders = _big_collections(objs, need, grown_ids)
+                # The time box covers looking through the holders, not finding them:
+                # on a big heap that scan alone can take longer than the box.
+                deadline = time.perf_counter() + SAMPLE_SECONDS
+                for holder in holders:
                     if not remaining or time.perf_counter() > deadline:
                         break
                     for item in _newest(holder, 16):
@@ -356,6 +360,7 @@ class _FindingBuilder:
                 # the newest objects of the types that grew. Survivors are appended
                 # to the oldest generation, so the newest are at the end.
                 grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
+                deadline = time.perf_counter() + SAMPLE_SECONDS
                 budget = 50_000
                 for obj in reversed(objs):
                     if not remaining or budget <= 0:
