@@ -57,6 +57,9 @@ class HeapMeter:
         self.components = ComponentMap(components)
         self._started_here = False
         self._function_cache: dict[tuple[str, int], str] = {}
+        # Grouping a snapshot by traceback is O(live traces); sites and component
+        # totals of the same snapshots share one grouping. Two entries: end + baseline.
+        self._stats_cache: list[tuple[tracemalloc.Snapshot, list[tracemalloc.Statistic]]] = []
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -72,6 +75,7 @@ class HeapMeter:
         if self._started_here and tracemalloc.is_tracing():
             tracemalloc.stop()
         self._started_here = False
+        self._stats_cache = []
 
     @property
     def tracing(self) -> bool:
@@ -90,10 +94,18 @@ class HeapMeter:
             return None
         return tracemalloc.take_snapshot().filter_traces(_SELF_FILTERS)
 
+    def _statistics(self, snapshot: tracemalloc.Snapshot) -> list[tracemalloc.Statistic]:
+        for cached, stats in self._stats_cache:
+            if cached is snapshot:
+                return stats
+        stats = snapshot.statistics("traceback")
+        self._stats_cache = [*self._stats_cache[-1:], (snapshot, stats)]
+        return stats
+
     def group_by_site(self, snapshot: tracemalloc.Snapshot) -> dict[tuple[str, int], _SiteAcc]:
         """Sum live memory per innermost user frame."""
         sites: dict[tuple[str, int], _SiteAcc] = {}
-        for stat in snapshot.statistics("traceback"):
+        for stat in self._statistics(snapshot):
             frames = stat.traceback
             filenames = [f.filename for f in frames]
             idx = innermost_user_index(filenames)
@@ -141,7 +153,7 @@ class HeapMeter:
         totals: dict[str, tuple[int, int]] = {}
         if not self.components:
             return totals
-        for stat in snapshot.statistics("traceback"):
+        for stat in self._statistics(snapshot):
             name = self.components.component_of_stack([f.filename for f in stat.traceback])
             if name is None:
                 continue
