@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from memlens.core.errors import MemlensError
-
-__version__ = "0.1.0"
+from memlens.core.version import __version__
 
 if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from memlens.context import (
@@ -22,17 +21,17 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from memlens.context import diagnose as diagnose_context
     from memlens.context import profile_file as profile_context
     from memlens.core.config import Config, load_config
-    from memlens.core.profiling import Profiler, profile, session
     from memlens.core.session import Session
     from memlens.core.units import parse_size
     from memlens.heap.doctor import LeakFound, doctor
+    from memlens.profiling import Profiler, profile, session
     from memlens.service import monitor
     from memlens.service.monitor import Monitor
 
 _LAZY: dict[str, tuple[str, str]] = {
-    "session": ("memlens.core.profiling", "session"),
-    "profile": ("memlens.core.profiling", "profile"),
-    "Profiler": ("memlens.core.profiling", "Profiler"),
+    "session": ("memlens.profiling", "session"),
+    "profile": ("memlens.profiling", "profile"),
+    "Profiler": ("memlens.profiling", "Profiler"),
     "Session": ("memlens.core.session", "Session"),
     "Config": ("memlens.core.config", "Config"),
     "load_config": ("memlens.core.config", "load_config"),

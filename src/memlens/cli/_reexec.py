@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from memlens.cli.run import Plan, Started
+    from memlens.cli._run_session import Plan, Started
 
 # Set in the re-executed interpreter so it never re-executes again.
 _MARK = "MEMLENS_RUN_HOSTED"
@@ -88,7 +88,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:
     from memlens.cli._program import Program
-    from memlens.cli.run import Outputs, Plan
+    from memlens.cli._run_session import Outputs, Plan
 
     outputs = Outputs(
         db=Path(data["db"]),
@@ -121,7 +121,7 @@ class Hosted:
 
     def finish(self, exc: BaseException | None) -> NoReturn:
         from memlens.cli._program import outcome_of
-        from memlens.cli.run import finish
+        from memlens.cli._run_session import finish
 
         outcome = outcome_of(exc, self.namespace)
         finish(self.plan, self.started, outcome)
@@ -145,7 +145,7 @@ def host(payload: str) -> Hosted:
 
 def _host(payload: str) -> Hosted:
     from memlens.cli._program import load_script, outcome_of, prepare_main
-    from memlens.cli.run import finish, start
+    from memlens.cli._run_session import finish, start
 
     plan = plan_from_dict(json.loads(payload))
     try:

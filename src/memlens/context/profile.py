@@ -13,7 +13,13 @@ from memlens.context.items import ContextItem
 from memlens.context.layers import FIXED_SUBLAYERS, Layer, conversation_bucket
 from memlens.context.leaks import ContextLeak, find_leaks
 from memlens.context.models import DEFAULT_CONTEXT_WINDOW, ModelInfo, find_model, get_model
-from memlens.context.session import CallUsage, CompactionEvent, ContextSession, utcnow
+from memlens.context.session import (
+    CallUsage,
+    CompactionEvent,
+    ContextSession,
+    register_profile_builder,
+    utcnow,
+)
 from memlens.context.timeline import Projection, TurnStats, build_timeline, project
 
 #: Clients that compact on their own, and the headroom they keep (tokens below the window).
@@ -428,3 +434,6 @@ def build_profile(
         duration_seconds=max(0.0, time.perf_counter() - t0 - encoding_load_seconds),
         encoding_load_seconds=encoding_load_seconds,
     )
+
+
+register_profile_builder(build_profile)

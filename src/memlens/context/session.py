@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,18 @@ from memlens.context.tokens import CachedCounter, get_counter
 
 if TYPE_CHECKING:
     from memlens.context.profile import ContextProfile
+
+#: What ``ContextSession.profile()`` calls. The profile is an analysis a layer above
+#: this meter (it imports the session, never the reverse), so it registers itself
+#: here when it loads; ``memlens.context`` imports it before any session can exist.
+_profile_builder: Callable[..., ContextProfile] | None = None
+
+
+def register_profile_builder(builder: Callable[..., ContextProfile]) -> None:
+    """Set what :meth:`ContextSession.profile` runs (``memlens.context.profile`` does)."""
+    global _profile_builder
+    _profile_builder = builder
+
 
 #: Layers a compaction keeps by default (everything else is summarised away).
 KEPT_BY_COMPACTION = (
@@ -505,9 +517,9 @@ class ContextSession:
         self, *, budget: int | None = None, model: str | None = None, **kw: Any
     ) -> ContextProfile:
         """Profile this session against ``budget`` (or the model's context window)."""
-        from memlens.context.profile import build_profile
-
-        return build_profile(self, budget=budget, model=model, **kw)
+        if _profile_builder is None:  # pragma: no cover - memlens.context loads it first
+            raise RuntimeError("memlens.context.profile is not loaded")
+        return _profile_builder(self, budget=budget, model=model, **kw)
 
 
 def _label(content: str | None, layer: Layer, sublayer: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.service.autostart import autostart
 from memlens.service.events import (
@@ -23,7 +23,22 @@ from memlens.service.events import (
     PerformanceThresholdRecovered,
 )
 from memlens.service.health import Health
-from memlens.service.monitor import GcResult, Monitor
+from memlens.service.monitor import GcResult, Monitor, set_http_server_factory
+
+if TYPE_CHECKING:
+    from memlens.service.http import MonitorServer
+
+
+def _serve_http(monitor: Monitor, host: str, port: int, token: str | None) -> MonitorServer:
+    # Imported on first use: most monitors never serve HTTP.
+    from memlens.service.http import MonitorServer
+
+    return MonitorServer(monitor, host, port, token)
+
+
+# This package is the face that joins the monitor (composition) to its HTTP endpoints
+# (a face): the monitor never imports the server, it calls this.
+set_http_server_factory(_serve_http)
 
 
 @contextlib.contextmanager

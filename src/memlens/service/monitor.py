@@ -110,6 +110,19 @@ class GcResult:
         return asdict(self)
 
 
+#: Builds the HTTP endpoints of a monitor: ``(monitor, host, port, token)``. The server
+#: is a face above the monitor, so the monitor holds only this callback; the
+#: ``memlens.service`` package, which Python loads before this module, sets it.
+HttpServerFactory = Callable[["Monitor", str, int, "str | None"], "MonitorServer"]
+_http_server_factory: HttpServerFactory | None = None
+
+
+def set_http_server_factory(factory: HttpServerFactory) -> None:
+    """Set what :meth:`Monitor.serve_http` starts (``memlens.service`` does)."""
+    global _http_server_factory
+    _http_server_factory = factory
+
+
 def _default_name() -> str:
     argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     name = os.path.splitext(argv0)[0] or "python"
@@ -741,12 +754,12 @@ class Monitor:
         self, host: str | None = None, port: int | None = None, token: str | None = None
     ) -> MonitorServer:
         """Serve ``/metrics``, ``/healthz`` and ``/debug/memory`` (see ``memlens.service.http``)."""
-        from memlens.service.http import MonitorServer
-
         if self._server is not None:
             return self._server
+        if _http_server_factory is None:  # pragma: no cover - memlens.service sets it
+            raise RuntimeError("no HTTP server: memlens.service is not loaded")
         cfg = self.config
-        server = MonitorServer(
+        server = _http_server_factory(
             self,
             host if host is not None else cfg.http_host,
             port if port is not None else cfg.http_port,

@@ -38,7 +38,7 @@ def instrument(monitor: Monitor, meter_provider: Any = None) -> OtelInstruments:
     """Create the observable instruments on ``meter_provider`` (default: global)."""
     metrics = require("opentelemetry.metrics", "otel")
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-    from memlens import __version__
+    from memlens.core.version import __version__
 
     meter = provider.get_meter("memlens", __version__)
     out = OtelInstruments(monitor, meter)

@@ -5,8 +5,8 @@ import pytest
 
 import memlens
 from memlens.core.errors import ConfigError
-from memlens.core.profiling import Profiler, profile, session
 from memlens.core.session import Session
+from memlens.profiling import Profiler, profile, session
 
 _KEEP = []
 
