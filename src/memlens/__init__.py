@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     )
     from memlens.context import diagnose as diagnose_context
     from memlens.context import profile_file as profile_context
+    from memlens.context.memory import ContextMemory, fit_messages
     from memlens.core.config import Config, load_config
     from memlens.core.session import Session
     from memlens.core.units import parse_size
@@ -46,6 +47,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ContextMonitor": ("memlens.context", "ContextMonitor"),
     "profile_context": ("memlens.context", "profile_file"),
     "diagnose_context": ("memlens.context", "diagnose"),
+    "ContextMemory": ("memlens.context.memory", "ContextMemory"),
+    "fit_messages": ("memlens.context.memory", "fit_messages"),
 }
 
 __all__ = ["MemlensError", "__version__", *_LAZY]

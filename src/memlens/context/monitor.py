@@ -12,7 +12,7 @@ import collections
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from memlens.context.layers import Layer
 from memlens.context.profile import ContextProfile
@@ -167,10 +167,43 @@ def check(profile: ContextProfile, thresholds: Thresholds | None = None) -> list
     return alerts
 
 
+class ManagedMemory(Protocol):
+    """What :meth:`ContextMonitor.watch` needs of a managed memory (``ContextMemory``)."""
+
+    def profile(self) -> ContextProfile: ...
+
+    def run(self, action: str, reason: str, **options: Any) -> None: ...
+
+    def schedule(self, action: str, reason: str, **options: Any) -> None: ...
+
+
+#: The seed's responses: each alert's action on a managed memory. Critical alerts run
+#: it now, warnings schedule it for the memory's next lifecycle tick.
+ACTIONS: dict[tuple[str, str], str] = {
+    ("working_memory_utilization", "critical"): "cleanup_working_memory",
+    ("working_memory_utilization", "warning"): "cleanup_working_memory",
+    ("token_budget_usage", "critical"): "aggressive_cleanup",
+    ("token_budget_usage", "warning"): "cleanup",
+}
+
+
+@dataclass
+class ActionEvent:
+    """An action the monitor ran (``now``) or scheduled on a managed memory."""
+
+    when: str
+    action: str
+    alert: Alert
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"when": self.when, "action": self.action, "alert": self.alert.to_dict()}
+
+
 class ContextMonitor:
     """Checks each new profile against thresholds and keeps a bounded history.
 
-    ``on_alert`` is called for every alert raised.
+    ``on_alert`` is called for every alert raised, ``on_action`` for every action
+    :meth:`watch` runs or schedules on a managed memory.
     """
 
     def __init__(
@@ -179,11 +212,14 @@ class ContextMonitor:
         *,
         history: int = 1000,
         on_alert: Callable[[Alert], None] | None = None,
+        on_action: Callable[[ActionEvent], None] | None = None,
     ) -> None:
         self.thresholds = thresholds or Thresholds()
         self.metrics_history: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
         self.alert_history: collections.deque[Alert] = collections.deque(maxlen=history)
         self.on_alert = on_alert
+        self.on_action = on_action
+        self.action_history: collections.deque[ActionEvent] = collections.deque(maxlen=history)
 
     def observe(self, profile: ContextProfile) -> list[Alert]:
         """Record ``profile``'s metrics and return the alerts it raises."""
@@ -195,4 +231,30 @@ class ContextMonitor:
             self.alert_history.append(alert)
             if self.on_alert is not None:
                 self.on_alert(alert)
+        return alerts
+
+    def watch(self, memory: ManagedMemory) -> list[Alert]:
+        """Check a managed memory and respond: critical alerts run their action now,
+        warnings schedule it (see :data:`ACTIONS`)."""
+        profile = memory.profile()
+        alerts = self.observe(profile)
+        t = self.thresholds
+        for alert in alerts:
+            action = ACTIONS.get((alert.metric, alert.severity))
+            if action is None:
+                continue
+            options: dict[str, Any] = {}
+            if action == "cleanup_working_memory":
+                # back under the warning line, with a margin so it does not flap
+                cap = t.share(Layer.WORKING_MEMORY) * profile.budget
+                options["target_tokens"] = int(cap * t.working_memory_warning * 0.9)
+            if alert.severity == "critical":
+                memory.run(action, alert.message, **options)
+                event = ActionEvent("now", action, alert)
+            else:
+                memory.schedule(action, alert.message, **options)
+                event = ActionEvent("scheduled", action, alert)
+            self.action_history.append(event)
+            if self.on_action is not None:
+                self.on_action(event)
         return alerts

@@ -1,0 +1,48 @@
+"""memlens.context.memory: keep an agent's context inside its budget without losing what matters.
+
+::
+
+    from memlens.context.memory import ContextMemory, fit_messages
+    fitted = fit_messages(messages, budget="50k", model="gpt-4o")
+    client.chat.completions.create(model="gpt-4o", messages=fitted.messages)
+
+    memory = ContextMemory("200k", model="claude-sonnet-4-5")
+    memory.add_system("You are ...")
+    memory.add_message("user", "Fix the failing test")
+    report = memory.fit()            # compress -> summarize -> evict, archived
+    memory.expand(report.evicted[0]) # the original, checksum verified
+
+See ``docs/context.md`` ("Managing the context") for the levels, invariants and figures.
+"""
+
+from __future__ import annotations
+
+from memlens.context.memory.archive import Archive, ArchivedItem, InMemoryArchive, SQLiteArchive
+from memlens.context.memory.entries import MemoryEntry, Priority
+from memlens.context.memory.keepset import Keep, extract
+from memlens.context.memory.levels import LevelRules
+from memlens.context.memory.memory import BudgetError, ContextMemory, FitReport, MemoryEvent
+from memlens.context.memory.messages import FitResult, fit_messages
+from memlens.context.memory.summarize import ExtractiveSummarizer, Summarizer, Summary, trim_output
+
+__all__ = [
+    "Archive",
+    "ArchivedItem",
+    "BudgetError",
+    "ContextMemory",
+    "ExtractiveSummarizer",
+    "FitReport",
+    "FitResult",
+    "InMemoryArchive",
+    "Keep",
+    "LevelRules",
+    "MemoryEntry",
+    "MemoryEvent",
+    "Priority",
+    "SQLiteArchive",
+    "Summarizer",
+    "Summary",
+    "extract",
+    "fit_messages",
+    "trim_output",
+]

@@ -1,0 +1,160 @@
+"""The verifiable keep-set: exact strings a summary must carry over from its originals.
+
+A summary may drop prose, but the strings an agent acts on — file paths, identifiers,
+numbers, error messages, URLs, the user's constraints and decisions — are copied
+*byte for byte*, so anyone can check a summary against its original with ``in``.
+Each string has a kind and a weight; when a summary's budget cannot hold all of
+them, the heaviest are kept first and the rest are reported as dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: Kinds in the order they are kept when the budget is short (heaviest first).
+KINDS = ("constraint", "decision", "error", "url", "path", "identifier", "number")
+WEIGHT = {kind: len(KINDS) - i for i, kind in enumerate(KINDS)}
+
+_URL = re.compile(r"https?://[^\s<>\"'`)\]]+")
+_PATH = re.compile(
+    r"(?<![\w/.-])(?:\.{0,2}/)?(?:[\w.-]+/)+[\w.-]+\.[A-Za-z0-9]{1,8}\b"
+    r"|(?<![\w/.-])[\w-]+\.(?:py|pyi|js|ts|tsx|jsx|md|json|toml|yaml|yml|txt|cfg|ini|sql|sh|"
+    r"go|rs|java|c|h|cc|cpp|hpp|rb|php|html|css|lock|log|csv)\b"
+)
+_IDENT = re.compile(
+    r"`([^`\n]{2,80})`"  # anything in backticks
+    r"|\b([A-Za-z_][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)\b"  # snake_case / SCREAMING_CASE
+    r"|\b([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+)\b"  # CamelCase
+    r"|\b([a-z]+[A-Z][A-Za-z0-9]*)\b"  # camelCase
+    r"|\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\(\)?"  # dotted.call()
+)
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?:\s?(?:ms|s|MB|GB|KB|MiB|GiB|%|k|x))?(?![\w.])")
+_ERROR = re.compile(
+    r"^.*\b(?:[A-Z]\w*(?:Error|Exception|Failure)|FAILED|ERROR|Traceback|panic|fatal|"
+    r"error(?:\[\w+\])?:)\b.*$",
+    re.MULTILINE,
+)
+_CONSTRAINT = re.compile(
+    r"\b(?:must(?:n't| not)?|never|always|do not|don't|should(?:n't| not)|required?|"
+    r"only use|not allowed|forbidden|at most|at least|no more than|constraint)\b",
+    re.IGNORECASE,
+)
+_DECISION = re.compile(
+    r"\b(?:decided|decision|we(?:'ll| will) use|let's use|going with|agreed|chose|"
+    r"instead of|switch(?:ed)? to|settled on)\b",
+    re.IGNORECASE,
+)
+_SENTENCE = re.compile(r"[^\n]+?(?:[.!?]+(?=\s|$)|$)", re.MULTILINE)
+_DEFINITION = re.compile(
+    r"^\s*(?:async\s+)?(?:def|class|function|func|fn|interface|struct)\s+(\w+)", re.MULTILINE
+)
+
+#: Longest string kept whole; a longer error line or sentence is cut at a word boundary
+#: to this size (the cut is still an exact substring of the original).
+MAX_STRING = 240
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """One exact string to carry over, with its kind."""
+
+    text: str
+    kind: str
+
+    @property
+    def weight(self) -> int:
+        return WEIGHT[self.kind]
+
+
+def _clip(text: str) -> str:
+    text = text.strip()
+    if len(text) <= MAX_STRING:
+        return text
+    cut = text.rfind(" ", 0, MAX_STRING)
+    return text[: cut if cut > 40 else MAX_STRING]
+
+
+def extract(text: str, *, prose: bool = True) -> list[Keep]:
+    """Every keep-set string in ``text``, first occurrence order, without repeats.
+
+    ``prose`` is false for tool output: numbers there are mostly line numbers and
+    sizes, so only numbers in prose (what the user and assistant said) are kept.
+    """
+    found: dict[str, Keep] = {}
+
+    def put(value: str, kind: str) -> None:
+        value = _clip(value)
+        if len(value) < 2:
+            return
+        old = found.get(value)
+        if old is None or WEIGHT[kind] > old.weight:
+            found[value] = Keep(value, kind)
+
+    if prose:
+        for match in _SENTENCE.finditer(text):
+            sentence = match.group(0)
+            if _CONSTRAINT.search(sentence):
+                put(sentence, "constraint")
+            elif _DECISION.search(sentence):
+                put(sentence, "decision")
+    if prose:
+        if "rror" in text or "xception" in text or "FAIL" in text or "atal" in text:
+            for match in _ERROR.finditer(text):
+                put(match.group(0), "error")
+        for match in _URL.finditer(text):
+            put(match.group(0).rstrip(".,;:"), "url")
+        for match in _PATH.finditer(text):
+            put(match.group(0), "path")
+        for match in _IDENT.finditer(text):
+            put(next(g for g in match.groups() if g), "identifier")
+        for match in _NUMBER.finditer(text):
+            if len(match.group(0)) >= 2:
+                put(match.group(0), "number")
+    else:
+        _scan_output(text, put)
+    # strings inside a kept sentence or error line need no entry of their own
+    whole = "\n".join(k.text for k in found.values() if k.kind in _WHOLE)
+    return [k for k in found.values() if k.kind in _WHOLE or k.text not in whole]
+
+
+_WHOLE = ("constraint", "decision", "error")
+
+
+_ERROR_HINTS = ("rror", "xception", "FAIL", "atal", "anic", "Traceback")
+_DEFINES = ("def ", "class ", "async def ", "function ", "func ", "fn ", "interface ", "struct ")
+
+
+def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
+    """Tool output is large: scan it by lines and words, using regexes only on candidates.
+
+    Only error lines, URLs, paths and the names a file defines are kept from it (every
+    name a log or a file *uses* would swamp the keep-set).
+    """
+    for line in text.splitlines():
+        if any(hint in line for hint in _ERROR_HINTS):
+            match = _ERROR.search(line)
+            if match:
+                put(match.group(0), "error")
+        head = line.lstrip()
+        if head.startswith(_DEFINES):
+            match = _DEFINITION.match(head)
+            if match:
+                put(match.group(1), "identifier")
+    for word in text.split():
+        if "/" in word or "." in word:
+            if "://" in word:
+                for match in _URL.finditer(word):
+                    put(match.group(0).rstrip(".,;:"), "url")
+            elif _EXT_HINT.search(word):
+                for match in _PATH.finditer(word):
+                    put(match.group(0), "path")
+
+
+_EXT_HINT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}\b")
+
+
+def is_verifiable(keep: list[Keep], originals: str) -> bool:
+    """True when every kept string occurs verbatim in ``originals``."""
+    return all(k.text in originals for k in keep)

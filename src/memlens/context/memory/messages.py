@@ -1,0 +1,554 @@
+"""``fit_messages``: fit an OpenAI chat or Anthropic Messages list into a token budget.
+
+The list becomes a :class:`ContextMemory` (system prompt and tool definitions pinned,
+each assistant message grouped with its tool calls and their results), is fitted,
+and is written back as a list the same API accepts: roles and tool pairing valid,
+the system prompt untouched, summaries as user messages where the originals were.
+The result's size is measured by the profiler's own request readers (the same
+counts ``memlens context`` shows); if that exact count is over, the fit is redone
+with a tighter target, so the budget holds by the readers' measure.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memlens.context.budget import parse_budget
+from memlens.context.images import anthropic_image_tokens, openai_image_tokens
+from memlens.context.layers import Layer
+from memlens.context.memory.entries import MemoryEntry, Priority
+from memlens.context.memory.memory import BudgetError, ContextMemory, FitReport
+from memlens.context.models import get_model
+from memlens.context.readers.anthropic_messages import AnthropicMessagesReader
+from memlens.context.readers.common import compact_json, flatten_text
+from memlens.context.readers.openai_chat import OpenAIChatReader
+from memlens.context.session import ContextSession
+from memlens.core.errors import ConfigError, InputFormatError
+
+OPENAI = "openai-chat"
+ANTHROPIC = "anthropic-messages"
+FORMATS = (OPENAI, ANTHROPIC)
+
+_OPENAI_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+_ANTHROPIC_ROLES = {"user", "assistant"}
+
+
+@dataclass
+class FitResult:
+    """A fitted request: ``messages`` (and ``system`` for Anthropic) plus the report."""
+
+    messages: list[dict[str, Any]]
+    format: str
+    report: FitReport
+    tokens_before: int
+    tokens_after: int
+    budget: int
+    memory: ContextMemory
+    system: Any = None
+    tools: list[Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def request(self, **extra: Any) -> dict[str, Any]:
+        """The fitted request body (``messages``, and ``system``/``tools`` when given)."""
+        body: dict[str, Any] = dict(extra)
+        if self.system is not None:
+            body["system"] = self.system
+        if self.tools:
+            body["tools"] = self.tools
+        body["messages"] = self.messages
+        return body
+
+    def expand(self, item_id: str) -> list[str]:
+        """The original texts behind a summary or an evicted item."""
+        return [a.content for a in self.memory.expand(item_id)]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.report.to_dict()
+        data.update(
+            format=self.format,
+            tokens_before=self.tokens_before,
+            tokens_after=self.tokens_after,
+            budget=self.budget,
+            messages_before=None,
+            messages_after=len(self.messages),
+            notes=self.notes + data.get("notes", []),
+        )
+        return data
+
+
+def detect(messages: Sequence[Any], system: Any = None) -> str:
+    """``anthropic-messages`` when blocks or a ``system`` argument say so, else OpenAI."""
+    if system is not None:
+        return ANTHROPIC
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        if m.get("role") in ("system", "developer", "tool", "function") or "tool_calls" in m:
+            return OPENAI
+        content = m.get("content")
+        if isinstance(content, list) and any(
+            isinstance(b, dict)
+            and b.get("type") in ("tool_use", "tool_result", "image", "thinking")
+            for b in content
+        ):
+            return ANTHROPIC
+    return OPENAI
+
+
+def _check_messages(messages: Any, fmt: str) -> None:
+    if not isinstance(messages, (list, tuple)):
+        raise InputFormatError(
+            f"messages must be a list of message objects, not {type(messages).__name__}"
+        )
+    roles = _OPENAI_ROLES if fmt == OPENAI else _ANTHROPIC_ROLES
+    for index, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise InputFormatError(f"message {index} is not an object ({type(m).__name__})")
+        role = m.get("role")
+        if role not in roles:
+            raise InputFormatError(
+                f"message {index} has role {role!r}: {fmt} expects one of {', '.join(sorted(roles))}"
+            )
+        content = m.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise InputFormatError(f"message {index}: content must be text or a list of blocks")
+
+
+class _Builder:
+    """Turns a message list into memory entries, remembering how to write them back."""
+
+    def __init__(self, memory: ContextMemory, fmt: str) -> None:
+        self.memory = memory
+        self.fmt = fmt
+        self.calls: dict[str, str] = {}
+
+    def add(self, content: str, msg: int, block: int, **kw: Any) -> MemoryEntry:
+        kw.setdefault("payload", {})
+        kw["payload"].update(msg=msg, block=block)
+        return self.memory.add(content, **kw)
+
+    def openai(self, messages: Sequence[dict[str, Any]]) -> None:
+        for i, m in enumerate(messages):
+            role = m["role"]
+            overhead = 4 + (1 if m.get("name") else 0)
+            text, images = flatten_text(m.get("content"))
+            mid, group = f"m{i}", f"m{i}"
+            if role in ("system", "developer"):
+                self.add(
+                    text,
+                    i,
+                    0,
+                    id=mid,
+                    layer=Layer.SYSTEM_PROMPT,
+                    kind="system",
+                    role=role,
+                    pinned=True,
+                    overhead=overhead,
+                )
+                continue
+            if role in ("tool", "function"):
+                call_id = str(m.get("tool_call_id") or m.get("name") or "")
+                if call_id not in self.calls:
+                    raise InputFormatError(
+                        f"message {i}: tool result for call {call_id!r}, which no earlier "
+                        "assistant message made"
+                    )
+                self.add(
+                    text,
+                    i,
+                    0,
+                    id=mid,
+                    role="tool",
+                    kind="tool_result",
+                    group=self.calls.pop(call_id),
+                    overhead=overhead,
+                    payload={"call_id": call_id},
+                )
+                continue
+            opaque = bool(images) or (isinstance(m.get("content"), list) and role != "user")
+            kind = "opaque" if opaque else "text"
+            extra = sum(
+                openai_image_tokens(
+                    None,
+                    str((b.get("image_url") or {}).get("detail", "auto"))
+                    if isinstance(b.get("image_url"), dict)
+                    else "auto",
+                )
+                for b in images
+            )
+            calls = m.get("tool_calls") or []
+            self.add(
+                text,
+                i,
+                0,
+                id=mid,
+                role=role,
+                kind=kind,
+                group=group,
+                overhead=overhead + extra,
+                new_turn=role == "user",
+            )
+            for j, call in enumerate(calls):
+                if not isinstance(call, dict):
+                    raise InputFormatError(f"message {i}: tool call {j} is not an object")
+                fn = call.get("function") or {}
+                call_id = str(call.get("id") or f"{mid}.{j}")
+                args = fn.get("arguments")
+                args_text = args if isinstance(args, str) else compact_json(args)
+                self.add(
+                    args_text,
+                    i,
+                    j + 1,
+                    id=f"{mid}.call{j}",
+                    role="assistant",
+                    kind="tool_call",
+                    group=group,
+                    overhead=0,
+                    new_turn=False,
+                    payload={"call_id": call_id, "name": str(fn.get("name", "tool"))},
+                )
+                self.calls[call_id] = group
+
+    def anthropic(self, messages: Sequence[dict[str, Any]]) -> None:
+        for i, m in enumerate(messages):
+            role = m["role"]
+            content = m.get("content")
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            blocks = blocks or []
+            group = f"m{i}"
+            has_text = any(isinstance(b, dict) and b.get("type") == "text" for b in blocks)
+            first = True
+            new_turn = role == "user" and has_text
+            if not blocks:
+                self.add(
+                    "",
+                    i,
+                    0,
+                    id=f"m{i}.0",
+                    role=role,
+                    kind="text",
+                    group=group,
+                    overhead=3,
+                    new_turn=new_turn,
+                )
+            for j, b in enumerate(blocks):
+                if not isinstance(b, dict):
+                    raise InputFormatError(f"message {i}: block {j} is not an object")
+                overhead = 3 if first else 0
+                bid = f"m{i}.{j}"
+                btype = b.get("type")
+                if btype == "text":
+                    self.add(
+                        str(b.get("text", "")),
+                        i,
+                        j,
+                        id=bid,
+                        role=role,
+                        kind="text",
+                        group=group,
+                        overhead=overhead,
+                        new_turn=new_turn and first,
+                    )
+                elif btype in ("tool_use", "server_tool_use"):
+                    call_id = str(b.get("id", bid))
+                    self.add(
+                        compact_json(b.get("input")),
+                        i,
+                        j,
+                        id=bid,
+                        role="assistant",
+                        kind="tool_call",
+                        group=group,
+                        overhead=overhead,
+                        new_turn=False,
+                        payload={"call_id": call_id, "name": str(b.get("name", "tool"))},
+                    )
+                    self.calls[call_id] = group
+                elif btype == "tool_result":
+                    call_id = str(b.get("tool_use_id", ""))
+                    if call_id not in self.calls:
+                        raise InputFormatError(
+                            f"message {i}: tool_result for {call_id!r}, which no earlier "
+                            "assistant message called"
+                        )
+                    text, images = flatten_text(b.get("content"))
+                    extra = sum(anthropic_image_tokens(None) for _ in images)
+                    self.add(
+                        text,
+                        i,
+                        j,
+                        id=bid,
+                        role="tool",
+                        kind="tool_result",
+                        group=self.calls.pop(call_id),
+                        overhead=overhead + extra,
+                        new_turn=False,
+                        payload={"call_id": call_id},
+                    )
+                else:
+                    tokens = anthropic_image_tokens(None) if btype == "image" else 0
+                    text = "" if btype == "image" else flatten_text([b])[0]
+                    self.add(
+                        text,
+                        i,
+                        j,
+                        id=bid,
+                        role=role,
+                        kind="opaque",
+                        group=group,
+                        overhead=overhead + tokens,
+                        new_turn=False,
+                    )
+                first = False
+
+
+def _render_openai(
+    memory: ContextMemory, original: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    current: int | None = None
+    for entry in memory.ordered():
+        if entry.kind == "tool_definition":
+            continue
+        if entry.kind == "summary":
+            out.append({"role": "user", "content": entry.content})
+            current = None
+            continue
+        index = int(entry.payload["msg"])
+        src = original[index]
+        if entry.kind == "tool_call":
+            call_no = int(entry.payload["block"]) - 1
+            if current != index:  # calls whose text entry was not kept alone
+                out.append({k: v for k, v in src.items() if k != "tool_calls"})
+                out[-1]["content"] = None
+                current = index
+            out[-1].setdefault("tool_calls", []).append(copy.deepcopy(src["tool_calls"][call_no]))
+            continue
+        message = {k: copy.deepcopy(v) for k, v in src.items() if k not in ("tool_calls",)}
+        if entry.kind in ("text", "tool_result") and entry.summarized:
+            message["content"] = entry.content
+        if src.get("role") == "assistant" and src.get("content") is None and not entry.content:
+            message["content"] = None
+        out.append(message)
+        current = index
+    return out
+
+
+def _render_anthropic(
+    memory: ContextMemory, original: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    current: int | None = None
+    for entry in memory.ordered():
+        if entry.kind in ("system", "tool_definition"):
+            continue
+        if entry.kind == "summary":
+            out.append({"role": "user", "content": [{"type": "text", "text": entry.content}]})
+            current = None
+            continue
+        index, block = int(entry.payload["msg"]), int(entry.payload["block"])
+        src = original[index]
+        content = src.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        if current != index:
+            out.append({**{k: v for k, v in src.items() if k != "content"}, "content": []})
+            current = index
+        if not blocks:
+            continue
+        b = copy.deepcopy(blocks[block])
+        if entry.summarized:
+            if b.get("type") == "text":
+                b["text"] = entry.content
+            elif b.get("type") == "tool_result":
+                b["content"] = entry.content
+        out[-1]["content"].append(b)
+    return _normalise_anthropic(out)
+
+
+def _normalise_anthropic(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge same-role neighbours (tool results first) and start with a user turn."""
+    merged: list[dict[str, Any]] = []
+    for m in messages:
+        if merged and merged[-1]["role"] == m["role"]:
+            merged[-1]["content"].extend(m["content"])
+        else:
+            merged.append(m)
+    for m in merged:
+        if m["role"] == "user":
+            results = [b for b in m["content"] if b.get("type") == "tool_result"]
+            if results:
+                m["content"] = results + [b for b in m["content"] if b.get("type") != "tool_result"]
+        if not m["content"]:
+            m["content"] = [{"type": "text", "text": "[memlens: content archived]"}]
+    if merged and merged[0]["role"] != "user":
+        merged.insert(
+            0,
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "[memlens: earlier turns archived]"}],
+            },
+        )
+    return merged
+
+
+def measure(
+    messages: Sequence[dict[str, Any]],
+    fmt: str,
+    *,
+    model: str | None,
+    system: Any,
+    tools: Any,
+    counter: Any,
+) -> int:
+    """Tokens of a request by the profiler's own reader for its format."""
+    session = ContextSession(model, counter=counter, format=fmt)
+    reader = OpenAIChatReader(session) if fmt == OPENAI else AnthropicMessagesReader(session)
+    document: dict[str, Any] = {"messages": list(messages)}
+    if system is not None:
+        document["system"] = system
+    if tools:
+        document["tools"] = tools
+    reader.read(document, source="fit")
+    return session.window_tokens
+
+
+def fit_messages(
+    messages: Sequence[dict[str, Any]],
+    *,
+    budget: int | str,
+    model: str | None = None,
+    tools: Sequence[dict[str, Any]] | None = None,
+    system: Any = None,
+    format: str | None = None,
+    keep_last_turns: int = 2,
+    pinned: Sequence[int] = (),
+    memory_options: dict[str, Any] | None = None,
+) -> FitResult:
+    """Fit ``messages`` (OpenAI chat or Anthropic Messages) into ``budget`` tokens.
+
+    ``system`` is Anthropic's top-level system prompt (OpenAI keeps it in the list);
+    ``tools`` count toward the budget and are never changed; ``pinned`` lists message
+    indexes never to touch. The input is never modified. Raises
+    :class:`~memlens.core.errors.InputFormatError` for a malformed list,
+    :class:`~memlens.core.errors.ConfigError` for an unknown model or bad budget, and
+    :class:`BudgetError` when what must be kept does not fit.
+    """
+    fmt = format or detect(messages, system)
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown message format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    _check_messages(messages, fmt)
+    tokens = parse_budget(budget)
+    assert tokens is not None
+    info = get_model(model) if model else None
+    if info is not None and tokens > info.context_window:
+        raise ConfigError(
+            f"budget {tokens:,} is larger than {info.name}'s context window "
+            f"({info.context_window:,} tokens)"
+        )
+    encoding = info.encoding if info else "cl100k_base"
+    from memlens.context.tokens import get_counter
+
+    counter = get_counter(encoding)
+    before = measure(messages, fmt, model=model, system=system, tools=tools, counter=counter)
+    target = tokens
+    result: FitResult | None = None
+    for _attempt in range(4):
+        memory = _memory(
+            messages,
+            fmt,
+            tokens,
+            model,
+            system,
+            tools,
+            counter,
+            keep_last_turns,
+            pinned,
+            memory_options or {},
+        )
+        report = memory.fit(min(target, tokens))
+        fitted = (
+            _render_openai(memory, messages)
+            if fmt == OPENAI
+            else _render_anthropic(memory, messages)
+        )
+        after = measure(fitted, fmt, model=model, system=system, tools=tools, counter=counter)
+        result = FitResult(
+            messages=fitted,
+            format=fmt,
+            report=report,
+            tokens_before=before,
+            tokens_after=after,
+            budget=tokens,
+            memory=memory,
+            system=copy.deepcopy(system),
+            tools=list(tools) if tools else None,
+        )
+        if after <= tokens:
+            return result
+        target -= after - tokens  # the readers' framing differs a little: tighten and redo
+        if target <= 0:
+            break
+    assert result is not None
+    raise BudgetError(
+        f"cannot fit the request into {tokens:,} tokens: the fitted request still measures "
+        f"{result.tokens_after:,} (pinned messages, system prompt and tools alone need "
+        f"{result.memory.pinned_tokens:,})"
+    )
+
+
+def _memory(
+    messages: Sequence[dict[str, Any]],
+    fmt: str,
+    budget: int,
+    model: str | None,
+    system: Any,
+    tools: Any,
+    counter: Any,
+    keep_last_turns: int,
+    pinned: Sequence[int],
+    options: dict[str, Any],
+) -> ContextMemory:
+    session = ContextSession(model, counter=counter, keep_content=True, format=fmt)
+    memory = ContextMemory(
+        budget, model=model, session=session, keep_last_turns=keep_last_turns, **options
+    )
+    builder = _Builder(memory, fmt)
+    if system is not None:
+        text = system if isinstance(system, str) else flatten_text(system)[0]
+        memory.add(
+            text,
+            id="system",
+            layer=Layer.SYSTEM_PROMPT,
+            kind="system",
+            role="system",
+            pinned=True,
+            overhead=0,
+            payload={"msg": -1, "block": 0},
+        )
+    for index, tool in enumerate(tools or []):
+        memory.add(
+            json.dumps(tool, ensure_ascii=False, separators=(",", ":")),
+            id=f"tool:{index}",
+            layer=Layer.TOOL_DEFINITIONS,
+            kind="tool_definition",
+            pinned=True,
+            overhead=8 + (346 if fmt == ANTHROPIC and index == 0 else 12 if index == 0 else 0),
+            payload={"msg": -1, "block": index},
+        )
+    if fmt == OPENAI:
+        builder.openai(messages)
+    else:
+        builder.anthropic(messages)
+    for index in pinned:
+        for entry in memory.entries.values():
+            if entry.payload.get("msg") == index:
+                entry.pinned = True
+                entry.priority = Priority.CRITICAL
+    return memory
+
+
+__all__ = ["ANTHROPIC", "OPENAI", "BudgetError", "FitResult", "fit_messages", "measure"]

@@ -1,0 +1,390 @@
+"""Planning a fit: which groups stay verbatim, which are summarised, which are evicted.
+
+The planner works on *units* (groups: a tool call with its results, or one item).
+Protected units (pinned, the system prompt and tool definitions, the last N turns)
+are never touched. The others are ordered coldest first (lowest priority, then
+oldest) and one knob, the *pressure* ``t`` in 0..4, moves them down the levels: the
+coldest ``t`` share to level 2, the coldest ``t - 1`` to level 3, ``t - 2`` to level 4
+and ``t - 3`` out (evicted, archived). Each unit's level is also at least the one
+its age and priority give it (:class:`~.levels.LevelRules`); critical units are
+never summarised, only evicted, and last. Sizes are planned from each level's target
+(summarizers never exceed their target), the smallest pressure that fits is found by
+bisection, then the summaries are written and counted exactly; if the exact count
+is still over, the pressure goes up and only the changed summaries are redone.
+The same input always gives the same plan: nothing here depends on dict order of
+unordered data, randomness or the wall clock (``now`` is passed in).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from memlens.context.memory.entries import (
+    COLD,
+    EVICTED,
+    GROUPED,
+    SUMMARY,
+    VERBATIM,
+    MemoryEntry,
+    Priority,
+)
+from memlens.context.memory.keepset import Keep
+from memlens.context.memory.levels import LevelRules
+from memlens.context.memory.summarize import Count, Summarizer
+
+#: Kinds never rewritten alone: calls keep valid arguments, opaque blocks (images,
+#: documents) have no text to summarise.
+_NOT_REWRITTEN = frozenset({"tool_call", "opaque", "system", "tool_definition"})
+
+#: Tokens a summary's reference header costs at most ("[memlens summary of …]").
+HEADER_TOKENS = 24
+
+
+@dataclass
+class Unit:
+    """A group of entries kept, compressed or evicted together."""
+
+    key: str
+    entries: list[MemoryEntry]
+    protected: bool
+    rule_level: int
+    current_level: int
+    critical: bool
+    coldness: tuple[int, float, int]
+    category: str
+    turn: int
+
+    @property
+    def tokens(self) -> int:
+        return sum(e.tokens for e in self.entries)
+
+
+@dataclass
+class PlannedSummary:
+    """A summary the plan adds, covering whole units."""
+
+    id: str
+    level: int
+    content: str
+    tokens: int
+    covers: list[str]
+    anchor: int
+    kept: list[Keep] = field(default_factory=list)
+    dropped: list[Keep] = field(default_factory=list)
+    method: str = "extractive"
+
+
+@dataclass
+class Plan:
+    """What a fit would do; :meth:`ContextMemory.apply` carries it out."""
+
+    budget: int
+    before: int
+    after: int
+    pressure: float
+    levels: dict[str, int] = field(default_factory=dict)
+    rewritten: dict[str, tuple[str, int]] = field(default_factory=dict)
+    summaries: list[PlannedSummary] = field(default_factory=list)
+    evicted: list[str] = field(default_factory=list)
+    protected_tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return self.after <= self.budget
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.rewritten or self.summaries or self.evicted)
+
+
+def build_units(
+    entries: Sequence[MemoryEntry],
+    *,
+    keep_last_turns: int,
+    rules: LevelRules,
+    now: datetime,
+    is_protected: Callable[[MemoryEntry], bool],
+) -> list[Unit]:
+    """Group entries into units, in first-entry order."""
+    by_key: dict[str, list[MemoryEntry]] = {}
+    for entry in entries:
+        by_key.setdefault(entry.group or entry.id, []).append(entry)
+    last_turn = max((e.turn for e in entries), default=0)
+    first_kept_turn = last_turn - keep_last_turns + 1 if keep_last_turns > 0 else last_turn + 1
+    units = []
+    for key, members in by_key.items():
+        turn = min(e.turn for e in members)
+        recent = keep_last_turns > 0 and turn >= first_kept_turn and turn > 0
+        protected = recent or any(is_protected(e) for e in members)
+        rank = max(e.priority.rank for e in members)
+        stamps = [e.last_accessed or e.created for e in members]
+        when = max((w.timestamp() for w in stamps if w is not None), default=0.0)
+        tool = next((str(e.payload.get("name", "")) for e in members if e.kind == "tool_call"), "")
+        category = f"tool:{tool}" if tool else (members[0].role or members[0].layer.value)
+        units.append(
+            Unit(
+                key=key,
+                entries=members,
+                protected=protected,
+                rule_level=max(rules.level_for(e, now) for e in members),
+                current_level=max(e.level for e in members),
+                critical=any(e.priority is Priority.CRITICAL for e in members),
+                coldness=(rank, when, min(e.seq for e in members)),
+                category=category,
+                turn=turn,
+            )
+        )
+    return units
+
+
+class Planner:
+    """Finds the least pressure that fits a budget and writes the summaries for it."""
+
+    def __init__(
+        self,
+        units: list[Unit],
+        *,
+        rules: LevelRules,
+        summarizer: Summarizer,
+        count: Count,
+        summary_overhead: int = 3,
+    ) -> None:
+        self.units = units
+        self.rules = rules
+        self.summarizer = summarizer
+        self.count = count
+        self.summary_overhead = summary_overhead
+        self.movable = sorted((u for u in units if not u.protected), key=lambda u: u.coldness)
+        self.protected_tokens = sum(u.tokens for u in units if u.protected)
+        self.total = sum(u.tokens for u in units)
+        self._l2: dict[str, tuple[str, int]] = {}
+        self._groups: dict[tuple[str, ...], PlannedSummary] = {}
+
+    # -------------------------------------------------------------- levels
+    def levels(self, t: float) -> dict[str, int]:
+        """Level of each movable unit at pressure ``t``."""
+        n = len(self.movable)
+        out: dict[str, int] = {}
+        for i, unit in enumerate(self.movable):
+            r = (i + 0.5) / n
+            p = (
+                EVICTED
+                if r < t - 3
+                else COLD
+                if r < t - 2
+                else GROUPED
+                if r < t - 1
+                else SUMMARY
+                if r < t
+                else VERBATIM
+            )
+            if unit.critical:
+                out[unit.key] = EVICTED if p == EVICTED else unit.current_level
+            else:
+                out[unit.key] = max(p, unit.rule_level, unit.current_level)
+        return out
+
+    def _target(self, tokens: int, level: int) -> int:
+        return max(self.rules.min_summary_tokens, math.ceil(tokens * self.rules.ratio(level)))
+
+    def _l2_estimate(self, entry: MemoryEntry) -> int:
+        if entry.level >= SUMMARY or not self._l2_worth(entry):
+            return entry.tokens
+        return min(
+            entry.tokens, self._target(entry.tokens - entry.overhead, SUMMARY) + entry.overhead
+        )
+
+    def _l2_worth(self, entry: MemoryEntry) -> bool:
+        return (
+            entry.kind not in _NOT_REWRITTEN and entry.tokens >= 2 * self.rules.min_summary_tokens
+        )
+
+    def clusters(self, levels: dict[str, int]) -> tuple[list[list[Unit]], list[Unit], list[Unit]]:
+        """Level-3 clusters (kind x turn window), the level-4 units and the evicted ones."""
+        grouped: dict[tuple[str, int], list[Unit]] = {}
+        cold: list[Unit] = []
+        evicted: list[Unit] = []
+        for unit in self.units:
+            level = levels.get(unit.key, VERBATIM)
+            if level == GROUPED:
+                window = unit.turn // max(1, self.rules.group_turns)
+                grouped.setdefault((unit.category, window), []).append(unit)
+            elif level == COLD:
+                cold.append(unit)
+            elif level == EVICTED:
+                evicted.append(unit)
+        return list(grouped.values()), cold, evicted
+
+    def estimate(self, t: float) -> int:
+        """Planned size at pressure ``t`` from each level's target."""
+        levels = self.levels(t)
+        size = self.protected_tokens
+        for unit in self.movable:
+            level = levels[unit.key]
+            if level == VERBATIM:
+                size += unit.tokens
+            elif level == SUMMARY:
+                size += sum(self._l2_estimate(e) for e in unit.entries)
+        clusters, cold, evicted = self.clusters(levels)
+        extra = self.summary_overhead + HEADER_TOKENS
+        for cluster in clusters:
+            size += min(
+                sum(u.tokens for u in cluster),
+                self._target(sum(u.tokens for u in cluster), GROUPED) + extra,
+            )
+        if cold:
+            size += self._target(sum(u.tokens for u in cold), COLD) + extra
+        elif evicted:
+            size += extra
+        return size
+
+    # -------------------------------------------------------------- search
+    def solve(self, budget: int) -> Plan:
+        """The plan at the least pressure that fits ``budget`` (or the most, if none)."""
+        if self.total <= budget or not self.movable:
+            return self.build(0.0 if self.total <= budget else 4.0, budget)
+        low, high = 0.0, 4.0
+        if self.estimate(high) > budget:
+            return self.build(high, budget)
+        for _ in range(22):
+            mid = (low + high) / 2
+            if self.estimate(mid) <= budget:
+                high = mid
+            else:
+                low = mid
+        t = high
+        plan = self.build(t, budget)
+        step = 0.5 / max(1, len(self.movable))
+        while not plan.fits and t < 4.0:
+            t = min(4.0, t + step)
+            step *= 2
+            plan = self.build(t, budget)
+        return plan
+
+    # -------------------------------------------------------------- writing
+    def build(self, t: float, budget: int) -> Plan:
+        """Write the summaries for pressure ``t`` and count the result exactly."""
+        levels = self.levels(t) if self.movable else {}
+        plan = Plan(budget=budget, before=self.total, after=0, pressure=t)
+        plan.protected_tokens = self.protected_tokens
+        size = self.protected_tokens
+        for unit in self.movable:
+            level = levels[unit.key]
+            if level == VERBATIM or (level == SUMMARY and unit.critical):
+                size += unit.tokens
+                continue
+            if level == SUMMARY:
+                for entry in unit.entries:
+                    if entry.level >= SUMMARY or not self._l2_worth(entry):
+                        size += entry.tokens
+                        continue
+                    text, tokens = self._summary_of(entry)
+                    if tokens >= entry.tokens:
+                        size += entry.tokens
+                        continue
+                    plan.rewritten[entry.id] = (text, tokens)
+                    plan.levels[entry.id] = SUMMARY
+                    size += tokens
+        clusters, cold, evicted = self.clusters(levels)
+        for cluster in clusters:
+            summary = self._group_summary(cluster, GROUPED, evicted_count=0)
+            if summary.tokens >= sum(u.tokens for u in cluster):
+                # a group summary that saves nothing: keep the originals instead
+                size += sum(u.tokens for u in cluster)
+                continue
+            plan.summaries.append(summary)
+            for unit in cluster:
+                for entry in unit.entries:
+                    plan.levels[entry.id] = GROUPED
+            size += summary.tokens
+        if cold or evicted:
+            summary = self._group_summary(cold, COLD, evicted_count=len(evicted))
+            plan.summaries.append(summary)
+            for unit in cold:
+                for entry in unit.entries:
+                    plan.levels[entry.id] = COLD
+            size += summary.tokens
+        for unit in evicted:
+            for entry in unit.entries:
+                plan.levels[entry.id] = EVICTED
+                plan.evicted.append(entry.id)
+        plan.summaries.sort(key=lambda s: s.anchor)
+        plan.after = size
+        stub = next((s for s in plan.summaries if not s.covers), None)
+        if size > budget and stub is not None:
+            # the note saying what was archived is the last thing to give up
+            plan.summaries.remove(stub)
+            plan.after -= stub.tokens
+            plan.notes.append("no room for the note saying what was archived")
+        return plan
+
+    def _summary_of(self, entry: MemoryEntry) -> tuple[str, int]:
+        cached = self._l2.get(entry.id)
+        if cached is not None:
+            return cached
+        header = f"[memlens summary of {entry.id}] "
+        target = self._target(entry.tokens - entry.overhead, SUMMARY) - self.count(header)
+        summary = self.summarizer.summarize(
+            [entry.content],
+            max(1, target),
+            count=self.count,
+            tool_output=entry.tool_output,
+            tokens=entry.tokens - entry.overhead,
+        )
+        text = header + summary.text
+        result = (text, self.count(text) + entry.overhead)
+        self._l2[entry.id] = result
+        return result
+
+    def _group_summary(
+        self, units: list[Unit], level: int, *, evicted_count: int
+    ) -> PlannedSummary:
+        ids = [e.id for u in units for e in u.entries]
+        key = (str(level), str(evicted_count), *ids)
+        cached = self._groups.get(key)
+        if cached is not None:
+            return cached
+        anchor = min((e.seq for u in units for e in u.entries), default=-1)
+        first = ids[0] if ids else "archive"
+        sid = f"summary:{level}:{first}"
+        what = f"{len(ids)} items {ids[0]}…{ids[-1]}" if ids else "no items"
+        header = f"[memlens level-{level} summary of {what}; expand {sid}]"
+        if evicted_count:
+            header += f" [{evicted_count} colder groups archived, not summarised]"
+        if not ids:
+            text = header
+            return PlannedSummary(
+                sid, level, text, self.count(text) + self.summary_overhead, [], anchor
+            )
+        tokens = sum(u.tokens for u in units)
+        target = self._target(tokens, level) - self.count(header) - 1
+        texts = [_described(e) for u in units for e in u.entries]
+        flags = [e.tool_output for u in units for e in u.entries]
+        summary = self.summarizer.summarize(
+            texts, max(1, target), count=self.count, tool_output=flags, tokens=tokens
+        )
+        text = header + "\n" + summary.text
+        planned = PlannedSummary(
+            sid,
+            level,
+            text,
+            self.count(text) + self.summary_overhead,
+            ids,
+            anchor,
+            summary.kept,
+            summary.dropped,
+            summary.method,
+        )
+        self._groups[key] = planned
+        return planned
+
+
+def _described(entry: MemoryEntry) -> str:
+    """An entry's text as a group summary sees it (tool calls as name + arguments)."""
+    if entry.kind == "tool_call":
+        return f"{entry.payload.get('name', 'tool')}({entry.content})"
+    return entry.content
