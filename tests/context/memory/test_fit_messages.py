@@ -39,8 +39,12 @@ def test_openai_fit_is_valid_and_within_budget(share: float) -> None:
     assert messages == original, "the input list was modified"
     assert result.tokens_after <= budget
     # the budget holds by the profiler's own reader, measured independently here
-    assert measure(result.messages, "openai-chat", model=None, system=None, tools=None,
-                   counter=COUNTER) == result.tokens_after
+    assert (
+        measure(
+            result.messages, "openai-chat", model=None, system=None, tools=None, counter=COUNTER
+        )
+        == result.tokens_after
+    )
     assert check_openai(result.messages) == []
     assert result.messages[0] == {"role": "system", "content": SYSTEM}
     calls, results = pairs(result.messages, "openai-chat")
@@ -51,13 +55,20 @@ def test_openai_fit_is_valid_and_within_budget(share: float) -> None:
 def test_anthropic_fit_is_valid_and_keeps_system(share: float) -> None:
     messages = anthropic_session(40)
     system = [{"type": "text", "text": "Pinned instructions: never push to main."}]
-    tools = [{"name": "read_file", "description": "Read a file",
-              "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
-    before = measure(messages, "anthropic-messages", model=None, system=system, tools=tools,
-                     counter=COUNTER)
+    tools = [
+        {
+            "name": "read_file",
+            "description": "Read a file",
+            "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+        }
+    ]
+    before = measure(
+        messages, "anthropic-messages", model=None, system=system, tools=tools, counter=COUNTER
+    )
     budget = int(before * share)
-    result = fit_messages(messages, budget=budget, system=system, tools=tools,
-                          model="claude-sonnet-4-5")
+    result = fit_messages(
+        messages, budget=budget, system=system, tools=tools, model="claude-sonnet-4-5"
+    )
     assert result.format == "anthropic-messages"
     assert result.tokens_after <= budget
     assert result.system == system and result.tools == tools
@@ -74,7 +85,7 @@ def test_last_turns_stay_verbatim_and_pinned_messages_kept() -> None:
     out = _text(result.messages)
     # the last two turns (from the second-to-last user message on) are unchanged
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
-    for m in messages[users[-2]:]:
+    for m in messages[users[-2] :]:
         assert m in result.messages
     for index in (1, pinned, 6):
         assert messages[index] in result.messages
@@ -120,8 +131,13 @@ def test_bad_input_is_a_clear_error() -> None:
     with pytest.raises(InputFormatError, match="role"):
         fit_messages([{"role": "robot", "content": "hi"}], budget=1000)
     with pytest.raises(InputFormatError, match="no earlier"):
-        fit_messages([{"role": "user", "content": "x"},
-                      {"role": "tool", "tool_call_id": "nope", "content": "r"}], budget=1000)
+        fit_messages(
+            [
+                {"role": "user", "content": "x"},
+                {"role": "tool", "tool_call_id": "nope", "content": "r"},
+            ],
+            budget=1000,
+        )
     with pytest.raises(InputFormatError, match="list"):
         fit_messages("hello", budget=1000)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="budget"):

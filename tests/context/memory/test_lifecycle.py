@@ -71,9 +71,14 @@ def test_cache_ttl_hits_and_misses() -> None:
     assert profile.cache_stats["hits"] == 2 and profile.cache_stats["misses"] == 2
     assert profile.cache_hit_rate == 0.5
     assert profile.cache_stats["evictions"] == 1
-    assert profile.layers[Layer.CACHE].breakdown == {"hot": 0, "warm": 0, "cold": profile.layers[Layer.CACHE].tokens}
-    assert any(a.item_id.startswith("cache") for a in
-               (memory.archive.get(i) for i in memory.archive.ids()))
+    assert profile.layers[Layer.CACHE].breakdown == {
+        "hot": 0,
+        "warm": 0,
+        "cold": profile.layers[Layer.CACHE].tokens,
+    }
+    assert any(
+        a.item_id.startswith("cache") for a in (memory.archive.get(i) for i in memory.archive.ids())
+    )
 
 
 def test_monitor_reads_memory_and_runs_critical_actions_now() -> None:
@@ -101,7 +106,9 @@ def test_monitor_reads_memory_and_runs_critical_actions_now() -> None:
     assert after["token_budget_usage"] <= 0.6
     assert after["cleanup_count"] >= 2
     assert after["compression_ratio"] is not None and after["compression_ratio"] < 0.5
-    assert monitor.watch(memory) == [] or all(a.severity != "critical" for a in monitor.watch(memory))
+    assert monitor.watch(memory) == [] or all(
+        a.severity != "critical" for a in monitor.watch(memory)
+    )
 
 
 def test_monitor_schedules_warnings_for_the_next_tick() -> None:

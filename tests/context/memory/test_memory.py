@@ -37,8 +37,13 @@ def _memory(clock: ManualClock, **kw: object) -> ContextMemory:
 
 def _aged(memory: ContextMemory, clock: ManualClock, hours: float, **kw: object) -> str:
     created = datetime.fromtimestamp(clock.wall() - hours * HOUR, timezone.utc)
-    entry = memory.add(_prose(12, f"h{hours:g}"), layer=Layer.WORKING_MEMORY,
-                       sublayer="tasks", created=created, **kw)  # type: ignore[arg-type]
+    entry = memory.add(
+        _prose(12, f"h{hours:g}"),
+        layer=Layer.WORKING_MEMORY,
+        sublayer="tasks",
+        created=created,
+        **kw,
+    )  # type: ignore[arg-type]
     return entry.id
 
 
@@ -74,9 +79,13 @@ def test_rules_are_configurable_and_validated() -> None:
     with pytest.raises(ConfigError):
         LevelRules(ratios={2: 0.5, 3: 0.0, 4: 0.05})
     clock = ManualClock()
-    memory = _memory(clock, rules=LevelRules(verbatim_age=10 * 24 * HOUR,
-                                             summary_age=20 * 24 * HOUR,
-                                             grouped_age=30 * 24 * HOUR), keep_last_turns=0)
+    memory = _memory(
+        clock,
+        rules=LevelRules(
+            verbatim_age=10 * 24 * HOUR, summary_age=20 * 24 * HOUR, grouped_age=30 * 24 * HOUR
+        ),
+        keep_last_turns=0,
+    )
     item = _aged(memory, clock, 48)
     memory.compress()
     assert memory.entries[item].level == 1
@@ -122,7 +131,9 @@ def test_overflow_keeps_invariants() -> None:
     # the profiler reads the managed memory as it reads any window
     profile = memory.profile()
     assert profile.total_tokens == memory.tokens
-    assert profile.compressions and sum(c for _, c in profile.compressions) < sum(o for o, _ in profile.compressions)
+    assert profile.compressions and sum(c for _, c in profile.compressions) < sum(
+        o for o, _ in profile.compressions
+    )
     assert diagnose(profile) is not None
 
 
@@ -149,7 +160,10 @@ def test_dry_run_previews_without_changing() -> None:
     real = memory.fit(8000)
     assert real.after == memory.tokens <= 8000
     assert (preview.summarized, preview.grouped, preview.evicted) == (
-        real.summarized, real.grouped, real.evicted)
+        real.summarized,
+        real.grouped,
+        real.evicted,
+    )
 
 
 def test_same_input_same_output() -> None:
@@ -188,7 +202,11 @@ def test_archives_check_their_checksums(tmp_path: Path) -> None:
     for archive in (InMemoryArchive(), SQLiteArchive(tmp_path / "a.db")):
         checksum = archive.put("x", "héllo wörld " * 100, {"k": 1})
         item = archive.get("x")
-        assert (item.content, item.meta, item.checksum) == ("héllo wörld " * 100, {"k": 1}, checksum)
+        assert (item.content, item.meta, item.checksum) == (
+            "héllo wörld " * 100,
+            {"k": 1},
+            checksum,
+        )
         assert archive.put("x", "héllo wörld " * 100, {}) == checksum  # idempotent
         with pytest.raises(StoreError, match="different"):
             archive.put("x", "something else", {})
