@@ -1,0 +1,69 @@
+"""Native growth, pinned to a line: re-run the step under a line tracer.
+
+Growth outside Python objects (C extensions, the allocator) has no tracemalloc site;
+when the doctor sees it, it re-runs the step with a line tracer that reads the
+allocator around every line, and charges the native finding to the line found.
+"""
+
+from __future__ import annotations
+
+import functools
+import tracemalloc
+from collections.abc import Callable
+
+from memlens.heap.doctor import growth
+from memlens.heap.doctor.diagnosis import Diagnosis
+from memlens.heap.doctor.iterations import Engine
+from memlens.heap.doctor.native import LineAttributor, native_reader
+from memlens.heap.doctor.sites import Frame, function_at, short_path, source_line, user_stack
+
+Attribution = tuple[Frame, int, list[Frame]]
+
+
+def _untraced_reader() -> Callable[[], tuple[int, int]]:
+    """Read ``(raw, untraced)``: allocator bytes in use (less tracemalloc's own tables)
+    and the same minus everything tracemalloc traces (Python objects)."""
+    base = native_reader()
+    if not tracemalloc.is_tracing():
+        return lambda: (base(), base())
+    traced = tracemalloc.get_traced_memory
+    overhead = tracemalloc.get_tracemalloc_memory
+
+    # tracemalloc's reported overhead, subtracted once: over-subtracting would make
+    # every line that frees Python temporaries look like it allocates.
+    def read() -> tuple[int, int]:
+        raw = base() - overhead()
+        return raw, raw - traced()[0]
+
+    return read
+
+
+def attribute_native(
+    engine: Engine, step: Callable[[int], object], runs: int = 6, settle: int = 2
+) -> Attribution | None:
+    """If native growth was seen, re-run ``step`` under a line tracer to find its line.
+
+    ``settle`` untraced calls first let allocator caches (glibc's tcache) and
+    tracemalloc's tables reach their steady state, so that only memory that is
+    really kept moves the figures. Call on the thread that runs the step.
+    """
+    if not any(s.kind == "native" and s.state == growth.GROWING for s in engine.signals):
+        return None
+    base = engine.iterations
+    for k in range(settle):
+        step(base + k)
+    attributor = LineAttributor(engine.code, _untraced_reader())
+    for k in range(settle, settle + runs):
+        attributor.run(functools.partial(step, base + k))
+    return attributor.best()
+
+
+def apply_native_site(diag: Diagnosis, engine: Engine, site: Attribution) -> None:
+    """Point the native finding at the line the tracer charged (see ``attribute_native``)."""
+    frame, _, frames = site
+    for f in diag.findings:
+        if f.category == "native":
+            f.site = f"{short_path(frame[0])}:{frame[1]}"
+            f.function = function_at(*frame)
+            f.source = source_line(*frame)
+            f.stack = user_stack(frames or [frame], engine.code)

@@ -1,0 +1,210 @@
+"""Sampling leaked objects: a few live objects per growing site, and where they sit.
+
+The doctor needs real objects to walk back to their roots. These helpers find them
+cheaply (C-level filters over ``gc.get_objects()``, newest entries first) inside a
+time box, so a big heap costs a bounded search.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import operator
+import sys
+import time
+import weakref
+from itertools import compress
+from typing import Any
+
+from memlens.heap.doctor import detect
+from memlens.heap.doctor.checkpoints import SiteKey, type_counts
+from memlens.heap.doctor.iterations import Engine
+from memlens.heap.doctor.sites import object_frames
+
+SAMPLE_SECONDS = 0.6  # time box for finding sample objects
+_ATOMS = frozenset({str, bytes, bytearray, int, complex})
+_PLAIN = frozenset({dict, list, tuple, set, frozenset})
+
+
+def collect_garbage() -> list[Any]:
+    """Collect, and return what the GC found unreachable (kept alive, for sampling)."""
+    start = len(gc.garbage)
+    old = gc.get_debug()
+    gc.set_debug(old | gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+    finally:
+        gc.set_debug(old)
+    found = gc.garbage[start:]
+    del gc.garbage[start:]
+    return found
+
+
+def find_containers(ids: set[int]) -> dict[int, Any]:
+    """The live GC-tracked objects with these ids (the containers seen growing)."""
+    if not ids:
+        return {}
+    out: dict[int, Any] = {}
+    for obj in gc.get_objects():
+        if id(obj) in ids:
+            out[id(obj)] = obj
+    return out
+
+
+def sample_objects(
+    engine: Engine, sites: set[SiteKey], containers: dict[int, Any], garbage: list[Any]
+) -> dict[SiteKey, list[Any]]:
+    """Up to N live objects allocated at each growing site, newest first."""
+    want = engine.options.samples_per_site
+    found: dict[SiteKey, list[Any]] = {s: [] for s in sites}
+    if not sites:
+        return found
+    site_of = engine.reader.site_of
+    objs_now = gc.get_objects()
+    rates = detect.type_rates(
+        engine.reader.baseline_types,
+        type_counts(objs_now),
+        engine.iterations - engine.checkpoints[0].iteration,
+    )
+    del objs_now
+    # Instances of classes that grew; builtin containers and atoms are reached
+    # through the big collections that hold them (below), which is far cheaper.
+    grown = {name for name, r in rates.items() if r >= 0.2}
+    remaining = set(sites)
+    # A sample should look like what the site leaks: skip objects much smaller
+    # than the site's average block (the subclass registry's int keys that
+    # ``type()`` allocates next to the class it leaks, say).
+    first, last = engine.checkpoints[0], engine.checkpoints[-1]
+    smallest: dict[SiteKey, float] = {}
+    for site in sites:
+        grew = last.site_bytes.get(site, 0) - first.site_bytes.get(site, 0)
+        blocks = last.site_blocks.get(site, 0) - first.site_blocks.get(site, 0)
+        smallest[site] = 0.5 * grew / blocks if blocks > 0 and grew > 0 else 0.0
+
+    def consider(obj: Any) -> None:
+        if isinstance(obj, weakref.ref):
+            return  # a weak reference retains nothing; its referent is the leak
+        frames = object_frames(obj)
+        if not frames:
+            return
+        site = site_of(frames)
+        if site in remaining and sys.getsizeof(obj, 0) >= smallest[site]:
+            bucket = found[site]
+            if all(o is not obj for o in bucket):
+                bucket.append(obj)
+                if len(bucket) >= want:
+                    remaining.discard(site)
+
+    deadline = time.perf_counter() + SAMPLE_SECONDS
+    for obj in garbage:
+        if not remaining:
+            break
+        consider(obj)
+    for obj in containers.values():
+        for item in newest(obj, 50):
+            if not remaining:
+                break
+            consider(item)
+    objs = gc.get_objects()
+    try:
+        if remaining:
+            # Leaked objects sit in big collections (tracked or not: a dict of
+            # atoms is untracked); the newest entries are at the end.
+            need = max(8, (engine.checkpoints[-1].iteration - engine.checkpoints[0].iteration) // 2)
+            grown_ids = set(engine.checkpoints[-1].container_lens)
+            holders = big_collections(objs, need, grown_ids)
+            # The time box covers looking through the holders, not finding them:
+            # on a big heap that scan alone can take longer than the box.
+            deadline = time.perf_counter() + SAMPLE_SECONDS
+            for holder in holders:
+                if not remaining or time.perf_counter() > deadline:
+                    break
+                for item in newest(holder, 16):
+                    consider(item)
+                    if type(item) in _PLAIN and not gc.is_tracked(item):
+                        for sub in newest(item, 8):
+                            consider(sub)
+        if remaining:
+            # Instances held some other way (a linked chain, a bound method):
+            # the newest objects of the types that grew. Survivors are appended
+            # to the oldest generation, so the newest are at the end.
+            grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
+            deadline = time.perf_counter() + SAMPLE_SECONDS
+            budget = 50_000
+            for obj in reversed(objs):
+                if not remaining or budget <= 0:
+                    break
+                if type(obj) not in grown_types:
+                    continue
+                budget -= 1
+                consider(obj)
+                for ref in gc.get_referents(obj):
+                    if type(ref) in _ATOMS:
+                        consider(ref)
+                if budget % 1000 == 0 and time.perf_counter() > deadline:
+                    break
+    finally:
+        del objs
+    return found
+
+
+def big_collections(objs: list[Any], need: int, grew: set[int]) -> list[Any]:
+    """Collections with at least ``need`` entries, tracked or held by tracked objects.
+
+    Those seen growing come first, then untracked ones (the GC stopped tracking them
+    because they hold only atoms, so their growth was not measured), then the rest.
+    Filtering runs in C iterators: type membership, ``len``, ``gc.is_tracked``.
+    """
+    kinds = _PLAIN | {collections.deque}
+    tracked = list(compress(objs, map(kinds.__contains__, map(type, objs))))
+    big = list(compress(tracked, map(need.__le__, map(len, tracked))))
+    first = [o for o in big if id(o) in grew]
+    rest = [o for o in big if id(o) not in grew]
+    out = first
+    seen = set(map(id, big))
+    refs = gc.get_referents(*objs)
+    plain = list(compress(refs, map(_PLAIN.__contains__, map(type, refs))))
+    untracked = list(compress(plain, map(operator.not_, map(gc.is_tracked, plain))))
+    for obj in compress(untracked, map(need.__le__, map(len, untracked))):
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            out.append(obj)
+    out.extend(rest)
+    # functools.lru_cache keeps bounded results in C links the GC cannot see into;
+    # the wrapper itself reports them as its referents.
+    for obj in objs:
+        if type(obj).__name__ == "_lru_cache_wrapper":
+            try:
+                size = obj.cache_info().currsize
+            except Exception:  # noqa: BLE001
+                continue
+            if size >= need:
+                out.insert(0, obj)
+    return out
+
+
+def type_name_of(t: type) -> str:
+    """``module.Qualname`` (bare for builtins), as the type counts name types."""
+    mod = t.__module__
+    return t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
+
+
+def holds_weakrefs(holder: Any) -> bool:
+    """A collection of weak references: bookkeeping that follows a leak elsewhere."""
+    items = newest(holder, 8)
+    return bool(items) and all(isinstance(x, weakref.ref) for x in items)
+
+
+def newest(holder: Any, n: int) -> list[Any]:
+    """The last ``n`` entries (values and keys for a mapping)."""
+    try:
+        if isinstance(holder, dict):
+            keys = list(holder)[-n:]
+            return [holder[k] for k in keys] + keys
+        if isinstance(holder, (set, frozenset)):
+            return list(holder)[-n:]
+        if type(holder).__name__ == "_lru_cache_wrapper":
+            return gc.get_referents(holder)[-n:]
+        return list(holder)[-n:]
+    except Exception:  # noqa: BLE001 - mutated concurrently or odd subclass
+        return []
