@@ -17,7 +17,6 @@ belong to the parent.
 from __future__ import annotations
 
 import contextlib
-import gc
 import itertools
 import math
 import os
@@ -25,13 +24,12 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from memlens.core.clock import SYSTEM_CLOCK, Clock, utc_iso
+from memlens.core.clock import SYSTEM_CLOCK, Clock
 from memlens.core.config import Config, load_config
-from memlens.core.errors import MemlensError, NotFoundError
+from memlens.core.errors import NotFoundError
 from memlens.core.recorder import Recorder
 from memlens.core.series import Series
 from memlens.core.session import (
@@ -42,19 +40,16 @@ from memlens.core.session import (
     GcGenerationStats,
     Metadata,
     Session,
-    utc_now_iso,
 )
-from memlens.core.trend import window_minima
 from memlens.heap.gc_meter import GcMeter
 from memlens.heap.process_meter import ProcessMeter
+from memlens.service import actions, growth, history, readout
 from memlens.service import health as health_mod
-from memlens.service.components import FIELD_PREFIX, HeapWatch
+from memlens.service.actions import GcResult
+from memlens.service.components import HeapWatch
 from memlens.service.events import (
     EventBus,
     LeakCleared,
-    LeakSuspected,
-    MemoryOperationCompleted,
-    MemoryOperationStarted,
     MonitorEvent,
     PerformanceThresholdExceeded,
     PerformanceThresholdRecovered,
@@ -64,9 +59,6 @@ from memlens.service.leaks import (
     MB,
     LeakAlert,
     LeakTracker,
-    assess_growth,
-    projected_seconds,
-    recommend,
 )
 from memlens.service.thresholds import ThresholdTracker
 
@@ -74,9 +66,6 @@ if TYPE_CHECKING:
     from memlens.service.http import MonitorServer
 
 Reader = Callable[[], Mapping[str, float]]
-
-# Values read as bytes (ints for people and exporters).
-BYTE_FIELDS = ("rss", "vms", "peak_rss", "swap", "uss", "pss", "traced", "traced_peak")
 
 _live: weakref.WeakSet[Monitor] = weakref.WeakSet()
 
@@ -91,23 +80,6 @@ def _after_fork_in_child() -> None:
 # recorder has already dropped its dead thread when ours restarts it.
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@dataclass(frozen=True)
-class GcResult:
-    """What ``force_garbage_collection()`` achieved."""
-
-    generation: int
-    collected_objects: int
-    uncollectable_objects: int
-    pause_seconds: float
-    rss_before: int
-    rss_after: int
-    bytes_freed: int  # RSS released to the OS; the allocator may keep freed memory
-    traced_freed: int | None  # Python heap bytes freed (tracemalloc on), else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 #: Builds the HTTP endpoints of a monitor: ``(monitor, host, port, token)``. The server
@@ -385,66 +357,9 @@ class Monitor:
         return self.clock.monotonic() - self.origin
 
     # -- leaks ---------------------------------------------------------------------------
-    def _points(self, field: str, since: float) -> tuple[list[float], list[float]]:
-        with self._series_lock():
-            if field not in self.series.fields:
-                return [], []
-            aggs = self.series.points(field, since)
-        # Older history comes as windows: take each window's floor at its middle.
-        return [a.start + a.width / 2 for a in aggs], [a.min for a in aggs]
-
     def check_leaks(self, t: float | None = None) -> list[LeakAlert]:
         """Evaluate every tracked series now; publishes events; returns new alerts."""
-        t = self.now() if t is None else t
-        cfg = self.config
-        min_rate = cfg.memory_growth_rate_threshold_mb_per_min * MB / 60.0
-        start = max(self._warmup_end, t - cfg.leak_window_seconds)
-        rss_now = int(self.latest.get("rss", 0))
-        targets = [("rss", "process", 3 * self.interval)]
-        if self.heapwatch.tracing:
-            snap = cfg.effective_snapshot_interval
-            for name in self.heapwatch.component_names:
-                targets.append((FIELD_PREFIX + name, name, snap))
-        new_alerts = []
-        for key, component, bucket in targets:
-            ts, ys = self._points(key, self.leaks.since(key, start))
-            verdict = assess_growth(
-                ts, ys, min_bucket=bucket, min_rate=min_rate, min_span=max(120.0, 8 * bucket)
-            )
-            current = int(ys[-1]) if ys else 0
-            projected = projected_seconds(rss_now, cfg.critical_bytes, verdict.slope)
-            new, ended = self.leaks.update(
-                key,
-                component,
-                verdict,
-                now_wall=self._wall(t),
-                current=current,
-                projected=projected,
-            )
-            if new is not None:
-                sites = self.heapwatch.growing_sites(
-                    limit=5, component=None if component == "process" else component
-                )
-                new.sites = sites
-                new.recommendation = recommend(
-                    component, new.growth_rate, projected, sites, self.heapwatch.tracing
-                )
-                new_alerts.append(new)
-                self.events.publish(
-                    LeakSuspected(
-                        new.last_updated,
-                        new.id,
-                        component,
-                        new.growth_rate_mb_per_min,
-                        new.recommendation,
-                        new.to_dict(),
-                    )
-                )
-            if ended is not None:
-                self.events.publish(
-                    LeakCleared(self._wall(t), ended.id, ended.component, "stopped")
-                )
-        return new_alerts
+        return growth.check_leaks(self, t)
 
     def get_active_leaks(self) -> list[dict[str, Any]]:
         """Active leak alerts, fastest first (see ``LeakAlert.to_dict`` for the keys)."""
@@ -468,36 +383,7 @@ class Monitor:
         self, window_minutes: float = 10, max_points: int = 600
     ) -> dict[str, Any]:
         """RSS over the last ``window_minutes``: points, summary and growth verdict."""
-        if not window_minutes > 0:
-            raise MemlensError(f"invalid window_minutes={window_minutes!r}: must be above 0")
-        t = self.now()
-        window = window_minutes * 60.0
-        ts, ys = self._points("rss", t - window)
-        cfg = self.config
-        verdict = assess_growth(
-            ts,
-            ys,
-            min_bucket=3 * self.interval,
-            min_rate=cfg.memory_growth_rate_threshold_mb_per_min * MB / 60.0,
-            min_span=max(60.0, 8 * self.interval),
-        )
-        if len(ts) > max_points:
-            ts, ys = window_minima(ts, ys, (ts[-1] - ts[0]) / max_points)
-        return {
-            "window_minutes": window_minutes,
-            "samples": len(ts),
-            "timestamps": [self._wall(x) for x in ts],
-            "rss_bytes": [int(y) for y in ys],
-            "current_bytes": int(ys[-1]) if ys else None,
-            "min_bytes": int(min(ys)) if ys else None,
-            "max_bytes": int(max(ys)) if ys else None,
-            "mean_bytes": int(sum(ys) / len(ys)) if ys else None,
-            "growth_rate_bytes_per_second": verdict.slope,
-            "growth_rate_mb_per_min": verdict.slope * 60.0 / MB,
-            "growing": verdict.growing,
-            "verdict": verdict.reason,
-            "p_value": verdict.p_value,
-        }
+        return growth.memory_trends(self, window_minutes, max_points)
 
     # -- events and operations ---------------------------------------------------------
     def subscribe(
@@ -506,38 +392,9 @@ class Monitor:
         """Receive events on the ``memlens-events`` thread; returns an unsubscribe function."""
         return self.events.subscribe(callback, events)
 
-    @contextlib.contextmanager
-    def track_operation(self, name: str) -> Iterator[int]:
+    def track_operation(self, name: str) -> contextlib.AbstractContextManager[int]:
         """Emit ``MemoryOperationStarted``/``Completed`` around a block (RSS delta, time)."""
-        op_id = next(self._op_ids)
-        before = self.process.read().get("rss", 0)
-        traced_before = self.heapwatch.heap.read().get("traced") if self.heapwatch.tracing else None
-        start = time.perf_counter()
-        self.events.publish(MemoryOperationStarted(self.clock.wall(), name, op_id, before))
-        error: str | None = None
-        try:
-            yield op_id
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            duration = time.perf_counter() - start
-            after = self.process.read().get("rss", 0)
-            traced_delta = None
-            if traced_before is not None:
-                traced_delta = self.heapwatch.heap.read().get("traced", 0) - traced_before
-            self.events.publish(
-                MemoryOperationCompleted(
-                    self.clock.wall(),
-                    name,
-                    op_id,
-                    duration,
-                    after,
-                    after - before,
-                    traced_delta,
-                    error,
-                )
-            )
+        return actions.track_operation(self, name)
 
     # -- components ------------------------------------------------------------------------
     def register_component(self, name: str, prefix: str) -> None:
@@ -562,43 +419,12 @@ class Monitor:
 
     def force_garbage_collection(self, generation: int = 2) -> GcResult:
         """Run ``gc.collect(generation)`` and report what it freed and how long it paused."""
-        if not 0 <= generation < len(gc.get_count()):
-            raise MemlensError(
-                f"invalid generation {generation}: use 0 to {len(gc.get_count()) - 1}"
-            )
-        rss_before = self.process.read().get("rss", 0)
-        tracing = self.heapwatch.heap.tracing
-        traced_before = self.heapwatch.heap.read().get("traced", 0) if tracing else 0
-        garbage_before = len(gc.garbage)
-        began = time.perf_counter()
-        collected = gc.collect(generation)
-        pause = time.perf_counter() - began
-        rss_after = self.process.read().get("rss", 0)
-        traced_freed = None
-        if tracing:
-            traced_freed = traced_before - self.heapwatch.heap.read().get("traced", 0)
-        return GcResult(
-            generation=generation,
-            collected_objects=collected,
-            uncollectable_objects=len(gc.garbage) - garbage_before,
-            pause_seconds=pause,
-            rss_before=rss_before,
-            rss_after=rss_after,
-            bytes_freed=max(0, rss_before - rss_after),
-            traced_freed=traced_freed,
-        )
+        return actions.force_garbage_collection(self, generation)
 
     # -- reading ---------------------------------------------------------------------------
     def current(self) -> dict[str, int]:
         """Memory figures now, in bytes: a fresh cheap read plus the latest detailed ones."""
-        latest = dict(self.latest)  # a C-level copy: the sampling thread may add keys meanwhile
-        out = {k: int(v) for k, v in latest.items() if k in BYTE_FIELDS and v == v}
-        if self._custom_readers is None and "system" in self.backends:
-            with contextlib.suppress(OSError):
-                out.update(self.process.read())
-        if self.heapwatch.tracing:
-            out.update(self.heapwatch.heap.read())
-        return out
+        return readout.current(self)
 
     def health(self) -> health_mod.Health:
         """ok / warning / critical with reasons (thresholds, leaks, monitor thread)."""
@@ -621,133 +447,28 @@ class Monitor:
 
     def debug_snapshot(self) -> dict[str, Any]:
         """Everything ``/debug/memory`` serves, as plain JSON-ready data."""
-        usage = self.heapwatch.usage()
-        return {
-            "service": self.name,
-            "pid": os.getpid(),
-            "mode": self.config.mode,
-            "time": utc_iso(self.clock.wall()),
-            "uptime_seconds": self.now() - self.run_start_t,
-            "interval": self.interval,
-            "backends": list(self.backends),
-            "readings": self.current(),
-            "thresholds": {
-                "state": self.thresholds.state,
-                "warning_bytes": self.config.warning_bytes,
-                "critical_bytes": self.config.critical_bytes,
-            },
-            "trends": self.get_memory_trends(10, max_points=120),
-            "leaks": self.get_active_leaks(),
-            "top_sites": [
-                {
-                    "location": s.location,
-                    "function": s.function,
-                    "size": s.size,
-                    "count": s.count,
-                    "size_diff": s.size_diff,
-                    "component": s.component,
-                }
-                for s in self.top_sites()
-            ],
-            "components": [asdict(u) for u in usage.values()],
-            "components_tracked": self.heapwatch.tracing,
-            "gc": [asdict(g) for g in self.gc_stats()],
-            "health": self.health().to_dict(),
-            "monitor": self.stats(),
-        }
+        return readout.debug_snapshot(self)
 
     def stats(self) -> dict[str, Any]:
         """The monitor's own costs and counters."""
-        with self._series_lock():
-            nbytes = self.series.nbytes()
-        return {
-            "samples": self.samples,
-            "sample_cpu_seconds": self.sample_cpu,
-            "meter_errors": self.recorder.errors,
-            "events_dropped": self.events.dropped,
-            "events_delivered": self.events.delivered,
-            "leak_alerts_total": self.leaks.total_alerts,
-            "history_bytes": nbytes,
-            "flush_errors": self.flush_errors,
-            "last_flush": utc_iso(self.last_flush) if self.last_flush else None,
-        }
+        return readout.stats(self)
 
     # -- history -----------------------------------------------------------------------------
     def _series_lock(self) -> Any:
         # The recorder appends under its lock; readers in other threads take the same one.
         return self.recorder.lock
 
-    def _open_store(self) -> Any:
-        if self._store is None:
-            from memlens.store import open_store
-
-            self._store = open_store(self.config.db_path)
-        return self._store
-
     def to_session(self, status: str = RUNNING) -> Session:
         """The monitor's state as a ``Session(kind="monitor")`` (shares the live series)."""
-        rss = int(self.latest.get("rss", 0))
-        session = Session(
-            name=self.name,
-            id=self.session_id,
-            kind="monitor",
-            status=status,
-            interval=self.interval,
-            duration=self.now() - self.run_start_t,
-            traced=self.heapwatch.tracing,
-            trace_depth=self.heapwatch.heap.depth if self.heapwatch.tracing else 0,
-            series=self.series,
-            peak_rss=int(self.latest.get("peak_rss", rss)),
-            final_rss=rss,
-            top_sites=self.top_sites(),
-            gc=self.gc_stats(),
-            components=list(self.heapwatch.usage().values()),
-            metadata=self._metadata,
-            tags={"wall_origin": repr(self.wall_origin), "mode": self.config.mode},
-            analyses={"leaks": self.get_active_leaks()},
-        )
-        if status != RUNNING:
-            session.metadata.ended_at = utc_now_iso()
-        return session
+        return history.to_session(self, status)
 
     def flush(self, status: str = RUNNING) -> bool:
         """Save the history to the session store now; ``False`` (counted) on failure."""
-        try:
-            store = self._open_store()
-            with self._series_lock():
-                store.save(self.to_session(status))
-        except Exception as exc:  # noqa: BLE001 - persistence must never break the service
-            self.flush_errors += 1
-            self.last_flush_error = f"{type(exc).__name__}: {exc}"
-            return False
-        self.last_flush = self.clock.wall()
-        return True
+        return history.flush(self, status)
 
     def _restore(self) -> None:
         """Continue the stored history of this service, if any."""
-        try:
-            store = self._open_store()
-            if not any(r.id == self.session_id for r in store.list(kind="monitor", verify=False)):
-                return
-            stored = store.load(self.session_id)
-            wall_origin = float(stored.tags.get("wall_origin", "nan"))
-        except Exception as exc:  # noqa: BLE001 - a bad history must not stop monitoring
-            self.flush_errors += 1
-            self.last_flush_error = f"restore {type(exc).__name__}: {exc}"
-            return
-        elapsed = self.clock.wall() - wall_origin
-        times = stored.series.times()
-        if not math.isfinite(elapsed) or elapsed < 0 or (times and times[-1] > elapsed):
-            return  # clocks disagree: keep a fresh history rather than a wrong one
-        # Series times are seconds since wall_origin; continue on the same axis.
-        self.series = stored.series
-        self.recorder.series = self.series
-        self.wall_origin = wall_origin
-        self.origin = self.clock.monotonic() - elapsed
-        self.recorder.origin = self.origin
-        self.run_start_t = elapsed
-        self._last_flush_t = elapsed
-        self._metadata = Metadata()
+        return history.restore(self)
 
     # -- HTTP --------------------------------------------------------------------------------
     def serve_http(
