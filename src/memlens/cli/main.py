@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("memlens.cli.doctor", "Find leaks: where, what holds them, why, and the fix."),
     "context": ("memlens.cli.context", "Profile an assistant's context tokens by layer."),
     "top": ("memlens.cli.top", "Live view of a running service's memory endpoint."),
+    "objects": ("memlens.cli.objects", "Census of a process's heap: types, largest objects."),
+    "trim": ("memlens.cli.trim", "Return the C allocator's free memory to the OS."),
 }
 
 

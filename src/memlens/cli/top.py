@@ -1,8 +1,16 @@
-"""``memlens top URL``: a live terminal view of a service's ``/debug/memory`` endpoint."""
+"""``memlens top URL|PID``: a live terminal view of a service's memory.
+
+With a URL it polls the monitor's ``/debug/memory`` endpoint; with a process id it
+reads the process's memory from ``/proc`` (no attach, nothing runs in the target).
+When stdout is not a terminal each refresh is printed as a plain block, so a log or
+a pipe sees every view.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -21,13 +29,28 @@ class EndpointError(MemlensError):
     """The monitor endpoint cannot be reached or does not answer as expected."""
 
 
+_NETLOC = re.compile(r"^(?:[^@/\s]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?$")
+
+
 def endpoint_url(url: str) -> str:
     """Accept ``host:port``, ``http://host:port`` or the full ``/debug/memory`` URL."""
+    given = url
     if "://" not in url:
         url = "http://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise EndpointError(f"invalid URL {url!r}: expected e.g. http://127.0.0.1:9000")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or not _NETLOC.match(parts.netloc)
+    ):
+        raise EndpointError(
+            f"invalid URL {given!r}: expected a process id or e.g. http://127.0.0.1:9000"
+        )
     path = parts.path.rstrip("/")
     if not path.endswith("/debug/memory"):
         path += "/debug/memory"
@@ -45,7 +68,7 @@ def fetch(url: str, token: str | None = None, timeout: float = 5.0) -> dict[str,
     except urllib.error.HTTPError as exc:
         hint = " (wrong or missing --token)" if exc.code == 401 else ""
         raise EndpointError(f"{url} answered HTTP {exc.code}{hint}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise EndpointError(f"cannot reach {url}: {reason}") from None
     try:
@@ -178,6 +201,50 @@ def render(data: dict[str, Any]) -> Any:
     return Panel(Group(*parts), title=f"memlens top — {data.get('time', '')}")
 
 
+class ProcessSource:
+    """``/debug/memory``-shaped payloads for a process read from the outside."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        from memlens.heap.process_meter import ProcessMeter
+
+        try:
+            self.proc = psutil.Process(pid)
+            name = " ".join(self.proc.cmdline()) or self.proc.name()
+            self.started = self.proc.create_time()
+        except psutil.NoSuchProcess:
+            raise EndpointError(f"no process with id {pid}") from None
+        except psutil.AccessDenied:
+            raise EndpointError(f"not allowed to read process {pid}") from None
+        self.pid = pid
+        self.name = name if len(name) <= 60 else name[:57] + "..."
+        self.meter = ProcessMeter(pid, smaps_interval=10.0)
+        self.history: list[int] = []
+
+    def read(self) -> dict[str, Any]:
+        if not os.path.exists(f"/proc/{self.pid}") and not self.proc.is_running():
+            raise EndpointError(f"process {self.pid} has exited")
+        try:
+            readings = {k: int(v) for k, v in self.meter.read().items()}
+            readings.update({k: int(v) for k, v in self.meter.read_detailed().items()})
+        except Exception as exc:  # noqa: BLE001 - the process went away mid-read
+            raise EndpointError(f"cannot read process {self.pid}: {exc}") from None
+        if not readings.get("rss"):
+            raise EndpointError(f"process {self.pid} has exited")
+        self.history = (self.history + [readings["rss"]])[-240:]
+        return {
+            "service": self.name,
+            "pid": self.pid,
+            "mode": "process",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "uptime_seconds": max(0.0, time.time() - self.started),
+            "readings": readings,
+            "trends": {"rss_bytes": self.history},
+            "health": {"status": "n/a"},
+        }
+
+
 @click.command(name="top")
 @click.argument("url")
 @click.option(
@@ -196,28 +263,45 @@ def render(data: dict[str, Any]) -> Any:
 )
 @click.option("--once", is_flag=True, help="Print one view and exit (for scripts and tests).")
 def command(url: str, interval: float, token: str | None, once: bool) -> None:
-    """Live view of a running service's memory from its /debug/memory endpoint.
+    """Live view of a running service's memory.
 
     URL is the monitor's address, e.g. http://127.0.0.1:9000 (start the monitor with
-    http_enabled=true or Monitor.serve_http()).
+    http_enabled=true or Monitor.serve_http()), or the id of any local process, whose
+    memory is then read from /proc without attaching to it.
     """
     from rich.console import Console
     from rich.live import Live
     from rich.text import Text
 
-    target = endpoint_url(url)
-    data = fetch(target, token)  # fail fast, with one line, if it is not reachable
+    if url.isdigit():
+        source = ProcessSource(int(url))
+        read = source.read
+    else:
+        target = endpoint_url(url)
+
+        def read() -> dict[str, Any]:
+            return fetch(target, token)
+
+    data = read()  # fail fast, with one line, if it is not reachable
     console = Console()
     if once:
         console.print(render(data))
         return
     try:
+        if not console.is_terminal:
+            # No cursor control in a pipe or a file: print each view as it comes.
+            while True:
+                console.print(render(data))
+                time.sleep(interval)
+                data = read()
         with Live(render(data), console=console, refresh_per_second=4, screen=False) as live:
             while True:
                 time.sleep(interval)
                 try:
-                    live.update(render(fetch(target, token)))
+                    live.update(render(read()))
                 except EndpointError as exc:
+                    if url.isdigit():
+                        raise
                     live.update(
                         Text(f"memlens top: {exc} (retrying every {interval:g} s)", style="red")
                     )

@@ -1,0 +1,106 @@
+"""``objects()``: a heap census of this process, another process (by pid) or a service.
+
+The census itself lives in :mod:`memlens.heap.census` (standard library only, so its
+source can run inside another process); this module picks where it runs:
+
+- in this process: :func:`census_self`;
+- in another local process: :func:`census_pid` attaches (see :mod:`memlens.heap.attach`)
+  and adds what the target paid under ``"attach"``;
+- in a service with a memlens monitor: :func:`census_url` asks its
+  ``/debug/objects`` endpoint.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from typing import Any
+
+from memlens.core.errors import MemlensError
+from memlens.heap import census as _census
+
+
+def census_self(top_types: int = 25, top_objects: int = 15, paths: bool = True) -> dict[str, Any]:
+    """The census of the calling process (see :func:`memlens.heap.census.census`)."""
+    data = _census.census(top_types=top_types, top_objects=top_objects, paths=paths)
+    data["pid"] = os.getpid()
+    data["source"] = "self"
+    return data
+
+
+def census_pid(
+    pid: int,
+    top_types: int = 25,
+    top_objects: int = 15,
+    paths: bool = True,
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """The census of process ``pid``, run inside it; ``data["attach"]`` says the pause."""
+    from memlens.heap import attach
+
+    result = attach.run_python(
+        pid,
+        inspect.getsource(_census),
+        "census",
+        {"top_types": top_types, "top_objects": top_objects, "paths": paths},
+        timeout=timeout,
+    )
+    data = dict(result.value)
+    data["pid"] = pid
+    data["source"] = "pid"
+    data["attach"] = {
+        "method": result.method,
+        "stopped_seconds": result.stopped,
+        "held_gil_seconds": result.held_gil,
+        "pause_seconds": result.pause,
+        "attempts": result.attempts,
+        "summary": result.pause_line(),
+    }
+    return data
+
+
+def census_url(url: str, token: str | None = None, timeout: float = 120.0) -> dict[str, Any]:
+    """The census served by a monitor's ``/debug/objects`` endpoint."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    base = parts.path.rstrip("/")
+    for suffix in ("/debug/objects", "/debug/memory"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    target = f"{parts.scheme}://{parts.netloc}{base}/debug/objects"
+    request = urllib.request.Request(target, headers={"Accept": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        hint = " (wrong or missing --token)" if exc.code == 401 else ""
+        raise MemlensError(f"{target} answered HTTP {exc.code}{hint}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise MemlensError(f"cannot reach {target}: {getattr(exc, 'reason', exc)}") from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise MemlensError(f"{target} did not return JSON") from None
+    if not isinstance(data, dict) or "types" not in data:
+        raise MemlensError(f"{target} is not a memlens /debug/objects endpoint")
+    data["source"] = "url"
+    return data
+
+
+def objects(
+    target: int | str | None = None, top_types: int = 25, top_objects: int = 15
+) -> dict[str, Any]:
+    """Census of this process (``None``), a pid (``int`` or digits) or a monitor URL."""
+    if target is None:
+        return census_self(top_types, top_objects)
+    if isinstance(target, int) or str(target).isdigit():
+        return census_pid(int(target), top_types, top_objects)
+    return census_url(str(target))

@@ -1,0 +1,126 @@
+"""Terminal text for the deep dives: census, lines, churn, slim, fragmentation."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from memlens.core.units import format_bytes, format_duration
+
+
+def to_text(renderable: RenderableType, width: int | None = None, color: bool = False) -> str:
+    """Render to a string; without a width, wide enough that nothing wraps mid-phrase."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width or 160,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    console.print(renderable)
+    return buffer.getvalue()
+
+
+def _table(title: str, columns: list[tuple[str, bool]]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for name, right in columns:
+        table.add_column(name, justify="right" if right else "left", overflow="fold")
+    return table
+
+
+def census_view(data: dict[str, Any]) -> RenderableType:
+    """The census: totals, top types, largest objects by retained size with paths."""
+    from rich.console import Group
+
+    head = Text()
+    who = f"pid {data.get('pid', '?')}"
+    head.append(f"memlens objects — {who}: ", style="bold")
+    head.append(
+        f"{data.get('objects', 0):,} objects, {format_bytes(data.get('bytes', 0))} "
+        f"(shallow sizes), {data.get('type_count', 0):,} types; "
+        f"census took {format_duration(float(data.get('seconds', 0.0)))}"
+    )
+    parts: list[RenderableType] = [head]
+    attach = data.get("attach")
+    if attach:
+        parts.append(Text(attach.get("summary", ""), style="yellow"))
+    types = _table("Types by bytes", [("type", False), ("count", True), ("bytes", True)])
+    for row in data.get("types", []):
+        types.add_row(Text(str(row["type"])), f"{row['count']:,}", format_bytes(row["bytes"]))
+    parts.append(types)
+    largest = _table(
+        "Largest objects by retained size (freed with them)",
+        [("retained", True), ("own", True), ("object", False), ("path from a root", False)],
+    )
+    for obj in data.get("largest", []):
+        largest.add_row(
+            format_bytes(obj["retained"]),
+            format_bytes(obj["shallow"]),
+            Text(str(obj["description"])),
+            Text(" ".join(_join_path(obj.get("path", [])))),
+        )
+    parts.append(largest)
+    return Group(*parts)
+
+
+def _join_path(steps: list[str]) -> list[str]:
+    out: list[str] = []
+    for step in steps:
+        if out and (step.startswith(".") or step.startswith("[")):
+            out[-1] += step
+        else:
+            out.append(step if not out else "→ " + step)
+    return out
+
+
+def fragmentation_view(data: dict[str, Any]) -> RenderableType:
+    """Where the resident memory is, and the verdict."""
+    from rich.console import Group
+
+    rows = _table("Resident memory", [("part", False), ("bytes", True), ("note", False)])
+    rows.add_row("RSS", format_bytes(data.get("rss", 0)), "")
+    py = data.get("python")
+    if py:
+        rows.add_row("Python small objects (pymalloc)", format_bytes(py["in_use"]), "live blocks")
+        rows.add_row(
+            "  free inside pymalloc arenas",
+            format_bytes(py["free"]),
+            f"{py['arenas']} arenas of {format_bytes(py['arena_bytes'])} in all",
+        )
+    if data.get("traced") is not None:
+        rows.add_row("Python objects traced (tracemalloc)", format_bytes(data["traced"]), "")
+    m = data.get("malloc")
+    if m:
+        rows.add_row("C allocator in use (malloc)", format_bytes(m["in_use"]), "")
+        rows.add_row(
+            "  free but held by malloc",
+            format_bytes(m["free"]),
+            f"malloc_trim(0) would return about {format_bytes(m['trimmable'])}",
+        )
+    if data.get("file_backed") is not None:
+        rows.add_row("file-backed (code, mapped files)", format_bytes(data["file_backed"]), "")
+    rows.add_row("other (stacks, direct mmap, ...)", format_bytes(data.get("other", 0)), "")
+    verdict = Text()
+    verdict.append(f"Verdict: {data.get('verdict', '?')}", style="bold")
+    if data.get("reason"):
+        verdict.append(f" — {data['reason']}")
+    return Group(rows, verdict)
+
+
+VIEWS: dict[str, Callable[[dict[str, Any]], RenderableType]] = {
+    "objects": census_view,
+    "fragmentation": fragmentation_view,
+}
+
+
+def render(kind: str, data: dict[str, Any], width: int | None = None, color: bool = False) -> str:
+    """The text report of deep dive ``kind`` for ``data``."""
+    return to_text(VIEWS[kind](data), width=width, color=color)
