@@ -83,6 +83,7 @@ class Profiler:
         self.session: Session | None = None
         self._recorder: Any = None
         self._baseline: Any = None
+        self._memory_start: Any = None
         self._start_hwm = 0
         self._started = 0.0
         self._component_tracker = ComponentTracker()
@@ -105,6 +106,9 @@ class Profiler:
             metadata=Metadata(),
         )
         first = self.process.read()
+        # Program runs get the RSS breakdown (a few ms at each end); decorated
+        # functions, called often, do not.
+        self._memory_start = _breakdown() if self.kind == "run" else None
         self._start_hwm = first.get("peak_rss", 0)
         self.session.start_rss = first.get("rss", 0)
         self.gc.start()
@@ -170,6 +174,8 @@ class Profiler:
             self.heap.stop()
         self.gc.stop()
         session.gc = self.gc.stats()
+        if self.kind == "run":
+            _attach_fragmentation(session, self._memory_start)
         session.status = status
         session.error = error
         session.exit_code = exit_code
@@ -288,3 +294,24 @@ def profile(
     if func is not None:
         return decorate(func)
     return decorate
+
+
+def _breakdown() -> Any:
+    """Where the resident memory is (``heap/fragmentation.py``); ``None`` if unreadable."""
+    from memlens.heap import fragmentation
+
+    try:
+        return fragmentation.measure(smaps=False)
+    except Exception:  # noqa: BLE001 - a missing figure must never cost the session
+        return None
+
+
+def _attach_fragmentation(session: Session, start: Any) -> None:
+    """Attach the end-of-session breakdown with a verdict against the start."""
+    end = _breakdown()
+    if end is None:
+        return
+    from memlens.heap import fragmentation
+
+    end.verdict, end.reason = fragmentation.verdict(end, start)
+    session.analyses["fragmentation"] = end.to_dict()

@@ -46,6 +46,9 @@ def session_summary(session: Session, *, width: int = 100, top: int = 10) -> Ren
         parts.append(_components_table(session))
     if session.gc:
         parts.append(_gc_table(session))
+    frag = session.analyses.get("fragmentation")
+    if isinstance(frag, dict) and frag.get("verdict"):
+        parts.append(Text(f"Memory: {frag['verdict']} — {frag.get('reason', '')}"))
     if session.analyses:
         names = ", ".join(sorted(session.analyses))
         parts.append(Text(f"Analyses attached: {names} (see the HTML report)", style="dim"))
