@@ -417,7 +417,7 @@ def census(top_types: int = 25, top_objects: int = 15, paths: bool = True) -> di
     ignore.add(id(frames))
     graph = _Graph(ignore)
     named = _roots(graph, frames)
-    names = {}
+    names: dict[int, str] = {}
     for i, label in named:
         names.setdefault(i, label)
     root_ids = list(dict.fromkeys(i for i, _ in named))
@@ -444,9 +444,9 @@ def census(top_types: int = 25, top_objects: int = 15, paths: bool = True) -> di
     module_type = type(sys)
     skip = {i for i, label in named if label.startswith("module ") or " frame " in label}
     for i in list(skip):
-        d = getattr(nodes[i], "__dict__", None)
-        if isinstance(nodes[i], module_type) and d is not None:
-            j = graph.index.get(id(d))
+        md = getattr(nodes[i], "__dict__", None) if isinstance(nodes[i], module_type) else None
+        if md is not None:
+            j = graph.index.get(id(md))
             if j is not None:
                 skip.add(j)
     j = graph.index.get(id(sys.modules))
@@ -462,8 +462,13 @@ def census(top_types: int = 25, top_objects: int = 15, paths: bool = True) -> di
         if i in skip or isinstance(obj, type) or type(obj).__name__ in ("frame", "function"):
             continue
         d = idom[i]
-        if d in chosen and retained[i] >= 0.8 * retained[d]:
-            continue  # most of its dominator, already listed (an instance's __dict__)
+        if (
+            d in chosen
+            and type(obj) is dict
+            and type(nodes[d]) not in _CONTAINER_SET
+            and retained[i] >= 0.8 * retained[d]
+        ):
+            continue  # an instance's __dict__, already listed as the instance
         chosen.add(i)
         largest.append(
             {

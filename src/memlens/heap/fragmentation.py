@@ -44,6 +44,10 @@ COMPACT = "compact"
 # A part of the heap counts as "much free memory" above both bounds.
 FREE_MIN_BYTES = 16 * MIB
 FREE_MIN_SHARE = 0.25
+# Free memory is merely *held* when a trim would give back nearly all of it (one
+# freed region); when a quarter or more would stay (free chunks interleaved with
+# live ones, as after freeing 7 of every 8 blocks), the allocator is fragmented.
+HOLDING_SHARE = 0.75
 
 
 @dataclass
@@ -353,8 +357,9 @@ def verdict(now: Breakdown, before: Breakdown | None = None) -> tuple[str, str]:
 
     With two readings, memory in use that grew by at least half of the RSS growth
     (and by more than 16 MiB) is a growing heap. Otherwise free memory held by the
-    C allocator is *holding* when a trim would return most of it and *fragmented*
-    when it would not (free space scattered between live chunks); free space inside
+    C allocator is *holding* when a trim would return nearly all of it (at least
+    ``HOLDING_SHARE``) and *fragmented* otherwise (free space scattered between
+    live chunks, which a trim returns only in part); free space inside
     pymalloc's arenas is always fragmentation (an arena is freed only when empty).
     """
     from memlens.core.units import format_bytes as fb
@@ -370,7 +375,7 @@ def verdict(now: Breakdown, before: Breakdown | None = None) -> tuple[str, str]:
     m, p = now.malloc, now.python
     if m is not None and _much(m.free, m.in_use + m.free):
         share = m.free / (m.in_use + m.free)
-        if m.trimmable >= 0.5 * m.free:
+        if m.trimmable >= HOLDING_SHARE * m.free:
             return HOLDING, (
                 f"the C allocator holds {fb(m.free)} free ({share:.0%} of its heap);"
                 f" malloc_trim(0) would return about {fb(m.trimmable)}"

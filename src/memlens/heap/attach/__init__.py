@@ -189,12 +189,15 @@ def _wrapper(script: Path) -> str:
 
     It binds no name in the target's ``__main__`` and swallows every exception, so
     nothing is printed to the target's stderr; the script reports its own errors.
+    The names of the modules loaded before it ran go with it, so that it can drop
+    the ones it imported.
     """
     path = repr(str(script))
     return (
         "try:\n"
         f" exec(compile((lambda f: (f.read(), f.close())[0])(open({path}, 'rb')), {path}, 'exec'),"
-        " {'__name__': '__memlens_attach__', '__builtins__': __builtins__})\n"
+        " {'__name__': '__memlens_attach__', '__builtins__': __builtins__,"
+        " '__memlens_modules__': set(__import__('sys').modules)})\n"
         "except BaseException:\n"
         " pass\n"
     )
@@ -221,6 +224,13 @@ def __memlens_attach_main(entry, kwargs, result_path):
 
 
 __memlens_attach_main(@ENTRY@, @KWARGS@, @RESULT@)
+if "__memlens_modules__" in globals():
+    # Forget the modules this code imported, so the target's import state is as it
+    # was (an extension module's library stays mapped: it cannot be unloaded).
+    import sys as _sys
+
+    for _name in [m for m in _sys.modules if m not in __memlens_modules__]:
+        del _sys.modules[_name]
 globals().clear()  # break the namespace's cycles now: nothing of ours stays behind
 """
 

@@ -25,7 +25,7 @@ import os
 import platform
 import time
 
-import gdb  # type: ignore[import-not-found]
+import gdb
 
 # System calls a thread may be in while holding the C allocator's lock.
 _MEMORY_SYSCALLS = {

@@ -1,0 +1,117 @@
+"""RSS breakdown, verdicts on the corpus, and malloc_trim in this process and by pid."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memlens.heap import fragmentation as frag
+from tests.deepdive.conftest import CORPUS, MIB, TRUTH
+from tests.memlens_cli import memlens, one_line_error
+
+pytestmark = pytest.mark.skipif(not frag.trim_available(), reason="needs glibc")
+
+
+def test_debugmallocstats_parsing_reads_the_totals() -> None:
+    text = """Small block threshold = 512, in 32 size classes.
+# arenas allocated current         =                    4
+4 arenas * 1048576 bytes/arena     =            4,194,304
+
+# bytes in allocated blocks        =            3,504,736
+# bytes in available blocks        =              334,064
+16 unused pools * 16384 bytes      =              262,144
+# bytes lost to pool headers       =               11,328
+# bytes lost to quantization       =               16,496
+# bytes lost to arena alignment    =               65,536
+Total                              =            4,194,304
+# bytes lost to arena map root     =              262,144
+"""
+    stats = frag.parse_debugmallocstats(text)
+    assert stats.arenas == 4 and stats.arena_bytes == 4_194_304
+    assert stats.in_use == 3_504_736
+    assert stats.free == 334_064 + 262_144
+    assert stats.overhead == 11_328 + 16_496 + 65_536
+
+
+def test_measure_splits_this_process() -> None:
+    b = frag.measure()
+    assert b.rss > 0 and b.python is not None and b.malloc is not None
+    assert 0 < b.python.in_use <= b.python.arena_bytes
+    assert b.malloc.in_use > 0 and b.malloc.free >= 0
+    assert 0 <= b.malloc.trimmable <= b.malloc.free
+    data = b.to_dict()
+    assert frag.Breakdown.from_dict(json.loads(json.dumps(data))).to_dict() == data
+
+
+def test_pymalloc_reading_leaves_stderr_working(capfd: pytest.CaptureFixture[str]) -> None:
+    frag.read_pymalloc()
+    print("after", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "Small block threshold" not in err and "after" in err
+
+
+def _run(case: str, db: Path) -> dict:
+    report = db.parent / "session.json"
+    out = memlens("run", "--no-html", "--json", str(report), "-q", str(CORPUS / case), db=db)
+    assert out.returncode == 0, out.stderr
+    return json.loads(report.read_text())["analyses"]["fragmentation"]
+
+
+@pytest.mark.parametrize("case", sorted(TRUTH["fragmentation"]))
+def test_run_tells_growth_from_fragmentation_on_the_corpus(case: str, tmp_path: Path) -> None:
+    truth = TRUTH["fragmentation"][case]
+    got = _run(case, tmp_path / "m.db")
+    assert got["verdict"] == truth["verdict"], got["reason"]
+    if "malloc_free_at_least_mib" in truth:
+        assert got["malloc"]["free"] >= truth["malloc_free_at_least_mib"] * MIB
+        assert got["python"]["in_use"] <= truth["python_live_at_most_mib"] * MIB
+    if "trimmable_at_least_mib" in truth:
+        assert got["malloc"]["trimmable"] >= truth["trimmable_at_least_mib"] * MIB
+
+
+def test_trim_self_returns_what_was_freed() -> None:
+    blocks = [bytes(1024) for _ in range(60_000)]
+    pin = bytes(1024)
+    del blocks
+    before = frag.measure(pymalloc=False)
+    assert before.malloc is not None and before.malloc.trimmable > 30 * MIB
+    result = frag.trim()
+    assert result.returned > 30 * MIB and result.pause > 0
+    # the estimate made before the trim is close to what the trim gave back
+    assert abs(result.returned - before.malloc.trimmable) < 0.25 * before.malloc.trimmable
+    del pin
+
+
+def test_trim_cli_by_pid_and_self(tmp_path: Path) -> None:
+    script = tmp_path / "holder.py"
+    script.write_text(
+        "import sys, time\n"
+        "burst = [bytes(1024) for _ in range(80_000)]\n"
+        "pin = bytes(1024)\n"
+        "del burst\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        out = memlens("trim", str(proc.pid), "--json", db=tmp_path / "m.db")
+        assert out.returncode == 0, out.stderr
+        data = json.loads(out.stdout)
+        assert data["returned"] > 40 * MIB and data["pause_seconds"] > 0
+        assert proc.poll() is None  # the target runs on
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.write("\n")
+        proc.stdin.close()
+        assert proc.wait(timeout=10) == 0
+    out = memlens("trim", "--self", db=tmp_path / "m.db")
+    assert out.returncode == 0 and "malloc_trim(0) in this process returned" in out.stdout
+    bad = memlens("trim", db=tmp_path / "m.db")
+    assert bad.returncode == 2 and "process id or --self" in one_line_error(bad.stderr)
