@@ -163,3 +163,37 @@ def test_process_meter_follows_a_forked_child():
     os.waitpid(pid, 0)
     assert answer == b"ok"
     assert meter.pid == os.getpid()
+
+
+def test_grouping_matches_tracemalloc_statistics_and_drops_own_blocks():
+    from memlens.core.series import Series
+    from memlens.heap.frames import MEMLENS_DIR
+    from memlens.heap.heap_meter import group_traces
+
+    meter = HeapMeter(depth=10)
+    meter.start()
+    try:
+        series = Series(raw_capacity=10_000)
+        for i in range(3000):
+            series.append(float(i), {"rss": float(i * 4096)})  # memlens's own blocks
+        kept = _allocate_via_json(2000)
+        snap = meter.snapshot()
+        assert snap is not None
+        groups = group_traces(snap)
+        sites = meter.group_by_site(snap)
+    finally:
+        meter.stop()
+    # Same totals as the stdlib's own grouping, less the blocks allocated in memlens.
+    stats = [
+        s
+        for s in snap.statistics("traceback")
+        if not s.traceback[-1].filename.startswith(MEMLENS_DIR)
+    ]
+    assert sum(g[1] for g in groups) == sum(s.size for s in stats)
+    assert sum(g[2] for g in groups) == sum(s.count for s in stats)
+    assert len(groups) == len(stats)
+    assert not [k for k in sites if k[0].startswith(MEMLENS_DIR)]
+    for acc in sites.values():
+        assert not [f for f in acc.stack if f.startswith(MEMLENS_DIR)]
+    assert any(k[0] == __file__ for k in sites)
+    assert len(kept) == 2000 and len(series) > 0

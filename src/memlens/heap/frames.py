@@ -54,6 +54,18 @@ def innermost_user_index(filenames: Sequence[str]) -> int:
     return len(filenames) - 1
 
 
+def user_frame_index(frames: Sequence[tuple[str, int]]) -> int:
+    """Index of the innermost user frame in most-recent-first ``frames``, or 0.
+
+    This is tracemalloc's own order, so grouped snapshots are attributed without
+    reversing or copying each traceback.
+    """
+    for i, (filename, _) in enumerate(frames):
+        if is_user_file(filename):
+            return i
+    return 0
+
+
 class ComponentMap:
     """Maps source files to user-named components.
 
