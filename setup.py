@@ -1,4 +1,10 @@
-"""Build hooks that pyproject.toml cannot express: install ``memlens-autostart.pth``.
+"""Build hooks that pyproject.toml cannot express: install ``memlens-autostart.pth``
+and build the optional C accelerators.
+
+The C extensions (``memlens._heapgraph``, ``memlens._sampler``) are optional: when
+there is no compiler or no Python headers the build prints one warning and memlens
+uses its pure-Python paths (see ``memlens.heap.native_ext``). ``pip install`` never
+fails because of them.
 
 The .pth file lets ``MEMLENS_MONITOR=1 python app.py`` monitor an unmodified
 program. It costs one environment lookup at interpreter start-up and imports
@@ -9,7 +15,8 @@ regular wheel (via build_py) and the editable wheel (pip install -e).
 import os
 import shutil
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,7 +33,28 @@ class build_py_with_pth(build_py):
         return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, PTH)]
 
 
-cmdclass = {"build_py": build_py_with_pth}
+class optional_build_ext(build_ext):
+    """Build each extension if possible; skip (with a warning) when it cannot."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - no compiler: pure-Python fallback
+            self.warn(f"memlens: C extensions not built ({exc}); using pure-Python paths")
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            self.warn(f"memlens: {ext.name} not built ({exc}); using its pure-Python path")
+
+
+EXTENSIONS = [
+    Extension("memlens._heapgraph", ["src/memlens/_heapgraph.c"], optional=True),
+    Extension("memlens._sampler", ["src/memlens/_sampler.c"], optional=True),
+]
+
+cmdclass = {"build_py": build_py_with_pth, "build_ext": optional_build_ext}
 
 try:
     from setuptools.command.editable_wheel import editable_wheel
@@ -41,4 +69,7 @@ try:
 except ImportError:  # setuptools without PEP 660 support: editable installs lack the hook
     pass
 
-setup(cmdclass=cmdclass)
+setup(
+    cmdclass=cmdclass,
+    ext_modules=[e for e in EXTENSIONS if os.path.exists(os.path.join(HERE, e.sources[0]))],
+)

@@ -17,6 +17,7 @@ import types
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from typing import Any
 
 from memlens.heap.doctor.checkpoints import type_name
@@ -57,14 +58,17 @@ class Roots:
             if isinstance(d, dict) and name != "__mp_main__":
                 self.module_dicts.setdefault(id(d), name)
         self.class_dicts: dict[int, type] = {}
-        for obj in list(graph.objects.values()):
-            if isinstance(obj, type):
-                try:
-                    real = gc.get_referents(obj.__dict__)
-                except Exception:  # noqa: BLE001 - odd metaclasses
-                    continue
-                if real and isinstance(real[0], dict):
-                    self.class_dicts[id(real[0])] = obj
+        nodes = graph.nodes()
+        # The type test runs in C: a Python-level loop over every node costs more
+        # than building the graph.
+        for obj in compress(nodes, map(isinstance, nodes, repeat(type))):
+            try:
+                real = gc.get_referents(obj.__dict__)
+            except Exception:  # noqa: BLE001 - odd metaclasses
+                continue
+            if real and isinstance(real[0], dict):
+                self.class_dicts[id(real[0])] = obj
+        del nodes
         self.live_frames: dict[int, str] = {}
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in sys._current_frames().items():
@@ -104,7 +108,7 @@ class Roots:
 def find_path(target: Any, graph: ReverseGraph, roots: Roots) -> Path:
     """Shortest path from a named root to ``target`` (``Path.found`` False if none)."""
     start = id(target)
-    graph.objects.setdefault(start, target)
+    graph.add(target)
     towards: dict[int, int] = {start: -1}  # referrer -> the child it holds
     queue = deque([start])
     while queue and len(towards) < MAX_VISITED:
