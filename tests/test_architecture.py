@@ -44,6 +44,8 @@ LAYERS: dict[str, int] = {
     "memlens.heap.gc_meter": METERS,
     "memlens.heap.frames": METERS,
     "memlens._sampler": METERS,
+    "memlens.heap.sampler": METERS,  # the sampling tracer's Python side
+    "memlens.heap.native_ext": METERS,  # loads the optional C accelerators
     # context: the measured things are meters; everything else (profile, diagnosis,
     # timeline, leaks, monitor thresholds, context/memory/, context/shared/) analyses
     "memlens.context": ANALYSES,
