@@ -81,6 +81,13 @@ def main(argv: list[str] | None = None) -> Any:
             from memlens.cli.run import main as run_main
 
             return run_main(args[1:])
+        if args[:2] == ["context", "fit"]:
+            # `context FILE` takes a path, so its `fit` sub-command is routed here
+            from memlens.cli.context_fit import command as fit_command
+
+            return fit_command.main(
+                args=args[2:], prog_name="memlens context fit", standalone_mode=False
+            )
         return cli.main(args=args, prog_name="memlens", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("memlens: interrupted", err=True)

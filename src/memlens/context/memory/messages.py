@@ -15,7 +15,7 @@ import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.context.budget import parse_budget
 from memlens.context.images import anthropic_image_tokens, openai_image_tokens
@@ -28,6 +28,9 @@ from memlens.context.readers.common import compact_json, flatten_text
 from memlens.context.readers.openai_chat import OpenAIChatReader
 from memlens.context.session import ContextSession
 from memlens.core.errors import ConfigError, InputFormatError
+
+if TYPE_CHECKING:
+    from memlens.context.profile import ContextProfile
 
 OPENAI = "openai-chat"
 ANTHROPIC = "anthropic-messages"
@@ -65,6 +68,18 @@ class FitResult:
     def expand(self, item_id: str) -> list[str]:
         """The original texts behind a summary or an evicted item."""
         return [a.content for a in self.memory.expand(item_id)]
+
+    def profile(self) -> ContextProfile:
+        """The profiler's profile of the fitted request against the budget."""
+        session = read_request(
+            self.messages,
+            self.format,
+            model=self.memory.model,
+            system=self.system,
+            tools=self.tools,
+            counter=self.memory.session.counter,
+        )
+        return session.profile(budget=self.budget)
 
     def to_dict(self) -> dict[str, Any]:
         data = self.report.to_dict()
@@ -126,9 +141,11 @@ class _Builder:
         self.fmt = fmt
         self.calls: dict[str, str] = {}
 
-    def add(self, content: str, msg: int, block: int, **kw: Any) -> MemoryEntry:
+    def add(self, content: str, msg: int, block: int, raw: Any = None, **kw: Any) -> MemoryEntry:
         kw.setdefault("payload", {})
-        kw["payload"].update(msg=msg, block=block)
+        # the original message or block goes to the archive with the text, so an
+        # image or a call's exact arguments are recoverable too
+        kw["payload"].update(msg=msg, block=block, raw=raw)
         return self.memory.add(content, **kw)
 
     def openai(self, messages: Sequence[dict[str, Any]]) -> None:
@@ -142,6 +159,7 @@ class _Builder:
                     text,
                     i,
                     0,
+                    m,
                     id=mid,
                     layer=Layer.SYSTEM_PROMPT,
                     kind="system",
@@ -161,6 +179,7 @@ class _Builder:
                     text,
                     i,
                     0,
+                    m,
                     id=mid,
                     role="tool",
                     kind="tool_result",
@@ -185,6 +204,7 @@ class _Builder:
                 text,
                 i,
                 0,
+                m,
                 id=mid,
                 role=role,
                 kind=kind,
@@ -203,6 +223,7 @@ class _Builder:
                     args_text,
                     i,
                     j + 1,
+                    call,
                     id=f"{mid}.call{j}",
                     role="assistant",
                     kind="tool_call",
@@ -228,6 +249,7 @@ class _Builder:
                     "",
                     i,
                     0,
+                    m,
                     id=f"m{i}.0",
                     role=role,
                     kind="text",
@@ -246,6 +268,7 @@ class _Builder:
                         str(b.get("text", "")),
                         i,
                         j,
+                        b,
                         id=bid,
                         role=role,
                         kind="text",
@@ -259,6 +282,7 @@ class _Builder:
                         compact_json(b.get("input")),
                         i,
                         j,
+                        b,
                         id=bid,
                         role="assistant",
                         kind="tool_call",
@@ -281,9 +305,10 @@ class _Builder:
                         text,
                         i,
                         j,
+                        b,
                         id=bid,
                         role="tool",
-                        kind="tool_result",
+                        kind="opaque" if images else "tool_result",
                         group=self.calls.pop(call_id),
                         overhead=overhead + extra,
                         new_turn=False,
@@ -296,6 +321,7 @@ class _Builder:
                         text,
                         i,
                         j,
+                        b,
                         id=bid,
                         role=role,
                         kind="opaque",
@@ -306,13 +332,48 @@ class _Builder:
                 first = False
 
 
+def _reader_counts(memory: ContextMemory, reference: ContextSession) -> None:
+    """Give every entry the tokens the profiler's reader counts for it (framing, images,
+    dropped thinking blocks included), so the plan adds up to what the reader measures."""
+    by_entry: dict[str, int] = {}
+    spare = 0
+    for item in reference.items.values():
+        key = item.id
+        if key.startswith("tool:"):
+            key = ":".join(key.split(":")[:2])
+        elif key.startswith("system") and "system" in memory.entries:
+            key = "system"
+        elif ".img" in key:
+            key = key.split(".img")[0]
+        if key in memory.entries:
+            by_entry[key] = by_entry.get(key, 0) + item.tokens
+        else:
+            spare += item.tokens
+    for entry in memory.entries.values():
+        tokens = by_entry.get(entry.id, 0)
+        if tokens != entry.tokens:
+            entry.overhead = max(0, entry.overhead + tokens - entry.tokens)
+            entry.tokens = entry.original_tokens = tokens
+            memory.session.update(entry.id, tokens=tokens)
+    if spare:  # reply priming and the like: fixed costs of the format
+        memory.add(
+            "",
+            id="format-overhead",
+            layer=Layer.TOOL_DEFINITIONS,
+            kind="overhead",
+            pinned=True,
+            overhead=spare,
+            payload={"msg": -1, "block": 0},
+        )
+
+
 def _render_openai(
     memory: ContextMemory, original: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     current: int | None = None
     for entry in memory.ordered():
-        if entry.kind == "tool_definition":
+        if entry.kind in ("tool_definition", "overhead"):
             continue
         if entry.kind == "summary":
             out.append({"role": "user", "content": entry.content})
@@ -344,7 +405,7 @@ def _render_anthropic(
     out: list[dict[str, Any]] = []
     current: int | None = None
     for entry in memory.ordered():
-        if entry.kind in ("system", "tool_definition"):
+        if entry.kind in ("system", "tool_definition", "overhead"):
             continue
         if entry.kind == "summary":
             out.append({"role": "user", "content": [{"type": "text", "text": entry.content}]})
@@ -395,6 +456,27 @@ def _normalise_anthropic(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
     return merged
 
 
+def read_request(
+    messages: Sequence[dict[str, Any]],
+    fmt: str,
+    *,
+    model: str | None,
+    system: Any,
+    tools: Any,
+    counter: Any = None,
+) -> ContextSession:
+    """A request read by the profiler's own reader for its format (counts included)."""
+    session = ContextSession(model, counter=counter, format=fmt)
+    reader = OpenAIChatReader(session) if fmt == OPENAI else AnthropicMessagesReader(session)
+    document: dict[str, Any] = {"messages": list(messages)}
+    if system is not None:
+        document["system"] = system
+    if tools:
+        document["tools"] = tools
+    reader.read(document, source="fit")
+    return session
+
+
 def measure(
     messages: Sequence[dict[str, Any]],
     fmt: str,
@@ -405,15 +487,9 @@ def measure(
     counter: Any,
 ) -> int:
     """Tokens of a request by the profiler's own reader for its format."""
-    session = ContextSession(model, counter=counter, format=fmt)
-    reader = OpenAIChatReader(session) if fmt == OPENAI else AnthropicMessagesReader(session)
-    document: dict[str, Any] = {"messages": list(messages)}
-    if system is not None:
-        document["system"] = system
-    if tools:
-        document["tools"] = tools
-    reader.read(document, source="fit")
-    return session.window_tokens
+    return read_request(
+        messages, fmt, model=model, system=system, tools=tools, counter=counter
+    ).window_tokens
 
 
 def fit_messages(
@@ -543,6 +619,10 @@ def _memory(
         builder.openai(messages)
     else:
         builder.anthropic(messages)
+    _reader_counts(
+        memory,
+        read_request(messages, fmt, model=model, system=system, tools=tools, counter=counter),
+    )
     for index in pinned:
         for entry in memory.entries.values():
             if entry.payload.get("msg") == index:
