@@ -30,7 +30,9 @@ _IDENT = re.compile(
     r"|\b([a-z]+[A-Z][A-Za-z0-9]*)\b"  # camelCase
     r"|\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\(\)?"  # dotted.call()
 )
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?:\s?(?:ms|s|MB|GB|KB|MiB|GiB|%|k|x))?(?![\w.])")
+_NUMBER = re.compile(
+    r"(?<![\w.])\d+(?:[.,:]\d+)*(?:\s?(?:ms|s|MB|GB|KB|MiB|GiB|%|k|x))?(?!\w|[.,:]\d)"
+)
 _ERROR = re.compile(
     r"^.*\b(?:[A-Z]\w*(?:Error|Exception|Failure)|FAILED|ERROR|Traceback|panic|fatal|"
     r"error(?:\[\w+\])?:)\b.*$",
@@ -111,7 +113,7 @@ def extract(text: str, *, prose: bool = True) -> list[Keep]:
             put(next(g for g in match.groups() if g), "identifier")
         for match in _NUMBER.finditer(text):
             if len(match.group(0)) >= 2:
-                put(match.group(0), "number")
+                put(_with_context(text, match.start(), match.end()), "number")
     else:
         _scan_output(text, put)
     # strings inside a kept sentence or error line need no entry of their own
@@ -120,6 +122,25 @@ def extract(text: str, *, prose: bool = True) -> list[Keep]:
 
 
 _WHOLE = ("constraint", "decision", "error")
+
+
+def _with_context(text: str, start: int, end: int, words: int = 3) -> str:
+    """A number with up to ``words`` words before it on its line ("retry limit to 7421"):
+    still an exact substring, and it says what the number is."""
+    line_start = text.rfind("\n", 0, start) + 1
+    head = text[max(line_start, start - 48) : start]
+    for stop in (". ", "! ", "? ", "; "):
+        found = head.rfind(stop)
+        if found >= 0:
+            head = head[found + 2 :]
+    cut = len(head)
+    for _ in range(words):
+        space = head.rfind(" ", 0, max(0, cut - 1))
+        if space < 0:
+            cut = 0 if len(head) < 48 else cut
+            break
+        cut = space + 1
+    return text[start - len(head) + cut : end].lstrip()
 
 
 _ERROR_HINTS = ("rror", "xception", "FAIL", "atal", "anic", "Traceback")

@@ -36,6 +36,10 @@ OPENAI = "openai-chat"
 ANTHROPIC = "anthropic-messages"
 FORMATS = (OPENAI, ANTHROPIC)
 
+#: What the user writes (instructions, constraints, figures) is small and hard to get
+#: back, unlike a tool's output, so it is compressed after everything else.
+USER_PRIORITY = Priority.HIGH
+
 _OPENAI_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _ANTHROPIC_ROLES = {"user", "assistant"}
 
@@ -211,6 +215,7 @@ class _Builder:
                 group=group,
                 overhead=overhead + extra,
                 new_turn=role == "user",
+                priority=USER_PRIORITY if role == "user" else Priority.NORMAL,
             )
             for j, call in enumerate(calls):
                 if not isinstance(call, dict):
@@ -275,6 +280,7 @@ class _Builder:
                         group=group,
                         overhead=overhead,
                         new_turn=new_turn and first,
+                        priority=USER_PRIORITY if role == "user" else Priority.NORMAL,
                     )
                 elif btype in ("tool_use", "server_tool_use"):
                     call_id = str(b.get("id", bid))
@@ -532,7 +538,7 @@ def fit_messages(
     before = measure(messages, fmt, model=model, system=system, tools=tools, counter=counter)
     target = tokens
     result: FitResult | None = None
-    for _attempt in range(4):
+    for attempt in range(1, 7):
         memory = _memory(
             messages,
             fmt,
@@ -565,7 +571,8 @@ def fit_messages(
         )
         if after <= tokens:
             return result
-        target -= after - tokens  # the readers' framing differs a little: tighten and redo
+        # the reader's framing can differ by a token or two: tighten and redo
+        target -= (after - tokens) * attempt
         if target <= 0:
             break
     assert result is not None
@@ -589,6 +596,7 @@ def _memory(
     options: dict[str, Any],
 ) -> ContextMemory:
     session = ContextSession(model, counter=counter, keep_content=True, format=fmt)
+    options.setdefault("message_overhead", 4 if fmt == OPENAI else 3)  # a summary's framing
     memory = ContextMemory(
         budget, model=model, session=session, keep_last_turns=keep_last_turns, **options
     )

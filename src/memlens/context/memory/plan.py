@@ -91,6 +91,8 @@ class Plan:
     evicted: list[str] = field(default_factory=list)
     protected_tokens: int = 0
     notes: list[str] = field(default_factory=list)
+    #: level -> (tokens written, tokens its targets allowed), for calibration
+    measured: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def fits(self) -> bool:
@@ -162,6 +164,8 @@ class Planner:
         self.protected_tokens = sum(u.tokens for u in units if u.protected)
         self.total = sum(u.tokens for u in units)
         self._l2: dict[str, tuple[str, int]] = {}
+        #: measured size / planned size of each level's summaries so far
+        self.scale = {SUMMARY: 1.0, GROUPED: 1.0, COLD: 1.0}
         self._groups: dict[tuple[str, ...], PlannedSummary] = {}
 
     # -------------------------------------------------------------- levels
@@ -191,12 +195,11 @@ class Planner:
     def _target(self, tokens: int, level: int) -> int:
         return max(self.rules.min_summary_tokens, math.ceil(tokens * self.rules.ratio(level)))
 
-    def _l2_estimate(self, entry: MemoryEntry) -> int:
+    def _l2_estimate(self, entry: MemoryEntry, scale: float = 1.0) -> int:
         if entry.level >= SUMMARY or not self._l2_worth(entry):
             return entry.tokens
-        return min(
-            entry.tokens, self._target(entry.tokens - entry.overhead, SUMMARY) + entry.overhead
-        )
+        target = int(self._target(entry.tokens - entry.overhead, SUMMARY) * scale)
+        return min(entry.tokens, target + entry.overhead)
 
     def _l2_worth(self, entry: MemoryEntry) -> bool:
         return (
@@ -220,50 +223,73 @@ class Planner:
         return list(grouped.values()), cold, evicted
 
     def estimate(self, t: float) -> int:
-        """Planned size at pressure ``t`` from each level's target."""
+        """Planned size at pressure ``t`` from each level's target, scaled by how full
+        the summaries written so far came out (:attr:`scale`)."""
         levels = self.levels(t)
         size = self.protected_tokens
+        scale = self.scale
         for unit in self.movable:
             level = levels[unit.key]
             if level == VERBATIM:
                 size += unit.tokens
             elif level == SUMMARY:
-                size += sum(self._l2_estimate(e) for e in unit.entries)
+                size += sum(self._l2_estimate(e, scale[SUMMARY]) for e in unit.entries)
         clusters, cold, evicted = self.clusters(levels)
         extra = self.summary_overhead + HEADER_TOKENS
         for cluster in clusters:
-            size += min(
-                sum(u.tokens for u in cluster),
-                self._target(sum(u.tokens for u in cluster), GROUPED) + extra,
-            )
+            tokens = sum(u.tokens for u in cluster)
+            size += min(tokens, int(self._target(tokens, GROUPED) * scale[GROUPED]) + extra)
         if cold:
-            size += self._target(sum(u.tokens for u in cold), COLD) + extra
+            size += int(self._target(sum(u.tokens for u in cold), COLD) * scale[COLD]) + extra
         elif evicted:
             size += extra
         return size
 
     # -------------------------------------------------------------- search
-    def solve(self, budget: int) -> Plan:
-        """The plan at the least pressure that fits ``budget`` (or the most, if none)."""
-        if self.total <= budget or not self.movable:
-            return self.build(0.0 if self.total <= budget else 4.0, budget)
+    def _bisect(self, budget: int) -> float:
         low, high = 0.0, 4.0
-        if self.estimate(high) > budget:
-            return self.build(high, budget)
         for _ in range(22):
             mid = (low + high) / 2
             if self.estimate(mid) <= budget:
                 high = mid
             else:
                 low = mid
-        t = high
-        plan = self.build(t, budget)
+        return high
+
+    def solve(self, budget: int) -> Plan:
+        """The plan at the least pressure that fits ``budget`` (or the most, if none).
+
+        Summaries usually come out under their target, so after each build the
+        estimates are rescaled by what was measured and the search runs again (at most
+        three rounds); the fullest plan that fits wins.
+        """
+        if self.total <= budget or not self.movable:
+            return self.build(0.0 if self.total <= budget else 4.0, budget)
+        if self.estimate(4.0) > budget:
+            return self.build(4.0, budget)
+        best: Plan | None = None
+        t = 4.0
+        for _ in range(3):
+            t = self._bisect(budget)
+            plan = self.build(t, budget)
+            if plan.fits and (best is None or plan.after > best.after):
+                best = plan
+            self._calibrate(plan)
+            if plan.fits and plan.after >= 0.96 * budget:
+                break
+        if best is not None:
+            return best
         step = 0.5 / max(1, len(self.movable))
         while not plan.fits and t < 4.0:
             t = min(4.0, t + step)
             step *= 2
             plan = self.build(t, budget)
         return plan
+
+    def _calibrate(self, plan: Plan) -> None:
+        for level, (actual, planned) in plan.measured.items():
+            if planned > 0 and actual > 0:
+                self.scale[level] = min(1.5, max(0.1, actual / planned))
 
     # -------------------------------------------------------------- writing
     def build(self, t: float, budget: int) -> Plan:
@@ -289,6 +315,12 @@ class Planner:
                     plan.rewritten[entry.id] = (text, tokens)
                     plan.levels[entry.id] = SUMMARY
                     size += tokens
+                    _measure(
+                        plan,
+                        SUMMARY,
+                        tokens - entry.overhead,
+                        self._target(entry.tokens - entry.overhead, SUMMARY),
+                    )
         clusters, cold, evicted = self.clusters(levels)
         for cluster in clusters:
             summary = self._group_summary(cluster, GROUPED, evicted_count=0)
@@ -301,6 +333,13 @@ class Planner:
                 for entry in unit.entries:
                     plan.levels[entry.id] = GROUPED
             size += summary.tokens
+            tokens = sum(u.tokens for u in cluster)
+            _measure(
+                plan,
+                GROUPED,
+                summary.tokens - self.summary_overhead - HEADER_TOKENS,
+                self._target(tokens, GROUPED),
+            )
         if cold or evicted:
             summary = self._group_summary(cold, COLD, evicted_count=len(evicted))
             plan.summaries.append(summary)
@@ -308,6 +347,13 @@ class Planner:
                 for entry in unit.entries:
                     plan.levels[entry.id] = COLD
             size += summary.tokens
+            if cold:
+                _measure(
+                    plan,
+                    COLD,
+                    summary.tokens - self.summary_overhead - HEADER_TOKENS,
+                    self._target(sum(u.tokens for u in cold), COLD),
+                )
         for unit in evicted:
             for entry in unit.entries:
                 plan.levels[entry.id] = EVICTED
@@ -326,7 +372,7 @@ class Planner:
         cached = self._l2.get(entry.id)
         if cached is not None:
             return cached
-        header = f"[memlens summary of {entry.id}] "
+        header = f"[memlens: {entry.id} summarised] "
         target = self._target(entry.tokens - entry.overhead, SUMMARY) - self.count(header)
         summary = self.summarizer.summarize(
             [entry.content],
@@ -351,10 +397,9 @@ class Planner:
         anchor = min((e.seq for u in units for e in u.entries), default=-1)
         first = ids[0] if ids else "archive"
         sid = f"summary:{level}:{first}"
-        what = f"{len(ids)} items {ids[0]}…{ids[-1]}" if ids else "no items"
-        header = f"[memlens level-{level} summary of {what}; expand {sid}]"
+        header = f"[memlens: {sid}, {len(ids)} items]" if ids else "[memlens: archive]"
         if evicted_count:
-            header += f" [{evicted_count} colder groups archived, not summarised]"
+            header += f" [{evicted_count} older groups archived]"
         if not ids:
             text = header
             return PlannedSummary(
@@ -381,6 +426,11 @@ class Planner:
         )
         self._groups[key] = planned
         return planned
+
+
+def _measure(plan: Plan, level: int, actual: int, target: int) -> None:
+    done, planned = plan.measured.get(level, (0, 0))
+    plan.measured[level] = (done + max(0, actual), planned + target)
 
 
 def _described(entry: MemoryEntry) -> str:

@@ -237,8 +237,7 @@ def _compose(
             else:
                 dropped.append(keep)
 
-    # numbers are the lightest strings: they come after the best sentences
-    take([k for k in keeps if k.kind != "number"])
+    take(keeps)
     chosen: set[int] = set()
     kept_texts = {k.text for k in kept}
     prose_budget = used + (budget - used) * 0.8
@@ -251,7 +250,6 @@ def _compose(
             continue
         chosen.add(index)
         used += cost
-    take([k for k in keeps if k.kind == "number"])
     body = " … ".join(sentences[i][0] for i in sorted(chosen))
     # a constraint or decision is a whole sentence: put it in the prose, in order
     whole = [k for k in kept if k.kind in ("constraint", "decision", "error")]

@@ -1,0 +1,321 @@
+"""Fit quality: memlens ``fit_messages`` beside oldest-first truncation and LangChain.
+
+    python benchmarks/context/fit_quality.py                  # the figures in docs/context.md
+    python benchmarks/context/fit_quality.py --budgets 500    # a quicker run
+
+For each generated agent session (``fit_sessions.py``: >= 500 turns, tool calls, file
+reads, test logs with errors, decisions, user constraints, planted probes), fit the
+request to 50 %, 25 % and 10 % of its size with three methods, side by side in one
+run:
+
+* **memlens** — ``memlens.fit_messages`` (extractive, offline; the session's first
+  rule pinned, the last 2 turns kept);
+* **truncate** — drop the oldest messages after the system prompt until it fits;
+* **langchain** — ``langchain_core.messages.trim_messages`` (strategy ``last``,
+  system kept, starting on a human message), given a per-message token counter with
+  the same encoding.
+
+Reported per size: probe recall (the probe's exact string anywhere in the fitted
+request, verbatim or inside a summary), kept/original tokens, orphaned tool calls and
+results, whether the list is one the OpenAI API accepts, the pinned rule kept, and for
+memlens the measured ratio of each level. Then fit success over random budgets on
+smaller sessions (every budget between what must be kept and the original), and
+milliseconds per 100k tokens with a cold token cache (counting included), beside the
+time counting alone takes in the same run. Every size is measured by the profiler's
+own OpenAI reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fit_sessions import Probe, generate  # noqa: E402
+
+from memlens.context.memory import BudgetError, fit_messages  # noqa: E402
+from memlens.context.memory.messages import measure  # noqa: E402
+from memlens.context.tokens import get_counter, load_encoding  # noqa: E402
+
+FMT = "openai-chat"
+COUNTER = get_counter("cl100k_base")
+SIZES = (0.50, 0.25, 0.10)
+KEEP_TURNS = 2
+
+
+def tokens(messages: list[dict[str, Any]]) -> int:
+    return measure(messages, FMT, model=None, system=None, tools=None, counter=COUNTER)
+
+
+# ---------------------------------------------------------------- baselines
+def truncate(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """Oldest first: drop messages after the system prompt until the request fits."""
+    head, rest = messages[:1], list(messages[1:])
+    costs = [tokens([m]) for m in rest]
+    total = tokens(messages)
+    start = 0
+    while start < len(rest) and total > budget:
+        total -= costs[start]
+        start += 1
+    out = head + rest[start:]
+    while len(out) > 1 and tokens(out) > budget:
+        out.pop(1)
+    return out
+
+
+def langchain_trim(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]] | None:
+    try:
+        from langchain_core.messages import convert_to_messages, convert_to_openai_messages
+        from langchain_core.messages import trim_messages as lc_trim
+    except ImportError:
+        return None
+
+    def one(message: Any) -> int:
+        text = message.content if isinstance(message.content, str) else str(message.content)
+        calls = getattr(message, "tool_calls", None) or []
+        extra = sum(COUNTER.count(str(c.get("args", ""))) + 8 for c in calls)
+        return COUNTER.count(text) + 4 + extra
+
+    def count(batch: list[Any]) -> int:
+        return sum(one(m) for m in batch)
+
+    trimmed = lc_trim(
+        convert_to_messages(messages),
+        max_tokens=budget - 3,
+        token_counter=count,
+        strategy="last",
+        include_system=True,
+        start_on="human",
+        allow_partial=False,
+    )
+    return list(convert_to_openai_messages(trimmed))
+
+
+# ---------------------------------------------------------------- measures
+def blob(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for m in messages:
+        content = m.get("content")
+        parts.append(content if isinstance(content, str) else str(content or ""))
+        for call in m.get("tool_calls") or []:
+            parts.append(str(call.get("function", {}).get("arguments", "")))
+    return "\n".join(parts)
+
+
+def orphans(messages: list[dict[str, Any]]) -> int:
+    calls = {c["id"] for m in messages for c in m.get("tool_calls") or []}
+    results = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    return len(calls - results) + len(results - calls)
+
+
+def api_problems(messages: list[dict[str, Any]]) -> int:
+    """Rules of the OpenAI chat API: a tool message answers the assistant call before it;
+    an assistant's calls are all answered before the next other message."""
+    problems = 0
+    pending: set[str] = set()
+    for m in messages:
+        if m.get("role") == "tool":
+            if m.get("tool_call_id") not in pending:
+                problems += 1
+            pending.discard(m.get("tool_call_id"))
+            continue
+        if pending:
+            problems += 1
+            pending = set()
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            pending = {c["id"] for c in m["tool_calls"]}
+    return problems + (1 if pending else 0)
+
+
+def recall(messages: list[dict[str, Any]], probes: list[Probe]) -> float:
+    text = blob(messages)
+    found = sum(1 for p in probes if p.text in text)
+    return found / len(probes) if probes else 1.0
+
+
+def last_turns(messages: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    return messages[users[-n] :] if len(users) >= n else messages[1:]
+
+
+# ---------------------------------------------------------------- runs
+def quality(sessions: list[tuple[list[dict[str, Any]], list[Probe]]]) -> dict[str, Any]:
+    rows: dict[tuple[str, float], list[dict[str, float]]] = {}
+    levels: dict[float, dict[str, list[float]]] = {}
+    for messages, probes in sessions:
+        probes = [p for p in probes if p.kind != "pinned"]
+        pinned = messages[1]
+        before = tokens(messages)
+        for share in SIZES:
+            budget = int(before * share)
+            outputs: dict[str, list[dict[str, Any]] | None] = {}
+            result = fit_messages(messages, budget=budget, pinned=[1], keep_last_turns=KEEP_TURNS)
+            outputs["memlens"] = result.messages
+            for name, row in result.report.per_level.items():
+                levels.setdefault(share, {}).setdefault(name, []).append(float(row["ratio"]))
+            outputs["truncate"] = truncate(messages, budget)
+            outputs["langchain"] = langchain_trim(messages, budget)
+            for method, out in outputs.items():
+                if out is None:
+                    continue
+                after = tokens(out)
+                rows.setdefault((method, share), []).append(
+                    {
+                        "recall": recall(out, probes),
+                        "ratio": after / before,
+                        "fits": float(after <= budget),
+                        "orphans": float(orphans(out)),
+                        "invalid": float(api_problems(out) > 0),
+                        "pinned": float(pinned in out),
+                    }
+                )
+    return {"rows": rows, "levels": levels}
+
+
+def random_budgets(count: int, seed: int, turns: int) -> dict[str, int]:
+    rng = random.Random(seed)
+    sessions = [generate(turns, seed=1000 + i)[0] for i in range(20)]
+    prepared = []
+    for messages in sessions:
+        floor = tokens([messages[0], messages[1], *last_turns(messages, KEEP_TURNS)]) + 64
+        prepared.append((messages, floor, tokens(messages)))
+    stats = {
+        "budgets": 0,
+        "fit": 0,
+        "orphans": 0,
+        "invalid": 0,
+        "pinned_lost": 0,
+        "last_turns_changed": 0,
+        "failed": 0,
+        "below_floor": 0,
+        "refused": 0,
+    }
+    for i in range(count):
+        messages, floor, before = prepared[i % len(prepared)]
+        if rng.random() < 0.05:  # a few budgets below what must be kept: a clear refusal
+            budget = rng.randrange(max(1, floor // 3), floor - 64)
+            stats["below_floor"] += 1
+            try:
+                fit_messages(messages, budget=budget, pinned=[1], keep_last_turns=KEEP_TURNS)
+            except BudgetError:
+                stats["refused"] += 1
+            continue
+        budget = rng.randrange(floor, before + 1)
+        stats["budgets"] += 1
+        try:
+            out = fit_messages(
+                messages, budget=budget, pinned=[1], keep_last_turns=KEEP_TURNS
+            ).messages
+        except BudgetError:
+            stats["failed"] += 1
+            continue
+        stats["fit"] += int(tokens(out) <= budget)
+        stats["orphans"] += orphans(out)
+        stats["invalid"] += int(api_problems(out) > 0)
+        stats["pinned_lost"] += int(messages[1] not in out)
+        tail = last_turns(messages, KEEP_TURNS)
+        stats["last_turns_changed"] += int(out[-len(tail) :] != tail)
+    return stats
+
+
+def timing(sessions: list[tuple[list[dict[str, Any]], list[Probe]]]) -> dict[str, float]:
+    fit_ms, count_ms, lc_ms = [], [], []
+    for messages, _ in sessions:
+        before = tokens(messages)
+        for share in SIZES:
+            COUNTER.clear()
+            t0 = time.perf_counter()
+            tokens(messages)
+            count_ms.append((time.perf_counter() - t0) * 1000 * 100_000 / before)
+            COUNTER.clear()
+            t0 = time.perf_counter()
+            fit_messages(
+                messages, budget=int(before * share), pinned=[1], keep_last_turns=KEEP_TURNS
+            )
+            fit_ms.append((time.perf_counter() - t0) * 1000 * 100_000 / before)
+            COUNTER.clear()
+            t0 = time.perf_counter()
+            if langchain_trim(messages, int(before * share)) is not None:
+                lc_ms.append((time.perf_counter() - t0) * 1000 * 100_000 / before)
+    return {
+        "fit": statistics.median(fit_ms),
+        "count": statistics.median(count_ms),
+        "langchain": statistics.median(lc_ms) if lc_ms else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=500)
+    parser.add_argument("--sessions", type=int, default=3)
+    parser.add_argument("--budgets", type=int, default=10_000)
+    parser.add_argument(
+        "--budget-turns",
+        type=int,
+        default=24,
+        help="turns of the sessions the random budgets run on",
+    )
+    args = parser.parse_args()
+    load_encoding("cl100k_base")  # a one-off per process, not part of any figure
+    sessions = [generate(args.turns, seed=s) for s in range(1, args.sessions + 1)]
+    sizes = [tokens(m) for m, _ in sessions]
+    probes = [len([p for p in ps if p.kind != "pinned"]) for _, ps in sessions]
+    print(
+        f"{len(sessions)} sessions of {args.turns} turns: {', '.join(f'{s:,}' for s in sizes)} "
+        f"tokens, {', '.join(map(str, probes))} probes"
+    )
+    result = quality(sessions)
+    print(
+        "\n| size | method | probe recall | kept / original | fits | orphaned tool pairs "
+        "| API-valid | pinned kept |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for share in SIZES:
+        for method in ("memlens", "truncate", "langchain"):
+            rows = result["rows"].get((method, share))
+            if not rows:
+                print(f"| {share:.0%} | {method} | not installed | | | | | |")
+                continue
+
+            def mean(key: str, rows: list[dict[str, float]] = rows) -> float:
+                return statistics.fmean(r[key] for r in rows)
+
+            print(
+                f"| {share:.0%} | {method} | {mean('recall'):.1%} | {mean('ratio'):.1%} | "
+                f"{mean('fits'):.0%} | {sum(r['orphans'] for r in rows):.0f} | "
+                f"{1 - mean('invalid'):.0%} | {mean('pinned'):.0%} |"
+            )
+    print("\nmemlens levels, measured ratio (target): ")
+    targets = {"summary": 0.5, "grouped": 0.2, "cold": 0.05}
+    for share, per in result["levels"].items():
+        cells = ", ".join(
+            f"{name} {statistics.fmean(v):.1%} ({targets[name]:.0%})" for name, v in per.items()
+        )
+        print(f"  at {share:.0%}: {cells}")
+    times = timing(sessions)
+    print(
+        f"\nms per 100k tokens, cold token cache: memlens fit {times['fit']:.1f} "
+        f"(counting alone {times['count']:.1f}, so fit = {times['fit'] / times['count']:.2f}x "
+        f"counting); langchain trim_messages {times['langchain']:.1f}"
+    )
+    if args.budgets:
+        stats = random_budgets(args.budgets, seed=7, turns=args.budget_turns)
+        ok = stats["fit"]
+        print(
+            f"\nrandom budgets: {stats['budgets']:,} between what must be kept and the "
+            f"original: fit {ok:,} ({ok / max(1, stats['budgets']):.2%}), failed "
+            f"{stats['failed']}, orphaned tool pairs {stats['orphans']}, API-invalid "
+            f"{stats['invalid']}, pinned lost {stats['pinned_lost']}, last turns changed "
+            f"{stats['last_turns_changed']}; {stats['below_floor']} below it: refused with "
+            f"BudgetError {stats['refused']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
