@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from memlens.context.tokens import digest_text
+
 #: Kinds in the order they are kept when the budget is short (heaviest first).
 KINDS = ("constraint", "decision", "error", "url", "path", "identifier", "number")
 WEIGHT = {kind: len(KINDS) - i for i, kind in enumerate(KINDS)}
@@ -78,12 +80,34 @@ def _clip(text: str) -> str:
     return text[: cut if cut > 40 else MAX_STRING]
 
 
+#: Keep-sets by (content digest, prose): a fit's rounds and retries see the same items.
+#: Keyed by digest, not text, so the cache never keeps large texts alive.
+_CACHE: dict[tuple[bytes, bool], tuple[Keep, ...]] = {}
+_CACHE_SIZE = 8192
+
+
+def _extract(text: str, prose: bool) -> tuple[Keep, ...]:
+    key = (digest_text(text), prose)
+    found = _CACHE.get(key)
+    if found is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            for old in list(_CACHE)[: _CACHE_SIZE // 2]:
+                del _CACHE[old]
+        found = _CACHE[key] = tuple(_extract_uncached(text, prose))
+    return found
+
+
 def extract(text: str, *, prose: bool = True) -> list[Keep]:
     """Every keep-set string in ``text``, first occurrence order, without repeats.
 
     ``prose`` is false for tool output: numbers there are mostly line numbers and
     sizes, so only numbers in prose (what the user and assistant said) are kept.
+    Results are cached by text: a fit's rounds and retries see the same items.
     """
+    return list(_extract(text, prose))
+
+
+def _extract_uncached(text: str, prose: bool) -> list[Keep]:
     found: dict[str, Keep] = {}
 
     def put(value: str, kind: str) -> None:
@@ -147,30 +171,52 @@ _ERROR_HINTS = ("rror", "xception", "FAIL", "atal", "anic", "Traceback")
 _DEFINES = ("def ", "class ", "async def ", "function ", "func ", "fn ", "interface ", "struct ")
 
 
+def _lines_with(text: str, needle: str) -> list[tuple[int, str]]:
+    """``(start, line)`` of every line containing ``needle`` (C-speed ``str.find``)."""
+    out = []
+    pos = text.find(needle)
+    while pos >= 0:
+        start = text.rfind("\n", 0, pos) + 1
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        out.append((start, text[start:end]))
+        pos = text.find(needle, end)
+    return out
+
+
 def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
-    """Tool output is large: scan it by lines and words, using regexes only on candidates.
+    """Tool output is large: find candidate lines with ``str.find``, regexes only on them.
 
     Only error lines, URLs, paths and the names a file defines are kept from it (every
     name a log or a file *uses* would swamp the keep-set).
     """
-    for line in text.splitlines():
-        if any(hint in line for hint in _ERROR_HINTS):
-            match = _ERROR.search(line)
-            if match:
-                put(match.group(0), "error")
-        head = line.lstrip()
-        if head.startswith(_DEFINES):
-            match = _DEFINITION.match(head)
-            if match:
-                put(match.group(1), "identifier")
-    for word in text.split():
-        if "/" in word or "." in word:
-            if "://" in word:
-                for match in _URL.finditer(word):
-                    put(match.group(0).rstrip(".,;:"), "url")
-            elif _EXT_HINT.search(word):
-                for match in _PATH.finditer(word):
-                    put(match.group(0), "path")
+    lines: dict[int, str] = {}
+    for hint in _ERROR_HINTS:
+        lines.update(_lines_with(text, hint))
+    for _, line in sorted(lines.items()):
+        match = _ERROR.search(line)
+        if match:
+            put(match.group(0), "error")
+    defined: dict[int, str] = {}
+    for keyword in _DEFINES:
+        defined.update(_lines_with(text, keyword))
+    for _, line in sorted(defined.items()):
+        match = _DEFINITION.match(line)
+        if match:
+            put(match.group(1), "identifier")
+    if "://" in text:
+        for match in _URL.finditer(text):
+            put(match.group(0).rstrip(".,;:"), "url")
+    # str.split is far cheaper than a regex over the text; each distinct word once,
+    # in first-occurrence order
+    for word in dict.fromkeys(w for w in text.split() if "/" in w):
+        for match in _PATH_FAST.finditer(word):
+            put(match.group(0), "path")
+
+
+#: Paths in tool output: at least one directory and an extension (bare file names in
+#: a log are mostly noise); a simpler pattern than :data:`_PATH`, since output is large.
+_PATH_FAST = re.compile(r"(?<![\w/.])[\w.-]*[A-Za-z0-9_]/[\w./-]*\.[A-Za-z][A-Za-z0-9]{0,7}\b")
 
 
 _EXT_HINT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}\b")

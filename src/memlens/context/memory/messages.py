@@ -535,7 +535,10 @@ def fit_messages(
     from memlens.context.tokens import get_counter
 
     counter = get_counter(encoding)
-    before = measure(messages, fmt, model=model, system=system, tools=tools, counter=counter)
+    reference = read_request(
+        messages, fmt, model=model, system=system, tools=tools, counter=counter
+    )
+    before = reference.window_tokens
     target = tokens
     result: FitResult | None = None
     for attempt in range(1, 7):
@@ -549,7 +552,8 @@ def fit_messages(
             counter,
             keep_last_turns,
             pinned,
-            memory_options or {},
+            dict(memory_options or {}),
+            reference,
         )
         report = memory.fit(min(target, tokens))
         fitted = (
@@ -594,6 +598,7 @@ def _memory(
     keep_last_turns: int,
     pinned: Sequence[int],
     options: dict[str, Any],
+    reference: ContextSession,
 ) -> ContextMemory:
     session = ContextSession(model, counter=counter, keep_content=True, format=fmt)
     options.setdefault("message_overhead", 4 if fmt == OPENAI else 3)  # a summary's framing
@@ -627,10 +632,7 @@ def _memory(
         builder.openai(messages)
     else:
         builder.anthropic(messages)
-    _reader_counts(
-        memory,
-        read_request(messages, fmt, model=model, system=system, tools=tools, counter=counter),
-    )
+    _reader_counts(memory, reference)
     for index in pinned:
         for entry in memory.entries.values():
             if entry.payload.get("msg") == index:

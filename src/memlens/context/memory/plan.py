@@ -248,7 +248,7 @@ class Planner:
     # -------------------------------------------------------------- search
     def _bisect(self, budget: int) -> float:
         low, high = 0.0, 4.0
-        for _ in range(22):
+        for _ in range(16):
             mid = (low + high) / 2
             if self.estimate(mid) <= budget:
                 high = mid
