@@ -52,3 +52,19 @@ def require(module: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(module, extra) from exc
+
+
+class PoolError(MemlensError):
+    """An object pool is misused: exhausted, closed, or handed an object it does not own."""
+
+
+class ResourceError(MemlensError):
+    """A managed resource is unknown, already registered, busy, or failed to clean up."""
+
+
+class GCError(MemlensError):
+    """A garbage-collector setting or measurement cannot be applied as asked."""
+
+
+class CacheError(MemlensError, TypeError):
+    """A value cannot be cached as asked (for example, it cannot be weakly referenced)."""
