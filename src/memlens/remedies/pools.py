@@ -580,4 +580,3 @@ class ResourceManager:
             if res.holder != me:
                 res.lock = threading.Lock()
                 res.holder = res.held_since = None
-
