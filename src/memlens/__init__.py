@@ -26,6 +26,16 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from memlens.core.units import parse_size
     from memlens.heap.doctor import LeakFound, doctor
     from memlens.profiling import Profiler, profile, session
+    from memlens.remedies import (
+        GarbageCollectionOptimizer,
+        MemoryPool,
+        RecoveryLadder,
+        ResourceManager,
+        WeakReferenceCache,
+        memoize,
+        memory_efficient_context,
+        monitor_function_memory,
+    )
     from memlens.service import monitor
     from memlens.service.monitor import Monitor
 
@@ -49,6 +59,14 @@ _LAZY: dict[str, tuple[str, str]] = {
     "diagnose_context": ("memlens.context", "diagnose"),
     "ContextMemory": ("memlens.context.memory", "ContextMemory"),
     "fit_messages": ("memlens.context.memory", "fit_messages"),
+    "WeakReferenceCache": ("memlens.remedies", "WeakReferenceCache"),
+    "memoize": ("memlens.remedies", "memoize"),
+    "MemoryPool": ("memlens.remedies", "MemoryPool"),
+    "ResourceManager": ("memlens.remedies", "ResourceManager"),
+    "GarbageCollectionOptimizer": ("memlens.remedies", "GarbageCollectionOptimizer"),
+    "memory_efficient_context": ("memlens.remedies", "memory_efficient_context"),
+    "monitor_function_memory": ("memlens.remedies", "monitor_function_memory"),
+    "RecoveryLadder": ("memlens.remedies", "RecoveryLadder"),
 }
 
 __all__ = ["MemlensError", "__version__", *_LAZY]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator
@@ -216,6 +217,10 @@ class WeakReferenceCache(Generic[K, V]):
         self._lock = threading.RLock()
 
 
+def _ignore(key: Any) -> None:
+    pass
+
+
 class _Token:
     """Stands for one instance in memo keys, so the key never holds the instance."""
 
@@ -373,7 +378,13 @@ class Memo:
             lru, self._lru = self._lru, self._new_lru()
             for keys in self._keys.values():
                 keys.clear()
-        del lru  # the values are freed here, outside the lock
+        # Free the old entries outside the lock, in slices: one dealloc of a huge
+        # mapping would hold the GIL (and stall an event loop) for its whole length.
+        lru._on_evict = _ignore
+        while lru:
+            for _ in range(min(len(lru), 512)):
+                lru.popitem()
+            time.sleep(0)
         return n
 
     cache_clear = clear

@@ -70,6 +70,12 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("registered", "gauge", "Resources registered now."),
         Metric("in_use", "gauge", "Resources acquired now."),
     ),
+    "recovery": (
+        Metric("runs", "counter", "Runs of the recovery ladder."),
+        Metric("suppressed", "counter", "Triggers ignored: a run was under way or too recent."),
+        Metric("reclaimed", "counter", "RSS reclaimed by recovery runs.", "bytes"),
+        Metric("last_reclaimed", "gauge", "RSS reclaimed by the last recovery run.", "bytes"),
+    ),
 }
 
 _lock = threading.Lock()
