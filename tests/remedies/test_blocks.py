@@ -25,7 +25,7 @@ def test_peak_and_retained_of_a_block() -> None:
     kept = []
     with memory_efficient_context("load") as mem:
         temp = bytearray(60 * MB)  # peak, then freed
-        temp[:: 4096] = b"x" * len(temp[::4096])  # touch every page
+        temp[::4096] = b"x" * len(temp[::4096])  # touch every page
         time.sleep(0.05)  # the sampler sees it
         del temp
         kept.append(bytearray(20 * MB))
@@ -41,18 +41,19 @@ def test_peak_and_retained_of_a_block() -> None:
 def test_a_memory_error_inside_a_block_is_reported_and_reraised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="memlens.remedies"):
-        with pytest.raises(MemoryError):
-            with memory_efficient_context("oom") as mem:
-                raise MemoryError
+    with (
+        caplog.at_level(logging.ERROR, logger="memlens.remedies"),
+        pytest.raises(MemoryError),
+        memory_efficient_context("oom") as mem,
+    ):
+        raise MemoryError
     assert mem.error == "MemoryError"
     assert any("MemoryError in oom" in r.getMessage() for r in caplog.records)
 
 
 def test_other_errors_are_recorded_and_propagate() -> None:
-    with pytest.raises(KeyError):
-        with memory_efficient_context("bad", collect=False) as mem:
-            raise KeyError("k")
+    with pytest.raises(KeyError), memory_efficient_context("bad", collect=False) as mem:
+        raise KeyError("k")
     assert mem.error is not None and mem.error.startswith("KeyError")
 
 

@@ -137,13 +137,12 @@ def test_bad_requests_raise_gc_error() -> None:
 def test_disable_gc_temporarily_nests_and_reenables_on_error() -> None:
     opt = GarbageCollectionOptimizer()
     gc.enable()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError), opt.disable_gc_temporarily():
+        assert not gc.isenabled()
         with opt.disable_gc_temporarily():
             assert not gc.isenabled()
-            with opt.disable_gc_temporarily():
-                assert not gc.isenabled()
-            assert not gc.isenabled()  # the outer block still holds it
-            raise ValueError
+        assert not gc.isenabled()  # the outer block still holds it
+        raise ValueError
     assert gc.isenabled()
     gc.disable()
     with opt.disable_gc_temporarily():

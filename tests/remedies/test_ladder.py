@@ -115,7 +115,7 @@ def test_clearing_a_bloated_cache_reclaims_its_bytes() -> None:
     def render(n: int) -> bytes:
         return bytes(4096) + n.to_bytes(8, "little")
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def legacy(n: int) -> bytes:
         return bytes(4096) + n.to_bytes(8, "little")
 

@@ -158,9 +158,11 @@ def test_resource_manager_acquire_stats_and_cleanup() -> None:
     with mgr.acquire_resource("primary", "database_connection") as got:
         assert got is conn
         assert mgr.get_resource_stats("primary")["in_use"]
-        with pytest.raises(ResourceError, match="already held by this thread"):
-            with mgr.acquire_resource("primary"):
-                pass
+        with (
+            pytest.raises(ResourceError, match="already held by this thread"),
+            mgr.acquire_resource("primary"),
+        ):
+            pass
     with pytest.raises(ValueError), mgr.acquire_resource("primary", "query"):
         raise ValueError("query failed")
     s = mgr.get_resource_stats("primary")
@@ -186,9 +188,11 @@ def test_a_busy_resource_times_out() -> None:
     t = threading.Thread(target=holder)
     t.start()
     inside.wait()
-    with pytest.raises(ResourceError, match="stayed busy"):
-        with mgr.acquire_resource("model", timeout=0.05):
-            pass
+    with (
+        pytest.raises(ResourceError, match="stayed busy"),
+        mgr.acquire_resource("model", timeout=0.05),
+    ):
+        pass
     assert mgr.get_resource_stats("model")["timeouts"] == 1
     mgr.hold_warning = 0.0
     assert [name for name, _ in mgr.long_holds()] == ["model"]
@@ -235,5 +239,7 @@ def test_pools_and_managers_export_their_counters() -> None:
     seen = {(k, n): m for k, n, m in registry.snapshot()}
     assert seen[("pool", "exported")]["idle"] == 1
     assert {m.key for m in registry.METRICS["pool"]} == set(seen[("pool", "exported")])
-    assert {m.key for m in registry.METRICS["resources"]} == set(seen[("resources", "exported-res")])
+    assert {m.key for m in registry.METRICS["resources"]} == set(
+        seen[("resources", "exported-res")]
+    )
     mgr.close()

@@ -35,7 +35,9 @@ def wait_for(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> st
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{proc.stdout.read() if proc.stdout else ''}")
+            raise AssertionError(
+                f"server exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+            )
         try:
             return get(url, timeout=2)
         except OSError:

@@ -78,7 +78,12 @@ def enable_recycling(
         from memlens.service.monitor import Monitor
 
         monitor = Monitor.from_config(**config).start()
-    ladder: RecoveryLadder = monitor.enable_recovery()
+    enable = getattr(monitor, "enable_recovery", None)
+    if enable is not None:
+        ladder: RecoveryLadder = enable()
+    else:
+        ladder = RecoveryLadder()
+        ladder.attach(monitor)
     ladder.set_recycle_hook(hook)
     return ladder
 
