@@ -156,3 +156,64 @@ def test_uvicorn_answers_in_flight_requests_then_exits_cleanly(tmp_path: Path) -
     # uvicorn re-raises the signal once shut down, so a supervisor sees why it stopped.
     assert code in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out and "Finished server process" in out, out
+
+
+LEAKY_APP = """
+import os
+HELD = []
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/grow":
+        block = bytearray(300 * 1024 * 1024)
+        block[::4096] = b"x" * len(block[::4096])  # resident, not just reserved
+        HELD.append(block)  # a leak the ladder's cheap steps cannot free
+    data = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Length", str(len(data)))])
+    return [data]
+"""
+
+READY_MADE_CONF = """
+from memlens.remedies.recycle import gunicorn_post_worker_init as post_worker_init
+
+bind = "127.0.0.1:{port}"
+workers = 1
+"""
+
+
+def test_ready_made_gunicorn_hook_recycles_a_worker_over_the_threshold(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "app.py").write_text(LEAKY_APP)
+    (tmp_path / "gunicorn.conf.py").write_text(READY_MADE_CONF.format(port=port))
+    config = {
+        "MEMLENS_MODE": "production",
+        "MEMLENS_SAMPLING_INTERVAL": "0.1",
+        "MEMLENS_MEMORY_WARNING_THRESHOLD_MB": "150",
+        "MEMLENS_MEMORY_CRITICAL_THRESHOLD_MB": "250",
+        "MEMLENS_PERSIST_HISTORY": "0",
+        "MEMLENS_ENABLE_LEAK_DETECTION": "0",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
+        cwd=tmp_path,
+        env={**env(), **config},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        first = int(wait_for(base + "/pid", proc))
+        assert int(get(base + "/grow")) == first  # answered before the worker goes
+        deadline = time.monotonic() + 60
+        second = first
+        while second == first and time.monotonic() < deadline:
+            try:
+                second = int(get(base + "/pid", timeout=2))
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert second != first, "the worker over the critical threshold was not recycled"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "recovery (critical threshold" in out and "recycling worker" in out, out

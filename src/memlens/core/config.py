@@ -85,6 +85,8 @@ class Config:
     leak_check_interval: float = 30.0
     threshold_hysteresis: float = 0.05
     event_queue_size: int = 1000
+    # Run memlens.remedies' recovery ladder on leak alerts and the critical threshold.
+    enable_recovery: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -63,6 +63,7 @@ class StepResult:
     duration: float  # seconds, wall time of the whole step
     longest_hold: float  # seconds, the longest single slice that held the GIL (estimate)
     error: str | None = None
+    started: float = 0.0  # time.perf_counter() when the step began
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -294,6 +295,11 @@ class RecoveryLadder:
             with self._lock:
                 steps = sorted(self._steps, key=lambda s: s.cost)
             for step in steps if not run.outcome else []:
+                if step.name == RECYCLE and step.available() is None:
+                    # The process may be gone before the run ends: say why now.
+                    run.outcome = "recycling: the cheaper steps left memory above the target"
+                    logger.warning("%s", run.describe())
+                    run.outcome = ""
                 result = self._run_step(step)
                 run.steps.append(result)
                 if result.ran and target is not None and result.after.rss < target:
@@ -347,6 +353,7 @@ class RecoveryLadder:
             duration,
             longest,
             error,
+            began,
         )
 
     def trigger(self, reason: str, target_bytes: int | None = None) -> bool:

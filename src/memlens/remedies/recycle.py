@@ -72,18 +72,15 @@ def uvicorn_hook(server: Any = None) -> Callable[[], str]:
 def enable_recycling(
     hook: Callable[[], object], monitor: Any = None, **config: Any
 ) -> RecoveryLadder:
-    """Start a monitor (unless given one) with the recovery ladder on and ``hook`` as
-    its last step; returns the ladder. ``config`` overrides the monitor's settings."""
+    """Turn the recovery ladder on, with ``hook`` as its last step, in ``monitor`` (default:
+    the running monitor, else a new one from the config, ``config`` overriding it);
+    returns the ladder."""
     if monitor is None:
-        from memlens.service.monitor import Monitor
+        from memlens.service.monitor import Monitor, running_monitors
 
-        monitor = Monitor.from_config(**config).start()
-    enable = getattr(monitor, "enable_recovery", None)
-    if enable is not None:
-        ladder: RecoveryLadder = enable()
-    else:
-        ladder = RecoveryLadder()
-        ladder.attach(monitor)
+        running = running_monitors()  # e.g. started in the master and inherited by fork
+        monitor = running[0] if running else Monitor.from_config(**config).start()
+    ladder: RecoveryLadder = monitor.enable_recovery()
     ladder.set_recycle_hook(hook)
     return ladder
 

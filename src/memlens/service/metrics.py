@@ -11,6 +11,7 @@ bounded (GC generation, threshold level, the components you registered).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -133,6 +134,46 @@ def collect(monitor: Monitor) -> list[Family]:
             "monitor_history_bytes", "Memory held by the monitor's history.", stats["history_bytes"]
         )
     )
+    out.extend(remedy_families())
+    return out
+
+
+def remedy_name(kind: str, key: str, unit: str) -> str:
+    """``memlens_<kind>_<key>`` with the unit suffix (``cache_bytes``, ``resources_hold_seconds``)."""
+    name = f"{kind}_{key}"
+    if unit == "bytes" and not name.endswith("_bytes"):
+        name += "_bytes"
+    elif unit == "seconds":
+        name += "_seconds"
+    return name
+
+
+def remedy_families() -> list[Family]:
+    """Counters of the caches, pools and recovery ladder in ``memlens.remedies``, by name.
+
+    Nothing is imported: if no remedy was ever built, there is nothing to export.
+    """
+    if "memlens.remedies.registry" not in sys.modules:
+        return []
+    from memlens.remedies import registry
+
+    totals: dict[tuple[str, str], dict[str, float]] = {}
+    for kind, name, values in registry.snapshot():
+        merged = totals.setdefault((kind, name), {})
+        for key, value in values.items():
+            merged[key] = merged.get(key, 0.0) + value
+    out = []
+    for kind, metrics in registry.METRICS.items():
+        present = [(name, v) for (k, name), v in sorted(totals.items()) if k == kind]
+        if not present:
+            continue
+        for m in metrics:
+            fam = Family(PREFIX + remedy_name(kind, m.key, m.unit), m.type, m.help)
+            suffix = "_total" if m.type == "counter" else ""
+            for name, values in present:
+                if m.key in values:
+                    fam.add(values[m.key], {kind: name}, suffix)
+            out.append(fam)
     return out
 
 

@@ -43,7 +43,7 @@ from memlens.core.session import (
 )
 from memlens.heap.gc_meter import GcMeter
 from memlens.heap.process_meter import ProcessMeter
-from memlens.service import actions, growth, history, readout
+from memlens.service import actions, growth, history, readout, recovery
 from memlens.service import health as health_mod
 from memlens.service.actions import GcResult
 from memlens.service.components import HeapWatch
@@ -63,11 +63,17 @@ from memlens.service.leaks import (
 from memlens.service.thresholds import ThresholdTracker
 
 if TYPE_CHECKING:
+    from memlens.remedies.ladder import RecoveryLadder
     from memlens.service.http import MonitorServer
 
 Reader = Callable[[], Mapping[str, float]]
 
 _live: weakref.WeakSet[Monitor] = weakref.WeakSet()
+
+
+def running_monitors() -> list[Monitor]:
+    """The monitors started in this process and not yet stopped."""
+    return [m for m in list(_live) if m._started]
 
 
 def _after_fork_in_child() -> None:
@@ -138,6 +144,8 @@ class Monitor:
         self._started = False
         self._threaded = False
         self._sample_listeners: list[Callable[[float, Mapping[str, float]], None]] = []
+        self.recovery: RecoveryLadder | None = None  # see enable_recovery()
+        self._recovery_detach: Callable[[], None] | None = None
         self._reset_state()
 
     # -- construction --------------------------------------------------------------
@@ -236,6 +244,8 @@ class Monitor:
             self.gc_meter.start()
         self.heapwatch.start()
         _live.add(self)
+        if self.config.enable_recovery and self.recovery is None:
+            self.enable_recovery()
         if thread:
             self.recorder.start()
         else:
@@ -377,6 +387,30 @@ class Monitor:
         for alert in removed:
             self.events.publish(LeakCleared(self._wall(t), alert.id, alert.component, "cleared"))
         return len(removed)
+
+    # -- recovery ------------------------------------------------------------------------
+    def enable_recovery(
+        self,
+        ladder: RecoveryLadder | None = None,
+        *,
+        on_leak: bool = True,
+        on_critical: bool = True,
+    ) -> RecoveryLadder:
+        """Run the recovery ladder (``memlens.remedies``) when a leak alert or the critical
+        threshold fires, until RSS is under the warning threshold; returns the ladder.
+
+        Opt-in (also ``enable_recovery = true`` in the config). The ladder runs on its own
+        ``memlens-recovery`` thread; :meth:`recovery_history` lists its runs.
+        """
+        return recovery.enable(self, ladder, on_leak=on_leak, on_critical=on_critical)
+
+    def disable_recovery(self) -> None:
+        """Stop triggering the ladder (its history stays readable)."""
+        recovery.disable(self)
+
+    def recovery_history(self) -> list[dict[str, Any]]:
+        """The recovery ladder's last runs, oldest first (each step's bytes and time)."""
+        return recovery.history(self)
 
     # -- trends --------------------------------------------------------------------------
     def get_memory_trends(

@@ -166,4 +166,38 @@ def instrument(monitor: Monitor, meter_provider: Any = None) -> OtelInstruments:
             description="Python heap bytes attributed to each registered component.",
         )
     )
+    _remedy_instruments(meter, Observation, add)
     return out
+
+
+_OTEL_UNITS = {"bytes": "By", "seconds": "s", "": "1"}
+
+
+def _remedy_instruments(meter: Any, Observation: Any, add: Callable[[Any], None]) -> None:
+    """``memlens.<kind>.<key>`` for the caches, pools and recovery ladder of memlens.remedies,
+    with attribute ``memlens.<kind>`` naming each one (read from its registry on collection)."""
+    from memlens.remedies import registry
+
+    for kind, metrics in registry.METRICS.items():
+        for m in metrics:
+
+            def callback(options: Any, kind: str = kind, key: str = m.key) -> Iterable[Any]:
+                return [
+                    Observation(values[key], {f"memlens.{kind}": name})
+                    for k, name, values in registry.snapshot()
+                    if k == kind and key in values
+                ]
+
+            create = (
+                meter.create_observable_counter
+                if m.type == "counter"
+                else meter.create_observable_gauge
+            )
+            add(
+                create(
+                    f"memlens.{kind}.{m.key}",
+                    [callback],
+                    unit=_OTEL_UNITS[m.unit],
+                    description=m.help,
+                )
+            )

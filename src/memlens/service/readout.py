@@ -63,6 +63,7 @@ def debug_snapshot(mon: Monitor) -> dict[str, Any]:
         "gc": [asdict(g) for g in mon.gc_stats()],
         "health": mon.health().to_dict(),
         "monitor": mon.stats(),
+        "recovery": mon.recovery_history()[-5:],
     }
 
 

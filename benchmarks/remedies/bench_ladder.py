@@ -1,0 +1,202 @@
+"""The recovery ladder on two sick services: bytes reclaimed and event-loop blocking per step.
+
+Each scenario runs in a fresh interpreter (so one does not inherit the other's heap):
+
+- ``fragmented``: a service that kept one in eight of 300,000 1 KB buffers. glibc
+  holds the freed seven as free memory inside its heap, so RSS stays high; the
+  figure that matters is how much of that *fragmented free memory* (``mallinfo2``
+  ``fordblks``) the ladder gives back to the OS.
+- ``cache-bloated``: a service whose memo (``memoize``) and a plain
+  ``functools.lru_cache`` hold ~200 MB of rendered pages next to 200,000 live
+  session objects.
+
+While the ladder runs on its ``memlens-recovery`` thread, the main thread runs an
+asyncio loop that handles a "request" every millisecond (a JSON body of about
+2 KB, so it calls malloc like a real handler does). Blocking is the lateness of
+the loop's ticks (actual wake-up minus the scheduled one); for each step the
+maximum lateness of ticks scheduled inside it is printed next to the same
+figure for a quiet period of the same loop (the noise floor of the machine).
+
+    python benchmarks/remedies/bench_ladder.py            # both scenarios, ~20 s
+    python benchmarks/remedies/bench_ladder.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+MB = 1024 * 1024
+
+
+def build_fragmented() -> list[Any]:
+    blocks = [bytes(1000) + i.to_bytes(4, "little") for i in range(300_000)]
+    kept = blocks[::8]
+    del blocks
+    return kept
+
+
+class Session:
+    def __init__(self, i: int) -> None:
+        self.id = i
+        self.user = f"user-{i}"
+        self.tags = [i % 7, i % 11]
+
+
+def build_cache_bloated() -> list[Any]:
+    from memlens.remedies import memoize
+
+    @memoize(max_entries=None, max_bytes=None, sizeof=len)
+    def render(n: int) -> bytes:
+        return bytes(2000 + n % 3000) + n.to_bytes(4, "little")
+
+    @functools.cache
+    def legacy(n: int) -> bytes:
+        return bytes(1500 + n % 2000) + n.to_bytes(4, "little")
+
+    for i in range(40_000):
+        render(i)
+        legacy(i)
+    sessions = [Session(i) for i in range(200_000)]
+    return [render, legacy, sessions]
+
+
+async def loop_lateness(
+    until: threading.Event, ticks: list[tuple[float, float]], period: float = 0.001
+) -> None:
+    """Handle a small request every ``period``; record (scheduled, lateness) per tick."""
+    while not until.is_set():
+        scheduled = time.perf_counter() + period
+        await asyncio.sleep(period)
+        ticks.append((scheduled, time.perf_counter() - scheduled))
+        json.dumps({"items": [{"sku": j, "name": "item-%d" % j * 3} for j in range(40)]})
+
+
+def run_scenario(name: str) -> dict[str, Any]:
+    import gc
+
+    from memlens.remedies.allocator import allocator_stats
+    from memlens.remedies.ladder import RecoveryLadder
+    from memlens.remedies.readings import read_memory
+
+    held = build_fragmented() if name == "fragmented" else build_cache_bloated()
+    ladder = RecoveryLadder(min_interval=0)
+    if name == "cache-bloated":
+        ladder.register_cache(held[1])
+    gc.collect()
+    start = read_memory()
+    alloc = allocator_stats()
+    fragmented_free = alloc.free if alloc is not None else None
+
+    async def main() -> dict[str, Any]:
+        ticks: list[tuple[float, float]] = []
+        stop = threading.Event()
+        task = asyncio.create_task(loop_lateness(stop, ticks))
+        await asyncio.sleep(0.5)  # warm up, then a quiet window as the noise floor
+        quiet_from = time.perf_counter()
+        await asyncio.sleep(1.0)
+        quiet_to = time.perf_counter()
+        box: list[Any] = []
+        worker = threading.Thread(target=lambda: box.append(ladder.run(name)))
+        worker.start()
+        while worker.is_alive():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        run = box[0]
+
+        def worst(a: float, b: float) -> float:
+            inside = [late for at, late in ticks if a <= at <= b]
+            return max(inside, default=0.0)
+
+        steps = []
+        for s in run.steps:
+            steps.append(
+                {
+                    "step": s.step,
+                    "ran": s.ran,
+                    "detail": s.detail,
+                    "rss_reclaimed": s.reclaimed.rss,
+                    "allocator_reclaimed": s.reclaimed.allocator,
+                    "duration_ms": s.duration * 1e3,
+                    "loop_blocked_ms": worst(s.started, s.started + s.duration) * 1e3
+                    if s.ran
+                    else 0.0,
+                }
+            )
+        return {
+            "scenario": name,
+            "rss_before": start.rss,
+            "allocator_in_use_before": start.allocator_in_use,
+            "fragmented_free": fragmented_free,
+            "rss_reclaimed": run.reclaimed.rss,
+            "reclaimed_share_of_fragmented_free": (
+                run.reclaimed.rss / fragmented_free if fragmented_free else None
+            ),
+            "noise_floor_ms": worst(quiet_from, quiet_to) * 1e3,
+            "steps": steps,
+        }
+
+    result = asyncio.run(main())
+    del held
+    return result
+
+
+def show(r: dict[str, Any]) -> None:
+    print(f"\n== {r['scenario']}: RSS {r['rss_before'] / MB:.0f} MiB", end="")
+    if r["fragmented_free"] is not None:
+        print(f", fragmented free (mallinfo2 fordblks) {r['fragmented_free'] / MB:.0f} MiB", end="")
+    print()
+    print(f"{'step':<18}{'RSS freed':>12}{'alloc freed':>13}{'took':>10}{'loop blocked':>14}")
+    for s in r["steps"]:
+        if not s["ran"]:
+            print(f"{s['step']:<18}  skipped: {s['detail']}")
+            continue
+        alloc = s["allocator_reclaimed"]
+        alloc_text = f"{alloc / MB:.1f} MiB" if alloc is not None else "-"
+        print(
+            f"{s['step']:<18}{s['rss_reclaimed'] / MB:>8.1f} MiB{alloc_text:>13}"
+            f"{s['duration_ms']:>8.1f} ms{s['loop_blocked_ms']:>11.1f} ms"
+        )
+    share = r["reclaimed_share_of_fragmented_free"]
+    print(
+        f"total RSS reclaimed {r['rss_reclaimed'] / MB:.1f} MiB"
+        + (f" = {share:.0%} of the fragmented free memory" if share is not None else "")
+        + f"; loop noise floor (quiet, same loop) {r['noise_floor_ms']:.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--scenario", choices=["fragmented", "cache-bloated"])
+    args = parser.parse_args()
+    if args.scenario:
+        print(json.dumps(run_scenario(args.scenario)))
+        return
+    results = []
+    for name in ("fragmented", "cache-bloated"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--scenario", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        show(r)
+
+
+if __name__ == "__main__":
+    main()
