@@ -76,7 +76,7 @@ async def loop_lateness(
         scheduled = time.perf_counter() + period
         await asyncio.sleep(period)
         ticks.append((scheduled, time.perf_counter() - scheduled))
-        json.dumps({"items": [{"sku": j, "name": "item-%d" % j * 3} for j in range(40)]})
+        json.dumps({"items": [{"sku": j, "name": f"item-{j}" * 3} for j in range(40)]})
 
 
 def run_scenario(name: str) -> dict[str, Any]:

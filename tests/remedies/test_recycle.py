@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -207,10 +208,8 @@ def test_ready_made_gunicorn_hook_recycles_a_worker_over_the_threshold(tmp_path:
         deadline = time.monotonic() + 60
         second = first
         while second == first and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(OSError):
                 second = int(get(base + "/pid", timeout=2))
-            except OSError:
-                pass
             time.sleep(0.1)
         assert second != first, "the worker over the critical threshold was not recycled"
     finally:
