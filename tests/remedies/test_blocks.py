@@ -32,9 +32,8 @@ def test_peak_and_retained_of_a_block() -> None:
         kept[0][::4096] = b"y" * len(kept[0][::4096])
     assert isinstance(mem, BlockMemory) and mem.error is None
     assert mem.peak >= 55 * MB
-    assert 15 * MB <= mem.retained < 40 * MB
-    if mem.allocator_retained is not None:
-        assert mem.allocator_retained >= 19 * MB
+    # RSS may not grow for memory the allocator already had resident: use its figure.
+    assert 15 * MB <= mem.retained_best < 40 * MB
     assert "peak" in mem.describe() and mem.to_dict()["name"] == "load"
 
 
@@ -130,7 +129,7 @@ def test_blocks_in_threads_and_in_a_forked_child() -> None:
                 with memory_efficient_context("child") as child:
                     buf = bytearray(30 * MB)
                     buf[::4096] = b"c" * len(buf[::4096])
-                os._exit(0 if child.retained >= 25 * MB else 1)
+                os._exit(0 if child.retained_best >= 25 * MB else 1)
             finally:
                 os._exit(2)
     _, status = os.waitpid(pid, 0)

@@ -243,3 +243,32 @@ def test_pools_and_managers_export_their_counters() -> None:
         seen[("resources", "exported-res")]
     )
     mgr.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_resource_held_by_a_thread_that_did_not_survive_fork_is_free_in_the_child() -> None:
+    mgr = ResourceManager("fork")
+    mgr.register_resource("model", object())
+    inside, leave = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with mgr.acquire_resource("model"):
+            inside.set()
+            leave.wait()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    inside.wait()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with mgr.acquire_resource("model", timeout=2):
+                pass
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(1)
+    leave.set()
+    t.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    mgr.close()
