@@ -184,3 +184,20 @@ def test_history_is_bounded() -> None:
         ladder.run(f"r{i}", target_bytes=2 * MB)
     assert [r.reason for r in ladder.history] == ["r1", "r2"]
     assert isinstance(ladder.history[0], LadderRun)
+
+
+def test_context_memory_registers_its_compaction() -> None:
+    from memlens.context.memory import ContextMemory
+
+    memory = ContextMemory(4_000, keep_last_turns=0)
+    memory.add_system("You are a careful assistant.")
+    for i in range(60):
+        memory.add_message("user", f"Question {i}: " + "please look at the logs again " * 8)
+        memory.add_message("assistant", f"Answer {i}: " + "the service restarted cleanly " * 8)
+    before = memory.tokens
+    ladder = RecoveryLadder(reader=FakeMemory(900 * MB), min_interval=0)
+    ladder.register_context_compressor(lambda: memory.cleanup(aggressive=True, reason="recovery"))
+    run = ladder.run("context", target_bytes=MB)
+    step = next(s for s in run.steps if s.step == COMPRESS_CONTEXT)
+    assert step.ran and "tokens saved" in step.detail
+    assert memory.tokens < before

@@ -111,6 +111,14 @@ class _Step:
     available: Callable[[], str | None]  # None when it can run, else why not
 
 
+def _describe(result: object) -> str:
+    """A hook's result in a few words (a context FitReport says the tokens it saved)."""
+    saved = getattr(result, "tokens_saved", None)
+    if isinstance(saved, int):
+        return f"{saved} tokens saved"
+    return "done" if result is None else repr(result)[:80]
+
+
 def _yield_gil() -> None:
     time.sleep(0)  # lets a waiting thread (the event loop) take the GIL
 
@@ -238,7 +246,7 @@ class RecoveryLadder:
             results.append(hook())
             longest = max(longest, time.perf_counter() - began)
             _yield_gil()
-        return f"{len(hooks)} compressor(s): {results!r}"[:200], longest
+        return f"{len(hooks)} compressor(s): " + "; ".join(map(_describe, results)), longest
 
     def _collect(self) -> tuple[str, float]:
         collected = 0
