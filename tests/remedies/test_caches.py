@@ -13,6 +13,7 @@ from memlens.core.errors import CacheError, ConfigError, MemlensError
 from memlens.remedies import registry
 from memlens.remedies.caches import CacheStats, WeakReferenceCache, memoize
 from memlens.remedies.sizing import deep_sizeof
+from tests.remedies.helpers import held_by_another_thread, in_forked_child
 
 
 class Doc:
@@ -159,26 +160,9 @@ def test_memoize_works_in_a_forked_child_while_a_thread_held_its_lock() -> None:
         return n
 
     ident(1)
-    memo_lock = ident._lock
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with memo_lock:
-            held.set()
-            release.wait()
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait()
-    pid = os.fork()
-    if pid == 0:  # child: the holder thread does not exist here
-        code = 0 if ident(2) == 2 and ident.stats().entries == 2 else 1
-        os._exit(code)
-    release.set()
-    t.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    with held_by_another_thread(lambda: ident._lock):
+        # In the child the holder thread does not exist; the lock must not be inherited.
+        assert in_forked_child(lambda: ident(2) == 2 and ident.stats().entries == 2)
 
 
 def test_caches_register_for_export_and_clearing() -> None:

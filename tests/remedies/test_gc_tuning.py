@@ -18,6 +18,7 @@ from memlens.remedies.gc_tuning import (
     GcSettings,
     default_candidates,
 )
+from tests.remedies.helpers import held_by_another_thread, in_forked_child
 
 
 @pytest.fixture(autouse=True)
@@ -182,23 +183,9 @@ def test_disable_gc_temporarily_across_threads(caplog: pytest.LogCaptureFixture)
 def test_a_hold_by_a_thread_that_did_not_survive_fork_ends_in_the_child() -> None:
     opt = GarbageCollectionOptimizer()
     gc.enable()
-    inside, leave = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with opt.disable_gc_temporarily(warn_after=60):
-            inside.set()
-            leave.wait()
-
-    t = threading.Thread(target=hold)
-    t.start()
-    inside.wait()
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0 if gc.isenabled() else 1)
-    leave.set()
-    t.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    with held_by_another_thread(lambda: opt.disable_gc_temporarily(warn_after=60)):
+        assert not gc.isenabled()
+        assert in_forked_child(gc.isenabled)
 
 
 def test_optimized_collection_runs_callbacks_and_reports_what_it_freed() -> None:

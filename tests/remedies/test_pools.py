@@ -15,6 +15,7 @@ import pytest
 from memlens.core.errors import MemlensError, PoolError, ResourceError
 from memlens.remedies import registry
 from memlens.remedies.pools import Buffer, MemoryPool, ResourceManager
+from tests.remedies.helpers import held_by_another_thread, in_forked_child
 
 
 class Conn:
@@ -130,23 +131,8 @@ def test_pool_from_many_threads_stays_consistent() -> None:
 def test_pool_usable_in_a_forked_child_while_a_thread_held_its_lock() -> None:
     pool = MemoryPool(name="fork")
     pool.put("conn", Conn())
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with pool._lock:
-            held.set()
-            release.wait()
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait()
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0 if isinstance(pool.get("conn"), Conn) else 1)
-    release.set()
-    t.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    with held_by_another_thread(lambda: pool._lock):
+        assert in_forked_child(lambda: isinstance(pool.get("conn"), Conn))
 
 
 def test_resource_manager_acquire_stats_and_cleanup() -> None:
@@ -178,26 +164,15 @@ def test_resource_manager_acquire_stats_and_cleanup() -> None:
 def test_a_busy_resource_times_out() -> None:
     mgr = ResourceManager("busy")
     mgr.register_resource("model", object())
-    inside, leave = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with mgr.acquire_resource("model"):
-            inside.set()
-            leave.wait()
-
-    t = threading.Thread(target=holder)
-    t.start()
-    inside.wait()
-    with (
-        pytest.raises(ResourceError, match="stayed busy"),
-        mgr.acquire_resource("model", timeout=0.05),
-    ):
-        pass
-    assert mgr.get_resource_stats("model")["timeouts"] == 1
-    mgr.hold_warning = 0.0
-    assert [name for name, _ in mgr.long_holds()] == ["model"]
-    leave.set()
-    t.join()
+    with held_by_another_thread(lambda: mgr.acquire_resource("model")):
+        with (
+            pytest.raises(ResourceError, match="stayed busy"),
+            mgr.acquire_resource("model", timeout=0.05),
+        ):
+            pass
+        assert mgr.get_resource_stats("model")["timeouts"] == 1
+        mgr.hold_warning = 0.0
+        assert [name for name, _ in mgr.long_holds()] == ["model"]
     mgr.close()
 
 
@@ -249,26 +224,11 @@ def test_pools_and_managers_export_their_counters() -> None:
 def test_a_resource_held_by_a_thread_that_did_not_survive_fork_is_free_in_the_child() -> None:
     mgr = ResourceManager("fork")
     mgr.register_resource("model", object())
-    inside, leave = threading.Event(), threading.Event()
 
-    def holder() -> None:
-        with mgr.acquire_resource("model"):
-            inside.set()
-            leave.wait()
+    def acquire_in_child() -> bool:
+        with mgr.acquire_resource("model", timeout=2):
+            return True
 
-    t = threading.Thread(target=holder)
-    t.start()
-    inside.wait()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            with mgr.acquire_resource("model", timeout=2):
-                pass
-            os._exit(0)
-        except BaseException:  # noqa: BLE001
-            os._exit(1)
-    leave.set()
-    t.join()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    with held_by_another_thread(lambda: mgr.acquire_resource("model")):
+        assert in_forked_child(acquire_in_child)
     mgr.close()

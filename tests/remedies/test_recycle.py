@@ -52,6 +52,20 @@ def env() -> dict[str, str]:
     return out
 
 
+def serve(
+    args: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``python -m <server> ...`` in ``cwd`` with its output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env={**env(), **(extra_env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 WSGI_APP = """
 import os
 LADDER = None
@@ -86,14 +100,7 @@ def test_gunicorn_worker_finishes_its_request_and_is_replaced(tmp_path: Path) ->
     port = free_port()
     (tmp_path / "app.py").write_text(WSGI_APP)
     (tmp_path / "gunicorn.conf.py").write_text(GUNICORN_CONF.format(port=port))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = serve(["gunicorn", "-c", "gunicorn.conf.py", "app:app"], tmp_path)
     try:
         base = f"http://127.0.0.1:{port}"
         first = int(wait_for(base + "/pid", proc))
@@ -137,14 +144,7 @@ async def app(scope, receive, send):
 def test_uvicorn_answers_in_flight_requests_then_exits_cleanly(tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / "asgi.py").write_text(textwrap.dedent(ASGI_APP))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "asgi:app", "--port", str(port), "--no-access-log"],
-        cwd=tmp_path,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = serve(["uvicorn", "asgi:app", "--port", str(port), "--no-access-log"], tmp_path)
     try:
         base = f"http://127.0.0.1:{port}"
         assert wait_for(base + "/", proc) == "ok"
@@ -193,14 +193,7 @@ def test_ready_made_gunicorn_hook_recycles_a_worker_over_the_threshold(tmp_path:
         "MEMLENS_PERSIST_HISTORY": "0",
         "MEMLENS_ENABLE_LEAK_DETECTION": "0",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"],
-        cwd=tmp_path,
-        env={**env(), **config},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = serve(["gunicorn", "-c", "gunicorn.conf.py", "app:app"], tmp_path, config)
     try:
         base = f"http://127.0.0.1:{port}"
         first = int(wait_for(base + "/pid", proc))
