@@ -51,7 +51,7 @@ class optional_build_ext(build_ext):
 
 EXTENSIONS = [
     Extension("memlens._heapgraph", ["src/memlens/_heapgraph.c"], optional=True),
-    Extension("memlens._sampler", ["src/memlens/_sampler.c"], optional=True),
+    Extension("memlens._sampler", ["src/memlens/_sampler.c"], libraries=["m"], optional=True),
 ]
 
 cmdclass = {"build_py": build_py_with_pth, "build_ext": optional_build_ext}

@@ -260,3 +260,55 @@ def test_options_after_the_script_belong_to_the_program(tmp_path: Path, db: Path
     assert run.returncode == 0
     assert json.loads(run.stdout) == ["--no-trace", "--", "-q"]
     assert only_session(db).traced
+
+
+SAMPLED = """
+    import json
+
+    cache = {}
+
+
+    def handle(i):
+        cache[i] = json.dumps({"i": i, "pad": "x" * 300})
+
+
+    for i in range(40000):
+        handle(i)
+"""
+
+
+@pytest.mark.parametrize("forced_fallback", [False, True])
+def test_sample_reports_estimated_sites(tmp_path: Path, db: Path, forced_fallback: bool) -> None:
+    write(tmp_path / "svc.py", SAMPLED)
+    extra = {"MEMLENS_NO_EXTENSIONS": "1"} if forced_fallback else {}
+    run = memlens(
+        "run", "--sample", "--sample-interval", "64KiB", "--no-html", "svc.py", db=db, **extra
+    )
+    assert run.returncode == 0, run.stderr
+    session = only_session(db)
+    assert not session.traced
+    top = session.top_sites[0]
+    assert (Path(top.filename).name, top.lineno, top.function) == ("svc.py", 8, "handle")
+    # ~40,000 strings of ~370 bytes: 14.8 MB, exact or estimated within 15 %.
+    assert abs(top.size - 40000 * 370) < 0.15 * 40000 * 370
+    expected = "exact (tracemalloc" if forced_fallback else "sampled every 65536 bytes"
+    assert session.tags["allocation_sites"].startswith(expected)
+    assert "Allocation sites" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sample", "--trace"], "choose one of --trace, --sample"),
+        (["--sample", "--no-trace"], "choose one of --sample, --no-trace"),
+        (["--sample-interval", "1MiB"], "--sample-interval needs --sample"),
+        (["--sample", "--sample-interval", "lots"], "invalid --sample-interval 'lots'"),
+    ],
+)
+def test_sample_option_errors_are_one_line(
+    tmp_path: Path, db: Path, args: list[str], message: str
+) -> None:
+    write(tmp_path / "svc.py", "x = 1\n")
+    run = memlens("run", *args, "svc.py", db=db)
+    assert run.returncode == 2
+    assert message in one_line_error(run.stderr)

@@ -30,6 +30,7 @@ from memlens.core.session import (
 from memlens.heap.gc_meter import GcMeter
 from memlens.heap.heap_meter import DEFAULT_DEPTH, ComponentTracker, HeapMeter
 from memlens.heap.process_meter import ProcessMeter
+from memlens.heap.sampler import AllocationSampler
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,14 +61,23 @@ class Profiler:
         name: str = "session",
         description: str = "",
         interval: float = 0.1,
-        trace: bool = True,
+        trace: bool | None = None,
         trace_depth: int | None = None,
         components: Mapping[str, str | Iterable[str]] | None = None,
         kind: str = "profile",
         top: int = 10,
         smaps_interval: float = 5.0,
         clock: Clock = SYSTEM_CLOCK,
+        sample: int | None = None,
     ) -> None:
+        if trace is None:
+            trace = sample is None  # exact tracing unless sampling was asked for
+        if sample is not None and trace:
+            raise ConfigError(
+                "choose one: trace=True (exact tracemalloc) or sample=BYTES (sampling tracer)"
+            )
+        if sample is not None and int(sample) < 1:
+            raise ConfigError(f"invalid sample interval {sample!r}: must be at least 1 byte")
         self.name = name
         self.description = description
         self.interval = validate_interval(interval)
@@ -80,6 +90,10 @@ class Profiler:
         self.process = ProcessMeter(smaps_interval=smaps_interval)
         self.gc = GcMeter()
         self.heap = HeapMeter(self.trace_depth, self.components) if trace else None
+        self.sample = int(sample) if sample is not None else None
+        self.sampler: AllocationSampler | None = None
+        if self.sample is not None:
+            self.sampler = AllocationSampler(self.sample, self.trace_depth, self.components)
         self.session: Session | None = None
         self._recorder: Any = None
         self._baseline: Any = None
@@ -118,6 +132,10 @@ class Profiler:
             self.session.trace_depth = self.heap.depth
             self._baseline = self.heap.snapshot()
             readers.append(self.heap.read)
+        if self.sampler is not None:
+            self.sampler.start()
+            self.session.trace_depth = self.sampler.depth
+            self.session.tags["allocation_sites"] = _sampled_tag(self.sampler)
         readers.append(self.process.read_detailed)
         self._started = self.clock.monotonic()
         self._recorder = Recorder(
@@ -172,6 +190,8 @@ class Profiler:
                     )
                     session.components = self._component_tracker.usage()
             self.heap.stop()
+        if self.sampler is not None and self.sampler.running:
+            self._finish_sampled(session, self.sampler)
         self.gc.stop()
         session.gc = self.gc.stats()
         if self.kind == "run":
@@ -184,6 +204,21 @@ class Profiler:
             session.tags["meter_errors"] = str(self._recorder.errors)
         self._baseline = None
         return session
+
+    def _finish_sampled(self, session: Session, sampler: AllocationSampler) -> None:
+        # Every live sample was allocated during the session: live is growth.
+        sites = sampler.sites(limit=self.top)
+        for site in sites:
+            site.size_diff, site.count_diff = site.size, site.count
+        session.top_sites = sites
+        session.final_traced = sampler.live_bytes()
+        if sampler.components:
+            self._component_tracker.update(
+                {n: (0, 0) for n in sampler.components.names}, sampler.components.names
+            )
+            self._component_tracker.update(sampler.component_totals(), sampler.components.names)
+            session.components = self._component_tracker.usage()
+        sampler.stop()
 
     # -- context managers ----------------------------------------------------------
     def __enter__(self) -> Profiler:
@@ -208,6 +243,12 @@ class Profiler:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _sampled_tag(sampler: AllocationSampler) -> str:
+    if sampler.backend == "sampling":
+        return f"sampled every {sampler.interval} bytes (estimates)"
+    return "exact (tracemalloc: the sampling extension is not available)"
 
 
 def _outcome(

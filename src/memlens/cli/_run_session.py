@@ -40,6 +40,7 @@ class Plan:
     outputs: Outputs
     quiet: bool
     command: list[str] = field(default_factory=list)  # as typed, for the session's record
+    sample: int | None = None  # bytes between samples (the sampling tracer), or None
 
 
 @dataclass
@@ -64,6 +65,7 @@ def start(plan: Plan) -> Started:
         trace_depth=plan.trace_depth,
         components=plan.components,
         kind="run",
+        sample=plan.sample,
     )
     profiler.start()
     if os.environ.get("MEMLENS_MONITOR"):

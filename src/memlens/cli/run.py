@@ -32,6 +32,19 @@ __all__ = ["Outputs", "Plan", "Started", "command", "execute", "finish", "main",
 @click.option(
     "--interval", default="0.1", show_default=True, help="Sampling interval: 0.1, 50ms, 2s."
 )
+@click.option(
+    "--trace", is_flag=True, help="Exact allocation sites with tracemalloc (the default)."
+)
+@click.option(
+    "--sample",
+    is_flag=True,
+    help="Sampled allocation sites (memlens's sampling tracer): ~1.1x cost, estimates.",
+)
+@click.option(
+    "--sample-interval",
+    metavar="SIZE",
+    help="Mean bytes between samples with --sample (default 512 KiB; smaller is more exact).",
+)
 @click.option("--no-trace", is_flag=True, help="Don't run tracemalloc: lowest overhead, no sites.")
 @click.option("--trace-depth", type=click.IntRange(1, 1000), help="Frames kept per allocation.")
 @click.option(
@@ -79,6 +92,9 @@ def plan(
     as_module: bool,
     name: str | None,
     interval: str,
+    trace: bool,
+    sample: bool,
+    sample_interval: str | None,
     no_trace: bool,
     trace_depth: int | None,
     components: tuple[str, ...],
@@ -94,6 +110,7 @@ def plan(
     """Validate the options; raise a one-line error for anything wrong."""
     program = Program(target, args, module=as_module)
     seconds = _interval(interval)
+    sample_bytes = _sampling(trace, sample, sample_interval, no_trace)
     component_map = parse_components(components)
     program.check()
     if monitor:
@@ -113,12 +130,13 @@ def plan(
         program,
         name or program.name,
         seconds,
-        not no_trace,
+        not no_trace and sample_bytes is None,
         trace_depth,
         component_map,
         outputs,
         quiet,
         ["memlens", *sys.argv[1:]],
+        sample_bytes,
     )
 
 
@@ -132,6 +150,35 @@ def execute(plan: Plan) -> None:
         reexec(plan)  # continues in a fresh interpreter: see memlens.cli._reexec
     started = start(plan)
     finish(plan, started, plan.program.run())
+
+
+def _sampling(trace: bool, sample: bool, interval: str | None, no_trace: bool) -> int | None:
+    """Bytes between samples for ``--sample``; ``None`` for exact or no tracing."""
+    from memlens.core.units import parse_size
+    from memlens.heap.sampler import DEFAULT_INTERVAL
+
+    chosen = [
+        flag
+        for flag, on in (("--trace", trace), ("--sample", sample), ("--no-trace", no_trace))
+        if on
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one of {', '.join(chosen)}")
+    if interval is not None and not sample:
+        raise ConfigError("--sample-interval needs --sample")
+    if not sample:
+        return None
+    if interval is None:
+        return DEFAULT_INTERVAL
+    try:
+        size = parse_size(interval)
+    except (ValueError, ConfigError):
+        raise ConfigError(
+            f"invalid --sample-interval {interval!r}: expected a size, e.g. 512KiB"
+        ) from None
+    if size < 1:
+        raise ConfigError(f"invalid --sample-interval {interval!r}: must be at least 1 byte")
+    return size
 
 
 def _interval(text: str) -> float:

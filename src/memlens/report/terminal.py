@@ -100,6 +100,8 @@ def _figures(session: Session) -> Table:
             "Final traced",
             f"{format_bytes(session.final_traced)} (depth {session.trace_depth})",
         )
+    elif session.tags.get("allocation_sites"):
+        grid.add_row("Allocation sites", session.tags["allocation_sites"], "", "")
     else:
         grid.add_row("Tracing", "off (--no-trace)", "", "")
     return grid

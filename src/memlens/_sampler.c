@@ -1,0 +1,564 @@
+/* memlens._sampler: a sampling allocation tracer cheap enough to leave on.
+ *
+ * Hooks the raw, mem and object allocator domains (PyMem_SetAllocator) and samples
+ * allocations by bytes with a Poisson process of mean `interval` bytes: each thread
+ * counts down an exponentially distributed number of bytes and the allocation that
+ * crosses zero is sampled. An allocation of `size` bytes is therefore sampled with
+ * probability p = 1 - exp(-size / interval), and each sample stands for size / p
+ * bytes and 1 / p blocks: unbiased estimates of live and allocated bytes per site.
+ *
+ * A sampled allocation records the Python stack (up to `max_frames`, read from the
+ * interpreter's frames without creating frame objects, as tracemalloc does) and
+ * goes into a table keyed by pointer, so its free is seen and live bytes fall.
+ *
+ * Cost on the hot path: allocation = a thread-local reentrancy test and a
+ * thread-local countdown; free = one hash and one byte load from a counting filter.
+ * Everything else happens only for sampled blocks, under one mutex.
+ *
+ * Threads and the GIL: the mem and object domains are always called with the GIL
+ * held. The raw domain may be called without it: such allocations are counted
+ * down but a sample taken without the GIL is not recorded (there is no Python
+ * stack to read safely); frees of sampled blocks are seen in every case. Fork:
+ * the mutex is taken around fork() and released in both processes.
+ */
+#define _GNU_SOURCE
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030D0000
+#error "memlens._sampler reads CPython 3.11/3.12 frames; other versions use the tracemalloc path"
+#endif
+
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+#define MAX_FRAMES_LIMIT 128
+#define FILTER_BITS 16
+
+/* -- thread-local state ------------------------------------------------------- */
+static TLS int tl_in_hook;
+static TLS int tl_init;
+static TLS int64_t tl_countdown;
+static TLS uint64_t tl_rng;
+static TLS uint64_t tl_epoch; /* re-draw after start() changes the interval */
+
+/* -- shared state ------------------------------------------------------------- */
+typedef struct {
+    PyCodeObject *code; /* strong reference */
+    int lineno;
+} Frame;
+
+typedef struct {
+    uint64_t hash;
+    int nframes;
+    double live_bytes, live_blocks, alloc_bytes, alloc_blocks;
+    uint64_t live_samples, alloc_samples;
+    Frame frames[];
+} Stack;
+
+typedef struct {
+    uintptr_t ptr; /* 0 = empty */
+    uint32_t stack;
+    double bytes, blocks;
+} Live;
+
+static struct {
+    int installed;
+    double interval;
+    int max_frames;
+    uint64_t epoch;
+    uint64_t seed;
+    PyMemAllocatorEx orig[3];
+    PyMemAllocatorEx hooks[3];
+    pthread_mutex_t lock;
+    /* stacks: array + open-addressing index */
+    Stack **stacks;
+    uint32_t n_stacks, cap_stacks;
+    uint32_t *stack_index; /* stack number + 1; 0 = empty */
+    size_t stack_mask;
+    /* live sampled blocks */
+    Live *live;
+    size_t live_mask, live_used;
+    uint64_t samples, dropped_no_gil;
+    uint8_t filter[1 << FILTER_BITS];
+} S = {.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* One multiply: this runs on every free. */
+static inline size_t filter_slot(uintptr_t p) {
+    return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - FILTER_BITS));
+}
+
+/* -- sampling decision ---------------------------------------------------------- */
+static inline double next_uniform(void) {
+    /* xorshift64*: uniform in (0, 1] */
+    uint64_t x = tl_rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    tl_rng = x;
+    return ((double)((x * 2685821657736338717ULL) >> 11) + 1.0) / 9007199254740992.0;
+}
+
+static inline int64_t next_interval(void) {
+    double v = -log(next_uniform()) * S.interval;
+    if (v < 1.0) v = 1.0;
+    if (v > 9.0e18) v = 9.0e18;
+    return (int64_t)v;
+}
+
+static void thread_init(void) {
+    tl_rng = mix64(S.seed ^ (uint64_t)(uintptr_t)&tl_rng ^ (uint64_t)pthread_self()) | 1;
+    tl_init = 1;
+    tl_epoch = S.epoch;
+    tl_countdown = next_interval();
+}
+
+static inline int should_sample(size_t size) {
+    tl_countdown -= (int64_t)(size ? size : 1);
+    if (__builtin_expect(tl_countdown > 0, 1)) return 0;
+    if (!tl_init || tl_epoch != S.epoch) {
+        /* A new thread (countdown starts at 0) or a restart: draw a fresh interval. */
+        thread_init();
+        tl_countdown -= (int64_t)(size ? size : 1);
+        if (tl_countdown > 0) return 0;
+    }
+    /* The Poisson process may place several points inside one allocation: one sample. */
+    do {
+        tl_countdown += next_interval();
+    } while (tl_countdown <= 0);
+    return 1;
+}
+
+/* -- tables (called with S.lock held) --------------------------------------------- */
+static uint64_t hash_frames(const Frame *frames, int n) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    for (int i = 0; i < n; i++) {
+        h = mix64(h ^ (uint64_t)(uintptr_t)frames[i].code);
+        h = mix64(h ^ (uint64_t)(uint32_t)frames[i].lineno);
+    }
+    return h;
+}
+
+static int stack_index_grow(void) {
+    size_t size = S.stack_mask ? (S.stack_mask + 1) * 2 : 1024;
+    uint32_t *index = calloc(size, sizeof(uint32_t));
+    if (!index) return -1;
+    for (uint32_t i = 0; i < S.n_stacks; i++) {
+        size_t h = S.stacks[i]->hash & (size - 1);
+        while (index[h]) h = (h + 1) & (size - 1);
+        index[h] = i + 1;
+    }
+    free(S.stack_index);
+    S.stack_index = index;
+    S.stack_mask = size - 1;
+    return 0;
+}
+
+/* Index of the stack (new references to its code objects taken when new), or -1. */
+static int64_t stack_intern(const Frame *frames, int n) {
+    uint64_t h = hash_frames(frames, n);
+    if ((size_t)(S.n_stacks + 1) * 2 > S.stack_mask + 1 || !S.stack_index) {
+        if (stack_index_grow() < 0) return -1;
+    }
+    size_t slot = h & S.stack_mask;
+    while (S.stack_index[slot]) {
+        Stack *s = S.stacks[S.stack_index[slot] - 1];
+        if (s->hash == h && s->nframes == n && memcmp(s->frames, frames, n * sizeof(Frame)) == 0) {
+            return S.stack_index[slot] - 1;
+        }
+        slot = (slot + 1) & S.stack_mask;
+    }
+    if (S.n_stacks == S.cap_stacks) {
+        uint32_t cap = S.cap_stacks ? S.cap_stacks * 2 : 256;
+        Stack **stacks = realloc(S.stacks, cap * sizeof(Stack *));
+        if (!stacks) return -1;
+        S.stacks = stacks;
+        S.cap_stacks = cap;
+    }
+    Stack *s = calloc(1, sizeof(Stack) + n * sizeof(Frame));
+    if (!s) return -1;
+    s->hash = h;
+    s->nframes = n;
+    memcpy(s->frames, frames, n * sizeof(Frame));
+    for (int i = 0; i < n; i++) Py_INCREF(frames[i].code);
+    S.stacks[S.n_stacks] = s;
+    S.stack_index[slot] = S.n_stacks + 1;
+    return S.n_stacks++;
+}
+
+static int live_grow(void) {
+    size_t size = S.live_mask ? (S.live_mask + 1) * 2 : 4096;
+    Live *live = calloc(size, sizeof(Live));
+    if (!live) return -1;
+    for (size_t i = 0; S.live && i <= S.live_mask; i++) {
+        if (!S.live[i].ptr) continue;
+        size_t h = mix64(S.live[i].ptr) & (size - 1);
+        while (live[h].ptr) h = (h + 1) & (size - 1);
+        live[h] = S.live[i];
+    }
+    free(S.live);
+    S.live = live;
+    S.live_mask = size - 1;
+    return 0;
+}
+
+static void live_insert(uintptr_t p, uint32_t stack, double bytes, double blocks) {
+    if ((S.live_used + 1) * 2 > S.live_mask + 1 || !S.live) {
+        if (live_grow() < 0) return;
+    }
+    size_t h = mix64(p) & S.live_mask;
+    while (S.live[h].ptr && S.live[h].ptr != p) h = (h + 1) & S.live_mask;
+    if (S.live[h].ptr == p) return; /* already there (cannot happen: freed first) */
+    S.live[h].ptr = p;
+    S.live[h].stack = stack;
+    S.live[h].bytes = bytes;
+    S.live[h].blocks = blocks;
+    S.live_used++;
+    uint8_t *f = &S.filter[filter_slot(p)];
+    if (*f < 255) __atomic_store_n(f, (uint8_t)(*f + 1), __ATOMIC_RELEASE);
+}
+
+/* Remove p if sampled (backward-shift deletion keeps probing chains intact). */
+static void live_remove(uintptr_t p) {
+    if (!S.live) return;
+    size_t h = mix64(p) & S.live_mask;
+    while (S.live[h].ptr && S.live[h].ptr != p) h = (h + 1) & S.live_mask;
+    if (S.live[h].ptr != p) return;
+    Live gone = S.live[h];
+    Stack *s = S.stacks[gone.stack];
+    s->live_bytes -= gone.bytes;
+    s->live_blocks -= gone.blocks;
+    s->live_samples--;
+    S.live_used--;
+    uint8_t *f = &S.filter[filter_slot(p)];
+    if (*f < 255 && *f > 0) __atomic_store_n(f, (uint8_t)(*f - 1), __ATOMIC_RELEASE);
+    size_t i = h, j = h;
+    for (;;) {
+        S.live[i].ptr = 0;
+        for (;;) {
+            j = (j + 1) & S.live_mask;
+            if (!S.live[j].ptr) return;
+            size_t k = mix64(S.live[j].ptr) & S.live_mask;
+            /* move j into the hole at i unless its home k lies cyclically in (i, j] */
+            if (i <= j ? (i < k && k <= j) : (i < k || k <= j)) continue;
+            break;
+        }
+        S.live[i] = S.live[j];
+        i = j;
+    }
+}
+
+/* -- the hooks ---------------------------------------------------------------------- */
+static int capture(Frame *frames) {
+    PyThreadState *ts = _PyThreadState_UncheckedGet();
+    if (ts == NULL || ts->cframe == NULL) return 0;
+    int n = 0;
+    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f && n < S.max_frames;
+         f = f->previous) {
+        if (_PyFrame_IsIncomplete(f)) continue;
+        frames[n].code = f->f_code;
+        frames[n].lineno =
+            PyCode_Addr2Line(f->f_code, _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
+        n++;
+    }
+    return n;
+}
+
+static void record(int domain, void *p, size_t size) {
+    if (domain == PYMEM_DOMAIN_RAW && !PyGILState_Check()) {
+        __atomic_add_fetch(&S.dropped_no_gil, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    Frame frames[MAX_FRAMES_LIMIT];
+    int n = capture(frames);
+    double sz = (double)(size ? size : 1);
+    double prob = -expm1(-sz / S.interval);
+    if (prob <= 0) prob = 1e-300;
+    pthread_mutex_lock(&S.lock);
+    int64_t stack = stack_intern(frames, n);
+    if (stack >= 0) {
+        Stack *s = S.stacks[stack];
+        s->alloc_bytes += sz / prob;
+        s->alloc_blocks += 1.0 / prob;
+        s->alloc_samples++;
+        s->live_bytes += sz / prob;
+        s->live_blocks += 1.0 / prob;
+        s->live_samples++;
+        live_insert((uintptr_t)p, (uint32_t)stack, sz / prob, 1.0 / prob);
+        S.samples++;
+    }
+    pthread_mutex_unlock(&S.lock);
+}
+
+static inline void forget(void *p) {
+    if (__builtin_expect(!p || !__atomic_load_n(&S.filter[filter_slot((uintptr_t)p)], __ATOMIC_ACQUIRE), 1)) return;
+    pthread_mutex_lock(&S.lock);
+    live_remove((uintptr_t)p);
+    pthread_mutex_unlock(&S.lock);
+}
+
+#define ORIG(ctx) (&S.orig[(int)(intptr_t)(ctx)])
+
+static void *hook_malloc(void *ctx, size_t size) {
+    PyMemAllocatorEx *o = ORIG(ctx);
+    if (tl_in_hook) return o->malloc(o->ctx, size);
+    tl_in_hook = 1;
+    void *p = o->malloc(o->ctx, size);
+    if (p && should_sample(size)) record((int)(intptr_t)ctx, p, size);
+    tl_in_hook = 0;
+    return p;
+}
+
+static void *hook_calloc(void *ctx, size_t nelem, size_t elsize) {
+    PyMemAllocatorEx *o = ORIG(ctx);
+    if (tl_in_hook) return o->calloc(o->ctx, nelem, elsize);
+    tl_in_hook = 1;
+    void *p = o->calloc(o->ctx, nelem, elsize);
+    if (p && should_sample(nelem * elsize)) record((int)(intptr_t)ctx, p, nelem * elsize);
+    tl_in_hook = 0;
+    return p;
+}
+
+static void *hook_realloc(void *ctx, void *ptr, size_t size) {
+    PyMemAllocatorEx *o = ORIG(ctx);
+    if (tl_in_hook) return o->realloc(o->ctx, ptr, size);
+    /* Forget the old block first: once realloc returns, its address may be reused. */
+    forget(ptr);
+    tl_in_hook = 1;
+    void *p = o->realloc(o->ctx, ptr, size);
+    if (p && should_sample(size)) record((int)(intptr_t)ctx, p, size);
+    tl_in_hook = 0;
+    return p;
+}
+
+static void hook_free(void *ctx, void *ptr) {
+    PyMemAllocatorEx *o = ORIG(ctx);
+    forget(ptr);
+    o->free(o->ctx, ptr);
+}
+
+/* -- fork ---------------------------------------------------------------------------- */
+static void at_fork_prepare(void) { pthread_mutex_lock(&S.lock); }
+static void at_fork_parent(void) { pthread_mutex_unlock(&S.lock); }
+/* The child's thread has a new kernel tid, so it does not own the (recursive) mutex
+ * it inherited locked: make a fresh one. Only this thread exists in the child. */
+static void at_fork_child(void) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&S.lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+
+/* -- Python API ------------------------------------------------------------------------ */
+static const PyMemAllocatorDomain DOMAINS[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                PYMEM_DOMAIN_OBJ};
+
+static void clear_data(void) {
+    /* GIL held; hooks not installed (or installed and we hold the lock). */
+    for (uint32_t i = 0; i < S.n_stacks; i++) {
+        for (int k = 0; k < S.stacks[i]->nframes; k++) Py_DECREF(S.stacks[i]->frames[k].code);
+        free(S.stacks[i]);
+    }
+    free(S.stacks);
+    free(S.stack_index);
+    free(S.live);
+    S.stacks = NULL;
+    S.stack_index = NULL;
+    S.live = NULL;
+    S.n_stacks = S.cap_stacks = 0;
+    S.stack_mask = S.live_mask = S.live_used = 0;
+    S.samples = S.dropped_no_gil = 0;
+    memset(S.filter, 0, sizeof(S.filter));
+}
+
+static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"interval", "max_frames", "seed", NULL};
+    double interval = 512.0 * 1024.0;
+    int max_frames = 25;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|diK", kwlist, &interval, &max_frames, &seed)) {
+        return NULL;
+    }
+    if (!(interval >= 1.0) || !isfinite(interval)) {
+        PyErr_SetString(PyExc_ValueError, "interval must be a number of bytes >= 1");
+        return NULL;
+    }
+    if (max_frames < 1 || max_frames > MAX_FRAMES_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "max_frames must be between 1 and %d", MAX_FRAMES_LIMIT);
+        return NULL;
+    }
+    if (S.installed) {
+        PyErr_SetString(PyExc_RuntimeError, "the sampler is already running");
+        return NULL;
+    }
+    clear_data();
+    S.interval = interval;
+    S.max_frames = max_frames;
+    S.seed = seed ? (uint64_t)seed : mix64((uint64_t)time(NULL) ^ (uint64_t)getpid());
+    S.epoch++;
+    for (int d = 0; d < 3; d++) {
+        PyMem_GetAllocator(DOMAINS[d], &S.orig[d]);
+        S.hooks[d].ctx = (void *)(intptr_t)DOMAINS[d];
+        S.hooks[d].malloc = hook_malloc;
+        S.hooks[d].calloc = hook_calloc;
+        S.hooks[d].realloc = hook_realloc;
+        S.hooks[d].free = hook_free;
+    }
+    for (int d = 0; d < 3; d++) PyMem_SetAllocator(DOMAINS[d], &S.hooks[d]);
+    S.installed = 1;
+    Py_RETURN_NONE;
+}
+
+static int hooks_in_place(void) {
+    for (int d = 0; d < 3; d++) {
+        PyMemAllocatorEx now;
+        PyMem_GetAllocator(DOMAINS[d], &now);
+        if (now.malloc != hook_malloc || now.ctx != S.hooks[d].ctx) return 0;
+    }
+    return 1;
+}
+
+static PyObject *sampler_stop(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (!S.installed) Py_RETURN_NONE;
+    if (!hooks_in_place()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "another allocator hook (tracemalloc?) was installed after the sampler "
+                        "started; stop it first");
+        return NULL;
+    }
+    for (int d = 0; d < 3; d++) PyMem_SetAllocator(DOMAINS[d], &S.orig[d]);
+    S.installed = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *sampler_is_running(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyBool_FromLong(S.installed && hooks_in_place());
+}
+
+static PyObject *sampler_reset(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (S.installed) {
+        PyErr_SetString(PyExc_RuntimeError, "stop the sampler before resetting it");
+        return NULL;
+    }
+    clear_data();
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    double live_bytes, live_blocks, alloc_bytes, alloc_blocks;
+    int nframes;
+    Frame frames[MAX_FRAMES_LIMIT];
+} Row;
+
+/* [(frames, live_bytes, live_blocks, alloc_bytes, alloc_blocks)] with frames
+ * ((filename, lineno), ...) most recent first, like tracemalloc's raw traces. */
+static PyObject *sampler_stacks(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    int was = tl_in_hook;
+    tl_in_hook = 1; /* our own copies are not sampled */
+    pthread_mutex_lock(&S.lock);
+    uint32_t n = S.n_stacks;
+    Row *rows = malloc((n ? n : 1) * sizeof(Row));
+    if (rows) {
+        for (uint32_t i = 0; i < n; i++) {
+            Stack *s = S.stacks[i];
+            rows[i].live_bytes = s->live_samples ? s->live_bytes : 0.0;
+            rows[i].live_blocks = s->live_samples ? s->live_blocks : 0.0;
+            rows[i].alloc_bytes = s->alloc_bytes;
+            rows[i].alloc_blocks = s->alloc_blocks;
+            rows[i].nframes = s->nframes;
+            memcpy(rows[i].frames, s->frames, s->nframes * sizeof(Frame));
+            for (int k = 0; k < s->nframes; k++) Py_INCREF(s->frames[k].code);
+        }
+    }
+    pthread_mutex_unlock(&S.lock);
+    tl_in_hook = was;
+    if (!rows) return PyErr_NoMemory();
+    PyObject *out = PyList_New(0);
+    for (uint32_t i = 0; out && i < n; i++) {
+        PyObject *frames = PyTuple_New(rows[i].nframes);
+        for (int k = 0; frames && k < rows[i].nframes; k++) {
+            PyObject *fr = Py_BuildValue("(Oi)", rows[i].frames[k].code->co_filename,
+                                         rows[i].frames[k].lineno);
+            if (!fr) {
+                Py_CLEAR(frames);
+                break;
+            }
+            PyTuple_SET_ITEM(frames, k, fr);
+        }
+        PyObject *row = frames ? Py_BuildValue("(Ndddd)", frames, rows[i].live_bytes,
+                                               rows[i].live_blocks, rows[i].alloc_bytes,
+                                               rows[i].alloc_blocks)
+                               : NULL;
+        if (!row || PyList_Append(out, row) < 0) Py_CLEAR(out);
+        Py_XDECREF(row);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        for (int k = 0; k < rows[i].nframes; k++) Py_DECREF(rows[i].frames[k].code);
+    }
+    free(rows);
+    return out;
+}
+
+static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    pthread_mutex_lock(&S.lock);
+    unsigned long long samples = S.samples, live = S.live_used, stacks = S.n_stacks;
+    unsigned long long dropped = S.dropped_no_gil;
+    size_t overhead = sizeof(S) + (S.live ? (S.live_mask + 1) * sizeof(Live) : 0) +
+                      (S.stack_index ? (S.stack_mask + 1) * sizeof(uint32_t) : 0) +
+                      S.cap_stacks * sizeof(Stack *);
+    for (uint32_t i = 0; i < S.n_stacks; i++) {
+        overhead += sizeof(Stack) + S.stacks[i]->nframes * sizeof(Frame);
+    }
+    pthread_mutex_unlock(&S.lock);
+    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n}", "running",
+                         (S.installed && hooks_in_place()) ? Py_True : Py_False, "interval",
+                         S.interval, "max_frames", S.max_frames, "samples", samples,
+                         "live_samples", live, "stacks", stacks, "dropped_without_gil", dropped,
+                         "overhead_bytes", (Py_ssize_t)overhead);
+}
+
+static PyMethodDef methods[] = {
+    {"start", (PyCFunction)(void (*)(void))sampler_start, METH_VARARGS | METH_KEYWORDS,
+     "start(interval=524288, max_frames=25, seed=0): install the allocator hooks"},
+    {"stop", sampler_stop, METH_NOARGS, "remove the hooks (the data is kept)"},
+    {"is_running", sampler_is_running, METH_NOARGS, "True while the hooks are installed"},
+    {"reset", sampler_reset, METH_NOARGS, "drop every sample (when stopped)"},
+    {"stacks", sampler_stacks, METH_NOARGS,
+     "[(frames, live_bytes, live_blocks, alloc_bytes, alloc_blocks)], estimates"},
+    {"stats", sampler_stats, METH_NOARGS, "counters of the sampler itself"},
+    {NULL}};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_sampler",
+                                       "Sampling allocation tracer (Poisson by bytes).", -1,
+                                       methods};
+
+PyMODINIT_FUNC PyInit__sampler(void) {
+    static int atfork_done = 0;
+    if (!atfork_done) {
+        if (pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child) != 0) {
+            PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+            return NULL;
+        }
+        atfork_done = 1;
+    }
+    return PyModule_Create(&moduledef);
+}

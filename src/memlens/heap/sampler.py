@@ -1,0 +1,175 @@
+"""Sampled allocation sites, cheap enough to leave on in production.
+
+:class:`AllocationSampler` drives the C tracer ``memlens._sampler``: the Python
+allocators (raw, mem and object domains) are hooked, allocations are sampled by
+bytes with a Poisson process (mean ``interval``, 512 KiB by default), and each sample
+keeps its Python stack and is forgotten when freed. Per stack it reports estimated
+live bytes/blocks and cumulative allocated bytes/blocks (each sample of ``size``
+bytes stands for ``size / p`` bytes, ``p = 1 - exp(-size / interval)``), attributed
+to user-code sites and components exactly like :class:`~memlens.heap.heap_meter.HeapMeter`.
+
+Cost: on the allocation-heavy benchmark ~1.05-1.1x bare at the default interval
+(tracemalloc costs 14-55x there); per sampled block ~100 bytes plus its stack.
+The estimate of a site holding ``B`` bytes has a relative standard error of about
+``sqrt(interval / B)``: at 512 KiB a 50 MiB site is within ~10 %, and a smaller
+``interval`` buys accuracy for cost.
+
+Where the extension is missing (no compiler at install time, a Python other than
+CPython 3.11/3.12) or ``MEMLENS_NO_EXTENSIONS=1``, the same API runs on exact
+tracemalloc (``backend == "tracemalloc"``), with tracemalloc's cost.
+
+One sampler runs per process (the hooks are process-wide); starting a second one
+raises :class:`RuntimeError` instead of silently sharing or stealing its data.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from memlens.core.session import AllocationSite
+from memlens.heap.heap_meter import (
+    DEFAULT_DEPTH,
+    Frames,
+    HeapMeter,
+    component_totals_of_groups,
+    is_own_frame,
+    sites_of_groups,
+)
+from memlens.heap.native_ext import load_extension
+
+DEFAULT_INTERVAL = 512 * 1024
+SAMPLING = "sampling"
+TRACEMALLOC = "tracemalloc"
+
+_owner_lock = threading.Lock()
+_owner: AllocationSampler | None = None
+
+
+class AllocationSampler:
+    """Live and allocated bytes per allocation site, sampled (C) or exact (fallback)."""
+
+    def __init__(
+        self,
+        interval: int = DEFAULT_INTERVAL,
+        depth: int = DEFAULT_DEPTH,
+        components: Mapping[str, str | Iterable[str]] | None = None,
+        seed: int = 0,
+        exact: bool = False,
+    ) -> None:
+        if int(interval) < 1:
+            raise ValueError("sampling interval must be at least 1 byte")
+        if not 1 <= depth <= 128:
+            raise ValueError("sampling depth must be between 1 and 128 frames")
+        self.interval = int(interval)
+        self.depth = depth
+        self.seed = seed
+        self._ext: Any = None if exact else load_extension("_sampler")
+        # The heap meter does the attribution (and is the exact fallback).
+        self.meter = HeapMeter(depth, components)
+        self._running = False
+
+    @property
+    def backend(self) -> str:
+        """``"sampling"`` (C extension) or ``"tracemalloc"`` (exact fallback)."""
+        return SAMPLING if self._ext is not None else TRACEMALLOC
+
+    @property
+    def components(self) -> Any:
+        return self.meter.components
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> AllocationSampler:
+        """Install the hooks (or start tracemalloc). Returns ``self``."""
+        global _owner
+        with _owner_lock:
+            if self._running:
+                raise RuntimeError("this sampler is already running")
+            if self._ext is not None:
+                if _owner is not None and _owner is not self:
+                    raise RuntimeError(
+                        "another memlens allocation sampler is running in this process; "
+                        "stop it first (the hooks are process-wide)"
+                    )
+                self._ext.start(
+                    interval=float(self.interval), max_frames=self.depth, seed=self.seed
+                )
+                _owner = self
+            else:
+                self.meter.start()
+            self._running = True
+        return self
+
+    def stop(self) -> None:
+        """Remove the hooks; the data gathered so far stays readable."""
+        global _owner
+        with _owner_lock:
+            if not self._running:
+                return
+            if self._ext is not None:
+                self._ext.stop()
+                _owner = None
+            else:
+                self.meter.stop()
+            self._running = False
+
+    @property
+    def running(self) -> bool:
+        if self._ext is not None:
+            return self._running and bool(self._ext.is_running())
+        return self._running and self.meter.tracing
+
+    def __enter__(self) -> AllocationSampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- reading -------------------------------------------------------------------
+    def groups(self) -> list[tuple[Frames, int, int]]:
+        """``(frames, live bytes, live blocks)`` per stack, memlens's own dropped."""
+        if self._ext is None:
+            snap = self.meter.snapshot()
+            return self.meter.groups(snap) if snap is not None else []
+        return [
+            (frames, round(lb), round(lk))
+            for frames, lb, lk, _ab, _ak in self._ext.stacks()
+            if lb > 0 and not (frames and is_own_frame(frames[0][0]))
+        ]
+
+    def allocated_groups(self) -> list[tuple[Frames, int, int]]:
+        """``(frames, bytes, blocks)`` allocated since start, freed or not (sampling only)."""
+        if self._ext is None:
+            return []
+        return [
+            (frames, round(ab), round(ak))
+            for frames, _lb, _lk, ab, ak in self._ext.stacks()
+            if ab > 0 and not (frames and is_own_frame(frames[0][0]))
+        ]
+
+    def sites(self, limit: int = 10) -> list[AllocationSite]:
+        """The ``limit`` largest live sites (user-code lines)."""
+        return self.meter.rank_sites(sites_of_groups(self.groups()), None, limit)
+
+    def site_sums(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """``(filename, lineno) -> (live bytes, live blocks)`` for every site."""
+        return {k: (a.size, a.count) for k, a in sites_of_groups(self.groups()).items()}
+
+    def component_totals(self) -> dict[str, tuple[int, int]]:
+        """``component -> (live bytes, live blocks)``."""
+        return component_totals_of_groups(self.groups(), self.meter.components)
+
+    def live_bytes(self) -> int:
+        """Estimated live bytes allocated while sampling (exact traced bytes on fallback)."""
+        if self._ext is None:
+            return self.meter.read().get("traced", 0)
+        return round(sum(row[1] for row in self._ext.stacks()))
+
+    def stats(self) -> dict[str, Any]:
+        """The sampler's own counters (samples, live samples, its memory)."""
+        if self._ext is None:
+            return {"backend": TRACEMALLOC, "running": self.running, "depth": self.depth}
+        out = dict(self._ext.stats())
+        out["backend"] = SAMPLING
+        return out
