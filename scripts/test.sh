@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Set up a fresh machine and run every check memlens has: lint, types, tests.
 # Installs what the tests need itself: Debian's Chromium (HTML reports are checked
-# in a real headless browser) and the package with its dev extras.
+# in a real headless browser), Debian's redis-server (the Redis store is tested
+# against a real server, which the tests start on a free port) and the package
+# with its dev extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "== installing ${need_apt[*]} (Debian packages)"
@@ -26,4 +29,5 @@ echo "== mypy (public API)"
 python3 -m mypy
 echo "== pytest"
 export MEMLENS_REQUIRE_BROWSER=1
+export MEMLENS_REQUIRE_REDIS=1
 python3 -m pytest "$@"

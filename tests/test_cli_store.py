@@ -110,10 +110,14 @@ def test_export_csv_and_jsonl(stored: tuple[Path, list[Session]], tmp_path: Path
 
 def test_rm_checks_every_id_first(stored: tuple[Path, list[Session]]) -> None:
     db, sessions = stored
-    run = memlens("rm", "aaaa0001", "nope", db=db)
+    run = memlens("rm", sessions[0].id, "nope", db=db)
     assert run.returncode != 0
     assert len(json.loads(memlens("sessions", "--json", db=db).stdout)) == 3
-    run = memlens("rm", "aaaa0001", "bbbb0002", db=db)
+    # A suffix or prefix is never enough to delete: it could name another session.
+    run = memlens("rm", "aaaa0001", db=db)
+    assert "needs a full session id" in one_line_error(run.stderr)
+    assert len(json.loads(memlens("sessions", "--json", db=db).stdout)) == 3
+    run = memlens("rm", sessions[0].id, sessions[1].id, db=db)
     assert run.returncode == 0, run.stderr
     assert "Deleted 2 sessions" in run.stdout
     remaining = json.loads(memlens("sessions", "--json", db=db).stdout)
@@ -168,3 +172,19 @@ def test_db_option_overrides_environment(
     SqliteStore(other).close()
     run = memlens("sessions", "--json", "--db", str(other), db=db)
     assert json.loads(run.stdout) == []
+
+
+def test_rm_latest_means_the_newest_never_a_suffix_match(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    older = make_session("web", session_id="monitor-web-latest")
+    older.metadata.started_at = "2024-01-01T00:00:00+00:00"
+    newest = make_session("job", session_id="20240105-000000-dddd0004")
+    newest.metadata.started_at = "2024-01-05T00:00:00+00:00"
+    with SqliteStore(db) as store:
+        store.save(older)
+        store.save(newest)
+    run = memlens("rm", "latest", db=db)
+    assert run.returncode == 0, run.stderr
+    assert newest.id in run.stdout
+    remaining = json.loads(memlens("sessions", "--json", db=db).stdout)
+    assert [r["id"] for r in remaining] == ["monitor-web-latest"]

@@ -91,7 +91,7 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
     from memlens.cli._run_session import Outputs, Plan
 
     outputs = Outputs(
-        db=Path(data["db"]),
+        db=str(data["db"]),
         html=Path(data["html"]) if data["html"] else None,
         want_html=data["want_html"],
         json=Path(data["json"]) if data["json"] else None,

@@ -92,9 +92,9 @@ def finish(plan: Plan, started: Started, outcome: Outcome) -> None:
 
 @dataclass
 class Outputs:
-    """Where a run's results go; paths are absolute."""
+    """Where a run's results go; paths are absolute (``db`` may be a Redis URL)."""
 
-    db: Path
+    db: str
     html: Path | None  # None with want_html: the default name in launch_dir
     want_html: bool
     json: Path | None
@@ -150,10 +150,12 @@ def _report(session: Session, out: Outputs, save_error: MemlensError | None, qui
     return failed
 
 
-def _shown(path: Path, base: Path) -> str:
-    """A path relative to where memlens was launched when inside it."""
+def _shown(path: Path | str, base: Path) -> str:
+    """A path relative to where memlens was launched when inside it (URLs as they are)."""
+    if isinstance(path, str) and "://" in path:
+        return path
     try:
-        return str(path.relative_to(base))
+        return str(Path(path).relative_to(base))
     except ValueError:
         return str(path)
 

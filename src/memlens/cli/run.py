@@ -16,10 +16,10 @@ import click
 
 from memlens.cli._program import Program
 from memlens.cli._run_session import Outputs, Plan, Started, finish, start
-from memlens.cli._store_options import db_option
+from memlens.cli._store_options import db_option, store_target
 from memlens.core.errors import ConfigError
 from memlens.core.units import parse_duration
-from memlens.store import default_path, open_store
+from memlens.store import open_store
 
 __all__ = ["Outputs", "Plan", "Started", "command", "execute", "finish", "main", "plan", "start"]
 
@@ -120,7 +120,7 @@ def plan(
     # Resolve every output path now: the program may change directory.
     launch_dir = Path.cwd()
     outputs = Outputs(
-        db=Path(db or default_path()).absolute(),
+        db=store_target(db),
         html=Path(html_path).absolute() if html_path else None,
         want_html=not no_html,
         json=Path(json_path).absolute() if json_path else None,

@@ -2,8 +2,11 @@
 
 ``open_store()`` picks the store: an explicit path, else ``$MEMLENS_DB``, else
 ``db_path`` from ``memlens.toml``/``pyproject.toml`` (see :mod:`memlens.core.config`),
-else ``./.memlens/memlens.db``. Everything else talks to the :class:`SessionStore`
-protocol, so another backend (Redis, later) slots in behind ``open_store``.
+else ``./.memlens/memlens.db``; a ``redis://`` URL in any of them selects the Redis
+store. Everything else talks to the :class:`SessionStore` protocol.
+
+Memory records (versioned, journaled, snapshotted) have their own protocol in
+:mod:`memlens.store.records`, with SQLite and Redis backends too.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from memlens.core.errors import StoreError
 from memlens.store.base import SessionRow, SessionStore
+from memlens.store.records import RecordStore
 from memlens.store.sqlite import SqliteStore
 
 DEFAULT_PATH = Path(".memlens") / "memlens.db"
@@ -20,12 +24,35 @@ ENV_VAR = "MEMLENS_DB"
 
 __all__ = [
     "DEFAULT_PATH",
+    "URL_SCHEMES",
     "SessionRow",
     "SessionStore",
     "SqliteStore",
+    "RecordStore",
     "default_path",
+    "default_target",
+    "open_record_store",
     "open_store",
 ]
+
+
+#: Targets that name a Redis server rather than a file.
+URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def default_target() -> str:
+    """Like :func:`default_path`, but a ``redis://`` URL in ``$MEMLENS_DB`` or the config
+    stays a URL (``Path`` would fold its ``//``)."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env.startswith(URL_SCHEMES):
+        return env
+    if not env and (Path("memlens.toml").is_file() or Path("pyproject.toml").is_file()):
+        from memlens.core.config import load_config
+
+        configured = str(load_config().db_path or "")
+        if configured.startswith(URL_SCHEMES):
+            return configured
+    return str(default_path())
 
 
 def default_path() -> Path:
@@ -46,13 +73,45 @@ def default_path() -> Path:
     return DEFAULT_PATH
 
 
-def open_store(path: str | os.PathLike[str] | None = None, *, create: bool = True) -> SessionStore:
+def open_store(
+    path: str | os.PathLike[str] | None = None, *, create: bool = True, readonly: bool = False
+) -> SessionStore:
     """Open the session store at ``path`` (see the module docstring for the default).
 
+    ``path`` may also be a Redis URL (``redis://host:port/db``, the ``redis`` extra).
     ``create=False`` raises :class:`~memlens.core.errors.NotFoundError` instead of
-    creating a missing database, for commands that only read.
+    creating a missing database; ``readonly=True`` (for commands that only read)
+    never creates or changes anything and refuses a file that is not memlens's.
     """
-    target = str(path) if path is not None else str(default_path())
-    if target.startswith(("redis://", "rediss://")):
-        raise StoreError("the Redis session store is not available in this version of memlens")
-    return SqliteStore(target, create=create)
+    target = str(path) if path is not None else default_target()
+    if target.startswith(URL_SCHEMES):
+        from memlens.store.redis_sessions import RedisSessionStore
+
+        return RedisSessionStore(target, readonly=readonly)
+    return SqliteStore(target, create=create, readonly=readonly)
+
+
+def open_record_store(url: str, *, create: bool = True, readonly: bool = False) -> RecordStore:
+    """Open a memory record store (see :mod:`memlens.store.records`).
+
+    ``url`` is ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a plain path, or
+    ``redis://host:port/db[?prefix=NAME]``. ``create=False`` refuses to create a missing
+    SQLite file; ``readonly=True`` never creates or changes anything (for checks).
+    """
+    text = str(url).strip()
+    if text.startswith(URL_SCHEMES):
+        from memlens.store.redis_records import RedisRecordStore
+
+        return RedisRecordStore(text, readonly=readonly)
+    if text.startswith("sqlite://"):
+        text = text[len("sqlite://") :]
+        if text.startswith("/") and not text.startswith("//"):
+            # sqlite:///relative/x.db is "relative/x.db"; sqlite:////abs/x.db is absolute.
+            text = text[1:]
+        elif text.startswith("//"):
+            text = text[1:]
+    if not text:
+        raise StoreError(f"invalid record store URL {url!r}: expected sqlite:///path or redis://…")
+    from memlens.store.sqlite_records import SqliteRecordStore
+
+    return SqliteRecordStore(text, create=create, readonly=readonly)

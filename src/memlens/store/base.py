@@ -12,6 +12,34 @@ from typing import Any, Protocol, runtime_checkable
 from memlens.core.series import Series
 from memlens.core.session import Session
 
+#: The id that names the newest session (checked before any partial match).
+LATEST = "latest"
+
+
+def pick_id(key: str, newest_first: list[str], location: str) -> str:
+    """Resolve ``key`` among stored ids: exact, then ``latest``, then a unique prefix/suffix.
+
+    For backends without a query language (Redis); SQLite does the same in SQL.
+    """
+    from memlens.core.errors import NotFoundError
+
+    key = key.strip()
+    if not key:
+        raise NotFoundError("empty session id")
+    if key in newest_first:
+        return key
+    if key == LATEST:
+        if newest_first:
+            return newest_first[0]
+        raise NotFoundError(f"no sessions in {location}, so no 'latest'")
+    matches = [i for i in newest_first if i.startswith(key) or i.endswith(key)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise NotFoundError(f"session id {key!r} is ambiguous: matches {shown}")
+    raise NotFoundError(f"no session {key!r} in {location} (see `memlens sessions`)")
+
 
 @dataclass(frozen=True)
 class SessionRow:

@@ -52,6 +52,44 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX sessions_kind ON sessions (kind)",
         ),
     ),
+    Migration(
+        2,
+        "versioned memory records with an append-only journal and snapshots",
+        (
+            """
+            CREATE TABLE records (
+                namespace  TEXT NOT NULL,
+                key        TEXT NOT NULL,
+                version    INTEGER NOT NULL,
+                deleted    INTEGER NOT NULL,
+                body       TEXT NOT NULL,
+                PRIMARY KEY (namespace, key)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE record_journal (
+                seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+                namespace  TEXT NOT NULL,
+                key        TEXT NOT NULL,
+                version    INTEGER NOT NULL,
+                body       TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX record_journal_ns ON record_journal (namespace, seq)",
+            """
+            CREATE TABLE record_snapshots (
+                id          INTEGER PRIMARY KEY AUTOINCREMENT,
+                namespace   TEXT NOT NULL,
+                taken_at    REAL NOT NULL,
+                journal_seq INTEGER NOT NULL,
+                count       INTEGER NOT NULL,
+                checksum    TEXT NOT NULL,
+                body        TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX record_snapshots_ns ON record_snapshots (namespace, id)",
+        ),
+    ),
 )
 
 _VERSION_TABLE = """

@@ -20,7 +20,6 @@ import builtins
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -31,8 +30,9 @@ from memlens.core.errors import NotFoundError, StoreError
 from memlens.core.series import Series
 from memlens.core.session import Session
 from memlens.store import codec
-from memlens.store.base import SessionRow
-from memlens.store.migrations import MIGRATIONS, Migration, migrate
+from memlens.store.base import LATEST, SessionRow
+from memlens.store.migrations import MIGRATIONS, Migration
+from memlens.store.sqlite_db import is_busy, open_database, reason, retry
 
 T = TypeVar("T")
 
@@ -42,15 +42,12 @@ _SUMMARY_COLUMNS = (
 )
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
-
-
 class SqliteStore:
     """A :class:`~memlens.store.base.SessionStore` in one SQLite file.
 
-    ``create=False`` refuses to create a missing file (for commands that only read).
+    ``create=False`` refuses to create a missing file; ``readonly=True`` opens it
+    read-only for commands that only read: nothing is created, migrated or changed,
+    and a file that is not memlens's is refused (see :mod:`memlens.store.sqlite_db`).
     ``timeout`` bounds how long a call waits for another process's write lock.
     Safe to share between threads of one process; use one instance per process.
     """
@@ -60,81 +57,31 @@ class SqliteStore:
         path: str | os.PathLike[str],
         *,
         create: bool = True,
+        readonly: bool = False,
         timeout: float = 30.0,
         migrations: tuple[Migration, ...] = MIGRATIONS,
     ) -> None:
         self.path = Path(path).expanduser()
         self.timeout = timeout
+        self.readonly = readonly
         self._lock = threading.RLock()
-        self._conn = self._connect(create)
-        try:
-            self._retry(lambda: migrate(self._conn, migrations, location=str(self.path)))
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise StoreError(f"cannot open session store {self.path}: {_reason(exc)}") from exc
-        except BaseException:
-            self._conn.close()
-            raise
-
-    # -- connection ----------------------------------------------------------------
-    def _connect(self, create: bool) -> sqlite3.Connection:
-        path = self.path
-        if path.is_dir():
-            raise StoreError(f"cannot open session store {path}: it is a directory")
-        if not path.exists():
-            if not create:
-                raise NotFoundError(
-                    f"no session store at {path} (nothing recorded yet: try `memlens run script.py`)"
-                )
-            try:
-                _make_parent(path)
-            except OSError as exc:
-                raise StoreError(f"cannot create session store {path}: {exc.strerror}") from exc
-        elif not os.access(path, os.R_OK):
-            raise StoreError(f"cannot open session store {path}: permission denied")
-        # mode=rw never creates a file, so a typo in --db on a read command can't
-        # leave an empty database behind.
-        uri = path.resolve().as_uri() + ("?mode=rwc" if create else "?mode=rw")
-        try:
-            conn = sqlite3.connect(
-                uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open session store {path}: {_reason(exc)}") from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            # Reading the header here turns "not a database" into an early, clear error.
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            mode = self._retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-            if mode is None or str(mode[0]).lower() != "wal":
-                raise StoreError(f"cannot open session store {path}: WAL mode unavailable")
-            # NORMAL is durable across process crashes in WAL mode; only power loss
-            # can drop the last commits.
-            conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreError(f"cannot open session store {path}: {_reason(exc)}") from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        self._conn = open_database(
+            self.path,
+            write=not readonly,
+            create=create and not readonly,
+            timeout=timeout,
+            migrations=migrations,
+        )
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """Call ``fn``, retrying while another process holds the lock."""
-        deadline = time.monotonic() + self.timeout
-        delay = 0.01
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        return retry(fn, self.timeout)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the database's write lock from the start."""
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
         with self._lock:
             self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
             try:
@@ -192,7 +139,7 @@ class SqliteStore:
                 )
         except sqlite3.Error as exc:
             raise StoreError(
-                f"cannot save session {session.id} to {self.path}: {_reason(exc)}"
+                f"cannot save session {session.id} to {self.path}: {reason(exc)}"
             ) from exc
         return session.id
 
@@ -216,7 +163,7 @@ class SqliteStore:
                     (blob, digest, codec.CODEC, _now(), full_id),
                 )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot update session {session_id}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot update session {session_id}: {reason(exc)}") from exc
 
     def delete(self, session_id: str) -> str:
         """Delete one session; return its full id."""
@@ -225,7 +172,7 @@ class SqliteStore:
                 full_id = self._resolve(session_id)
                 conn.execute("DELETE FROM sessions WHERE id = ?", (full_id,))
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot delete session {session_id}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot delete session {session_id}: {reason(exc)}") from exc
         return full_id
 
     # -- reading -------------------------------------------------------------------
@@ -235,7 +182,7 @@ class SqliteStore:
             try:
                 return self._resolve(session_id)
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot read {self.path}: {_reason(exc)}") from exc
+                raise StoreError(f"cannot read {self.path}: {reason(exc)}") from exc
 
     def _resolve(self, session_id: str) -> str:
         key = session_id.strip()
@@ -244,6 +191,14 @@ class SqliteStore:
         conn = self._conn
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (key,)).fetchone():
             return key
+        if key == LATEST:
+            # Before any partial match: "latest" must never pick "monitor-web-latest".
+            row = conn.execute(
+                "SELECT id FROM sessions ORDER BY started_at DESC, saved_at DESC LIMIT 1"
+            ).fetchone()
+            if row:
+                return str(row[0])
+            raise NotFoundError(f"no sessions in {self.path}, so no 'latest'")
         escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         matches = [
             r[0]
@@ -258,12 +213,6 @@ class SqliteStore:
         if matches:
             shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
             raise NotFoundError(f"session id {key!r} is ambiguous: matches {shown}")
-        if key == "latest":
-            row = conn.execute(
-                "SELECT id FROM sessions ORDER BY started_at DESC, saved_at DESC LIMIT 1"
-            ).fetchone()
-            if row:
-                return str(row[0])
         raise NotFoundError(f"no session {key!r} in {self.path} (see `memlens sessions`)")
 
     def _blob(self, full_id: str, which: str) -> Any:
@@ -274,7 +223,7 @@ class SqliteStore:
                 f"SELECT codec, {column[0]}, {column[1]} FROM sessions WHERE id = ?", (full_id,)
             ).fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{what} cannot be read: {_reason(exc)}") from exc
+            raise StoreError(f"{what} cannot be read: {reason(exc)}") from exc
         if row is None:
             raise NotFoundError(f"no session {full_id!r} in {self.path}")
         return codec.decode(bytes(row[1]), row[2], row[0], what)
@@ -326,8 +275,8 @@ class SqliteStore:
             try:
                 raw_rows = self._conn.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as exc:
-                if _is_busy(exc):
-                    raise StoreError(f"cannot read {self.path}: {_reason(exc)}") from exc
+                if is_busy(exc):
+                    raise StoreError(f"cannot read {self.path}: {reason(exc)}") from exc
                 # A damaged table page: salvage the rows that still read.
                 raw_rows = self._salvage_rows(where, params, limit)
             rows = [_row(r) for r in raw_rows]
@@ -358,7 +307,7 @@ class SqliteStore:
         try:
             top = self._conn.execute("SELECT max(rowid) FROM sessions").fetchone()[0] or 0
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot read {self.path}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot read {self.path}: {reason(exc)}") from exc
         clause = " AND ".join(["rowid = ?", *where])
         out = []
         for rowid in range(1, int(top) + 1):
@@ -397,26 +346,3 @@ def _replace(row: SessionRow, **changes: Any) -> SessionRow:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _make_parent(path: Path) -> None:
-    parent = path.parent
-    if parent.exists():
-        return
-    parent.mkdir(parents=True)
-    if parent.name == ".memlens":
-        # Keep the default store out of the user's git repository.
-        (parent / ".gitignore").write_text("*\n", encoding="utf-8")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    if "file is not a database" in text:
-        return "not an SQLite database (file is not a database)"
-    if "malformed" in text:
-        return "the database file is damaged (database disk image is malformed)"
-    if "unable to open" in text:
-        return "unable to open the file (check the path and permissions)"
-    if "readonly" in text or "read-only" in text:
-        return "the database is read-only"
-    return text or type(exc).__name__

@@ -1,0 +1,427 @@
+"""The record store in Redis: compare-and-set writes in Lua, journal and snapshots in lists.
+
+Keys, for namespace ``NS`` under prefix ``P``:
+
+- ``P:rec:NS`` hash key → record (JSON, with its checksum); ``P:ver:NS`` hash key →
+  version, which the Lua script compares against;
+- ``P:jseq:NS`` counter and ``P:jrnl:NS`` list of ``"SEQ:record"`` entries;
+- ``P:snapid:NS`` counter and ``P:snap:NS`` list of ``"ID:JOURNAL_SEQ:json"`` snapshots;
+- ``P:namespaces`` set of namespaces.
+
+A write runs one Lua script (atomic on the server): compare the version, set the
+record and its version, take the next sequence number and append the journal entry.
+A batch is one pipeline of scripts: one round trip, each write checked on its own.
+Writes without an expected version read the version first and retry on a race, so
+they are compare-and-set too and never silently overwrite a concurrent write.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from memlens.core.errors import StoreError
+from memlens.store import _redis
+from memlens.store.records import (
+    DEFAULT_KEEP_SNAPSHOTS,
+    CorruptRecordError,
+    Damage,
+    JournalEntry,
+    JournalScan,
+    PutRequest,
+    Record,
+    RecordScan,
+    SnapshotInfo,
+    VersionConflict,
+    check_name,
+    decode_record,
+    decode_snapshot,
+    dumps,
+    encode_snapshot,
+    make_record,
+)
+
+_PUT = """
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if cur ~= tonumber(ARGV[2]) then
+  return {0, cur, redis.call('HGET', KEYS[1], ARGV[1]) or false}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+local seq = redis.call('INCR', KEYS[4])
+redis.call('RPUSH', KEYS[3], seq .. ':' .. ARGV[3])
+redis.call('SADD', KEYS[5], ARGV[5])
+return {1, seq}
+"""
+
+_SNAPSHOT = """
+local id = redis.call('INCR', KEYS[2])
+redis.call('RPUSH', KEYS[1], id .. ':' .. ARGV[1] .. ':' .. ARGV[2])
+local keep = tonumber(ARGV[3])
+local n = redis.call('LLEN', KEYS[1])
+if n > keep then redis.call('LTRIM', KEYS[1], n - keep, -1) end
+redis.call('SADD', KEYS[4], ARGV[4])
+local oldest = tonumber(string.match(redis.call('LINDEX', KEYS[1], 0) or '', '^%d+:(%d+):'))
+if oldest then
+  while true do
+    local first = redis.call('LINDEX', KEYS[3], 0)
+    if not first then break end
+    local seq = tonumber(string.match(first, '^(%d+):'))
+    if (not seq) or seq > oldest then break end
+    redis.call('LPOP', KEYS[3])
+  end
+end
+return id
+"""
+
+# How often a write without an expected version re-reads and retries on a race.
+_MAX_RETRIES = 1000
+
+
+class RedisRecordStore:
+    """A :class:`~memlens.store.records.RecordStore` on a Redis server (``redis://…``)."""
+
+    def __init__(self, url: str, *, readonly: bool = False, timeout: float = 5.0) -> None:
+        self._client, self.prefix, self._location = _redis.connect(url, timeout=timeout)
+        self.readonly = readonly
+        self._put_script = self._client.register_script(_PUT)
+        self._snap_script = self._client.register_script(_SNAPSHOT)
+        #: Retries taken by writes without an expected version (for benchmarks).
+        self.retries = 0
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RedisRecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _keys(self, namespace: str) -> dict[str, str]:
+        p = self.prefix
+        return {
+            name: f"{p}:{name}:{namespace}"
+            for name in ("rec", "ver", "jrnl", "jseq", "snap", "snapid")
+        } | {"namespaces": f"{p}:namespaces"}
+
+    def _call(self, fn: Any) -> Any:
+        return _redis.call(self._location, fn)
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"{self._location} was opened read-only")
+
+    # -- writing -------------------------------------------------------------------
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        writer: str = "",
+        updated_at: float | None = None,
+    ) -> Record:
+        request = PutRequest(key, value, expected_version, updated_at=updated_at)
+        result = self.put_many(namespace, [request], writer=writer)[0]
+        if isinstance(result, VersionConflict):
+            raise result
+        return result
+
+    def delete(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        writer: str = "",
+    ) -> Record:
+        request = PutRequest(key, None, expected_version, delete=True)
+        result = self.put_many(namespace, [request], writer=writer)[0]
+        if isinstance(result, VersionConflict):
+            raise result
+        return result
+
+    def put_many(
+        self, namespace: str, requests: Sequence[PutRequest], *, writer: str = ""
+    ) -> builtins.list[Record | VersionConflict]:
+        self._writable()
+        check_name("namespace", namespace)
+        for request in requests:
+            check_name("key", request.key)
+        keys = self._keys(namespace)
+        results: builtins.list[Record | VersionConflict | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        for _attempt in range(_MAX_RETRIES):
+            blind = [i for i in pending if requests[i].expected_version is None]
+            versions: dict[int, int] = {}
+            if blind:
+                names = [requests[i].key for i in blind]
+                raw = self._call(lambda names=names: self._client.hmget(keys["ver"], names))
+                versions = {i: int(v or 0) for i, v in zip(blind, raw)}
+            attempts: builtins.list[tuple[int, Record]] = []
+            pipe = self._client.pipeline(transaction=False)
+            for i in pending:
+                req = requests[i]
+                base = versions[i] if i in versions else int(req.expected_version or 0)
+                record = make_record(
+                    namespace,
+                    req.key,
+                    req.value,
+                    base + 1,
+                    writer=writer,
+                    deleted=req.delete,
+                    updated_at=req.updated_at,
+                )
+                body = dumps(record.to_dict())
+                self._put_script(
+                    keys=[keys["rec"], keys["ver"], keys["jrnl"], keys["jseq"], keys["namespaces"]],
+                    args=[req.key, base, body, record.version, namespace],
+                    client=pipe,
+                )
+                attempts.append((i, record))
+            replies = self._call(pipe.execute)
+            retry = []
+            for (i, record), reply in zip(attempts, replies):
+                if int(reply[0]) == 1:
+                    results[i] = record
+                    continue
+                if requests[i].expected_version is None:
+                    retry.append(i)  # lost a race: re-read the version and try again
+                    continue
+                current = None
+                if reply[2]:
+                    found = decode_record(_redis.text(reply[2]), namespace, "record", record.key)
+                    current = found if isinstance(found, Record) else None
+                results[i] = VersionConflict(
+                    namespace, record.key, int(requests[i].expected_version or 0), current
+                )
+            if not retry:
+                break
+            self.retries += len(retry)
+            pending = retry
+        else:
+            raise StoreError(f"too much contention writing {namespace} on {self._location}")
+        return [r for r in results if r is not None]
+
+    def replace_all(
+        self,
+        namespace: str,
+        records: Mapping[str, Record],
+        *,
+        expected_head: int | None = None,
+    ) -> None:
+        self._writable()
+        check_name("namespace", namespace)
+        for key, record in records.items():
+            if record.key != key or record.namespace != namespace or not record.is_intact():
+                raise StoreError(f"refusing to restore {namespace}/{key}: record is not intact")
+        keys = self._keys(namespace)
+        redis = _redis.require_client()
+
+        def write() -> None:
+            with self._client.pipeline(transaction=True) as pipe:
+                if expected_head is not None:
+                    pipe.watch(keys["jseq"])
+                    head = int(pipe.get(keys["jseq"]) or 0)
+                    if head != expected_head:
+                        raise VersionConflict(namespace, "*", expected_head, None)
+                    pipe.multi()
+                pipe.delete(keys["rec"], keys["ver"])
+                if records:
+                    pipe.hset(
+                        keys["rec"], mapping={k: dumps(r.to_dict()) for k, r in records.items()}
+                    )
+                    pipe.hset(keys["ver"], mapping={k: r.version for k, r in records.items()})
+                pipe.sadd(keys["namespaces"], namespace)
+                pipe.execute()
+
+        try:
+            self._call(write)
+        except redis.exceptions.WatchError as exc:
+            raise VersionConflict(namespace, "*", int(expected_head or 0), None) from exc
+
+    def drop(self, namespace: str) -> None:
+        self._writable()
+        keys = self._keys(namespace)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.delete(*[v for k, v in keys.items() if k != "namespaces"])
+        pipe.srem(keys["namespaces"], namespace)
+        self._call(pipe.execute)
+
+    # -- reading -------------------------------------------------------------------
+    def get(self, namespace: str, key: str) -> Record | None:
+        keys = self._keys(namespace)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hget(keys["rec"], key)
+        pipe.hget(keys["ver"], key)
+        body, version = self._call(pipe.execute)
+        found = self._decode(namespace, key, body, version)
+        if isinstance(found, Damage):
+            raise CorruptRecordError(found)
+        return found
+
+    @staticmethod
+    def _decode(namespace: str, key: str, body: Any, version: Any) -> Record | Damage | None:
+        if body is None and version is None:
+            return None
+        if body is None:
+            return Damage(namespace, "record", key, "record missing (its version is still indexed)")
+        found = decode_record(_redis.text(body), namespace, "record", key)
+        if isinstance(found, Damage):
+            return found
+        if found.key != key:
+            return Damage(namespace, "record", key, f"holds the record of {found.key!r}")
+        try:
+            indexed = int(version) if version is not None else None
+        except ValueError:
+            indexed = None
+        if indexed != found.version:
+            return Damage(namespace, "record", key, "version index disagrees with the record")
+        return found
+
+    def scan(self, namespace: str) -> RecordScan:
+        keys = self._keys(namespace)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hgetall(keys["rec"])
+        pipe.hgetall(keys["ver"])
+        bodies, versions = self._call(pipe.execute)
+        bodies = {_redis.text(k): v for k, v in bodies.items()}
+        versions = {_redis.text(k): v for k, v in versions.items()}
+        out = RecordScan()
+        for key in sorted(set(bodies) | set(versions)):
+            found = self._decode(namespace, key, bodies.get(key), versions.get(key))
+            if isinstance(found, Damage):
+                out.damaged.append(found)
+            elif found is not None:
+                out.records[key] = found
+        return out
+
+    def list(self, namespace: str, *, include_deleted: bool = False) -> builtins.list[Record]:
+        scan = self.scan(namespace)
+        if scan.damaged:
+            raise CorruptRecordError(scan.damaged[0])
+        return [r for r in scan.records.values() if include_deleted or not r.deleted]
+
+    def keys(self, namespace: str) -> builtins.list[str]:
+        # Tombstones are filtered by reading the records' "d" flag without verifying.
+        raw = self._call(lambda: self._client.hgetall(self._keys(namespace)["rec"]))
+        live = []
+        for key, body in raw.items():
+            try:
+                deleted = bool(json.loads(body).get("d"))
+            except (ValueError, AttributeError, UnicodeDecodeError):
+                deleted = False  # damaged: still listed, reading it will say so
+            if not deleted:
+                live.append(_redis.text(key))
+        return sorted(live)
+
+    def namespaces(self) -> builtins.list[str]:
+        raw = self._call(lambda: self._client.smembers(f"{self.prefix}:namespaces"))
+        return sorted(_redis.text(n) for n in raw)
+
+    def head(self, namespace: str) -> int:
+        return int(self._call(lambda: self._client.get(self._keys(namespace)["jseq"])) or 0)
+
+    def journal(self, namespace: str, *, after: int = 0) -> JournalScan:
+        raw = self._call(lambda: self._client.lrange(self._keys(namespace)["jrnl"], 0, -1))
+        out = JournalScan()
+        for position, item in enumerate(raw):
+            entry = _redis.text(item)
+            seq_text, sep, body = entry.partition(":")
+            if not sep or not seq_text.isdigit():
+                out.damaged.append(
+                    Damage(namespace, "journal", f"#{position}", "entry cannot be decoded")
+                )
+                continue
+            seq = int(seq_text)
+            if seq <= after:
+                continue
+            found = decode_record(body, namespace, "journal", seq_text)
+            if isinstance(found, Damage):
+                out.damaged.append(found)
+            else:
+                out.entries.append(JournalEntry(seq, found))
+        return out
+
+    # -- snapshots -----------------------------------------------------------------
+    def snapshot(self, namespace: str, *, keep: int = DEFAULT_KEEP_SNAPSHOTS) -> SnapshotInfo:
+        self._writable()
+        if keep < 1:
+            raise StoreError("keep must be at least 1 snapshot")
+        keys = self._keys(namespace)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hgetall(keys["rec"])
+        pipe.hgetall(keys["ver"])
+        pipe.get(keys["jseq"])
+        bodies, versions, head_raw = self._call(pipe.execute)
+        head = int(head_raw or 0)
+        bodies = {_redis.text(k): v for k, v in bodies.items()}
+        versions = {_redis.text(k): v for k, v in versions.items()}
+        records: dict[str, Record] = {}
+        for key in sorted(set(bodies) | set(versions)):
+            found = self._decode(namespace, key, bodies.get(key), versions.get(key))
+            if isinstance(found, Damage):
+                raise CorruptRecordError(found)
+            if found is not None:
+                records[key] = found
+        body, digest = encode_snapshot(records.values())
+        taken = time.time()
+        meta = dumps({"at": taken, "count": len(records), "sum": digest, "body": body})
+        snap_id = self._call(
+            lambda: self._snap_script(
+                keys=[keys["snap"], keys["snapid"], keys["jrnl"], keys["namespaces"]],
+                args=[head, meta, keep, namespace],
+            )
+        )
+        return SnapshotInfo(int(snap_id), namespace, taken, head, len(records), digest)
+
+    def _snapshot_entries(self, namespace: str) -> builtins.list[tuple[int, int, dict[str, Any]]]:
+        raw = self._call(lambda: self._client.lrange(self._keys(namespace)["snap"], 0, -1))
+        out = []
+        for position, item in enumerate(raw):
+            text = _redis.text(item)
+            parts = text.split(":", 2)
+            try:
+                meta = json.loads(parts[2])
+                if not isinstance(meta, dict):
+                    raise ValueError("not an object")
+                out.append((int(parts[0]), int(parts[1]), meta))
+            except (ValueError, IndexError):
+                # An unreadable entry still shows, as a snapshot that fails to load.
+                out.append((-(position + 1), 0, {}))
+        return out
+
+    def snapshots(self, namespace: str) -> builtins.list[SnapshotInfo]:
+        out = []
+        for snap_id, seq, meta in reversed(self._snapshot_entries(namespace)):
+            out.append(
+                SnapshotInfo(
+                    snap_id,
+                    namespace,
+                    float(meta.get("at", 0.0) or 0.0),
+                    seq,
+                    int(meta.get("count", 0) or 0),
+                    str(meta.get("sum", "")),
+                )
+            )
+        return out
+
+    def load_snapshot(self, namespace: str, snapshot_id: int) -> dict[str, Record]:
+        for snap_id, _seq, meta in self._snapshot_entries(namespace):
+            if snap_id != snapshot_id:
+                continue
+            if "body" not in meta or "sum" not in meta:
+                raise CorruptRecordError(
+                    Damage(namespace, "snapshot", str(snapshot_id), "cannot be decoded")
+                )
+            return decode_snapshot(str(meta["body"]), str(meta["sum"]), namespace, str(snap_id))
+        raise StoreError(f"no snapshot {snapshot_id} of {namespace} in {self._location}")
