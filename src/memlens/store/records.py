@@ -298,12 +298,14 @@ class RecordStore(Protocol):
         records: Mapping[str, Record],
         *,
         expected_head: int | None = None,
+        preserve: Iterable[str] = (),
     ) -> None:
         """Make the namespace hold exactly ``records`` (recovery's write-back).
 
         Records keep their versions and checksums and are not journaled again (the
         journal already has them). ``expected_head`` makes it conditional on no write
-        having happened since (``VersionConflict`` otherwise).
+        having happened since (``VersionConflict`` otherwise). Keys in ``preserve``
+        are left exactly as stored (damaged records nothing could replace).
         """
         ...
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import builtins
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from memlens.core.errors import StoreError
@@ -70,7 +70,8 @@ if oldest then
     local first = redis.call('LINDEX', KEYS[3], 0)
     if not first then break end
     local seq = tonumber(string.match(first, '^(%d+):'))
-    if (not seq) or seq > oldest then break end
+    -- An unreadable entry at the front is older than what follows: retire it too.
+    if seq and seq > oldest then break end
     redis.call('LPOP', KEYS[3])
   end
 end
@@ -218,6 +219,7 @@ class RedisRecordStore:
         records: Mapping[str, Record],
         *,
         expected_head: int | None = None,
+        preserve: Iterable[str] = (),
     ) -> None:
         self._writable()
         check_name("namespace", namespace)
@@ -229,13 +231,22 @@ class RedisRecordStore:
 
         def write() -> None:
             with self._client.pipeline(transaction=True) as pipe:
-                if expected_head is not None:
-                    pipe.watch(keys["jseq"])
-                    head = int(pipe.get(keys["jseq"]) or 0)
-                    if head != expected_head:
-                        raise VersionConflict(namespace, "*", expected_head, None)
-                    pipe.multi()
-                pipe.delete(keys["rec"], keys["ver"])
+                # Watched: any write meanwhile aborts this one (WatchError -> conflict).
+                pipe.watch(keys["jseq"], keys["rec"], keys["ver"])
+                if expected_head is not None and int(pipe.get(keys["jseq"]) or 0) != expected_head:
+                    raise VersionConflict(namespace, "*", expected_head, None)
+                kept = set(preserve) - set(records)
+                gone: builtins.list[str] = []
+                if kept:
+                    names = {_redis.text(k) for k in pipe.hkeys(keys["rec"])}
+                    names |= {_redis.text(k) for k in pipe.hkeys(keys["ver"])}
+                    gone = sorted(names - kept)
+                pipe.multi()
+                if not kept:
+                    pipe.delete(keys["rec"], keys["ver"])
+                elif gone:
+                    pipe.hdel(keys["rec"], *gone)
+                    pipe.hdel(keys["ver"], *gone)
                 if records:
                     pipe.hset(
                         keys["rec"], mapping={k: dumps(r.to_dict()) for k, r in records.items()}

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -214,6 +214,7 @@ class SqliteRecordStore:
         records: Mapping[str, Record],
         *,
         expected_head: int | None = None,
+        preserve: Iterable[str] = (),
     ) -> None:
         check_name("namespace", namespace)
         for key, record in records.items():
@@ -224,7 +225,13 @@ class SqliteRecordStore:
                 head = self._head(conn, namespace)
                 if head != expected_head:
                     raise VersionConflict(namespace, "*", expected_head, None)
-            conn.execute("DELETE FROM records WHERE namespace = ?", (namespace,))
+            kept = sorted(set(preserve) - set(records))
+            marks = ",".join("?" * len(kept))
+            conn.execute(
+                "DELETE FROM records WHERE namespace = ?"
+                + (f" AND key NOT IN ({marks})" if kept else ""),
+                (namespace, *kept),
+            )
             conn.executemany(
                 "INSERT INTO records (namespace, key, version, deleted, body) "
                 "VALUES (?, ?, ?, ?, ?)",
