@@ -38,7 +38,7 @@ def existing_store(db: str | None) -> SessionStore:
 def store_target(db: str | None) -> str:
     """``--db`` (or the default) as an absolute path, or the Redis URL as given."""
     target = db or default_target()
-    if is_url(target):
+    if is_url(target) or target.startswith("sqlite://"):
         return target
     return str(Path(target).absolute())
 

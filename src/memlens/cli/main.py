@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "top": ("memlens.cli.top", "Live view of a running service's memory endpoint."),
     "objects": ("memlens.cli.objects", "Census of a process's heap: types, largest objects."),
     "trim": ("memlens.cli.trim", "Return the C allocator's free memory to the OS."),
+    "memory": ("memlens.cli.memory", "Check and repair shared memory records."),
 }
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "default_target",
     "open_record_store",
     "open_store",
+    "sqlite_path",
 ]
 
 
@@ -88,7 +89,17 @@ def open_store(
         from memlens.store.redis_sessions import RedisSessionStore
 
         return RedisSessionStore(target, readonly=readonly)
-    return SqliteStore(target, create=create, readonly=readonly)
+    return SqliteStore(sqlite_path(target), create=create, readonly=readonly)
+
+
+def sqlite_path(target: str) -> str:
+    """The file of ``sqlite:///relative.db`` / ``sqlite:////absolute.db``, or ``target`` itself."""
+    if not target.startswith("sqlite://"):
+        return target
+    rest = target[len("sqlite://") :]
+    if rest.startswith("//"):
+        return rest[1:]  # sqlite:////abs/x.db -> /abs/x.db
+    return rest[1:] if rest.startswith("/") else rest
 
 
 def open_record_store(url: str, *, create: bool = True, readonly: bool = False) -> RecordStore:
@@ -103,13 +114,7 @@ def open_record_store(url: str, *, create: bool = True, readonly: bool = False) 
         from memlens.store.redis_records import RedisRecordStore
 
         return RedisRecordStore(text, readonly=readonly)
-    if text.startswith("sqlite://"):
-        text = text[len("sqlite://") :]
-        if text.startswith("/") and not text.startswith("//"):
-            # sqlite:///relative/x.db is "relative/x.db"; sqlite:////abs/x.db is absolute.
-            text = text[1:]
-        elif text.startswith("//"):
-            text = text[1:]
+    text = sqlite_path(text)
     if not text:
         raise StoreError(f"invalid record store URL {url!r}: expected sqlite:///path or redis://…")
     from memlens.store.sqlite_records import SqliteRecordStore

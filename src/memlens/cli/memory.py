@@ -1,0 +1,111 @@
+"""``memlens memory check [URL]`` and ``memlens memory recover SESSION``: stored memory health.
+
+``check`` verifies every record's checksum and compares each memory session with its
+newest readable snapshot plus the journal after it; it only reads (the store is
+opened read-only) and exits 1 when anything is wrong, so it can gate a deploy.
+``recover`` repairs one session from its last good snapshot and journal and says
+which way it went (see :func:`memlens.context.shared.recover_corrupted_memory`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from memlens.cli._store_options import store_target
+from memlens.context.shared.recovery import CheckReport, check_memory, recover_corrupted_memory
+from memlens.core.errors import MemlensError
+from memlens.store import open_record_store
+
+
+@click.group()
+def command() -> None:
+    """Check and repair shared memory records (versions, checksums, journal, snapshots)."""
+
+
+@command.command("check")
+@click.argument("url", required=False, metavar="[URL]")
+@click.option("--session", "sessions", multiple=True, help="Only this memory session (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+def check(url: str | None, sessions: tuple[str, ...], as_json: bool) -> None:
+    """Verify the memory store at URL (a file, sqlite:///…, redis://…; default: the session
+    store). Exits 1 if any record, journal entry or snapshot is damaged or missing."""
+    store = open_record_store(store_target(url), create=False, readonly=True)
+    try:
+        names = list(sessions) or store.namespaces()
+        reports = [check_memory(store, name) for name in names]
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in reports], indent=2))
+    elif not reports:
+        click.echo(f"No memory sessions in {store.location}.")
+    else:
+        _print_reports(reports, store.location)
+    if any(not r.ok for r in reports):
+        sys.exit(1)
+
+
+def _print_reports(reports: list[CheckReport], location: str) -> None:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name, justify in (
+        ("session", "left"),
+        ("records", "right"),
+        ("journal", "right"),
+        ("snapshots", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for r in reports:
+        status = "[green]ok[/]" if r.ok else f"[bold red]{len(r.problems)} problem(s)[/]"
+        table.add_row(
+            escape(r.namespace), str(r.records), str(r.journal_entries), str(r.snapshots), status
+        )
+    console.print(f"Memory store {escape(location)}")
+    console.print(table)
+    for r in reports:
+        for problem in r.problems:
+            console.print(f"  {escape(r.namespace)}: {escape(problem.describe())}")
+    bad = [r.namespace for r in reports if not r.ok]
+    if bad:
+        console.print(
+            f"Repair with: memlens memory recover {escape(bad[0])} --db {escape(location)}"
+        )
+
+
+@command.command("recover")
+@click.argument("session_id", metavar="SESSION")
+@click.option("--db", "db", metavar="PATH|URL", default=None, help="The memory store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def recover(session_id: str, db: str | None, as_json: bool) -> None:
+    """Repair SESSION from its last good snapshot and the journal after it."""
+    store = open_record_store(store_target(db), create=False)
+    try:
+        if session_id not in store.namespaces():
+            raise MemlensError(f"no memory session {session_id!r} in {store.location}")
+        result = recover_corrupted_memory(store, session_id)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif result.method == "none":
+        click.echo(f"{session_id}: nothing to repair ({len(result.detected)} problems found).")
+    else:
+        click.echo(
+            f"{session_id}: {len(result.detected)} problem(s) found; recovered by "
+            f"{result.method} (snapshot {result.snapshot_id}, {result.journal_applied} journal "
+            f"entries); restored {len(result.restored)}, rebuilt {len(result.rebuilt)}, "
+            f"lost {len(result.lost)}" + (f": {', '.join(result.lost)}" if result.lost else "")
+        )
+        if result.error:
+            click.echo(f"{session_id}: {result.error}", err=True)
+    if not result.valid:
+        sys.exit(1)

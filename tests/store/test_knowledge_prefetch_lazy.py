@@ -1,0 +1,147 @@
+"""Knowledge transfer, access prediction with the hot cache, and lazy opening."""
+
+from __future__ import annotations
+
+import pytest
+
+from memlens.context.shared import (
+    AccessPredictor,
+    DistributedMemoryManager,
+    HotCache,
+    Prefetcher,
+    SessionKnowledgeTransfer,
+    open_eager,
+    open_lazy,
+)
+from memlens.core.errors import ConfigError, NotFoundError
+from memlens.store import open_record_store
+from memlens.store.records import CorruptRecordError
+
+
+def _learned_session(url: str) -> DistributedMemoryManager:
+    a = DistributedMemoryManager(url, writer_id="a")
+    b = DistributedMemoryManager(url, writer_id="b")
+    for manager in (a, b, a):  # the same preference, three writes, two writers
+        manager.set("src", "prefs.tone", "terse")
+        manager.sync("src")
+    a.set("src", "prefs.lang", "en")  # written once: a hint, not a rule
+    for i in range(6):
+        a.set("src", "task.refund", {"run": i})
+        a.sync("src")
+    a.set("src", "task.invoice", {"run": 0})
+    a.set("src", "scratch", "not knowledge")
+    a.sync("src")
+    return a
+
+
+def test_extraction_finds_preferences_tasks_and_patterns_with_evidence(record_url: str) -> None:
+    manager = _learned_session(record_url)
+    predictor = AccessPredictor()
+    for _ in range(5):
+        predictor.learn("src", ["open ticket", "read order", "issue refund"])
+    items = SessionKnowledgeTransfer(manager, predictor).extract_transferable_knowledge("src")
+    by_key = {(i.kind, i.key): i for i in items}
+    tone = by_key[("preference", "prefs.tone")]
+    assert tone.value == "terse" and tone.confidence > 0.8
+    assert tone.evidence[0] == "3 of 3 writes set this value" and "2 writer" in tone.evidence[1]
+    assert by_key[("preference", "prefs.lang")].confidence <= 0.8
+    assert (
+        by_key[("common_task", "task.refund")].confidence
+        > by_key[("common_task", "task.invoice")].confidence
+    )
+    assert ("pattern", "read order -> issue refund") in by_key
+    shortcut = by_key[("shortcut", "open ticket => issue refund")]
+    assert shortcut.value["via"] == "read order" and shortcut.confidence > 0.6
+    assert not any(i.key == "scratch" for i in items)
+    assert [i.confidence for i in items] == sorted((i.confidence for i in items), reverse=True)
+
+
+def test_transfer_strategies_conflicts_and_history(record_url: str) -> None:
+    manager = _learned_session(record_url)
+    transfer = SessionKnowledgeTransfer(manager)
+    knowledge = transfer.extract_transferable_knowledge("src")
+    selective = transfer.transfer_knowledge(knowledge, "dst", merge_strategy="selective")
+    assert "knowledge/preference/prefs.tone" in selective.transferred
+    assert "knowledge/preference/prefs.lang" in selective.skipped
+    other = DistributedMemoryManager(record_url, writer_id="reader")
+    stored = other.get("dst", "knowledge/preference/prefs.tone")
+    assert stored["value"] == "terse" and stored["source"] == "src"
+    # The target changes its mind; a weaker incoming value does not override it.
+    manager.set("dst", "knowledge/preference/prefs.lang", {"value": "fr", "confidence": 0.95})
+    full = transfer.transfer_knowledge(knowledge, "dst", merge_strategy="full")
+    assert [c["key"] for c in full.conflicts] == ["knowledge/preference/prefs.lang"]
+    assert full.conflicts[0]["kept"] == "incoming"  # "full" always writes, and says so
+    chosen = transfer.transfer_knowledge(
+        knowledge, "dst2", merge_strategy="manual", on_candidates=lambda c: c[:1]
+    )
+    assert len(chosen.transferred) == 1
+    assert [h["strategy"] for h in transfer.history("dst")] == ["selective", "full"]
+    with pytest.raises(ConfigError):
+        transfer.transfer_knowledge(knowledge, "dst", merge_strategy="manual")
+    with pytest.raises(ConfigError):
+        transfer.transfer_knowledge(knowledge, "dst", merge_strategy="some")
+
+
+def test_the_predictor_backs_off_to_shorter_contexts() -> None:
+    predictor = AccessPredictor(max_order=3)
+    for _ in range(10):
+        predictor.learn("s", ["a", "b", "c", "d"])
+    predictor.learn("s", ["x", "b"])  # a context never seen before "b"
+    (top, confidence), *_ = predictor.predict_next_accesses("s", n=2)
+    assert top == "c" and confidence > 0.6  # order 1 still knows what follows "b"
+    ranked = predictor.predict_next_accesses("s", "c", n=3)
+    assert ranked[0][0] == "d"
+    assert all(0 <= c <= 1 for _, c in ranked)
+    assert AccessPredictor().predict_next_accesses("empty") == []
+    with pytest.raises(ConfigError):
+        AccessPredictor(max_order=0)
+
+
+def test_prefetching_beats_lru_on_a_repeating_workflow() -> None:
+    loads: list[str] = []
+    flows = [[f"f{n}-{i}" for i in range(6)] for n in range(6)]  # 36 items, cache of 8
+    trace = [item for _ in range(20) for flow in flows for item in flow]
+
+    def run(prefetch: bool) -> Prefetcher:
+        p = Prefetcher(lambda k: loads.append(str(k)) or k, capacity=8, prefetch=prefetch)
+        for key in trace:
+            assert p.access("s", key) == key
+        return p
+
+    lru, smart = run(False), run(True)
+    assert lru.stats.hit_rate == 0.0  # a cycle longer than the cache defeats LRU
+    assert smart.stats.hit_rate > 0.7 and smart.stats.precision > 0.9
+    assert smart.stats.prefetch_loads > 0
+    cache = HotCache(2)
+    cache.put("a", 1, prefetched=True)
+    cache.put("b", 2, prefetched=True)
+    cache.put("c", 3)  # evicts "a" unused
+    assert cache.stats.prefetch_wasted == 1 and cache.get("b") == (True, 2)
+    assert cache.stats.prefetch_used == 1
+
+
+def test_lazy_values_load_on_first_use_only(record_url: str) -> None:
+    store = open_record_store(record_url)
+    for i in range(50):
+        store.put("big", f"k{i:02d}", {"text": f"value {i}", "n": i})
+    store.delete("big", "k07")
+    lazy = open_lazy(store, "big")
+    assert len(lazy) == 49 and "k07" not in lazy and lazy.loaded() == 0
+    value = lazy["k10"]
+    assert lazy.loaded() == 0  # handing out the proxy reads nothing
+    assert value["n"] == 10 and value == {"text": "value 10", "n": 10}
+    assert lazy.loaded() == 1
+    assert open_eager(store, "big") == {k: lazy[k] for k in lazy}
+    with pytest.raises(KeyError):
+        lazy["k07"]
+    store.put("big", "gone", 1)
+    stale = open_lazy(store, "big")
+    proxy = stale["gone"]
+    store.delete("big", "gone")
+    with pytest.raises(NotFoundError):
+        proxy + 1  # noqa: B018 - first use raises where the value is needed
+    from tests.store.test_memory_faults import _raw_get, _raw_set
+
+    _raw_set(store, "big", "k11", _raw_get(store, "big", "k11").replace("value", "valuE"))
+    with pytest.raises(CorruptRecordError):
+        len(open_lazy(store, "big")["k11"])
