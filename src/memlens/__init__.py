@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from memlens.context import diagnose as diagnose_context
     from memlens.context import profile_file as profile_context
     from memlens.context.memory import ContextMemory, fit_messages
+    from memlens.context.shared import DistributedMemoryManager, SyncResult
     from memlens.core.config import Config, load_config
     from memlens.core.session import Session
     from memlens.core.units import parse_size
@@ -67,6 +68,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "memory_efficient_context": ("memlens.remedies", "memory_efficient_context"),
     "monitor_function_memory": ("memlens.remedies", "monitor_function_memory"),
     "RecoveryLadder": ("memlens.remedies", "RecoveryLadder"),
+    "DistributedMemoryManager": ("memlens.context.shared", "DistributedMemoryManager"),
+    "SyncResult": ("memlens.context.shared", "SyncResult"),
 }
 
 __all__ = ["MemlensError", "__version__", *_LAZY]

@@ -145,3 +145,35 @@ def test_lazy_values_load_on_first_use_only(record_url: str) -> None:
     _raw_set(store, "big", "k11", _raw_get(store, "big", "k11").replace("value", "valuE"))
     with pytest.raises(CorruptRecordError):
         len(open_lazy(store, "big")["k11"])
+
+
+def test_context_memory_archives_originals_in_the_shared_store(record_url: str) -> None:
+    from memlens.context.memory import ContextMemory
+    from memlens.context.shared.archive import RecordArchive
+    from memlens.core.clock import ManualClock
+    from memlens.core.errors import StoreError
+
+    archive = RecordArchive(open_record_store(record_url), "user-42", writer="worker-1")
+    memory = ContextMemory(60_000, clock=ManualClock(), archive=archive, keep_last_turns=1)
+    memory.add_system("You are the release agent.")
+    for i in range(20):
+        memory.add_message("user", f"Turn {i}: check build {i} in ci/jobs/build_{i}.yaml")
+        log = "\n".join(f"tests/unit/test_{i}_{j}.py PASSED" for j in range(60))
+        memory.add_tool_call(f"c{i}", "shell", f'{{"cmd": "make test-{i}"}}')
+        memory.add_tool_result(f"c{i}", log)
+    originals = {i: e.content for i, e in memory.entries.items()}
+    report = memory.fit(1500)
+    assert report.evicted or report.summaries
+    # Another worker, with its own connection, reads every original back, verified.
+    elsewhere = RecordArchive(open_record_store(record_url), "user-42")
+    assert elsewhere.ids() and set(elsewhere.ids()) <= set(originals)
+    for item_id in elsewhere.ids():
+        assert elsewhere.get(item_id).content == originals[item_id]
+        assert elsewhere.lazy(item_id)["content"] == originals[item_id]
+    first = elsewhere.ids()[0]
+    assert elsewhere.put(first, originals[first], {}) == elsewhere.get(first).checksum
+    with pytest.raises(StoreError, match="different content"):
+        elsewhere.put(first, "something else", {})
+    from memlens.context.shared import check_memory
+
+    assert check_memory(elsewhere.store, "user-42").ok
