@@ -16,14 +16,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from memlens.context.layers import Layer
 from memlens.context.monitor import Alert, Thresholds, check, metrics
 from memlens.context.profile import ContextProfile
+from memlens.context.session import utcnow
+from memlens.core import findings as core
+from memlens.core.findings import SEVERITIES, TOKENS, Remedy, worst
 from memlens.core.units import format_tokens
-
-SEVERITIES = ("low", "medium", "high", "critical")
 
 LARGE_ITEM_TOKENS = 10_000
 INACTIVE_AFTER = timedelta(hours=1)
@@ -31,65 +32,138 @@ INACTIVE_AFTER = timedelta(hours=1)
 PROMPT_CACHE_TTL = timedelta(minutes=5)
 
 
-@dataclass
-class Finding:
-    """One problem found: what, how much, why, and the fix."""
+@dataclass(init=False)
+class Finding(core.Finding):
+    """One problem found in a window: what, how many tokens, why, and the fix.
 
-    symptom: str
-    kind: str
-    severity: str
-    title: str
-    recommendation: str
-    tokens: int = 0
-    count: int = 0
-    items: list[str] = field(default_factory=list)
-    evidence: dict[str, Any] = field(default_factory=dict)
+    The shared vocabulary of :mod:`memlens.core.findings` in tokens: ``category`` is
+    the check's kind (``large_items``), ``summary`` its title, ``amount`` the
+    tokens concerned; ``symptom`` and ``count`` are the context diagnosis's own.
+    """
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "symptom": self.symptom,
-            "kind": self.kind,
-            "severity": self.severity,
-            "title": self.title,
-            "recommendation": self.recommendation,
-            "tokens": self.tokens,
-            "count": self.count,
-            "items": self.items[:20],
-            "evidence": self.evidence,
-        }
+    symptom: str = ""  # high_working_memory, low_cache_hit_rate, token_budget_exhaustion
+    count: int = 0  # how many items, gaps or cleanups
 
-
-@dataclass
-class ContextDiagnosis:
-    """All findings for one profile, worst first, with the alerts it raises."""
-
-    findings: list[Finding]
-    alerts: list[Alert]
-    metrics: dict[str, Any]
-    duration_seconds: float
+    def __init__(
+        self,
+        symptom: str,
+        kind: str,
+        severity: str,
+        title: str,
+        recommendation: str,
+        tokens: int = 0,
+        count: int = 0,
+        items: list[str] | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            category=kind,
+            severity=severity,
+            summary=title,
+            amount=tokens,
+            unit=TOKENS,
+            items=list(items or []),
+            remedies=[Remedy(recommendation, unit=TOKENS)] if recommendation else [],
+            evidence=dict(evidence or {}),
+        )
+        self.symptom = symptom
+        self.count = count
 
     @property
-    def severity(self) -> str:
-        """The worst finding's severity (``"none"`` when nothing was found)."""
-        if not self.findings:
-            return "none"
-        return max((f.severity for f in self.findings), key=SEVERITIES.index)
+    def title(self) -> str:
+        return self.summary
+
+    @property
+    def recommendation(self) -> str:
+        return self.remedies[0].title if self.remedies else ""
+
+    @property
+    def tokens(self) -> int:
+        return int(self.amount)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["items"] = out["items"][:20]
+        return out
+
+    @classmethod
+    def _upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        # Version 1: kind, title, tokens and one recommendation string.
+        if "category" not in data and "kind" in data:
+            data["category"] = data.pop("kind")
+            data["summary"] = data.pop("title", "")
+            data["amount"] = data.pop("tokens", 0)
+            data["unit"] = TOKENS
+            rec = data.pop("recommendation", "")
+            data["remedies"] = [{"title": rec, "unit": TOKENS}] if rec else []
+        return data
+
+
+@dataclass(init=False)
+class ContextDiagnosis(core.Diagnosis[Finding]):
+    """All findings for one profile, worst first, with the alerts it raises.
+
+    ``verdict`` is the worst severity (``"none"`` when nothing was found).
+    """
+
+    alerts: list[Alert] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    finding_type: ClassVar[type[core.Finding]] = Finding
+
+    def __init__(
+        self,
+        findings: list[Finding],
+        alerts: list[Alert],
+        metrics: dict[str, Any],
+        duration_seconds: float,
+        target: str = "",
+    ) -> None:
+        super().__init__(
+            target=target,
+            verdict=worst(f.severity for f in findings),
+            findings=list(findings),
+            duration=duration_seconds,
+        )
+        self.alerts = list(alerts)
+        self.metrics = dict(metrics)
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.duration
 
     def by_symptom(self, symptom: str) -> list[Finding]:
         return [f for f in self.findings if f.symptom == symptom]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity,
-            "findings": [f.to_dict() for f in self.findings],
-            "alerts": [a.to_dict() for a in self.alerts],
-            "metrics": {
-                k: (round(v, 4) if isinstance(v, float) else v)
-                for k, v in self.metrics.items()
-                if not isinstance(v, datetime)
-            },
-            "duration_ms": round(self.duration_seconds * 1000, 3),
+        out = super().to_dict()
+        out["severity"] = self.severity
+        out["alerts"] = [a.to_dict() for a in self.alerts]
+        out["metrics"] = {
+            k: (round(v, 4) if isinstance(v, float) else v)
+            for k, v in self.metrics.items()
+            if not isinstance(v, datetime)
         }
+        return out
+
+    @classmethod
+    def _upgrade(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        if version < 2:  # severity was the verdict; duration was in milliseconds
+            data.setdefault("verdict", data.get("severity", "none"))
+            if "duration_ms" in data:
+                data["duration"] = data.pop("duration_ms") / 1000
+        data["alerts"] = [_alert(a) for a in data.get("alerts", [])]
+        return data
+
+
+def _alert(data: Any) -> Alert:
+    if isinstance(data, Alert):
+        return data
+    when = data.get("timestamp")
+    stamp = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else utcnow()
+    return Alert(
+        data["severity"], data["metric"], data["value"], data["threshold"], data["message"], stamp
+    )
 
 
 def _working_memory(profile: ContextProfile, reference: datetime) -> list[Finding]:

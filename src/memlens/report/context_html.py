@@ -48,7 +48,7 @@ def render_html(
     template = _environment().get_template("context.html")
     return template.render(
         profile=profile,
-        diagnosis=diagnosis,
+        diagnosis=data["diagnosis"],  # as JSON, the shape the findings partial reads
         items=profile.largest_items(top),
         data_json=_script_json(data),
     )

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from memlens.core.units import format_duration, format_tokens
+from memlens.report.findings_text import finding_block
 
 if TYPE_CHECKING:
     from memlens.context.diagnose import ContextDiagnosis
@@ -33,7 +34,6 @@ STATUS_STYLE = {
     "high": "dark_orange",
     "critical": "bold red",
 }
-SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "dark_orange", "critical": "bold red"}
 SPARK = "▁▂▃▄▅▆▇█"
 
 GRID_COLUMNS = 50
@@ -242,17 +242,12 @@ def build(
             )
         parts.append(agents)
     if diagnosis is not None and diagnosis.findings:
-        findings = Table(title=f"diagnosis ({diagnosis.severity})", title_justify="left")
-        findings.add_column("severity")
-        findings.add_column("finding")
-        findings.add_column("recommendation")
+        blocks: list[RenderableType] = [
+            Text(f"diagnosis ({diagnosis.severity})", style="bold" if color else "")
+        ]
         for f in diagnosis.findings[:12]:
-            findings.add_row(
-                Text(f.severity, style=SEVERITY_STYLE[f.severity] if color else ""),
-                f.title,
-                f.recommendation,
-            )
-        parts.append(findings)
+            blocks += [finding_block(f), Text("")]
+        parts.append(Group(*blocks))
     if profile.warning_count:
         shown = "\n".join(profile.warnings[:5])
         more = profile.warning_count - min(5, len(profile.warnings))

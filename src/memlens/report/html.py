@@ -107,6 +107,7 @@ def _section(env: jinja2.Environment, session: Session, key: str, value: Any) ->
             title += f" (its section template is broken: {exc})"
         if partial is not None:
             try:
+                value = _current_shape(key, value)
                 body = partial.render({key: value, "analysis": value, "session": session})
                 return {"key": key, "title": title, "html": Markup(body), "json": None}
             except Exception as exc:  # a broken partial must not cost the whole report
@@ -114,3 +115,16 @@ def _section(env: jinja2.Environment, session: Session, key: str, value: Any) ->
                 title += f" (its section failed to render: {type(exc).__name__}: {exc})"
     text = json.dumps(value, indent=2, default=str)
     return {"key": key, "title": title, "html": None, "json": text}
+
+
+def _current_shape(key: str, value: Any) -> Any:
+    """A stored analysis in today's JSON shape (sessions may predate it)."""
+    if key == "doctor" and isinstance(value, dict):
+        from memlens.heap.doctor.diagnosis import Diagnosis
+
+        return Diagnosis.from_dict(value).to_dict()
+    if key == "diagnosis" and isinstance(value, dict):
+        from memlens.core.findings import Diagnosis as AnyDiagnosis
+
+        return AnyDiagnosis.from_dict(value).to_dict()
+    return value

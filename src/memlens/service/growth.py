@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from memlens.core.errors import MemlensError
+from memlens.core.findings import Diagnosis
 from memlens.core.trend import window_minima
 from memlens.service.components import FIELD_PREFIX
 from memlens.service.events import LeakCleared, LeakSuspected
@@ -113,3 +114,14 @@ def memory_trends(
         "verdict": verdict.reason,
         "p_value": verdict.p_value,
     }
+
+
+def diagnosis(mon: Monitor) -> Diagnosis[Any]:
+    """The active leak alerts as a :class:`~memlens.core.findings.Diagnosis`."""
+    active = mon.leaks.active()
+    return Diagnosis(
+        target=mon.name,
+        verdict="leak" if active else "no leak",
+        reason=f"{len(active)} active leak alert(s)" if active else "no sustained growth",
+        findings=[a.to_finding() for a in active],
+    )

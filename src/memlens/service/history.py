@@ -45,7 +45,7 @@ def to_session(mon: Monitor, status: str = RUNNING) -> Session:
         components=list(mon.heapwatch.usage().values()),
         metadata=mon._metadata,
         tags={"wall_origin": repr(mon.wall_origin), "mode": mon.config.mode},
-        analyses={"leaks": mon.get_active_leaks()},
+        analyses={"leaks": mon.get_active_leaks(), "diagnosis": mon.diagnosis().to_dict()},
     )
     if status != RUNNING:
         session.metadata.ended_at = utc_now_iso()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memlens.core.clock import utc_iso
+from memlens.core.findings import BYTES, Finding, Remedy
 from memlens.core.session import AllocationSite
 from memlens.core.trend import Trend, assess_trend, window_minima
 from memlens.core.units import format_bytes, format_duration
@@ -141,6 +142,33 @@ class LeakAlert:
                 for s in self.sites
             ],
         }
+
+    def to_finding(self) -> Finding:
+        """This alert in the shared findings vocabulary (a rate in bytes per second)."""
+        projected = self.projected_seconds_to_critical
+        soon = projected is not None and projected < 3600
+        return Finding(
+            category="sustained_growth",
+            severity="critical" if soon else "high",
+            summary=f"{self.component} {self.metric} grows steadily "
+            f"({format_bytes(self.growth_rate * 60, signed=True)} per minute)",
+            amount=self.growth_rate,
+            unit=BYTES,
+            per="second",
+            items=[s.location for s in self.sites],
+            why="the floor of the series (per-window minima) rises at a significant, "
+            "steady rate past the warm-up",
+            remedies=[Remedy(self.recommendation)] if self.recommendation else [],
+            evidence={"p_value": self.p_value, "current_bytes": self.current_bytes},
+            details={
+                "id": self.id,
+                "component": self.component,
+                "metric": self.metric,
+                "first_seen": utc_iso(self.first_seen),
+                "last_updated": utc_iso(self.last_updated),
+                "projected_seconds_to_critical": projected,
+            },
+        )
 
 
 def projected_seconds(current: float, critical: float, rate: float) -> float | None:

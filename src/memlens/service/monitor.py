@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from memlens.core.clock import SYSTEM_CLOCK, Clock
 from memlens.core.config import Config, load_config
 from memlens.core.errors import NotFoundError
+from memlens.core.findings import Diagnosis
 from memlens.core.recorder import Recorder
 from memlens.core.series import Series
 from memlens.core.session import (
@@ -370,6 +371,10 @@ class Monitor:
     def check_leaks(self, t: float | None = None) -> list[LeakAlert]:
         """Evaluate every tracked series now; publishes events; returns new alerts."""
         return growth.check_leaks(self, t)
+
+    def diagnosis(self) -> Diagnosis[Any]:
+        """The active leak alerts as findings (``memlens.core.findings``)."""
+        return growth.diagnosis(self)
 
     def get_active_leaks(self) -> list[dict[str, Any]]:
         """Active leak alerts, fastest first (see ``LeakAlert.to_dict`` for the keys)."""

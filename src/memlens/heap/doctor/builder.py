@@ -285,7 +285,7 @@ class FindingBuilder:
         f = self._finding(category, site, frames, rate, sig, path)
         f.objects_per_iteration = sig.growth.rate
         f.type_name = type_name(obj)
-        f.evidence = ["container"]
+        f.evidence = {"signals": ["container"]}
         return f, path
 
     def _best_site_for(self, obj: Any) -> tuple[Frame, tuple[Frame, ...]]:
@@ -342,7 +342,7 @@ class FindingBuilder:
             site, _, frames = self.native_site
         f = self._finding("native", site, frames or [site], sig.growth.rate, sig, None)
         f.root = "C allocator (outside Python objects)"
-        f.evidence = ["native"]
+        f.evidence = {"signals": ["native"]}
         f.type_name = "native memory"
         return f
 

@@ -140,7 +140,7 @@ def remedies(category: str, rate: float, horizon: int, name: str = "") -> list[R
                 title=title,
                 snippet=snippet.replace("{name}", holder),
                 effort=effort,
-                frees_bytes=int(max(rate, 0.0) * horizon * share),
+                saving=int(max(rate, 0.0) * horizon * share),
             )
         )
     return out
