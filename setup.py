@@ -6,6 +6,11 @@ there is no compiler or no Python headers the build prints one warning and memle
 uses its pure-Python paths (see ``memlens.heap.native_ext``). ``pip install`` never
 fails because of them.
 
+Why this file exists beside pyproject.toml: all metadata lives in pyproject.toml, but
+setuptools has no declarative way to place a file at the root of site-packages (the
+.pth hook below), and the sampling tracer ``memlens._sampler`` will be a C extension
+built here (``ext_modules``). Nothing else belongs in this file.
+
 The .pth file lets ``MEMLENS_MONITOR=1 python app.py`` monitor an unmodified
 program. It costs one environment lookup at interpreter start-up and imports
 memlens only when that variable is set. It is placed at the root of both the

@@ -1,11 +1,8 @@
-"""Terminal report of a leak diagnosis, in the style of the doctor's issue::
+"""Terminal report of a leak diagnosis, in the style of the doctor's issue.
 
-LEAK  app/cache.py:53  growing collection  +2.0 KiB per call (…)
-  allocated at   cache.py:53 in _store  ← _consolidate:41 ← handle:18
-  held by        module app.cache → global _cache (dict, 12,034 entries) → …
-  why            entries are added on every call and never removed
-  fix (5 min)    bound it: functools.lru_cache(maxsize=1000)     frees ≈ 19 MiB
-  or             remove entries when done · hold values weakly
+Each finding is the shared block of :mod:`memlens.report.findings_text` with the
+doctor's words ("LEAK", "per call", "frees ≈ X per N calls"); this module adds the
+summary line, the reason and the notes.
 """
 
 from __future__ import annotations
