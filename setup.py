@@ -8,8 +8,9 @@ fails because of them.
 
 Why this file exists beside pyproject.toml: all metadata lives in pyproject.toml, but
 setuptools has no declarative way to place a file at the root of site-packages (the
-.pth hook below), and the sampling tracer ``memlens._sampler`` will be a C extension
-built here (``ext_modules``). Nothing else belongs in this file.
+.pth hook below) or to build C extensions that may fail without failing the install
+(``memlens._heapgraph``, the sampling tracer ``memlens._sampler``). Nothing else
+belongs in this file.
 
 The .pth file lets ``MEMLENS_MONITOR=1 python app.py`` monitor an unmodified
 program. It costs one environment lookup at interpreter start-up and imports
