@@ -75,6 +75,23 @@ def test_a_candidate_better_on_p99_and_throughput_is_applied() -> None:
     assert gc.get_threshold() == before
 
 
+def test_a_candidate_that_wins_only_some_rounds_is_not_trusted() -> None:
+    base = GcSettings.current()
+    lucky = GcSettings((base.thresholds[0] * 10, *base.thresholds[1:]), label="lucky")
+    p99s = iter([0.0030, 0.0030, 0.0045, 0.0060, 0.0060])  # median better, 2 wins of 5
+
+    def measure(s: GcSettings) -> GcMeasurement:
+        if s == lucky:
+            return fake(s, 0.001, next(p99s), 1200)
+        return fake(s, 0.001, 0.00477, 1000)
+
+    report = GarbageCollectionOptimizer().optimize_gc_settings(
+        candidates=[lucky], measure=measure, rounds=5
+    )
+    assert report.candidates[0].latency_p99 < report.baseline.latency_p99 * 0.97
+    assert not report.applied and gc.get_threshold() == base.thresholds
+
+
 def test_gains_within_the_margin_are_not_enough() -> None:
     base = GcSettings.current()
     cand = GcSettings((base.thresholds[0] * 10, *base.thresholds[1:]))

@@ -217,8 +217,28 @@ class WeakReferenceCache(Generic[K, V]):
         self._lock = threading.RLock()
 
 
-def _ignore(key: Any) -> None:
-    pass
+def _free_in_slices(lru: Any, batch: int = 2048) -> None:
+    """Free a detached LRU's values a batch at a time, releasing the GIL in between.
+
+    One deallocation of a huge mapping holds the GIL (and stalls an event loop) for
+    its whole length. The values are taken out of cachetools' storage dict in one C
+    call, the (small) mapping is dropped, then the values go ``batch`` at a time.
+    """
+    data = getattr(lru, "_Cache__data", None)  # cachetools' storage; else the slow way
+    if not isinstance(data, dict):
+        lru._on_evict = lambda key: None
+        while lru:
+            for _ in range(min(len(lru), batch)):
+                lru.popitem()
+            if threading.active_count() > 1:
+                time.sleep(0)
+        return
+    values = list(data.values())
+    del data, lru
+    while values:
+        del values[-batch:]
+        if threading.active_count() > 1:
+            time.sleep(0)  # hand the GIL to a waiting thread (an event loop)
 
 
 class _Token:
@@ -375,16 +395,11 @@ class Memo:
         """Drop every entry (of every instance); returns how many there were."""
         with self._lock:
             n = len(self._lru)
-            lru, self._lru = self._lru, self._new_lru()
+            detached = [self._lru]  # the helper must hold the only reference
+            self._lru = self._new_lru()
             for keys in self._keys.values():
                 keys.clear()
-        # Free the old entries outside the lock, in slices: one dealloc of a huge
-        # mapping would hold the GIL (and stall an event loop) for its whole length.
-        lru._on_evict = _ignore
-        while lru:
-            for _ in range(min(len(lru), 512)):
-                lru.popitem()
-            time.sleep(0)
+        _free_in_slices(detached.pop())
         return n
 
     cache_clear = clear

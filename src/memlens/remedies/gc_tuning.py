@@ -326,22 +326,28 @@ class GarbageCollectionOptimizer:
         calls: int = 2000,
         rounds: int = 3,
         min_gain: float = 0.03,
+        min_share: float = 0.8,
         apply: bool = True,
         measure: Callable[[GcSettings], GcMeasurement] | None = None,
     ) -> GcTuningReport:
         """Measure candidates on ``workload`` (one request per call); apply the best that
-        improves both p99 latency and throughput by ``min_gain``, else keep the current.
+        improves both p99 latency and throughput by ``min_gain`` (medians over rounds) and
+        beats the current settings on both in at least ``min_share`` of the rounds; else
+        keep the current settings.
 
-        ``measure(settings)`` replaces running the workload (one round; for simulations
-        and tests). Settings are restored after each measurement, also on error.
+        ``measure(settings)`` replaces running the workload (called once per setting and
+        round; for simulations and tests). Settings are restored after each measurement, also on error.
         """
         if workload is None and measure is None:
             raise GCError(
                 "optimize_gc_settings needs your workload: pass a callable that handles one "
                 "request (it is called `calls` times per setting and round)"
             )
-        if calls < 1 or rounds < 1 or not 0 <= min_gain < 1:
-            raise GCError("calls and rounds must be at least 1, min_gain a fraction below 1")
+        if calls < 1 or rounds < 1 or not 0 <= min_gain < 1 or not 0 <= min_share <= 1:
+            raise GCError(
+                "calls and rounds must be at least 1, min_gain a fraction below 1 and "
+                "min_share a fraction up to 1"
+            )
         baseline_settings = GcSettings.current()
         options = (
             list(candidates) if candidates is not None else default_candidates(baseline_settings)
@@ -350,7 +356,7 @@ class GarbageCollectionOptimizer:
             option.validate()
         settings = [baseline_settings, *options]
         runs: list[list[GcMeasurement]] = [[] for _ in settings]
-        for r in range(rounds if measure is None else 1):
+        for r in range(rounds):
             order = list(range(len(settings)))
             order = order[r % len(order) :] + order[: r % len(order)]  # rotate per round
             for i in order:
@@ -360,7 +366,8 @@ class GarbageCollectionOptimizer:
                     assert workload is not None
                     runs[i].append(self.measure(settings[i], workload, calls))
         merged = [_merge(m) for m in runs]
-        report = _decide(merged[0], merged[1:], min_gain)
+        consistent = [_consistent(runs[0], r, min_share) for r in runs[1:]]
+        report = _decide(merged[0], merged[1:], min_gain, consistent)
         if apply and report.chosen is not None:
             self.apply(report.chosen)
             report = replace(report, applied=True)
@@ -592,12 +599,32 @@ def _merge(runs: list[GcMeasurement]) -> GcMeasurement:
     )
 
 
-def _decide(base: GcMeasurement, options: list[GcMeasurement], min_gain: float) -> GcTuningReport:
-    """The best option whose p99 latency and throughput both beat ``base`` by ``min_gain``."""
+def _consistent(base: list[GcMeasurement], option: list[GcMeasurement], min_share: float) -> bool:
+    """Did ``option`` beat ``base`` on both p99 and throughput in enough paired rounds?
+
+    Medians alone can be carried by one lucky round on a noisy machine; a setting is
+    only trusted if it wins round after round.
+    """
+    wins = sum(
+        o.latency_p99 < b.latency_p99 and o.throughput > b.throughput for b, o in zip(base, option)
+    )
+    return wins >= math.ceil(min_share * len(base))
+
+
+def _decide(
+    base: GcMeasurement,
+    options: list[GcMeasurement],
+    min_gain: float,
+    consistent: list[bool] | None = None,
+) -> GcTuningReport:
+    """The best option whose p99 latency and throughput both beat ``base`` by ``min_gain``
+    (medians over rounds) and that won consistently round by round."""
+    steady = consistent if consistent is not None else [True] * len(options)
     qualified = [
         m
-        for m in options
-        if m.latency_p99 < base.latency_p99 * (1 - min_gain)
+        for m, ok in zip(options, steady)
+        if ok
+        and m.latency_p99 < base.latency_p99 * (1 - min_gain)
         and m.throughput > base.throughput * (1 + min_gain)
     ]
     if not qualified:
@@ -605,7 +632,7 @@ def _decide(base: GcMeasurement, options: list[GcMeasurement], min_gain: float) 
         reason = (
             f"kept {base.settings.describe()}: no candidate improved both p99 latency "
             f"({base.latency_p99 * 1e3:.3f} ms) and throughput ({base.throughput:.0f}/s) "
-            f"by {min_gain:.0%}"
+            f"by {min_gain:.0%} in most rounds"
         )
         if worse:
             reason += f"; p99 got worse with {', '.join(worse)}"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -121,6 +122,11 @@ def _describe(result: object) -> str:
 
 def _yield_gil() -> None:
     time.sleep(0)  # lets a waiting thread (the event loop) take the GIL
+
+
+# While the ladder runs, CPython hands the GIL to a waiting thread after this long
+# (default 5 ms): the event loop waits at most about this for each of its turns.
+SWITCH_INTERVAL = 0.0005
 
 
 class RecoveryLadder:
@@ -296,6 +302,8 @@ class RecoveryLadder:
         began = time.perf_counter()
         self._current_target = target
         self._running.set()
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch, SWITCH_INTERVAL))
         try:
             run.before = self.reader()
             if target is not None and run.before.rss < target:
@@ -324,6 +332,7 @@ class RecoveryLadder:
                 )
             run.after = self.reader()
         finally:
+            sys.setswitchinterval(switch)
             self._current_target = None
             self._running.clear()
         run.duration = time.perf_counter() - began
