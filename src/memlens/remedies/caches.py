@@ -217,12 +217,13 @@ class WeakReferenceCache(Generic[K, V]):
         self._lock = threading.RLock()
 
 
-def _free_in_slices(lru: Any, batch: int = 2048) -> None:
+def _free_in_slices(lru: Any, batch: int = 512) -> None:
     """Free a detached LRU's values a batch at a time, releasing the GIL in between.
 
     One deallocation of a huge mapping holds the GIL (and stalls an event loop) for
-    its whole length. The values are taken out of cachetools' storage dict in one C
-    call, the (small) mapping is dropped, then the values go ``batch`` at a time.
+    its whole length. Keys and values are taken out of cachetools' storage dict in
+    one C call, its mappings are emptied in slices (only decrefs), then the entries
+    go ``batch`` at a time.
     """
     data = getattr(lru, "_Cache__data", None)  # cachetools' storage; else the slow way
     if not isinstance(data, dict):
@@ -233,11 +234,19 @@ def _free_in_slices(lru: Any, batch: int = 2048) -> None:
             if threading.active_count() > 1:
                 time.sleep(0)
         return
-    values = list(data.values())
+    yield_gil = threading.active_count() > 1  # only another thread can be kept waiting
+    # Hold keys and values in a plain list, so emptying the mappings only decrefs.
+    held = [*data.keys(), *data.values()]
+    for mapping in [m for m in vars(lru).values() if isinstance(m, dict)]:
+        while mapping:
+            for _ in range(min(len(mapping), batch * 8)):
+                mapping.popitem()
+            if yield_gil:
+                time.sleep(0)
     del data, lru
-    while values:
-        del values[-batch:]
-        if threading.active_count() > 1:
+    while held:
+        del held[-batch:]
+        if yield_gil:
             time.sleep(0)  # hand the GIL to a waiting thread (an event loop)
 
 

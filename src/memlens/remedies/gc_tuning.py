@@ -6,7 +6,7 @@ making the tail worse: fewer collections, each scanning more objects. So
 (a callable for one request) under the current settings and each candidate,
 interleaved over several rounds so drift hits all of them alike, and applies a
 candidate only when both its p99 call latency and its throughput beat the current
-settings by ``min_gain``. GC pauses (p50/p99/max per collection) are reported too;
+settings by ``min_gain`` in the medians and in most paired rounds. GC pauses (p50/p99/max per collection) are reported too;
 the decision uses call latency because that is where a pause lands on a request.
 
 Also here: :meth:`~GarbageCollectionOptimizer.disable_gc_temporarily` (nestable,
