@@ -46,7 +46,12 @@ def test_component_leak_names_the_growing_site(leaky_module) -> None:  # type: i
     # Synthetic RSS keeps the process series flat, so the alert must come from the component.
     mon = Monitor(
         Config(
-            mode="advanced", persist_history=False, trace_depth=8, memory_critical_threshold_mb=4000
+            mode="advanced",
+            # exact tracemalloc (advanced samples by default; see the sampler test below)
+            enabled_backends=("system", "gc", "smaps", "tracemalloc"),
+            persist_history=False,
+            trace_depth=8,
+            memory_critical_threshold_mb=4000,
         ),
         clock=clock,
         readers=[lambda: {"rss": 100 * MB}],
@@ -85,6 +90,48 @@ def test_component_leak_names_the_growing_site(leaky_module) -> None:  # type: i
     import tracemalloc
 
     assert not tracemalloc.is_tracing()  # the monitor stops what it started
+
+
+def test_advanced_mode_samples_sites_and_exports_them(leaky_module) -> None:  # type: ignore[no-untyped-def]
+    from memlens.heap.native_ext import load_extension
+    from memlens.service.metrics import collect
+    from memlens.service.readout import debug_snapshot
+
+    if load_extension("_sampler") is None:
+        pytest.skip("memlens._sampler was not built")
+    clock = ManualClock()
+    mon = Monitor(
+        Config(mode="advanced", persist_history=False, memory_critical_threshold_mb=4000),
+        clock=clock,
+        readers=[lambda: {"rss": 100 * MB}],
+    )
+    mon.register_component("handlers", "leakyapp")
+    mon.start(thread=False)
+    try:
+        assert mon.heapwatch.source == "sampler" and not mon.heapwatch.tracing
+        for _ in range(25):  # 25 simulated minutes, 4 MB retained per minute
+            for _ in range(60):
+                leaky_module.handle_request(4 * 1024 * 1024 // 60)
+                leaky_module.steady(10_000)
+            clock.advance(60)
+            mon.sample_now()
+        (leak,) = mon.get_active_leaks()
+        assert leak["component"] == "handlers"
+        assert 2.8 < leak["growth_rate_mb_per_min"] < 5.2  # an estimate of 4 MB/min
+        assert leak["sites"][0]["location"].endswith("leakyapp/handlers.py:5")
+        usage = mon.get_component_memory_usage("handlers")
+        assert 70 * MB < usage.current < 130 * MB  # 100 MB retained
+        families = {f.name: f for f in collect(mon)}
+        site_samples = families["memlens_allocation_site_bytes"].samples
+        assert any(
+            labels["site"].endswith("handlers.py:5") and labels["source"] == "sampler"
+            for _, labels, _ in site_samples
+        )
+        readout = debug_snapshot(mon)
+        assert readout["sites_source"] == "sampler" and readout["components_tracked"]
+    finally:
+        mon.stop()
+    assert mon.heapwatch.source == "off"
 
 
 def test_components_without_tracemalloc_stay_zero() -> None:

@@ -25,16 +25,20 @@ from memlens.core.units import parse_duration
 
 MODES = ("off", "basic", "standard", "advanced", "production", "debug")
 LEVELS = ("low", "medium", "high", "detailed")
-BACKENDS = ("system", "gc", "tracemalloc", "smaps")
+BACKENDS = ("system", "gc", "tracemalloc", "smaps", "sampler")
 
 # mode -> preset values for fields left unset.
 MODE_PRESETS: dict[str, dict[str, Any]] = {
     "off": {"enabled_backends": (), "sampling_interval": 60.0},
     "basic": {"enabled_backends": ("system",), "sampling_interval": 10.0},
     "production": {"enabled_backends": ("system", "gc"), "sampling_interval": 5.0},
-    "standard": {"enabled_backends": ("system", "gc", "smaps"), "sampling_interval": 1.0},
+    # "sampler": allocation sites from the sampling tracer (memlens._sampler), ~1 %.
+    "standard": {
+        "enabled_backends": ("system", "gc", "smaps", "sampler"),
+        "sampling_interval": 1.0,
+    },
     "advanced": {
-        "enabled_backends": ("system", "gc", "smaps", "tracemalloc"),
+        "enabled_backends": ("system", "gc", "smaps", "sampler"),
         "sampling_interval": 1.0,
         "trace_depth": 16,
         "snapshot_interval": 60.0,

@@ -1,9 +1,12 @@
 """The monitor's view of the Python heap: components and growing allocation sites.
 
-Only active when tracemalloc is one of the backends. At the snapshot cadence it
-takes one snapshot, sums it per user-code site and per registered component, and
-then drops the snapshot: it keeps per-site totals (one small entry per line of
-code), never the traces, so its memory does not grow with the heap.
+Two sources: exact tracemalloc (the ``tracemalloc`` backend: ``debug`` mode) or the
+sampling tracer (the ``sampler`` backend: ``standard`` and ``advanced`` modes; see
+:mod:`memlens.heap.sampler`), whose readings are estimates at a fraction of the
+cost. When both are enabled tracemalloc wins. At the snapshot cadence it sums the
+source per user-code site and per registered component and keeps only those sums
+(one small entry per line of code), never the traces, so its memory does not grow
+with the heap.
 """
 
 from __future__ import annotations
@@ -15,9 +18,41 @@ from typing import Any
 from memlens.core.errors import NotFoundError
 from memlens.core.session import AllocationSite, ComponentUsage
 from memlens.heap.frames import ComponentMap
-from memlens.heap.heap_meter import ComponentTracker, HeapMeter
+from memlens.heap.heap_meter import (
+    ComponentTracker,
+    HeapMeter,
+    component_totals_of_groups,
+    sites_of_groups,
+)
+from memlens.heap.sampler import AllocationSampler
 
 FIELD_PREFIX = "component."
+
+# The allocator hooks are process-wide, so every monitor in a process shares one
+# sampler: the first to start installs it, the last to stop removes it.
+_shared_lock = threading.Lock()
+_shared: AllocationSampler | None = None
+_shared_users = 0
+
+
+def _acquire_sampler(depth: int) -> AllocationSampler:
+    global _shared, _shared_users
+    with _shared_lock:
+        if _shared is None:
+            sampler = AllocationSampler(depth=depth)
+            sampler.start()  # RuntimeError if a Profiler(sample=...) owns the hooks
+            _shared = sampler
+        _shared_users += 1
+        return _shared
+
+
+def _release_sampler() -> None:
+    global _shared, _shared_users
+    with _shared_lock:
+        _shared_users = max(0, _shared_users - 1)
+        if _shared_users == 0 and _shared is not None:
+            sampler, _shared = _shared, None
+            sampler.stop()
 
 
 class HeapWatch:
@@ -28,10 +63,15 @@ class HeapWatch:
         depth: int,
         components: Mapping[str, str] | None = None,
         tracing: bool = False,
+        sampling: bool = False,
     ) -> None:
         self._prefixes: dict[str, str] = dict(components or {})
         self.heap = HeapMeter(depth, self._prefixes)
         self.tracing_wanted = tracing
+        self.depth = depth
+        self.sampling_wanted = sampling and not tracing
+        self.sampler: AllocationSampler | None = None
+        self.sampler_error: str | None = None
         self.tracker = ComponentTracker()
         self.baseline: dict[tuple[str, int], tuple[int, int]] | None = None
         self.current: dict[tuple[str, int], tuple[int, int]] = {}
@@ -43,14 +83,41 @@ class HeapWatch:
     def start(self) -> None:
         if self.tracing_wanted:
             self.heap.start()
+        if self.sampling_wanted and self.sampler is None:
+            try:
+                self.sampler = _acquire_sampler(self.depth)
+                self.sampler_error = None
+            except RuntimeError as exc:  # a Profiler(sample=...) owns the hooks: say so
+                self.sampler_error = str(exc)
 
     def stop(self) -> None:
         if self.tracing_wanted:
             self.heap.stop()
+        if self.sampler is not None:
+            self.sampler = None
+            try:
+                _release_sampler()
+            except RuntimeError as exc:  # tracemalloc was started on top of it
+                self.sampler_error = str(exc)
 
     @property
     def tracing(self) -> bool:
         return self.tracing_wanted and self.heap.tracing
+
+    @property
+    def sampling(self) -> bool:
+        """True while the sampling tracer provides the sites (and tracemalloc does not)."""
+        return self.sampler is not None and self.sampler.running
+
+    @property
+    def source(self) -> str:
+        """Where sites come from: ``tracemalloc``, ``sampler`` (estimates) or ``off``."""
+        if self.tracing:
+            return "tracemalloc"
+        if self.sampling:
+            assert self.sampler is not None
+            return "sampler" if self.sampler.backend == "sampling" else "tracemalloc"
+        return "off"
 
     def reset(self) -> None:
         """Forget history (after fork: the child starts its own)."""
@@ -90,19 +157,27 @@ class HeapWatch:
 
     # -- snapshots -----------------------------------------------------------------
     def due(self, t: float, interval: float) -> bool:
-        return self.tracing and (
+        return (self.tracing or self.sampling) and (
             self.last_snapshot_t is None or t - self.last_snapshot_t >= interval
         )
 
     def take(self, t: float, rebaseline: bool = False) -> dict[str, float]:
         """Snapshot now; return ``{"component.<name>": bytes}`` for the series."""
         self.last_snapshot_t = t
-        snapshot = self.heap.snapshot()
-        if snapshot is None:
-            return {}
-        sites = {k: (acc.size, acc.count) for k, acc in self.heap.group_by_site(snapshot).items()}
-        totals = self.heap.component_totals(snapshot) if self.heap.components else {}
-        del snapshot  # the traces are the expensive part; keep only the sums
+        if not self.tracing and self.sampler is not None and self.sampling:
+            # The sampler keeps per-stack sums already: no snapshot to take.
+            groups = self.sampler.groups()
+            sites = {k: (a.size, a.count) for k, a in sites_of_groups(groups).items()}
+            totals = component_totals_of_groups(groups, self.heap.components)
+        else:
+            snapshot = self.heap.snapshot()
+            if snapshot is None:
+                return {}
+            sites = {
+                k: (acc.size, acc.count) for k, acc in self.heap.group_by_site(snapshot).items()
+            }
+            totals = self.heap.component_totals(snapshot) if self.heap.components else {}
+            del snapshot  # the traces are the expensive part; keep only the sums
         with self._lock:
             if self.baseline is None or rebaseline:
                 self.baseline = sites
@@ -162,6 +237,8 @@ class HeapWatch:
     def to_dict(self) -> dict[str, Any]:
         return {
             "tracing": self.tracing,
+            "sites_source": self.source,
+            "sampler_error": self.sampler_error,
             "snapshots": self.snapshots,
             "components": self.component_names,
         }

@@ -36,7 +36,7 @@ def check_leaks(mon: Monitor, t: float | None = None) -> list[LeakAlert]:
     start = max(mon._warmup_end, t - cfg.leak_window_seconds)
     rss_now = int(mon.latest.get("rss", 0))
     targets = [("rss", "process", 3 * mon.interval)]
-    if mon.heapwatch.tracing:
+    if mon.heapwatch.tracing or mon.heapwatch.sampling:
         snap = cfg.effective_snapshot_interval
         for name in mon.heapwatch.component_names:
             targets.append((FIELD_PREFIX + name, name, snap))
@@ -62,7 +62,11 @@ def check_leaks(mon: Monitor, t: float | None = None) -> list[LeakAlert]:
             )
             new.sites = sites
             new.recommendation = recommend(
-                component, new.growth_rate, projected, sites, mon.heapwatch.tracing
+                component,
+                new.growth_rate,
+                projected,
+                sites,
+                mon.heapwatch.tracing or mon.heapwatch.sampling,
             )
             new_alerts.append(new)
             mon.events.publish(

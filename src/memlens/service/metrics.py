@@ -115,6 +115,24 @@ def collect(monitor: Monitor) -> list[Family]:
             comp.add(usage.current, {"component": name})
             comp_peak.add(usage.peak, {"component": name})
         out.extend([comp, comp_peak])
+    source = monitor.heapwatch.source
+    if source != "off":
+        # Bounded: the top_n largest live sites only (estimates with the sampler).
+        sites = _gauge(
+            "allocation_site_bytes",
+            "Live Python heap bytes of the largest allocation sites (source: tracemalloc "
+            "exact, or sampler estimates).",
+        )
+        for site in monitor.top_sites():
+            sites.add(
+                site.size,
+                {
+                    "site": f"{site.filename}:{site.lineno}",
+                    "function": site.function,
+                    "source": source,
+                },
+            )
+        out.append(sites)
     stats = monitor.stats()
     for name, help, key in (
         ("monitor_samples", "Samples taken by the monitor.", "samples"),

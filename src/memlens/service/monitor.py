@@ -138,7 +138,10 @@ class Monitor:
         self.events = EventBus(cfg.event_queue_size)
         components = dict(cfg.components) if cfg.enable_component_tracking else {}
         self.heapwatch = HeapWatch(
-            cfg.effective_trace_depth, components, tracing="tracemalloc" in self.backends
+            cfg.effective_trace_depth,
+            components,
+            tracing="tracemalloc" in self.backends,
+            sampling="sampler" in self.backends,
         )
         self._server: MonitorServer | None = None
         self._op_ids = itertools.count(1)

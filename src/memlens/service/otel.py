@@ -158,6 +158,32 @@ def instrument(monitor: Monitor, meter_provider: Any = None) -> OtelInstruments:
             "memlens.leak.active", [leaks_active], unit="{leak}", description="Active leak alerts."
         )
     )
+
+    def sites(options: Any) -> Iterable[Any]:
+        source = monitor.heapwatch.source
+        if source == "off":
+            return []
+        return [
+            Observation(
+                s.size,
+                {
+                    "memlens.site": f"{s.filename}:{s.lineno}",
+                    "memlens.function": s.function,
+                    "memlens.source": source,
+                },
+            )
+            for s in monitor.top_sites()
+        ]
+
+    add(
+        meter.create_observable_gauge(
+            "memlens.allocation_site.memory",
+            [sites],
+            unit="By",
+            description="Live Python heap bytes of the largest allocation sites "
+            "(tracemalloc exact, or sampler estimates).",
+        )
+    )
     add(
         meter.create_observable_gauge(
             "memlens.component.memory",

@@ -59,7 +59,8 @@ def debug_snapshot(mon: Monitor) -> dict[str, Any]:
             for s in mon.top_sites()
         ],
         "components": [asdict(u) for u in usage.values()],
-        "components_tracked": mon.heapwatch.tracing,
+        "components_tracked": mon.heapwatch.tracing or mon.heapwatch.sampling,
+        "sites_source": mon.heapwatch.source,
         "gc": [asdict(g) for g in mon.gc_stats()],
         "health": mon.health().to_dict(),
         "monitor": mon.stats(),
