@@ -231,3 +231,16 @@ def test_bad_items_are_refused() -> None:
     with pytest.raises(ConfigError):
         ContextMemory("-5")
     _ = timedelta  # keep import for type checkers in older pythons
+
+
+def test_memory_from_any_profiled_file() -> None:
+    from tests.context.conftest import ANTHROPIC, CLAUDE_CODE, OPENAI
+
+    for path in (ANTHROPIC, CLAUDE_CODE, OPENAI):
+        memory = ContextMemory.from_file(path, budget="200k", keep_last_turns=0)
+        assert memory.entries and memory.tokens == memory.profile().total_tokens
+        assert any(e.pinned for e in memory.entries.values()) or path == CLAUDE_CODE
+        report = (
+            memory.fit(max(1, memory.tokens // 2), dry_run=True) if memory.tokens > 4000 else None
+        )
+        assert report is None or report.dry_run

@@ -21,11 +21,13 @@ from memlens.context.memory.archive import Archive, ArchivedItem, InMemoryArchiv
 from memlens.context.memory.entries import MemoryEntry, Priority
 from memlens.context.memory.keepset import Keep, extract
 from memlens.context.memory.levels import LevelRules
+from memlens.context.memory.llm import AnthropicSummarizer, LLMSummarizer, OpenAISummarizer
 from memlens.context.memory.memory import BudgetError, ContextMemory, FitReport, MemoryEvent
 from memlens.context.memory.messages import FitResult, fit_messages
 from memlens.context.memory.summarize import ExtractiveSummarizer, Summarizer, Summary, trim_output
 
 __all__ = [
+    "AnthropicSummarizer",
     "Archive",
     "ArchivedItem",
     "BudgetError",
@@ -35,9 +37,11 @@ __all__ = [
     "FitResult",
     "InMemoryArchive",
     "Keep",
+    "LLMSummarizer",
     "LevelRules",
     "MemoryEntry",
     "MemoryEvent",
+    "OpenAISummarizer",
     "Priority",
     "SQLiteArchive",
     "Summarizer",

@@ -181,6 +181,9 @@ class ContextMemory:
         self.keep_last_turns = keep_last_turns
         self.archive: Archive = archive if archive is not None else InMemoryArchive()
         self.summarizer: Summarizer = summarizer or ExtractiveSummarizer()
+        if getattr(self.summarizer, "on_fallback", False) is None:
+            # an LLM summarizer that falls back tells this memory's subscribers
+            self.summarizer.on_fallback = self._fallback  # type: ignore[attr-defined]
         self.rules = rules or LevelRules()
         self.clock = clock or SYSTEM_CLOCK
         self.message_overhead = message_overhead
@@ -211,6 +214,9 @@ class ContextMemory:
         for listener in list(self._listeners):
             listener(event)
         return event
+
+    def _fallback(self, reason: str) -> None:
+        self.emit("summarizer_fallback", reason, self.tokens)
 
     # ------------------------------------------------------------------ size
     @property
@@ -520,6 +526,7 @@ class ContextMemory:
             entry.tokens = tokens
             entry.level = SUMMARY
             entry.notes.append(f"summarised ({self.summarizer.name})")
+            entry.notes.extend(plan.item_notes.get(entry_id, []))
             self.session.update(entry_id, tokens=tokens)
             self.session.items[entry_id].content = text
         for summary in plan.summaries:
@@ -558,6 +565,7 @@ class ContextMemory:
                 payload={"covers": list(summary.covers), "kept": [k.text for k in summary.kept]},
             )
             self.summary_of[sid] = list(summary.covers)
+            self.entries[sid].notes.extend(summary.notes)
         for entry_id in plan.evicted:
             if entry_id in self.entries:
                 self._drop(entry_id, archive=True, reason="evicted")
@@ -728,6 +736,20 @@ class ContextMemory:
             LEVEL_NAMES[e.level] for e in self.entries.values()
         )
         return dict(counts)
+
+    @classmethod
+    def from_file(cls, path: Any, **kw: Any) -> ContextMemory:
+        """A memory built from any transcript or request the profiler reads."""
+        from memlens.context.memory.messages import memory_from_file
+
+        return memory_from_file(path, **kw)
+
+    @classmethod
+    def from_messages(cls, messages: Any, **kw: Any) -> ContextMemory:
+        """A memory holding an OpenAI chat or Anthropic Messages list."""
+        from memlens.context.memory.messages import memory_from_messages
+
+        return memory_from_messages(messages, **kw)
 
     @classmethod
     def from_entries(cls, entries: Iterable[MemoryEntry], **kw: Any) -> ContextMemory:

@@ -642,3 +642,59 @@ def _memory(
 
 
 __all__ = ["ANTHROPIC", "OPENAI", "BudgetError", "FitResult", "fit_messages", "measure"]
+
+
+def memory_from_messages(
+    messages: Sequence[dict[str, Any]],
+    *,
+    budget: int | str | None = None,
+    model: str | None = None,
+    tools: Sequence[dict[str, Any]] | None = None,
+    system: Any = None,
+    format: str | None = None,
+    keep_last_turns: int = 2,
+    **options: Any,
+) -> ContextMemory:
+    """A :class:`ContextMemory` holding a message list (groups, pins and counts as
+    :func:`fit_messages` sets them), to manage it over time instead of fitting once."""
+    fmt = format or detect(messages, system)
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown message format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    _check_messages(messages, fmt)
+    info = get_model(model) if model else None
+    from memlens.context.tokens import get_counter
+
+    counter = get_counter(info.encoding if info else "cl100k_base")
+    reference = read_request(
+        messages, fmt, model=model, system=system, tools=tools, counter=counter
+    )
+    tokens = parse_budget(budget) or (info.context_window if info else None)
+    return _memory(
+        messages,
+        fmt,
+        tokens or max(1, reference.window_tokens),
+        model,
+        system,
+        tools,
+        counter,
+        keep_last_turns,
+        (),
+        dict(options),
+        reference,
+    )
+
+
+def memory_from_file(path: Any, **kw: Any) -> ContextMemory:
+    """A :class:`ContextMemory` from any file the profiler reads (a Claude Code
+    transcript, an OpenAI chat or Anthropic Messages request)."""
+    from memlens.context.memory.requests import load_request
+
+    fmt, request = load_request(path)
+    kw.setdefault("model", request.get("model") if isinstance(request.get("model"), str) else None)
+    return memory_from_messages(
+        request["messages"],
+        tools=request.get("tools"),
+        system=request.get("system"),
+        format=fmt,
+        **kw,
+    )

@@ -75,6 +75,7 @@ class PlannedSummary:
     kept: list[Keep] = field(default_factory=list)
     dropped: list[Keep] = field(default_factory=list)
     method: str = "extractive"
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +92,8 @@ class Plan:
     evicted: list[str] = field(default_factory=list)
     protected_tokens: int = 0
     notes: list[str] = field(default_factory=list)
+    #: notes a summarizer left on rewritten items (an LLM call that fell back)
+    item_notes: dict[str, list[str]] = field(default_factory=dict)
     #: level -> (tokens written, tokens its targets allowed), for calibration
     measured: dict[int, tuple[int, int]] = field(default_factory=dict)
 
@@ -164,6 +167,7 @@ class Planner:
         self.protected_tokens = sum(u.tokens for u in units if u.protected)
         self.total = sum(u.tokens for u in units)
         self._l2: dict[str, tuple[str, int]] = {}
+        self._notes: dict[str, list[str]] = {}
         #: measured size / planned size of each level's summaries so far
         self.scale = {SUMMARY: 1.0, GROUPED: 1.0, COLD: 1.0}
         self._groups: dict[tuple[str, ...], PlannedSummary] = {}
@@ -309,6 +313,8 @@ class Planner:
                         size += entry.tokens
                         continue
                     text, tokens = self._summary_of(entry)
+                    if self._notes.get(entry.id):
+                        plan.item_notes[entry.id] = self._notes[entry.id]
                     if tokens >= entry.tokens:
                         size += entry.tokens
                         continue
@@ -383,6 +389,8 @@ class Planner:
         )
         text = header + summary.text
         result = (text, self.count(text) + entry.overhead)
+        if summary.notes:
+            self._notes[entry.id] = list(summary.notes)
         self._l2[entry.id] = result
         return result
 
@@ -423,6 +431,7 @@ class Planner:
             summary.kept,
             summary.dropped,
             summary.method,
+            list(summary.notes),
         )
         self._groups[key] = planned
         return planned
