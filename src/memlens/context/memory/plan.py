@@ -168,6 +168,7 @@ class Planner:
         self.total = sum(u.tokens for u in units)
         self._l2: dict[str, tuple[str, int]] = {}
         self._notes: dict[str, list[str]] = {}
+        self._l2_sizes: dict[tuple[str, float], int] = {}
         #: measured size / planned size of each level's summaries so far
         self.scale = {SUMMARY: 1.0, GROUPED: 1.0, COLD: 1.0}
         self._groups: dict[tuple[str, ...], PlannedSummary] = {}
@@ -237,7 +238,12 @@ class Planner:
             if level == VERBATIM:
                 size += unit.tokens
             elif level == SUMMARY:
-                size += sum(self._l2_estimate(e, scale[SUMMARY]) for e in unit.entries)
+                key = (unit.key, scale[SUMMARY])
+                l2 = self._l2_sizes.get(key)
+                if l2 is None:
+                    l2 = sum(self._l2_estimate(e, scale[SUMMARY]) for e in unit.entries)
+                    self._l2_sizes[key] = l2
+                size += l2
         clusters, cold, evicted = self.clusters(levels)
         extra = self.summary_overhead + HEADER_TOKENS
         for cluster in clusters:
@@ -272,17 +278,39 @@ class Planner:
         if self.estimate(4.0) > budget:
             return self.build(4.0, budget)
         best: Plan | None = None
-        t = 4.0
-        for _ in range(3):
-            t = self._bisect(budget)
+        fit_t, over_t = 4.0, 0.0  # least pressure known to fit, most known not to
+        plan = None
+        for round_ in range(3):
+            # after calibrating, aim a little under: estimates are within a fraction of
+            # a percent by then, and a build that just misses costs a whole round
+            aim = budget if round_ == 0 else budget - max(16, budget // 200)
+            t = min(max(self._bisect(aim), over_t), fit_t)
             plan = self.build(t, budget)
-            if plan.fits and (best is None or plan.after > best.after):
-                best = plan
+            if plan.fits:
+                fit_t = min(fit_t, t)
+                if best is None or plan.after > best.after:
+                    best = plan
+            else:
+                over_t = max(over_t, t)
             self._calibrate(plan)
-            if plan.fits and plan.after >= 0.96 * budget:
+            if plan.fits and plan.after >= 0.98 * budget:
+                return plan
+        # estimates still off: bisect on exact builds between what fits and what does not
+        for _ in range(4):
+            if best is None or best.after >= 0.98 * budget or fit_t - over_t < 1e-3:
                 break
+            t = (fit_t + over_t) / 2
+            plan = self.build(t, budget)
+            if plan.fits:
+                fit_t = t
+                if plan.after > best.after:
+                    best = plan
+            else:
+                over_t = t
         if best is not None:
             return best
+        assert plan is not None
+        t = plan.pressure
         step = 0.5 / max(1, len(self.movable))
         while not plan.fits and t < 4.0:
             t = min(4.0, t + step)

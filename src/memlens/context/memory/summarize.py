@@ -280,7 +280,7 @@ def trim_output(
     budget = target_tokens * chars_per_token
     result = ""
     for _ in range(5):
-        result, head, tail = _trim_once(lines, budget)
+        result, head, tail = _trim_once(lines, budget, extract(text, prose=False))
         if count(result) <= target_tokens:
             break
         budget *= 0.85
@@ -292,7 +292,7 @@ def trim_output(
     return Summary(result, kept, dropped, "trim")
 
 
-def _trim_once(lines: list[str], budget: float) -> tuple[str, int, int]:
+def _trim_once(lines: list[str], budget: float, keeps: list[Keep]) -> tuple[str, int, int]:
     head_budget, tail_budget = budget * 0.4, budget * 0.25
     head: list[str] = []
     used = 0.0
@@ -314,7 +314,9 @@ def _trim_once(lines: list[str], budget: float) -> tuple[str, int, int]:
     room = budget - sum(len(s) + 1 for s in head + tail) - len(marker) - 2
     notes: list[str] = []
     if middle:
-        for keep in extract("\n".join(middle), prose=False):
+        # the whole output's keep-set (cached) minus what head and tail already show
+        shown = "\n".join(head + tail)
+        for keep in (k for k in keeps if k.text not in shown):
             if keep.kind not in ("error", "path", "url", "identifier"):
                 continue
             if len(keep.text) + 3 > room:
