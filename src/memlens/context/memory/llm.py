@@ -32,6 +32,7 @@ from memlens.context.memory.summarize import (
     Summary,
     _cut,
     keep_set,
+    output_flags,
 )
 from memlens.context.models import find_model
 from memlens.core.errors import ConfigError
@@ -95,7 +96,7 @@ class LLMSummarizer:
         tool_output: bool | Sequence[bool] = False,
         tokens: int | None = None,
     ) -> Summary:
-        flags = [tool_output] * len(texts) if isinstance(tool_output, bool) else list(tool_output)
+        flags = output_flags(texts, tool_output)
         keeps = sorted(keep_set(texts, flags), key=lambda k: -k.weight)
         try:
             text = self._hierarchical(list(texts), target_tokens, keeps, count)

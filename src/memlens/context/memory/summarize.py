@@ -148,7 +148,7 @@ class ExtractiveSummarizer:
         tool_output: bool | Sequence[bool] = False,
         tokens: int | None = None,
     ) -> Summary:
-        flags = [tool_output] * len(texts) if isinstance(tool_output, bool) else list(tool_output)
+        flags = output_flags(texts, tool_output)
         joined = "\n".join(texts)
         if target_tokens <= 0:
             return Summary("", [], keep_set(texts, flags))
@@ -176,6 +176,11 @@ class ExtractiveSummarizer:
         kept = [k for k in keeps if k.text in text]
         dropped = [k for k in keeps if k.text not in text]
         return Summary(text, kept, dropped, self.name, ["cut to fit its target"])
+
+
+def output_flags(texts: Sequence[str], tool_output: bool | Sequence[bool]) -> list[bool]:
+    """One "is tool output" flag per text, from a single flag or a sequence."""
+    return [tool_output] * len(texts) if isinstance(tool_output, bool) else list(tool_output)
 
 
 def keep_set(texts: Sequence[str], tool_output: Sequence[bool]) -> list[Keep]:
