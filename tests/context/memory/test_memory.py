@@ -16,6 +16,7 @@ from memlens.context.memory import (
     InMemoryArchive,
     LevelRules,
     SQLiteArchive,
+    memory_from_file,
 )
 from memlens.core.clock import ManualClock
 from memlens.core.errors import ConfigError, NotFoundError, StoreError
@@ -237,7 +238,7 @@ def test_memory_from_any_profiled_file() -> None:
     from tests.context.conftest import ANTHROPIC, CLAUDE_CODE, OPENAI
 
     for path in (ANTHROPIC, CLAUDE_CODE, OPENAI):
-        memory = ContextMemory.from_file(path, budget="200k", keep_last_turns=0)
+        memory = memory_from_file(path, budget="200k", keep_last_turns=0)
         assert memory.entries and memory.tokens == memory.profile().total_tokens
         assert any(e.pinned for e in memory.entries.values()) or path == CLAUDE_CODE
         report = (

@@ -23,7 +23,12 @@ from memlens.context.memory.keepset import Keep, extract
 from memlens.context.memory.levels import LevelRules
 from memlens.context.memory.llm import AnthropicSummarizer, LLMSummarizer, OpenAISummarizer
 from memlens.context.memory.memory import BudgetError, ContextMemory, FitReport, MemoryEvent
-from memlens.context.memory.messages import FitResult, fit_messages
+from memlens.context.memory.messages import (
+    FitResult,
+    fit_messages,
+    memory_from_file,
+    memory_from_messages,
+)
 from memlens.context.memory.summarize import ExtractiveSummarizer, Summarizer, Summary, trim_output
 
 __all__ = [
@@ -48,5 +53,7 @@ __all__ = [
     "Summary",
     "extract",
     "fit_messages",
+    "memory_from_file",
+    "memory_from_messages",
     "trim_output",
 ]

@@ -738,20 +738,6 @@ class ContextMemory:
         return dict(counts)
 
     @classmethod
-    def from_file(cls, path: Any, **kw: Any) -> ContextMemory:
-        """A memory built from any transcript or request the profiler reads."""
-        from memlens.context.memory.messages import memory_from_file
-
-        return memory_from_file(path, **kw)
-
-    @classmethod
-    def from_messages(cls, messages: Any, **kw: Any) -> ContextMemory:
-        """A memory holding an OpenAI chat or Anthropic Messages list."""
-        from memlens.context.memory.messages import memory_from_messages
-
-        return memory_from_messages(messages, **kw)
-
-    @classmethod
     def from_entries(cls, entries: Iterable[MemoryEntry], **kw: Any) -> ContextMemory:
         """A memory holding copies of ``entries`` (for tests and adapters)."""
         memory = cls(**kw)
