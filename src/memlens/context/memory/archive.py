@@ -6,9 +6,9 @@ item's metadata as JSON. Two implementations: :class:`InMemoryArchive` (a dict, 
 one process) and :class:`SQLiteArchive` (stdlib sqlite3 in WAL mode, the embedded
 default; one file can be shared by every process on a machine).
 
-Next step: when the record-store protocol in ``memlens.store`` provides keyed blobs
-with checksums for SQLite and Redis, an adapter class here will let a memory archive
-into the session store (and so into Redis) without changing this protocol.
+To archive into the shared record store (SQLite or Redis, with versions, journal and
+snapshots), pass ``memlens.context.shared.archive.RecordArchive``: it implements this
+protocol over ``memlens.store.records``.
 """
 
 from __future__ import annotations
