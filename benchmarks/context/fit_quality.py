@@ -250,6 +250,14 @@ def timing(sessions: list[tuple[list[dict[str, Any]], list[Probe]]]) -> dict[str
     }
 
 
+def _print_timing(times: dict[str, float]) -> None:
+    print(
+        f"\nms per 100k tokens, cold token cache: memlens fit {times['fit']:.1f} "
+        f"(counting alone {times['count']:.1f}, so fit = {times['fit'] / times['count']:.2f}x "
+        f"counting); langchain trim_messages {times['langchain']:.1f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=500)
@@ -258,8 +266,11 @@ def main() -> None:
     parser.add_argument(
         "--budget-turns",
         type=int,
-        default=24,
+        default=8,
         help="turns of the sessions the random budgets run on",
+    )
+    parser.add_argument(
+        "--timing-only", action="store_true", help="only the milliseconds per 100k tokens"
     )
     args = parser.parse_args()
     load_encoding("cl100k_base")  # a one-off per process, not part of any figure
@@ -270,6 +281,9 @@ def main() -> None:
         f"{len(sessions)} sessions of {args.turns} turns: {', '.join(f'{s:,}' for s in sizes)} "
         f"tokens, {', '.join(map(str, probes))} probes"
     )
+    if args.timing_only:
+        _print_timing(timing(sessions))
+        return
     result = quality(sessions)
     print(
         "\n| size | method | probe recall | kept / original | fits | orphaned tool pairs "
@@ -298,12 +312,7 @@ def main() -> None:
             f"{name} {statistics.fmean(v):.1%} ({targets[name]:.0%})" for name, v in per.items()
         )
         print(f"  at {share:.0%}: {cells}")
-    times = timing(sessions)
-    print(
-        f"\nms per 100k tokens, cold token cache: memlens fit {times['fit']:.1f} "
-        f"(counting alone {times['count']:.1f}, so fit = {times['fit'] / times['count']:.2f}x "
-        f"counting); langchain trim_messages {times['langchain']:.1f}"
-    )
+    _print_timing(timing(sessions))
     if args.budgets:
         stats = random_budgets(args.budgets, seed=7, turns=args.budget_turns)
         ok = stats["fit"]
