@@ -125,3 +125,14 @@ def test_monitor_schedules_warnings_for_the_next_tick() -> None:
     events = memory.tick()
     assert "cleanup" in [e.action for e in events]
     assert memory.tokens < before and not memory.scheduled
+
+
+def test_monitor_raises_low_cache_hit_rate_from_the_memory() -> None:
+    clock = ManualClock()
+    memory = ContextMemory(100_000, clock=clock)
+    memory.cache_put("a", "alpha", ttl=10)
+    for key in ("a", "b", "c", "d"):
+        memory.cache_get(key)
+    alerts = ContextMonitor().watch(memory)
+    low = [a for a in alerts if a.metric == "cache_hit_rate"]
+    assert low and low[0].value == 0.25 and low[0].severity == "warning"
