@@ -71,10 +71,11 @@ def test_cache_ttl_hits_and_misses() -> None:
     assert profile.cache_stats["hits"] == 2 and profile.cache_stats["misses"] == 2
     assert profile.cache_hit_rate == 0.5
     assert profile.cache_stats["evictions"] == 1
+    # the hit on the cold entry made it hot
     assert profile.layers[Layer.CACHE].breakdown == {
-        "hot": 0,
+        "hot": profile.layers[Layer.CACHE].tokens,
         "warm": 0,
-        "cold": profile.layers[Layer.CACHE].tokens,
+        "cold": 0,
     }
     assert any(
         a.item_id.startswith("cache") for a in (memory.archive.get(i) for i in memory.archive.ids())
@@ -136,3 +137,20 @@ def test_monitor_raises_low_cache_hit_rate_from_the_memory() -> None:
     alerts = ContextMonitor().watch(memory)
     low = [a for a in alerts if a.metric == "cache_hit_rate"]
     assert low and low[0].value == 0.25 and low[0].severity == "warning"
+
+
+def test_cache_tiers_move_by_recency() -> None:
+    clock = ManualClock()
+    memory = ContextMemory(100_000, clock=clock)
+    entry = memory.cache_put("k", "cached text", tier="hot")
+    other = memory.cache_put("j", "other text", tier="hot")
+    clock.advance(2 * HOUR)
+    events = memory.tick()
+    assert "cache_retier" in [e.action for e in events]
+    assert memory.entries[entry.id].sublayer == "warm"
+    assert memory.cache_get("k") == "cached text"
+    assert memory.entries[entry.id].sublayer == "hot"  # a hit makes it hot again
+    clock.advance(25 * HOUR)
+    memory.retier_cache()
+    assert memory.entries[other.id].sublayer == "cold"
+    assert memory.profile().layers[Layer.CACHE].breakdown["cold"] > 0

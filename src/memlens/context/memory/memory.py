@@ -58,6 +58,11 @@ COMPRESS_AT = 0.80
 #: A memory with no activity for this long is archived by the lifecycle.
 INACTIVE_AFTER = timedelta(hours=24)
 
+#: A cache entry untouched this long turns warm, then cold.
+HOT_FOR = timedelta(hours=1)
+WARM_FOR = timedelta(hours=24)
+_TIERS = ("hot", "warm", "cold")
+
 _PROTECTED_LAYERS = (Layer.SYSTEM_PROMPT, Layer.TOOL_DEFINITIONS)
 
 
@@ -364,6 +369,7 @@ class ContextMemory:
         old = self._cache.pop(key, None)
         if old is not None and old.entry_id in self.entries:
             self._drop(old.entry_id, archive=True, reason="replaced in cache")
+        kw.setdefault("created", self.now())  # cache tiers move by recency
         entry = self.add(text, layer=Layer.CACHE, sublayer=tier, kind="cache", **kw)
         expires = self.clock.wall() + ttl if ttl is not None else None
         self._cache[key] = CacheSlot(key, entry.id, expires)
@@ -383,7 +389,29 @@ class ContextMemory:
             return None
         self.session.record_cache(hits=1)
         self.touch(entry.id)
+        self._move_tier(entry, "hot")
         return entry.content
+
+    def _move_tier(self, entry: MemoryEntry, tier: str) -> None:
+        if entry.sublayer != tier:
+            entry.sublayer = tier
+            self.session.items[entry.id].sublayer = tier
+
+    def retier_cache(self) -> int:
+        """Move cache entries by recency: a hit makes an entry hot; untouched for an hour
+        it turns warm, for a day cold. Returns how many moved."""
+        now = self.now()
+        moved = 0
+        for slot in self._cache.values():
+            entry = self.entries.get(slot.entry_id)
+            if entry is None:
+                continue
+            idle = now - (entry.last_accessed or entry.created or now)
+            tier = "cold" if idle >= WARM_FOR else "warm" if idle >= HOT_FOR else entry.sublayer
+            if tier != entry.sublayer and _TIERS.index(tier) > _TIERS.index(entry.sublayer):
+                self._move_tier(entry, tier)
+                moved += 1
+        return moved
 
     def _expire(self, slot: CacheSlot) -> None:
         self._cache.pop(slot.key, None)
@@ -674,6 +702,8 @@ class ContextMemory:
         for action, reason, options in due:
             self.run(action, reason, **options)
         self.expire_cache()
+        if self.retier_cache():
+            self.emit("cache_retier", "hot/warm/cold by recency", self.tokens)
         if self.now() - self.last_activity >= INACTIVE_AFTER:
             self.archive_inactive()
         elif self.utilization >= COMPRESS_AT:
