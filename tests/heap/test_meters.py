@@ -197,3 +197,32 @@ def test_grouping_matches_tracemalloc_statistics_and_drops_own_blocks():
         assert not [f for f in acc.stack if f.startswith(MEMLENS_DIR)]
     assert any(k[0] == __file__ for k in sites)
     assert len(kept) == 2000 and len(series) > 0
+
+
+def test_function_name_respects_indentation(tmp_path):
+    from memlens.heap.heap_meter import _enclosing_function
+
+    source = (
+        "def outer():\n"  # 1
+        "    def inner():\n"  # 2
+        "        return [1]\n"  # 3
+        "    data = [0] * 10\n"  # 4: in outer, not in the sibling inner()
+        "    for i in range(3):\n"  # 5
+        "        data.append(i)\n"  # 6
+        "    return data\n"  # 7
+        "\n"  # 8
+        "class K:\n"  # 9
+        "    attr = [1, 2]\n"  # 10
+        "    async def meth(self):\n"  # 11
+        "        x = (\n"  # 12
+        "  1)\n"  # 13: a continuation line, oddly indented
+        "top = [2]\n"  # 14
+    )
+    path = tmp_path / "shapes.py"
+    path.write_text(source)
+    meter = HeapMeter()
+    expected = {3: "inner", 4: "outer", 6: "outer", 7: "outer", 10: "<module>", 12: "meth"}
+    expected[14] = "<module>"
+    for line, name in expected.items():
+        assert meter.function_name(str(path), line) == name, line
+    assert _enclosing_function(source.splitlines(True), 99) == "<module>"

@@ -197,22 +197,41 @@ class HeapMeter:
         return component_totals_of_groups(self.groups(snapshot), self.components)
 
     def function_name(self, filename: str, lineno: int) -> str:
-        """Best-effort name of the function containing a line (for reports)."""
+        """Best-effort name of the function containing a line (for reports).
+
+        The enclosing ``def`` is the nearest one above the line that is indented
+        *less* than every line between them: a nested function defined earlier in
+        the same body is a sibling, not the container.
+        """
         key = (filename, lineno)
         cached = self._function_cache.get(key)
         if cached is not None:
             return cached
-        name = ""
-        lines = linecache.getlines(filename)
-        for i in range(min(lineno, len(lines)) - 1, -1, -1):
-            stripped = lines[i].lstrip()
-            if stripped.startswith(("def ", "async def ")):
-                name = stripped.split("def ", 1)[1].split("(", 1)[0]
-                break
-            if stripped.startswith("class ") and i < lineno - 1:
-                break
-        self._function_cache[key] = name or "<module>"
-        return self._function_cache[key]
+        self._function_cache[key] = name = _enclosing_function(linecache.getlines(filename), lineno)
+        return name
+
+
+def _enclosing_function(lines: list[str], lineno: int) -> str:
+    if not 1 <= lineno <= len(lines):
+        return "<module>"
+    target = lines[lineno - 1]
+    limit = len(target) - len(target.lstrip())  # a def must be indented less than this
+    for i in range(lineno - 2, -1, -1):
+        text = lines[i]
+        stripped = text.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(text) - len(stripped)
+        if indent >= limit:
+            continue  # inside a sibling block (or a continuation line)
+        if stripped.startswith(("def ", "async def ")):
+            return stripped.split("def ", 1)[1].split("(", 1)[0].strip() or "<module>"
+        if stripped.startswith("class "):
+            return "<module>"  # a class body line (the class name is not a function)
+        limit = indent  # an enclosing if/for/with/try: keep looking outwards
+        if limit == 0:
+            return "<module>"
+    return "<module>"
 
 
 def sites_of_groups(
