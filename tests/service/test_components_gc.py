@@ -196,3 +196,30 @@ def test_monitor_context_manager_runs_threads_and_stops_them() -> None:
         t.name in ("memlens-monitor", "memlens-events") and t.is_alive()
         for t in threading.enumerate()
     )
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_forked_child_defers_its_first_snapshot() -> None:
+    import os
+
+    clock = ManualClock()
+    mon = Monitor(
+        Config(mode="debug", persist_history=False), clock=clock, readers=[lambda: {"rss": MB}]
+    )
+    mon.start(thread=False)
+    try:
+        mon.sample_now()
+        assert mon.heapwatch.snapshots == 1  # the parent snapshots at once
+        pid = os.fork()
+        if pid == 0:  # the child: no snapshot until one interval has passed
+            code, before = 0, mon.heapwatch.snapshots
+            mon.sample_now()
+            code |= 1 if mon.heapwatch.snapshots != before else 0
+            clock.advance(mon.config.effective_snapshot_interval + 1)
+            mon.sample_now()
+            code |= 2 if mon.heapwatch.snapshots != before + 1 else 0
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        mon.stop()

@@ -127,6 +127,15 @@ class HeapWatch:
             self.current = {}
             self.last_snapshot_t = None
 
+    def defer_first_snapshot(self) -> None:
+        """Wait one snapshot interval before the first snapshot (after fork).
+
+        A snapshot holds the GIL for as long as it copies the traces (seconds on a
+        big heap), so taking one the moment a forked child starts its sampling
+        thread would stall the child's main thread right when ``os.fork()`` returns.
+        """
+        self._deferred = True
+
     # -- components ----------------------------------------------------------------
     def register(self, name: str, prefix: str) -> None:
         """Attribute files of module/package ``prefix`` (or a path prefix) to ``name``."""
@@ -157,6 +166,10 @@ class HeapWatch:
 
     # -- snapshots -----------------------------------------------------------------
     def due(self, t: float, interval: float) -> bool:
+        if getattr(self, "_deferred", False) and self.last_snapshot_t is None:
+            self._deferred = False
+            self.last_snapshot_t = t  # counts as taken: the next one is an interval away
+            return False
         return (self.tracing or self.sampling) and (
             self.last_snapshot_t is None or t - self.last_snapshot_t >= interval
         )

@@ -547,6 +547,7 @@ class Monitor:
         self._lock = threading.RLock()
         self._store = None
         self._reset_state()
+        self.heapwatch.defer_first_snapshot()  # keep the child's first seconds cheap
         if not self._started:
             return
         if "gc" in self.backends:
