@@ -226,3 +226,23 @@ def test_function_name_respects_indentation(tmp_path):
     for line, name in expected.items():
         assert meter.function_name(str(path), line) == name, line
     assert _enclosing_function(source.splitlines(True), 99) == "<module>"
+
+
+def test_overlapping_sessions_share_tracing():
+    from memlens.profiling import Profiler
+
+    if tracemalloc.is_tracing():
+        pytest.skip("tracemalloc already on: nothing for memlens to share")
+    a, b = Profiler(interval=0.5), Profiler(interval=0.5)
+    a.start()
+    b.start()
+    first = _allocate_via_json(2000)
+    a.stop()
+    assert tracemalloc.is_tracing()  # B still needs it
+    second = _allocate_via_json(3000)
+    session_b = b.stop()
+    assert not tracemalloc.is_tracing()  # the last one out stops what memlens started
+    top = session_b.top_sites[0]
+    assert top.function == "_allocate_via_json" and top.count_diff >= 5000
+    assert a.session is not None and a.session.top_sites[0].count_diff >= 2000
+    assert len(first) + len(second) == 5000

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import linecache  # noqa: F401 - imported before tracing so its own allocations are not traced
 import operator
+import threading
 import tracemalloc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ _IMPORTLIB_FILES = frozenset(
     {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
 )
 _TB_OF = operator.itemgetter(2)
+
+# How many meters are using tracemalloc, and whether memlens started it.
+_share_lock = threading.Lock()
+_users = 0
+_started_by_memlens = False
 _SIZE_OF = operator.itemgetter(1)
 
 
@@ -102,19 +108,37 @@ class HeapMeter:
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
-        """Start tracing unless something else already does (then reuse it)."""
-        if tracemalloc.is_tracing():
-            self.depth = tracemalloc.get_traceback_limit()
-            return
-        tracemalloc.start(self.depth)
-        self._started_here = True
+        """Start tracing unless something else already does (then reuse it).
+
+        Meters share tracemalloc: overlapping sessions (``A.start(); B.start();
+        A.stop()``) keep tracing until the last meter that memlens started it for
+        stops, so B still gets its sites. Tracing started by someone else (``-X
+        tracemalloc``, the user) is never stopped by memlens.
+        """
+        global _users, _started_by_memlens
+        with _share_lock:
+            if self._started_here:
+                return
+            if not tracemalloc.is_tracing():
+                tracemalloc.start(self.depth)
+                _started_by_memlens = True
+            else:
+                self.depth = tracemalloc.get_traceback_limit()
+            _users += 1
+            self._started_here = True
 
     def stop(self) -> None:
-        """Stop tracing if this meter started it."""
-        if self._started_here and tracemalloc.is_tracing():
-            tracemalloc.stop()
-        self._started_here = False
-        self._groups_cache = []
+        """Stop tracing when this is the last meter using tracing memlens started."""
+        global _users, _started_by_memlens
+        with _share_lock:
+            if self._started_here:
+                _users = max(0, _users - 1)
+                if _users == 0 and _started_by_memlens and tracemalloc.is_tracing():
+                    tracemalloc.stop()
+                if _users == 0:
+                    _started_by_memlens = False
+            self._started_here = False
+            self._groups_cache = []
 
     @property
     def tracing(self) -> bool:
