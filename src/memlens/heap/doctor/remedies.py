@@ -19,7 +19,13 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
             1.0,
         ),
         ("remove entries when done", "try: ... finally: {name}.pop(key, None)", "15 min", 1.0),
-        ("hold values weakly", "{name} = weakref.WeakValueDictionary()", "10 min", 1.0),
+        (
+            "hold values weakly",
+            "{name} = weakref.WeakValueDictionary()"
+            "  # or memlens.remedies.WeakReferenceCache('{name}'): counted in /metrics",
+            "10 min",
+            1.0,
+        ),
     ],
     "unbounded_memo": [
         (
@@ -30,6 +36,13 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
         ),
         ("expire entries", "cachetools.TTLCache(maxsize=1024, ttl=300)", "10 min", 1.0),
         ("clear it periodically", "if len({name}) > 10_000: {name}.clear()", "5 min", 0.9),
+        (
+            "bound it by entries and bytes (memlens.remedies)",
+            "@memlens.remedies.memoize(max_entries=1024, max_bytes='64 MiB')"
+            "  # hits/misses/bytes in /metrics",
+            "5 min",
+            1.0,
+        ),
     ],
     "listener": [
         (
@@ -60,6 +73,12 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
         ),
         ("bound the cache", "@functools.lru_cache(maxsize=128)", "5 min", 0.9),
         ("clear it when an instance is closed", "type(self).method.cache_clear()", "10 min", 0.8),
+        (
+            "memoize without keeping instances alive (memlens.remedies)",
+            "@memlens.remedies.memoize(max_entries=1024)  # per instance, dropped with it",
+            "5 min",
+            1.0,
+        ),
     ],
     "stored_traceback": [
         (
@@ -114,6 +133,12 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
             1.0,
         ),
         ("collect periodically", "if i % 1000 == 0: gc.collect()", "5 min", 0.95),
+        (
+            "turn the GC off only around the hot section (memlens.remedies)",
+            "with memlens.remedies.GarbageCollectionOptimizer().disable_gc_temporarily(): ...",
+            "10 min",
+            1.0,
+        ),
     ],
     "native": [
         (
@@ -123,6 +148,13 @@ _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
             1.0,
         ),
         ("use the library's release/close API", "with lib.open(...) as h: ...", "30 min", 1.0),
+        (
+            "pool the handles so unreturned ones are reported (memlens.remedies)",
+            "pool = memlens.remedies.MemoryPool(name='handles'); "
+            "pool.register_factory('h', lib.open, limit=8)\nwith pool.acquire('h') as h: ...",
+            "20 min",
+            0.9,
+        ),
     ],
     "other": [
         ("drop the reference when done", "del obj  # or set the attribute to None", "30 min", 1.0),
