@@ -99,11 +99,16 @@ def test_blocks_emit_the_monitors_operation_events() -> None:
         monitor.subscribe(got.append, [MemoryOperationStarted, MemoryOperationCompleted])
         with memory_efficient_context("batch", monitor=monitor):
             pass
+        with memory_efficient_context("found"):  # the running monitor, found by itself
+            pass
         monitor.events.flush()
     finally:
         monitor.stop()
-    assert [type(e).__name__ for e in got] == ["MemoryOperationStarted", "MemoryOperationCompleted"]
-    assert got[1].operation == "batch"  # type: ignore[attr-defined]
+    assert [type(e).__name__ for e in got] == [
+        "MemoryOperationStarted",
+        "MemoryOperationCompleted",
+    ] * 2
+    assert [e.operation for e in got[1::2]] == ["batch", "found"]  # type: ignore[attr-defined]
 
 
 def test_blocks_in_threads_and_in_a_forked_child() -> None:
