@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the names below, for type checkers and IDEs
     from memlens.core.session import Session
     from memlens.core.units import parse_size
     from memlens.heap.doctor import LeakFound, doctor
+    from memlens.heap.objects import objects
+    from memlens.line_decorator import lines
     from memlens.profiling import Profiler, profile, session
     from memlens.remedies import (
         GarbageCollectionOptimizer,
@@ -50,6 +52,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "parse_size": ("memlens.core.units", "parse_size"),
     "doctor": ("memlens.heap.doctor", "doctor"),
     "LeakFound": ("memlens.heap.doctor", "LeakFound"),
+    "lines": ("memlens.line_decorator", "lines"),
+    "objects": ("memlens.heap.objects", "objects"),
     "Monitor": ("memlens.service.monitor", "Monitor"),
     "monitor": ("memlens.service", "monitor"),
     "ContextSession": ("memlens.context", "ContextSession"),

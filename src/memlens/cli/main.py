@@ -29,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "objects": ("memlens.cli.objects", "Census of a process's heap: types, largest objects."),
     "trim": ("memlens.cli.trim", "Return the C allocator's free memory to the OS."),
     "memory": ("memlens.cli.memory", "Check and repair shared memory records."),
+    "lines": ("memlens.cli.lines", "Memory line by line: allocated, at peak, retained, hits."),
+    "churn": ("memlens.cli.churn", "Allocation patterns per line, with advice."),
+    "slim": ("memlens.cli.slim", "Memory reductions with measured savings."),
 }
 
 

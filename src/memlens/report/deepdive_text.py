@@ -124,3 +124,93 @@ VIEWS: dict[str, Callable[[dict[str, Any]], RenderableType]] = {
 def render(kind: str, data: dict[str, Any], width: int | None = None, color: bool = False) -> str:
     """The text report of deep dive ``kind`` for ``data``."""
     return to_text(VIEWS[kind](data), width=width, color=color)
+
+
+def lines_view(data: dict[str, Any]) -> RenderableType:
+    """memory_profiler-style listing: each traced function with its lines."""
+    from rich.console import Group
+
+    head = Text()
+    head.append(f"memlens lines — {data.get('target', '')}: ", style="bold")
+    head.append(
+        f"{format_duration(float(data.get('duration', 0.0)))}, peak traced "
+        f"{format_bytes(data.get('peak', 0))}, retained at the end "
+        f"{format_bytes(data.get('retained', 0))}"
+    )
+    parts: list[RenderableType] = [head]
+    if data.get("error"):
+        parts.append(Text(f"the target raised {data['error']}", style="red"))
+    for group in data.get("functions", []):
+        table = _table(
+            f"{group['file']} — {group['function']}",
+            [
+                ("line", True),
+                ("hits", True),
+                ("allocated", True),
+                ("at peak", True),
+                ("retained", True),
+                ("source", False),
+            ],
+        )
+        for row in group["lines"]:
+            active = row["hits"] or row["allocated"] or row["retained"]
+            table.add_row(
+                str(row["line"]),
+                f"{row['hits']:,}" if active else "",
+                format_bytes(row["allocated"]) if row["allocated"] else "",
+                format_bytes(row["at_peak"]) if row["at_peak"] else "",
+                format_bytes(row["retained"]) if row["retained"] else "",
+                Text(row["source"]),
+            )
+        parts.append(table)
+    return Group(*parts)
+
+
+def churn_view(data: dict[str, Any]) -> RenderableType:
+    """Allocation patterns, hottest line first, with advice."""
+    from rich.console import Group
+
+    head = Text()
+    head.append(f"memlens churn — {data.get('target', '')}: ", style="bold")
+    head.append(
+        f"{format_bytes(data.get('allocated', 0))} allocated in "
+        f"{format_duration(float(data.get('duration', 0.0)))}, peak traced "
+        f"{format_bytes(data.get('peak', 0))}, retained at the end "
+        f"{format_bytes(data.get('retained', 0))}"
+    )
+    parts: list[RenderableType] = [head]
+    table = _table(
+        "Lines by bytes allocated per second",
+        [
+            ("line", False),
+            ("bytes/s", True),
+            ("allocs/s ≥", True),
+            ("short-lived", True),
+            ("lifetime", True),
+            ("at peak", True),
+            ("retained", True),
+            ("pattern", False),
+        ],
+    )
+    for s in data.get("sites", []):
+        table.add_row(
+            Text(f"{s['location']} {s['source']}"),
+            format_bytes(s["bytes_per_second"]) + "/s",
+            f"{s['allocating_hits_per_second']:,.0f}",
+            f"{s['short_lived_share']:.0%}",
+            "≤ " + format_duration(s["mean_lifetime"]),
+            format_bytes(s["at_peak"]),
+            format_bytes(s["retained"]),
+            Text(s["pattern"]),
+        )
+    parts.append(table)
+    for s in data.get("sites", []):
+        if s["advice"]:
+            parts.append(Text(f"• {s['location']} ({s['pattern']}): {s['advice']}"))
+    if data.get("error"):
+        parts.append(Text(f"the target raised {data['error']}", style="red"))
+    return Group(*parts)
+
+
+VIEWS["lines"] = lines_view
+VIEWS["churn"] = churn_view
