@@ -10,13 +10,16 @@ from memlens.cli._deepdive import FORMAT, OUTPUT, emit
 @click.command(name="churn", context_settings={"ignore_unknown_options": True})
 @click.argument("target")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
-              help="How many lines to list.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="How many lines to list.",
+)
 @FORMAT
 @OUTPUT
-def command(
-    target: str, args: tuple[str, ...], top: int, fmt: str, output: str | None
-) -> None:
+def command(target: str, args: tuple[str, ...], top: int, fmt: str, output: str | None) -> None:
     """Run TARGET and rank its lines by bytes allocated per second: the share that
     is short-lived and how long it lives, what each line held at the peak against
     what it keeps, and what to change (reuse a buffer, preallocate, stream with a

@@ -101,12 +101,29 @@ def _listing(file: str, rows: list[LineStat], gap: int = 3) -> list[dict[str, An
         if previous is not None and 1 < n - previous <= gap:
             for k in range(previous + 1, n):
                 text = linecache.getline(file, k).rstrip("\n")
-                out.append({"line": k, "hits": 0, "allocated": 0, "at_peak": 0,
-                            "retained": 0, "net": 0, "source": text})
+                out.append(
+                    {
+                        "line": k,
+                        "hits": 0,
+                        "allocated": 0,
+                        "at_peak": 0,
+                        "retained": 0,
+                        "net": 0,
+                        "source": text,
+                    }
+                )
         s = by_line[n]
-        out.append({"line": n, "hits": s.hits, "allocated": s.allocated,
-                    "at_peak": s.at_peak, "retained": s.retained, "net": s.net,
-                    "source": s.source})
+        out.append(
+            {
+                "line": n,
+                "hits": s.hits,
+                "allocated": s.allocated,
+                "at_peak": s.at_peak,
+                "retained": s.retained,
+                "net": s.net,
+                "source": s.source,
+            }
+        )
         previous = n
     return out
 
@@ -196,13 +213,13 @@ class LineTracer:
                 self._peak_seen = peak
                 self._peak_copy = dict(running)
         if nxt is not None:
-            stat = self.stats.get(nxt)
-            if stat is None:
-                stat = self.stats[nxt] = LineStat(nxt[0], nxt[1])
+            row = self.stats.get(nxt)
+            if row is None:
+                row = self.stats[nxt] = LineStat(nxt[0], nxt[1])
             if frame is not None:
-                stat.hits += 1
-                if not stat.function:
-                    stat.function = frame.f_code.co_name
+                row.hits += 1
+                if not row.function:
+                    row.function = frame.f_code.co_name
         self._last = nxt
         self._last_mem = current
         self._last_t = now

@@ -21,6 +21,7 @@ change.
 
 from __future__ import annotations
 
+import functools
 import gc
 import inspect
 import os
@@ -88,13 +89,29 @@ def _site(obj: Any) -> str:
     return ""
 
 
+def _holder_name(obj: Any) -> str:
+    """A name that holds ``obj`` (a dict key or attribute), when its site is unknown."""
+    for ref in gc.get_referrers(obj):
+        if type(ref) is dict:
+            for k, v in ref.items():
+                if v is obj and isinstance(k, str):
+                    return f"the object held as {k!r}"
+    return ""
+
+
 def _class_where(cls: type) -> str:
+    """``file:line`` of the class statement (from its methods when its module is gone)."""
     try:
         file = inspect.getsourcefile(cls) or ""
         line = inspect.getsourcelines(cls)[1]
-        return f"{os.path.relpath(file) if file else cls.__module__}:{line}"
+        return f"{file}:{line}"
     except (OSError, TypeError):
-        return f"{cls.__module__}.{cls.__qualname__}"
+        pass
+    codes = [getattr(getattr(v, "__func__", v), "__code__", None) for v in list(vars(cls).values())]
+    first = min((c for c in codes if c is not None), key=lambda c: c.co_firstlineno, default=None)
+    if first is not None:
+        return f"{first.co_filename}:{first.co_firstlineno} (class {cls.__qualname__})"
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _slottable(cls: type) -> bool:
@@ -114,7 +131,7 @@ def _rebuild(cls: type, samples: list[Any]) -> Callable[[], list[Any]]:
     def build() -> list[Any]:
         out = []
         for s in samples:
-            obj = object.__new__(cls)
+            obj: Any = object.__new__(cls)
             for k, v in vars(s).items():
                 object.__setattr__(obj, k, v)
             out.append(obj)
@@ -131,7 +148,7 @@ def _rebuild_twin(twin: type, rows: list[dict[str, Any]]) -> Callable[[], list[A
     def build() -> list[Any]:
         out = []
         for row in rows:
-            obj = object.__new__(twin)
+            obj: Any = object.__new__(twin)
             for k, v in row.items():
                 object.__setattr__(obj, k, v)
             out.append(obj)
@@ -229,7 +246,7 @@ def _number_list(obj: Any) -> str | None:
 
 def array_recommendations(objects: Iterable[Any]) -> list[Recommendation]:
     """Lists holding only ints or only floats, against an ``array`` of the same values."""
-    out = []
+    out: list[Recommendation] = []
     total_now = total_after = count = 0
     where = ""
     biggest = 0
@@ -252,7 +269,7 @@ def array_recommendations(objects: Iterable[Any]) -> list[Recommendation]:
         kinds.add(code)
         if now > biggest:
             biggest = now
-            where = _site(obj)
+            where = _site(obj) or _holder_name(obj)
     if total_now - total_after < MIN_SAVING:
         return out
     typename = " and ".join("int" if k == "q" else "float" for k in sorted(kinds))
@@ -271,6 +288,10 @@ def array_recommendations(objects: Iterable[Any]) -> list[Recommendation]:
     return out
 
 
+def _copy_dicts(dicts: list[dict[str, Any]]) -> list[Any]:
+    return [dict(d) for d in dicts]
+
+
 def dict_recommendations(objects: Iterable[Any], owned: set[int]) -> list[Recommendation]:
     """Many small dicts with the same keys, against a slotted class with those fields."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -284,7 +305,7 @@ def dict_recommendations(objects: Iterable[Any], owned: set[int]) -> list[Recomm
         if len(dicts) < MIN_INSTANCES:
             continue
         samples = dicts[:SAMPLE]
-        now, made = _traced_cost(lambda s=samples: [dict(d) for d in s])
+        now, made = _traced_cost(functools.partial(_copy_dicts, samples))
         del made
         twin = _twin("Record", keys)
         after, made = _traced_cost(_rebuild_twin(twin, samples))
@@ -294,7 +315,7 @@ def dict_recommendations(objects: Iterable[Any], owned: set[int]) -> list[Recomm
         rec = Recommendation(
             kind="dict-to-class",
             title=f"{len(dicts):,} dicts with the same keys {keys!r}",
-            where=_site(dicts[0]) or "where the dicts are built",
+            where=_site(dicts[0]) or _site(dicts[-1]) or "where the dicts are built",
             count=len(dicts),
             bytes_now=int(now * scale),
             bytes_after=int(after * scale),
@@ -319,27 +340,36 @@ def _instance_dicts(objects: list[Any]) -> set[int]:
     return owned
 
 
+def _referents(objects: list[Any], batch: int = 50_000) -> list[Any]:
+    """Everything ``objects`` refer to (one C call per batch)."""
+    out: list[Any] = []
+    for i in range(0, len(objects), batch):
+        out.extend(gc.get_referents(*objects[i : i + batch]))
+    return out
+
+
 def recommend(exclude: Iterable[Any] = ()) -> list[Recommendation]:
     """Every recommendation for the live heap of this process, biggest saving first."""
     skip = {id(x) for x in exclude}
     gc.collect()
     objects = [o for o in gc.get_objects() if id(o) not in skip]
     skip.add(id(objects))
+    refs = _referents(objects)
+    # Strings, and dicts that hold only atoms, are not tracked by the GC: they are
+    # found through what refers to them.
+    strings = [r for r in refs if type(r) is str and len(r) >= 8]
+    untracked = {id(r): r for r in refs if type(r) is dict and not gc.is_tracked(r)}
+    del refs
     recs: list[Recommendation] = []
     recs += slots_recommendations(objects)
-    strings = (
-        r
-        for o in objects
-        if type(o) in (dict, list, tuple, set) or type(o).__flags__ & (1 << 9)
-        for r in gc.get_referents(o)
-        if type(r) is str and len(r) >= 8
-    )
     rec = intern_recommendation(strings)
+    del strings
     if rec is not None:
         recs.append(rec)
     recs += array_recommendations(objects)
-    recs += dict_recommendations(objects, _instance_dicts(objects))
-    del objects
+    dicts = [o for o in objects if type(o) is dict] + list(untracked.values())
+    recs += dict_recommendations(dicts, _instance_dicts(objects))
+    del objects, dicts, untracked
     recs.sort(key=lambda r: r.saving, reverse=True)
     return recs
 
@@ -358,7 +388,7 @@ def slim_target(target: str, argv: list[str] | None = None) -> dict[str, Any]:
     kept: list[Any] = []
     started = not tracemalloc.is_tracing()
     if started:
-        tracemalloc.start(16)
+        tracemalloc.start(8)  # enough frames to reach the user's line; cheaper than 16
     error = None
     try:
         if target.endswith(".py") or os.path.isfile(target):

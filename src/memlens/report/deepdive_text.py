@@ -214,3 +214,35 @@ def churn_view(data: dict[str, Any]) -> RenderableType:
 
 VIEWS["lines"] = lines_view
 VIEWS["churn"] = churn_view
+
+
+def slim_view(data: dict[str, Any]) -> RenderableType:
+    """Recommendations, biggest measured saving first, each with its change."""
+    from rich.console import Group
+    from rich.padding import Padding
+
+    recs = data.get("recommendations", [])
+    head = Text()
+    head.append(f"memlens slim — {data.get('target', '')}: ", style="bold")
+    head.append(
+        f"{len(recs)} recommendation(s), {format_bytes(data.get('saving', 0))} "
+        "saved in all (measured on the live objects)"
+    )
+    parts: list[RenderableType] = [head]
+    if data.get("error"):
+        parts.append(Text(f"the target raised {data['error']}", style="red"))
+    if not recs:
+        parts.append(Text("Nothing to slim: no pattern saves 64 KiB or more."))
+    for i, r in enumerate(recs, 1):
+        line = Text()
+        line.append(f"{i}. save {format_bytes(r['saving'])}", style="bold green")
+        line.append(
+            f" ({format_bytes(r['bytes_now'])} → {format_bytes(r['bytes_after'])}): {r['title']}"
+        )
+        parts.append(line)
+        parts.append(Text(f"   at {r['where']}", style="dim"))
+        parts.append(Padding(Text(r["change"]), (0, 0, 0, 6)))
+    return Group(*parts)
+
+
+VIEWS["slim"] = slim_view
