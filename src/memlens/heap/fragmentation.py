@@ -204,9 +204,14 @@ def trimmable_estimate(xml: str, top_pad: int = 0) -> int:
     histograms are counted (the process-wide one repeats them).
     """
     total = 0
-    for arena in re.split(r"<heap nr=", xml)[1:]:
-        for _lo, _hi, size, count in _FREE_CHUNK.findall(arena.split("</sizes>")[0]):
-            total += max(0, int(size) - int(count) * _PAGE)
+    # finditer and str slices only: no GC-tracked objects (tuples, lists), so reading
+    # the allocator on a scrape does not move the program's GC schedule.
+    start = xml.find("<heap nr=")
+    while start >= 0:
+        end = xml.find("</sizes>", start)
+        for m in _FREE_CHUNK.finditer(xml, start, end if end >= 0 else len(xml)):
+            total += max(0, int(m.group(3)) - int(m.group(4)) * _PAGE)
+        start = xml.find("<heap nr=", start + 1)
     return total + max(0, top_pad - _PAGE)
 
 
@@ -346,6 +351,43 @@ def measure(*, pymalloc: bool = True, smaps: bool = True) -> Breakdown:
     out.other = max(0, out.rss - explained - (out.file_backed or 0))
     out.verdict, out.reason = verdict(out)
     return out
+
+
+ALLOCATOR_GAUGES = (
+    ("in_use", "malloc_in_use_bytes", "C allocator (glibc malloc) bytes in use."),
+    (
+        "free",
+        "malloc_free_bytes",
+        "Bytes free inside the C allocator but still held by the process.",
+    ),
+    (
+        "trimmable",
+        "malloc_trimmable_bytes",
+        "Estimate of what malloc_trim(0) would return to the OS.",
+    ),
+)
+
+
+_gauge_cache: tuple[float, dict[str, int]] = (-1.0, {})
+GAUGE_TTL = 1.0
+
+
+def allocator_gauges() -> dict[str, int]:
+    """The C allocator's figures for exporters (empty where glibc's are unavailable).
+
+    Cheap enough for a scrape: ``mallinfo2`` and ``malloc_info`` walk the allocator's
+    bins (milliseconds), and pymalloc's statistics (which redirect stderr) are skipped.
+    A reading is reused for ``GAUGE_TTL`` seconds, so exporters scraped together
+    (Prometheus and OpenTelemetry, or two scrapers) agree and the cost stays bounded.
+    """
+    global _gauge_cache
+    now = time.monotonic()
+    if now - _gauge_cache[0] < GAUGE_TTL:
+        return dict(_gauge_cache[1])
+    m = read_malloc()
+    values = {} if m is None else {"in_use": m.in_use, "free": m.free, "trimmable": m.trimmable}
+    _gauge_cache = (now, values)
+    return dict(values)
 
 
 def _much(free: int, total: int) -> bool:

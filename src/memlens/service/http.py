@@ -9,6 +9,8 @@ monitor (nothing runs between requests).
 - ``/metrics``: Prometheus text exposition (no extra needed);
 - ``/healthz``: health JSON, HTTP 200 for ok/warning, 503 for critical;
 - ``/debug/memory``: JSON with readings, trends, leaks, top sites, components, GC.
+- ``/debug/objects``: a heap census (``heap/census.py``): types, largest objects by
+  retained size with paths (seconds of work: for ``memlens objects URL``).
 """
 
 from __future__ import annotations
@@ -63,8 +65,15 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(503 if health.status == "critical" else 200, health.to_dict())
             elif path == "/debug/memory":
                 self._json(200, srv.monitor.debug_snapshot())
+            elif path == "/debug/objects":
+                from memlens.heap.objects import census_self
+
+                self._json(200, census_self())
             elif path == "/":
-                self._json(200, {"endpoints": ["/metrics", "/healthz", "/debug/memory"]})
+                self._json(
+                    200,
+                    {"endpoints": ["/metrics", "/healthz", "/debug/memory", "/debug/objects"]},
+                )
             else:
                 self._json(404, {"error": f"no endpoint {path}"})
         except Exception as exc:  # noqa: BLE001 - a failing endpoint must not kill the server

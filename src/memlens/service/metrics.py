@@ -63,6 +63,14 @@ _READINGS = (
 )
 
 
+def allocator_families() -> list[Family]:
+    """glibc malloc in use / free but held / trimmable (see ``heap/fragmentation.py``)."""
+    from memlens.heap.fragmentation import ALLOCATOR_GAUGES, allocator_gauges
+
+    values = allocator_gauges()
+    return [_gauge(name, help, values[key]) for key, name, help in ALLOCATOR_GAUGES if values]
+
+
 def collect(monitor: Monitor) -> list[Family]:
     """Read the monitor now and return its metric families."""
     out: list[Family] = []
@@ -70,6 +78,9 @@ def collect(monitor: Monitor) -> list[Family]:
     for key, name, help in _READINGS:
         if key in readings:
             out.append(_gauge(name, help, readings[key]))
+    # Before the GC counters: reading the allocator allocates, and a collection it
+    # triggered must already be in the counters exported with it.
+    out.extend(allocator_families())
     if "gc" in monitor.backends:
         out.extend(gc_families(monitor))
     trends = monitor.get_memory_trends(10, max_points=1)

@@ -119,6 +119,23 @@ def instrument(monitor: Monitor, meter_provider: Any = None) -> OtelInstruments:
     ):
         add(meter.create_observable_gauge(name, [reading(key)], unit="By", description=description))
 
+    from memlens.heap.fragmentation import ALLOCATOR_GAUGES, allocator_gauges
+
+    def allocator(key: str) -> Callable[[Any], Iterable[Any]]:
+        def callback(options: Any) -> Iterable[Any]:
+            value = allocator_gauges().get(key)
+            return [] if value is None else [Observation(value)]
+
+        return callback
+
+    for key, name, description in ALLOCATOR_GAUGES:
+        otel_name = "memlens.memory." + name.removesuffix("_bytes").replace("_", ".", 1)
+        add(
+            meter.create_observable_gauge(
+                otel_name, [allocator(key)], unit="By", description=description
+            )
+        )
+
     def growth(options: Any) -> Iterable[Any]:
         rate = monitor.get_memory_trends(10, max_points=1)["growth_rate_bytes_per_second"]
         return [Observation(rate)]

@@ -65,7 +65,18 @@ def debug_snapshot(mon: Monitor) -> dict[str, Any]:
         "health": mon.health().to_dict(),
         "monitor": mon.stats(),
         "recovery": mon.recovery_history()[-5:],
+        "memory_breakdown": _breakdown(),
     }
+
+
+def _breakdown() -> dict[str, Any] | None:
+    """Where the RSS is and the verdict (``heap/fragmentation.py``), or ``None``."""
+    from memlens.heap.fragmentation import measure
+
+    try:
+        return measure(smaps=False).to_dict()
+    except Exception:  # noqa: BLE001 - one missing section must not fail the endpoint
+        return None
 
 
 def stats(mon: Monitor) -> dict[str, Any]:
