@@ -312,3 +312,18 @@ def test_sample_option_errors_are_one_line(
     run = memlens("run", *args, "svc.py", db=db)
     assert run.returncode == 2
     assert message in one_line_error(run.stderr)
+
+
+def test_memlens_own_frames_never_appear_in_sites(tmp_path: Path, db: Path) -> None:
+    write(tmp_path / "svc.py", SAMPLED)
+    run = memlens("run", "--no-html", "svc.py", db=db)
+    assert run.returncode == 0, run.stderr
+    session = only_session(db)
+    import memlens as package
+
+    own = str(Path(package.__file__).parent)
+    for site in session.top_sites:
+        assert Path(site.filename).name == "svc.py", site  # no threading.py, no bootstrap
+        for frame in site.stack:
+            assert not frame.startswith(("<string>", own)), site.stack
+            assert "bin/memlens" not in frame

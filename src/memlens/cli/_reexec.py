@@ -146,7 +146,9 @@ def host(payload: str) -> Hosted:
 def _host(payload: str) -> Hosted:
     from memlens.cli._program import load_script, outcome_of, prepare_main
     from memlens.cli._run_session import finish, start
+    from memlens.heap.frames import mark_host_file
 
+    mark_host_file("<string>")  # this bootstrap (python -c): not the user's frame
     plan = plan_from_dict(json.loads(payload))
     try:
         loaded = load_script(plan.program.target)

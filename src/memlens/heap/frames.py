@@ -32,10 +32,23 @@ def _library_prefixes() -> tuple[str, ...]:
 _LIBRARY_PREFIXES = _library_prefixes()
 
 
+HOST_FILES: set[str] = set()
+"""Files that run the user's program for memlens (the re-exec bootstrap ``<string>``,
+the ``memlens`` console script): never the user's code, never shown in stacks."""
+
+
+def mark_host_file(filename: str) -> None:
+    """Treat ``filename`` as memlens's own launcher from now on."""
+    HOST_FILES.add(filename)
+    is_user_file.cache_clear()
+
+
 @lru_cache(maxsize=8192)
 def is_user_file(filename: str) -> bool:
     """True when ``filename`` is the user's own code rather than a library's."""
     if not filename or filename.startswith("<frozen") or filename == "<unknown>":
+        return False
+    if filename in HOST_FILES:
         return False
     if filename.startswith("<"):
         return True  # <stdin>, <string>: code the user typed or exec'd

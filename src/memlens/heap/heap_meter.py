@@ -23,7 +23,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from memlens.core.session import AllocationSite, ComponentUsage
-from memlens.heap.frames import MEMLENS_DIR, ComponentMap, user_frame_index
+from memlens.heap.frames import (
+    HOST_FILES,
+    MEMLENS_DIR,
+    ComponentMap,
+    is_user_file,
+    user_frame_index,
+)
 
 DEFAULT_DEPTH = 25
 
@@ -49,6 +55,15 @@ def is_own_frame(filename: str) -> bool:
         filename.startswith(MEMLENS_DIR)
         or filename == _TRACEMALLOC_FILE
         or filename in _IMPORTLIB_FILES
+        or filename in HOST_FILES
+    )
+
+
+def _memlens_thread(frames: Frames) -> bool:
+    """No user frame at all, and memlens below: a memlens thread's own allocation
+    (its recorder waiting in ``threading``), not the program's."""
+    return not any(is_user_file(f) for f, _ in frames) and any(
+        f.startswith(MEMLENS_DIR) for f, _ in frames
     )
 
 
@@ -71,7 +86,7 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> list[tuple[Frames, int, int]
     out: list[tuple[Frames, int, int]] = []
     own = is_own_frame
     for frames, group in itertools.groupby(sorted(raw, key=_TB_OF), key=_TB_OF):
-        if frames and own(frames[0][0]):
+        if frames and (own(frames[0][0]) or _memlens_thread(frames)):
             continue
         sizes = list(map(_SIZE_OF, group))
         out.append((frames, sum(sizes), len(sizes)))
