@@ -21,7 +21,7 @@ HELD = Cached()
 
 
 def test_monitor_serves_census_breakdown_and_allocator_gauges(tmp_path: Path) -> None:
-    mon = Monitor(Config(mode="standard", persist_history=False, sampling_interval=0.1)).start()
+    mon = Monitor(Config(mode="production", persist_history=False)).start()
     try:
         url = mon.serve_http().url
         with urllib.request.urlopen(url + "/debug/memory", timeout=30) as response:
