@@ -189,6 +189,7 @@ def main() -> None:
                 outcomes.append(
                     run(server.url, "redis", args.workers, args.updates, args.keys, args.strategy)
                 )
+                print(outcomes[-1], flush=True)
             finally:
                 server.stop()
     print(

@@ -41,6 +41,26 @@ def pick_id(key: str, newest_first: list[str], location: str) -> str:
     raise NotFoundError(f"no session {key!r} in {location} (see `memlens sessions`)")
 
 
+def session_from(data: Any, full_id: str) -> Session:
+    """A decoded session blob (with its series) as a ``Session``, or one clear error."""
+    from memlens.core.errors import StoreError
+
+    try:
+        return Session.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"session {full_id} cannot be read: {exc}") from exc
+
+
+def series_from(data: Any, full_id: str) -> Series:
+    """A decoded series blob as a ``Series``, or one clear error."""
+    from memlens.core.errors import StoreError
+
+    try:
+        return Series.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"session {full_id} samples cannot be read: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class SessionRow:
     """What ``list()`` returns for one stored session: summary columns only.

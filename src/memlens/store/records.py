@@ -318,6 +318,57 @@ class RecordStore(Protocol):
         ...
 
 
+class RecordStoreBase:
+    """The calls every backend derives from ``put_many`` and ``scan`` (one place for both)."""
+
+    def put_many(
+        self, namespace: str, requests: Sequence[PutRequest], *, writer: str = ""
+    ) -> builtins.list[Record | VersionConflict]:
+        raise NotImplementedError
+
+    def scan(self, namespace: str) -> RecordScan:
+        raise NotImplementedError
+
+    def _one(self, namespace: str, request: PutRequest, writer: str) -> Record:
+        result = self.put_many(namespace, [request], writer=writer)[0]
+        if isinstance(result, VersionConflict):
+            raise result
+        return result
+
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        writer: str = "",
+        updated_at: float | None = None,
+    ) -> Record:
+        """Write ``value``; ``VersionConflict`` if ``expected_version`` is stale."""
+        return self._one(
+            namespace, PutRequest(key, value, expected_version, updated_at=updated_at), writer
+        )
+
+    def delete(
+        self,
+        namespace: str,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        writer: str = "",
+    ) -> Record:
+        """Write a tombstone (a new version with ``deleted=True``) and return it."""
+        return self._one(namespace, PutRequest(key, None, expected_version, delete=True), writer)
+
+    def list(self, namespace: str, *, include_deleted: bool = False) -> builtins.list[Record]:
+        """Every record of the namespace, by key; ``CorruptRecordError`` on the first damage."""
+        scan = self.scan(namespace)
+        if scan.damaged:
+            raise CorruptRecordError(scan.damaged[0])
+        return [r for r in scan.records.values() if include_deleted or not r.deleted]
+
+
 # -- canonical form and checksums (shared by every backend) ------------------------------
 
 

@@ -5,7 +5,9 @@ Keys, for namespace ``NS`` under prefix ``P``:
 - ``P:rec:NS`` hash key → record (JSON, with its checksum); ``P:ver:NS`` hash key →
   version, which the Lua script compares against;
 - ``P:jseq:NS`` counter and ``P:jrnl:NS`` list of ``"SEQ:record"`` entries;
-- ``P:snapid:NS`` counter and ``P:snap:NS`` list of ``"ID:JOURNAL_SEQ:json"`` snapshots;
+- ``P:snapid:NS`` counter and ``P:snap:NS`` list of snapshots, each
+  ``"ID:JOURNAL_SEQ:{at,count,sum}"``, a newline, then the body (listing reads
+  headers only);
 - ``P:namespaces`` set of namespaces.
 
 A write runs one Lua script (atomic on the server): compare the version, set the
@@ -34,6 +36,7 @@ from memlens.store.records import (
     PutRequest,
     Record,
     RecordScan,
+    RecordStoreBase,
     SnapshotInfo,
     VersionConflict,
     check_name,
@@ -78,11 +81,33 @@ end
 return id
 """
 
+# The journal after a sequence number: entries are consecutive (INCR), so the
+# position of seq N is N minus the first entry's seq. Atomic, so a concurrent prune
+# cannot shift the positions between reading the first entry and the range.
+_JOURNAL_TAIL = """
+local first = redis.call('LINDEX', KEYS[1], 0)
+if not first then return {} end
+local s0 = tonumber(string.match(first, '^(%d+):'))
+local after = tonumber(ARGV[1])
+local start = 0
+if s0 and after >= s0 then start = after - s0 + 1 end
+return redis.call('LRANGE', KEYS[1], start, -1)
+"""
+
+# Snapshot headers only ("ID:SEQ:{at,count,sum}"), without their bodies.
+_SNAPSHOT_HEADS = """
+local out = {}
+for i, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  out[i] = string.match(entry, '^([^\\n]*)')
+end
+return out
+"""
+
 # How often a write without an expected version re-reads and retries on a race.
 _MAX_RETRIES = 1000
 
 
-class RedisRecordStore:
+class RedisRecordStore(RecordStoreBase):
     """A :class:`~memlens.store.records.RecordStore` on a Redis server (``redis://…``)."""
 
     def __init__(self, url: str, *, readonly: bool = False, timeout: float = 5.0) -> None:
@@ -90,6 +115,8 @@ class RedisRecordStore:
         self.readonly = readonly
         self._put_script = self._client.register_script(_PUT)
         self._snap_script = self._client.register_script(_SNAPSHOT)
+        self._tail_script = self._client.register_script(_JOURNAL_TAIL)
+        self._heads_script = self._client.register_script(_SNAPSHOT_HEADS)
         #: Retries taken by writes without an expected version (for benchmarks).
         self.retries = 0
 
@@ -121,36 +148,6 @@ class RedisRecordStore:
             raise StoreError(f"{self._location} was opened read-only")
 
     # -- writing -------------------------------------------------------------------
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        value: Any,
-        *,
-        expected_version: int | None = None,
-        writer: str = "",
-        updated_at: float | None = None,
-    ) -> Record:
-        request = PutRequest(key, value, expected_version, updated_at=updated_at)
-        result = self.put_many(namespace, [request], writer=writer)[0]
-        if isinstance(result, VersionConflict):
-            raise result
-        return result
-
-    def delete(
-        self,
-        namespace: str,
-        key: str,
-        *,
-        expected_version: int | None = None,
-        writer: str = "",
-    ) -> Record:
-        request = PutRequest(key, None, expected_version, delete=True)
-        result = self.put_many(namespace, [request], writer=writer)[0]
-        if isinstance(result, VersionConflict):
-            raise result
-        return result
-
     def put_many(
         self, namespace: str, requests: Sequence[PutRequest], *, writer: str = ""
     ) -> builtins.list[Record | VersionConflict]:
@@ -316,12 +313,6 @@ class RedisRecordStore:
                 out.records[key] = found
         return out
 
-    def list(self, namespace: str, *, include_deleted: bool = False) -> builtins.list[Record]:
-        scan = self.scan(namespace)
-        if scan.damaged:
-            raise CorruptRecordError(scan.damaged[0])
-        return [r for r in scan.records.values() if include_deleted or not r.deleted]
-
     def keys(self, namespace: str) -> builtins.list[str]:
         # Tombstones are filtered by reading the records' "d" flag without verifying.
         raw = self._call(lambda: self._client.hgetall(self._keys(namespace)["rec"]))
@@ -343,7 +334,8 @@ class RedisRecordStore:
         return int(self._call(lambda: self._client.get(self._keys(namespace)["jseq"])) or 0)
 
     def journal(self, namespace: str, *, after: int = 0) -> JournalScan:
-        raw = self._call(lambda: self._client.lrange(self._keys(namespace)["jrnl"], 0, -1))
+        key = self._keys(namespace)["jrnl"]
+        raw = self._call(lambda: self._tail_script(keys=[key], args=[int(after)]))
         out = JournalScan()
         for position, item in enumerate(raw):
             entry = _redis.text(item)
@@ -386,7 +378,9 @@ class RedisRecordStore:
                 records[key] = found
         body, digest = encode_snapshot(records.values())
         taken = time.time()
-        meta = dumps({"at": taken, "count": len(records), "sum": digest, "body": body})
+        # Header first, body after a newline (JSON never holds a raw one), so listing
+        # snapshots reads headers only.
+        meta = dumps({"at": taken, "count": len(records), "sum": digest}) + "\n" + body
         snap_id = self._call(
             lambda: self._snap_script(
                 keys=[keys["snap"], keys["snapid"], keys["jrnl"], keys["namespaces"]],
@@ -395,25 +389,33 @@ class RedisRecordStore:
         )
         return SnapshotInfo(int(snap_id), namespace, taken, head, len(records), digest)
 
-    def _snapshot_entries(self, namespace: str) -> builtins.list[tuple[int, int, dict[str, Any]]]:
-        raw = self._call(lambda: self._client.lrange(self._keys(namespace)["snap"], 0, -1))
-        out = []
+    def _snapshot_entries(
+        self, namespace: str, *, bodies: bool = False
+    ) -> builtins.list[tuple[int, int, dict[str, Any], str | None]]:
+        """``(id, journal seq, header, body or None)`` per snapshot, oldest first."""
+        key = self._keys(namespace)["snap"]
+        if bodies:
+            raw = self._call(lambda: self._client.lrange(key, 0, -1))
+        else:
+            raw = self._call(lambda: self._heads_script(keys=[key], args=[]))
+        out: builtins.list[tuple[int, int, dict[str, Any], str | None]] = []
         for position, item in enumerate(raw):
             text = _redis.text(item)
-            parts = text.split(":", 2)
+            head, newline, body = text.partition("\n")
+            parts = head.split(":", 2)
             try:
                 meta = json.loads(parts[2])
                 if not isinstance(meta, dict):
                     raise ValueError("not an object")
-                out.append((int(parts[0]), int(parts[1]), meta))
+                out.append((int(parts[0]), int(parts[1]), meta, body if newline else None))
             except (ValueError, IndexError):
                 # An unreadable entry still shows, as a snapshot that fails to load.
-                out.append((-(position + 1), 0, {}))
+                out.append((-(position + 1), 0, {}, None))
         return out
 
     def snapshots(self, namespace: str) -> builtins.list[SnapshotInfo]:
         out = []
-        for snap_id, seq, meta in reversed(self._snapshot_entries(namespace)):
+        for snap_id, seq, meta, _body in reversed(self._snapshot_entries(namespace)):
             out.append(
                 SnapshotInfo(
                     snap_id,
@@ -427,12 +429,12 @@ class RedisRecordStore:
         return out
 
     def load_snapshot(self, namespace: str, snapshot_id: int) -> dict[str, Record]:
-        for snap_id, _seq, meta in self._snapshot_entries(namespace):
+        for snap_id, _seq, meta, body in self._snapshot_entries(namespace, bodies=True):
             if snap_id != snapshot_id:
                 continue
-            if "body" not in meta or "sum" not in meta:
+            if body is None or "sum" not in meta:
                 raise CorruptRecordError(
                     Damage(namespace, "snapshot", str(snapshot_id), "cannot be decoded")
                 )
-            return decode_snapshot(str(meta["body"]), str(meta["sum"]), namespace, str(snap_id))
+            return decode_snapshot(body, str(meta["sum"]), namespace, str(snap_id))
         raise StoreError(f"no snapshot {snapshot_id} of {namespace} in {self._location}")

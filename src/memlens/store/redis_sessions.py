@@ -17,7 +17,7 @@ from memlens.core.errors import NotFoundError, StoreError
 from memlens.core.series import Series
 from memlens.core.session import Session
 from memlens.store import _redis, codec
-from memlens.store.base import SessionRow, pick_id
+from memlens.store.base import SessionRow, pick_id, series_from, session_from
 
 _SUMMARY = (
     "name",
@@ -165,18 +165,12 @@ class RedisSessionStore:
         full_id = self.resolve(session_id)
         data = self._blob(full_id, "body")
         data["series"] = self._blob(full_id, "series")
-        try:
-            return Session.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"session {full_id} cannot be read: {exc}") from exc
+        return session_from(data, full_id)
 
     def samples(self, session_id: str) -> Series:
         full_id = self.resolve(session_id)
         data = self._blob(full_id, "series")
-        try:
-            return Series.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"session {full_id} samples cannot be read: {exc}") from exc
+        return series_from(data, full_id)
 
     def list(
         self,

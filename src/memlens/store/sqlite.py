@@ -30,9 +30,9 @@ from memlens.core.errors import NotFoundError, StoreError
 from memlens.core.series import Series
 from memlens.core.session import Session
 from memlens.store import codec
-from memlens.store.base import LATEST, SessionRow
+from memlens.store.base import LATEST, SessionRow, series_from, session_from
 from memlens.store.migrations import MIGRATIONS, Migration
-from memlens.store.sqlite_db import is_busy, open_database, reason, retry
+from memlens.store.sqlite_db import immediate, is_busy, open_database, reason, retry
 
 T = TypeVar("T")
 
@@ -82,15 +82,8 @@ class SqliteStore:
         """A write transaction holding the database's write lock from the start."""
         if self.readonly:
             raise StoreError(f"{self.path} was opened read-only")
-        with self._lock:
-            self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._retry(lambda: self._conn.execute("COMMIT"))
+        with immediate(self._conn, self._lock, self.timeout) as conn:
+            yield conn
 
     @property
     def location(self) -> str:
@@ -234,20 +227,14 @@ class SqliteStore:
             full_id = self.resolve(session_id)
             data = self._blob(full_id, "body")
             data["series"] = self._blob(full_id, "series")
-        try:
-            return Session.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"session {full_id} cannot be read: {exc}") from exc
+        return session_from(data, full_id)
 
     def samples(self, session_id: str) -> Series:
         """Only the session's series: decodes one blob instead of two."""
         with self._lock:
             full_id = self.resolve(session_id)
             data = self._blob(full_id, "series")
-        try:
-            return Series.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreError(f"session {full_id} samples cannot be read: {exc}") from exc
+        return series_from(data, full_id)
 
     def list(
         self,

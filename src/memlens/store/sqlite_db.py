@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,6 +52,26 @@ def retry(fn: Callable[[], T], timeout: float) -> T:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+@contextmanager
+def immediate(
+    conn: sqlite3.Connection, lock: threading.RLock, timeout: float
+) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the database's write lock up front (``BEGIN
+    IMMEDIATE``), so two writers queue instead of deadlocking; rolled back on error."""
+    with lock:
+        retry(lambda: conn.execute("BEGIN IMMEDIATE"), timeout)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            retry(lambda: conn.execute("COMMIT"), timeout)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 def reason(exc: BaseException) -> str:

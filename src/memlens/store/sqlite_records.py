@@ -29,6 +29,7 @@ from memlens.store.records import (
     PutRequest,
     Record,
     RecordScan,
+    RecordStoreBase,
     SnapshotInfo,
     VersionConflict,
     check_name,
@@ -38,10 +39,10 @@ from memlens.store.records import (
     encode_snapshot,
     make_record,
 )
-from memlens.store.sqlite_db import open_database, reason, retry
+from memlens.store.sqlite_db import immediate, open_database, reason
 
 
-class SqliteRecordStore:
+class SqliteRecordStore(RecordStoreBase):
     """A :class:`~memlens.store.records.RecordStore` in one SQLite file.
 
     ``create=False`` refuses to create a missing file; ``readonly=True`` never creates
@@ -93,22 +94,11 @@ class SqliteRecordStore:
     def _write(self) -> Iterator[sqlite3.Connection]:
         if not self.writable:
             raise StoreError(f"{self.path} was opened read-only")
-        with self._lock:
-            try:
-                retry(lambda: self._conn.execute("BEGIN IMMEDIATE"), self.timeout)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot write {self.path}: {reason(exc)}") from exc
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    retry(lambda: self._conn.execute("COMMIT"), self.timeout)
-                except sqlite3.Error as exc:
-                    self._conn.execute("ROLLBACK")
-                    raise StoreError(f"cannot write {self.path}: {reason(exc)}") from exc
+        try:
+            with immediate(self._conn, self._lock, self.timeout) as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {reason(exc)}") from exc
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> builtins.list[Any]:
         if not self._has_tables:
@@ -127,36 +117,6 @@ class SqliteRecordStore:
         return found
 
     # -- writing -------------------------------------------------------------------
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        value: Any,
-        *,
-        expected_version: int | None = None,
-        writer: str = "",
-        updated_at: float | None = None,
-    ) -> Record:
-        request = PutRequest(key, value, expected_version, updated_at=updated_at)
-        result = self.put_many(namespace, [request], writer=writer)[0]
-        if isinstance(result, VersionConflict):
-            raise result
-        return result
-
-    def delete(
-        self,
-        namespace: str,
-        key: str,
-        *,
-        expected_version: int | None = None,
-        writer: str = "",
-    ) -> Record:
-        request = PutRequest(key, None, expected_version, delete=True)
-        result = self.put_many(namespace, [request], writer=writer)[0]
-        if isinstance(result, VersionConflict):
-            raise result
-        return result
-
     def put_many(
         self, namespace: str, requests: Sequence[PutRequest], *, writer: str = ""
     ) -> builtins.list[Record | VersionConflict]:
@@ -270,12 +230,6 @@ class SqliteRecordStore:
             else:
                 out.records[key] = found
         return out
-
-    def list(self, namespace: str, *, include_deleted: bool = False) -> builtins.list[Record]:
-        scan = self.scan(namespace)
-        if scan.damaged:
-            raise CorruptRecordError(scan.damaged[0])
-        return [r for r in scan.records.values() if include_deleted or not r.deleted]
 
     def keys(self, namespace: str) -> builtins.list[str]:
         return [
