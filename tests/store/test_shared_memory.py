@@ -181,3 +181,14 @@ def test_a_redis_that_forgot_everything_is_written_back(tmp_path: Path) -> None:
         assert DistributedMemoryManager(server.url).items("s") == {f"k{i}": i for i in range(5)}
     finally:
         server.stop()
+
+
+def test_the_same_value_written_on_both_sides_is_not_a_conflict(record_url: str) -> None:
+    a, b = _pair(record_url, "remote-wins")
+    assert a.items("s") == {} and b.items("s") == {}
+    a.set("s", "k", {"same": True})
+    b.set("s", "k", {"same": True})
+    assert a.sync("s").success
+    result = b.sync("s")
+    assert result.success and result.conflicts == [] and b.pending("s") == []
+    assert open_record_store(record_url).get("s", "k").version == 1  # type: ignore[union-attr]

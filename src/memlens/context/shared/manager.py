@@ -430,6 +430,11 @@ class DistributedMemoryManager:
         default: Strategy,
         conflicts: list[Conflict],
     ) -> None:
+        if remote.deleted == entry.deleted and (entry.deleted or remote.value == entry.value):
+            # The store already holds this very value (our own write whose answer was
+            # lost, or the same change made elsewhere): nothing to decide or report.
+            entry.version, entry.dirty = remote.version, False
+            return
         strategy = pick_strategy(key, default, self.strategies)
         conflict, value, keep_local = decide(
             key, strategy, entry.value, entry.deleted, entry.updated_at, entry.version, remote
