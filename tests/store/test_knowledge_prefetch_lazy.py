@@ -22,6 +22,7 @@ def _learned_session(url: str) -> DistributedMemoryManager:
     a = DistributedMemoryManager(url, writer_id="a")
     b = DistributedMemoryManager(url, writer_id="b")
     for manager in (a, b, a):  # the same preference, three writes, two writers
+        manager.sync("src")  # up to date first: a write on top of the newest version
         manager.set("src", "prefs.tone", "terse")
         manager.sync("src")
     a.set("src", "prefs.lang", "en")  # written once: a hint, not a rule

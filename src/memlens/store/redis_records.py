@@ -8,6 +8,7 @@ Keys, for namespace ``NS`` under prefix ``P``:
 - ``P:snapid:NS`` counter and ``P:snap:NS`` list of snapshots, each
   ``"ID:JOURNAL_SEQ:{at,count,sum}"``, a newline, then the body (listing reads
   headers only);
+- ``P:dead:NS`` set of tombstoned keys (so listing keys reads no values);
 - ``P:namespaces`` set of namespaces.
 
 A write runs one Lua script (atomic on the server): compare the version, set the
@@ -54,6 +55,7 @@ if cur ~= tonumber(ARGV[2]) then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+if ARGV[6] == '1' then redis.call('SADD', KEYS[6], ARGV[1]) else redis.call('SREM', KEYS[6], ARGV[1]) end
 local seq = redis.call('INCR', KEYS[4])
 redis.call('RPUSH', KEYS[3], seq .. ':' .. ARGV[3])
 redis.call('SADD', KEYS[5], ARGV[5])
@@ -137,7 +139,7 @@ class RedisRecordStore(RecordStoreBase):
         p = self.prefix
         return {
             name: f"{p}:{name}:{namespace}"
-            for name in ("rec", "ver", "jrnl", "jseq", "snap", "snapid")
+            for name in ("rec", "ver", "jrnl", "jseq", "snap", "snapid", "dead")
         } | {"namespaces": f"{p}:namespaces"}
 
     def _call(self, fn: Any) -> Any:
@@ -181,8 +183,15 @@ class RedisRecordStore(RecordStoreBase):
                 )
                 body = dumps(record.to_dict())
                 self._put_script(
-                    keys=[keys["rec"], keys["ver"], keys["jrnl"], keys["jseq"], keys["namespaces"]],
-                    args=[req.key, base, body, record.version, namespace],
+                    keys=[
+                        keys["rec"],
+                        keys["ver"],
+                        keys["jrnl"],
+                        keys["jseq"],
+                        keys["namespaces"],
+                        keys["dead"],
+                    ],
+                    args=[req.key, base, body, record.version, namespace, int(req.delete)],
                     client=pipe,
                 )
                 attempts.append((i, record))
@@ -244,6 +253,13 @@ class RedisRecordStore(RecordStoreBase):
                 elif gone:
                     pipe.hdel(keys["rec"], *gone)
                     pipe.hdel(keys["ver"], *gone)
+                if gone or not kept:
+                    pipe.srem(keys["dead"], *(gone or [""]))
+                if not kept:
+                    pipe.delete(keys["dead"])
+                dead = [k for k, r in records.items() if r.deleted]
+                if dead:
+                    pipe.sadd(keys["dead"], *dead)
                 if records:
                     pipe.hset(
                         keys["rec"], mapping={k: dumps(r.to_dict()) for k, r in records.items()}
@@ -314,17 +330,14 @@ class RedisRecordStore(RecordStoreBase):
         return out
 
     def keys(self, namespace: str) -> builtins.list[str]:
-        # Tombstones are filtered by reading the records' "d" flag without verifying.
-        raw = self._call(lambda: self._client.hgetall(self._keys(namespace)["rec"]))
-        live = []
-        for key, body in raw.items():
-            try:
-                deleted = bool(json.loads(body).get("d"))
-            except (ValueError, AttributeError, UnicodeDecodeError):
-                deleted = False  # damaged: still listed, reading it will say so
-            if not deleted:
-                live.append(_redis.text(key))
-        return sorted(live)
+        # Names only: the version index minus the tombstone set, no value is read.
+        keys = self._keys(namespace)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hkeys(keys["ver"])
+        pipe.smembers(keys["dead"])
+        names, dead = self._call(pipe.execute)
+        gone = {_redis.text(k) for k in dead}
+        return sorted(n for n in (_redis.text(k) for k in names) if n not in gone)
 
     def namespaces(self) -> builtins.list[str]:
         raw = self._call(lambda: self._client.smembers(f"{self.prefix}:namespaces"))
