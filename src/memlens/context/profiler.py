@@ -9,7 +9,6 @@ file tokenizes only the new text.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any, Protocol
 from memlens.context.budget import parse_budget
 from memlens.context.models import get_model
 from memlens.context.profile import ContextProfile
-from memlens.context.readers import anthropic_messages, claude_code, openai_chat
+from memlens.context.readers import anthropic_messages, claude_code, jsontext, openai_chat
 from memlens.context.readers.claude_code import ClaudeCodeReader
 from memlens.context.readers.detect import (
     FORMATS,
@@ -34,6 +33,11 @@ from memlens.context.tokens import CachedCounter, encoding_load_seconds, get_cou
 from memlens.core.errors import ConfigError, InputFormatError
 
 _AUTO = "auto"
+
+_A_FORMAT = {
+    openai_chat.FORMAT: "an OpenAI chat request",
+    anthropic_messages.FORMAT: "an Anthropic Messages request",
+}
 
 #: Lines are parsed and counted in chunks of about this many bytes: large enough for
 #: a batch to keep every core busy, small enough to bound memory on huge transcripts.
@@ -118,13 +122,47 @@ class ContextProfiler:
         assert self.session is not None
         self.updates += 1
         if not self.session.items and not self.session.turns and not self.session.agents:
-            raise InputFormatError(f"{self.path}: empty transcript, no messages to profile")
+            raise InputFormatError(self._empty_message())
         return self.session.profile(
             budget=self.budget,
             model=self.model,
             started=started,
+            extra_warnings=self._unfinished(),
             encoding_load_seconds=encoding_load_seconds() - loaded_before,
         )
+
+    def _unfinished(self) -> list[str]:
+        """A warning for each followed file whose last line has no newline yet.
+
+        While following, the line may still be being written and is read once it is
+        complete; a one-shot profile must not drop it silently either.
+        """
+        warnings = []
+        for followed in ([self._main] if self._main else []) + list(self._agents.values()):
+            try:
+                size = followed.path.stat().st_size
+            except OSError:
+                continue
+            if size > followed.offset:
+                warnings.append(
+                    f"{followed.path.name} line {followed.lineno + 1}: incomplete last line "
+                    f"({size - followed.offset:,} bytes, no newline), not read"
+                )
+        return warnings
+
+    def _empty_message(self) -> str:
+        """Why nothing was found: an empty transcript, or a file of another format."""
+        if self.format == claude_code.FORMAT:
+            try:
+                detected = detect_format(self.path)
+            except InputFormatError:
+                detected = None
+            if detected and detected != self.format:
+                return (
+                    f"{self.path}: no Claude Code transcript records; the file looks like "
+                    f"{_A_FORMAT.get(detected, detected)} (try --input-format auto)"
+                )
+        return f"{self.path}: empty transcript, no messages to profile"
 
     # ------------------------------------------------------------------ JSON Lines
     def _session(self, encoding: str) -> ContextSession:
@@ -193,17 +231,17 @@ class ContextProfiler:
                 if not raw.endswith(b"\n"):
                     # a line still being written: keep it unless it is already whole JSON
                     try:
-                        record = json.loads(raw)
+                        record = jsontext.loads(raw)
                     except ValueError:
                         break
                 followed.offset += len(raw)
                 followed.lineno += 1
-                text = raw.decode("utf-8", "replace")
+                text = jsontext.decode(raw)
                 if not text.strip():
                     continue
                 if record is None:
                     try:
-                        record = json.loads(text)
+                        record = jsontext.loads(text)
                     except ValueError:
                         record = None
                 # malformed lines keep their text: feed_line reports them in order
@@ -290,8 +328,11 @@ class ContextProfiler:
             reader = openai_chat.OpenAIChatReader(session)
         try:
             reader.read(document, source=self.path.name)
-        except ValueError as exc:
-            raise InputFormatError(f"{self.path}: not a {self.format} request ({exc})") from None
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            # a request whose fields have the wrong types: one line, not a traceback
+            raise InputFormatError(
+                f"{self.path}: not a valid {self.format} request ({exc})"
+            ) from None
         session.records = max(1, session.records)
 
 
@@ -300,7 +341,7 @@ def _first_session_id(path: Path) -> str | None:
         with path.open("rb") as handle:
             for raw in handle:
                 if raw.strip():
-                    record = json.loads(raw)
+                    record = jsontext.loads(raw)
                     return str(record.get("sessionId")) if isinstance(record, dict) else None
     except (OSError, ValueError):
         return None
@@ -312,7 +353,7 @@ def _is_request_log(path: Path) -> bool:
     if path.stat().st_size > MAX_DOCUMENT_BYTES:
         return True
     try:
-        json.loads(path.read_bytes())
+        jsontext.loads(path.read_bytes())
     except ValueError:
         return True
     return False
@@ -323,7 +364,7 @@ def _first_model(path: Path) -> str | None:
     with path.open("rb") as handle:
         for raw in handle:
             try:
-                record = json.loads(raw)
+                record = jsontext.loads(raw)
             except ValueError:
                 continue
             if isinstance(record, dict) and classify_document(record):
@@ -336,7 +377,7 @@ def _load_request(path: Path) -> tuple[dict, list[str]]:
     """A request document: the whole file, or the last valid line of a JSONL log."""
     data = path.read_bytes()
     try:
-        document = json.loads(data)
+        document = jsontext.loads(data)
     except ValueError:
         document = None
     warnings: list[str] = []
@@ -345,7 +386,7 @@ def _load_request(path: Path) -> tuple[dict, list[str]]:
             if not raw.strip():
                 continue
             try:
-                candidate = json.loads(raw)
+                candidate = jsontext.loads(raw)
             except ValueError:
                 warnings.append(f"line {lineno}: malformed JSON, skipped")
                 continue

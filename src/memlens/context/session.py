@@ -191,7 +191,10 @@ class ContextSession:
             self.warnings.append(message)
 
     def _stamp(self, when: datetime | None) -> datetime:
-        when = when or utcnow()
+        if when is None:
+            # an untimed record happened no later than the last one we know of: taking
+            # "now" would make the transcript look idle for hours
+            return self.last_timestamp or utcnow()
         if self.first_timestamp is None or when < self.first_timestamp:
             self.first_timestamp = when
         if self.last_timestamp is None or when > self.last_timestamp:

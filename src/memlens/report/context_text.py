@@ -12,6 +12,7 @@ from rich.text import Text
 
 from memlens.core.units import format_duration, format_tokens
 from memlens.report.findings_text import finding_block
+from memlens.report.safe import plain, printable
 
 if TYPE_CHECKING:
     from memlens.context.diagnose import ContextDiagnosis
@@ -119,11 +120,12 @@ def build(
     head.add_column(style="bold")
     head.add_column()
     model = profile.model.name if profile.model else "unknown model"
-    head.add_row("source", f"{profile.source}  [{profile.format}]")
+    head.add_row("source", plain(f"{profile.source}  [{profile.format}]"))
     head.add_row(
-        "model", f"{model}, budget {format_tokens(profile.budget)} ({profile.budget_source})"
+        "model",
+        plain(f"{model}, budget {format_tokens(profile.budget)} ({profile.budget_source})"),
     )
-    head.add_row("counting", profile.count_label)
+    head.add_row("counting", plain(profile.count_label))
     head.add_row(
         "status",
         Text(
@@ -134,11 +136,13 @@ def build(
             style=STATUS_STYLE[status] if color else "",
         ),
     )
-    head.add_row("largest", profile.largest_component.label)
+    head.add_row("largest", plain(profile.largest_component.label))
     if profile.compaction_point:
         head.add_row(
             "compaction",
-            f"at {format_tokens(profile.compaction_point)} ({profile.compaction_point_source})",
+            plain(
+                f"at {format_tokens(profile.compaction_point)} ({profile.compaction_point_source})"
+            ),
         )
     profiled = format_duration(profile.duration_seconds)
     if profile.encoding_load_seconds > 0:
@@ -164,7 +168,7 @@ def build(
             f"{k} {format_tokens(v)}" for k, v in list(lp.breakdown.items())[:4] if v
         )
         layers.add_row(
-            lp.layer.label, f"{lp.tokens:,}", f"{lp.share:.1%}", str(lp.items), parts_txt
+            lp.layer.label, f"{lp.tokens:,}", f"{lp.share:.1%}", str(lp.items), plain(parts_txt)
         )
     layers.add_row(
         "total",
@@ -182,7 +186,7 @@ def build(
     items.add_column("source")
     for item in profile.largest_items(top):
         where = item.layer.label + (f" / {item.sublayer}" if item.sublayer else "")
-        items.add_row(f"{item.tokens:,}", where, item.label, item.source)
+        items.add_row(f"{item.tokens:,}", plain(where), plain(item.label), plain(item.source))
     parts.append(items)
     if profile.usage:
         u = profile.usage
@@ -222,7 +226,7 @@ def build(
         for leak in profile.leaks[:10]:
             leaks.add_row(
                 leak.kind,
-                leak.label,
+                plain(leak.label),
                 str(leak.occurrences),
                 f"{leak.tokens_in_window:,}",
                 f"{leak.total_tokens:,}",
@@ -234,7 +238,7 @@ def build(
             agents.add_column(col, justify="left" if col == "agent" else "right")
         for a in profile.agents:
             agents.add_row(
-                a.name,
+                plain(a.name),
                 f"{a.tokens:,}",
                 str(a.turns),
                 str(a.api_calls),
@@ -249,7 +253,7 @@ def build(
             blocks += [finding_block(f), Text("")]
         parts.append(Group(*blocks))
     if profile.warning_count:
-        shown = "\n".join(profile.warnings[:5])
+        shown = "\n".join(printable(w, one_line=True) for w in profile.warnings[:5])
         more = profile.warning_count - min(5, len(profile.warnings))
         parts.append(
             Text(

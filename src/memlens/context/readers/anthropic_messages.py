@@ -14,7 +14,13 @@ from typing import Any
 from memlens.context.formats import ANTHROPIC_MESSAGES
 from memlens.context.images import anthropic_image_tokens, size_from_base64
 from memlens.context.layers import Layer
-from memlens.context.readers.common import compact_json, flatten_text, memory_file_path
+from memlens.context.readers.common import (
+    as_dict,
+    as_list,
+    compact_json,
+    flatten_text,
+    memory_file_path,
+)
 from memlens.context.readers.request_base import RequestReader, unwrap
 
 FORMAT = "anthropic-messages"
@@ -41,7 +47,7 @@ def score(document: Any) -> int:
     for m in messages:
         content = m.get("content") if isinstance(m, dict) else None
         if isinstance(content, list):
-            kinds = {b.get("type") for b in content if isinstance(b, dict)}
+            kinds = {str(b.get("type")) for b in content if isinstance(b, dict)}
             if kinds & _ANTHROPIC_BLOCKS or any(
                 isinstance(b, dict) and b.get("type") == "image" and "source" in b for b in content
             ):
@@ -85,7 +91,7 @@ class AnthropicMessagesReader(RequestReader):
     def tool_definitions(self, request: dict[str, Any]) -> list[tuple[str, Any]]:
         return [
             (str(t.get("name") or t.get("type") or "tool"), t)
-            for t in request.get("tools") or []
+            for t in as_list(request.get("tools"))
             if isinstance(t, dict)
         ]
 
@@ -169,7 +175,7 @@ class AnthropicMessagesReader(RequestReader):
         sublayer: str,
         overhead: int,
     ) -> None:
-        src = block.get("source") or {}
+        src = as_dict(block.get("source"))
         data = src.get("data") if isinstance(src, dict) else None
         size = size_from_base64(data) if isinstance(data, str) else None
         label = f"image {size[0]}×{size[1]}" if size else "image (size unknown, estimated)"

@@ -21,7 +21,6 @@ for the context window, and how this reader treats it:
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
@@ -29,7 +28,9 @@ from typing import Any
 from memlens.context.formats import CLAUDE_CODE
 from memlens.context.images import anthropic_image_tokens, size_from_base64
 from memlens.context.layers import Layer
+from memlens.context.readers import jsontext
 from memlens.context.readers.common import (
+    as_dict,
     classify_tool,
     compact_json,
     flatten_text,
@@ -80,7 +81,7 @@ class ClaudeCodeReader:
             return
         self.session.lines_read += 1
         try:
-            record = json.loads(text)
+            record = jsontext.loads(text)
         except ValueError:
             self.session.warn(f"line {lineno}: malformed JSON, skipped")
             return
@@ -117,7 +118,7 @@ class ClaudeCodeReader:
             elif kind == "assistant":
                 self._assistant(record, lineno, when)
             elif kind == "system" and record.get("subtype") == "compact_boundary":
-                meta = record.get("compactMetadata") or {}
+                meta = as_dict(record.get("compactMetadata"))
                 pre = meta.get("preTokens")
                 self._last_pre_tokens = int(pre) if isinstance(pre, (int, float)) else None
                 self.session.compact(
@@ -411,7 +412,7 @@ class ClaudeCodeReader:
         sublayer: str,
         overhead: int,
     ) -> None:
-        src = block.get("source") or {}
+        src = as_dict(block.get("source"))
         data = src.get("data") if isinstance(src, dict) else None
         size = size_from_base64(data) if isinstance(data, str) else None
         tokens = anthropic_image_tokens(size)

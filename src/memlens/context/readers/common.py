@@ -41,6 +41,16 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else an empty list (malformed fields are ignored)."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a dict, else an empty dict (malformed fields are ignored)."""
+    return value if isinstance(value, dict) else {}
+
+
 def compact_json(value: Any) -> str:
     """Compact JSON text of a value (how tool inputs and schemas are counted)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from memlens.context.readers import anthropic_messages, claude_code, openai_chat
+from memlens.context.readers import anthropic_messages, claude_code, jsontext, openai_chat
 from memlens.core.errors import InputFormatError
 
 FORMATS = (claude_code.FORMAT, openai_chat.FORMAT, anthropic_messages.FORMAT)
@@ -53,6 +52,7 @@ def detect_format(path: Path, sample_lines: int = 50) -> str:
         raise InputFormatError(f"{path} is a directory, not a transcript") from None
     except OSError as exc:
         raise InputFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
+    head = head.removeprefix(b"\xef\xbb\xbf")
     if not head.strip():
         raise InputFormatError(f"{path} is empty: nothing to profile")
     first = head.lstrip()[:1]
@@ -63,7 +63,7 @@ def detect_format(path: Path, sample_lines: int = 50) -> str:
         )
     for raw in lines:
         try:
-            record = json.loads(raw)
+            record = jsontext.loads(raw)
         except ValueError:
             continue
         if claude_code.looks_like(record):
@@ -75,7 +75,7 @@ def detect_format(path: Path, sample_lines: int = 50) -> str:
     size = path.stat().st_size
     if size <= MAX_DOCUMENT_BYTES:
         try:
-            document = json.loads(path.read_bytes())
+            document = jsontext.loads(path.read_bytes())
         except ValueError:
             document = None
         found = classify_document(document) if document is not None else None

@@ -14,7 +14,7 @@ from typing import Any
 from memlens.context.formats import OPENAI_CHAT
 from memlens.context.images import openai_image_tokens, size_from_base64
 from memlens.context.layers import Layer
-from memlens.context.readers.common import flatten_text
+from memlens.context.readers.common import as_dict, as_list, flatten_text
 from memlens.context.readers.request_base import RequestReader, unwrap
 
 FORMAT = "openai-chat"
@@ -29,7 +29,9 @@ def score(document: Any) -> int:
     if not isinstance(messages, list):
         return 0
     points = 1
-    roles = {m.get("role") for m in messages if isinstance(m, dict)}
+    roles = {
+        m.get("role") for m in messages if isinstance(m, dict) and isinstance(m.get("role"), str)
+    }
     if roles & {"system", "developer", "tool", "function"}:
         points += 3
     if any(isinstance(m, dict) and ("tool_calls" in m or "function_call" in m) for m in messages):
@@ -65,12 +67,12 @@ class OpenAIChatReader(RequestReader):
 
     def tool_definitions(self, request: dict[str, Any]) -> list[tuple[str, Any]]:
         found: list[tuple[str, Any]] = []
-        for tool in request.get("tools") or []:
+        for tool in as_list(request.get("tools")):
             if isinstance(tool, dict):
                 inner = tool.get("function")
                 spec: dict[str, Any] = inner if isinstance(inner, dict) else tool
                 found.append((str(spec.get("name") or tool.get("type") or "tool"), spec))
-        for legacy in request.get("functions") or []:
+        for legacy in as_list(request.get("functions")):
             if isinstance(legacy, dict):
                 found.append((str(legacy.get("name", "function")), legacy))
         return found
@@ -104,8 +106,10 @@ class OpenAIChatReader(RequestReader):
         if text or not message.get("tool_calls"):
             s.add_message(role, text, new_turn=False, id=mid, source=source, overhead=overhead)
             overhead = 0
-        for index, call in enumerate(message.get("tool_calls") or []):
-            fn = call.get("function") or {}
+        for index, call in enumerate(as_list(message.get("tool_calls"))):
+            if not isinstance(call, dict):
+                continue
+            fn = as_dict(call.get("function"))
             self.tool_call(
                 str(call.get("id", f"{mid}.{index}")),
                 str(fn.get("name", "tool")),
@@ -125,7 +129,7 @@ class OpenAIChatReader(RequestReader):
         self, images: list[dict[str, Any]], mid: str, source: str, layer: Layer, sublayer: str
     ) -> None:
         for index, block in enumerate(images):
-            spec = block.get("image_url") or {}
+            spec = as_dict(block.get("image_url"))
             url = spec.get("url", "") if isinstance(spec, dict) else str(spec)
             detail = spec.get("detail", "auto") if isinstance(spec, dict) else "auto"
             size = None
@@ -149,7 +153,7 @@ class OpenAIChatReader(RequestReader):
         usage = response.get("usage")
         if not isinstance(usage, dict):
             return
-        details = usage.get("prompt_tokens_details") or {}
+        details = as_dict(usage.get("prompt_tokens_details"))
         cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
         prompt = int(usage.get("prompt_tokens") or 0)
         self.session.record_call(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from memlens.context.formats import FormatOverheads
 from memlens.context.layers import Layer
+from memlens.context.readers import jsontext
 from memlens.context.readers.common import ToolClass, classify_tool, compact_json
 from memlens.context.session import ContextSession
 
@@ -113,7 +113,7 @@ class RequestReader:
         s = self.session
         if isinstance(args, str):
             with contextlib.suppress(ValueError):
-                args = json.loads(args)
+                args = jsontext.loads(args)
         cls = classify_tool(name, args)
         self._pending[call_id] = (name, args, cls)
         payload = compact_json({"name": name, "arguments": args})

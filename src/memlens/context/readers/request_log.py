@@ -26,13 +26,12 @@ again: reading a log costs one tokenization of each distinct text.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from memlens.context.items import ContextItem
 from memlens.context.layers import Layer
-from memlens.context.readers import anthropic_messages, openai_chat
+from memlens.context.readers import anthropic_messages, jsontext, openai_chat
 from memlens.context.readers.common import parse_timestamp
 from memlens.context.readers.detect import classify_document
 from memlens.context.readers.request_base import RequestReader, unwrap
@@ -84,7 +83,7 @@ class RequestLogReader:
         if not text:
             return
         try:
-            record = json.loads(text)
+            record = jsontext.loads(text)
         except ValueError:
             self.session.lines_read += 1
             self.session.warn(f"line {lineno}: malformed JSON, skipped")
