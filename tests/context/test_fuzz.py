@@ -26,7 +26,7 @@ from memlens.report.context_html import render_html
 
 from .conftest import FIXTURES
 
-CASES = int(os.environ.get("MEMLENS_FUZZ_CASES", "2000"))
+CASES = int(os.environ.get("FUZZ_CASES", "2000"))
 SEED = 14
 
 SEEDS = [

@@ -101,3 +101,151 @@ def test_every_mode_is_valid():
     for mode in MODES:
         cfg = Config(mode=mode)
         assert cfg.effective_interval > 0
+
+
+# -- hardening (issue #14): one validation path for every source ---------------------
+@pytest.mark.parametrize(
+    ("toml", "field"),
+    [
+        ("sampling_interval = 1e-300", "sampling_interval"),
+        ("sampling_interval = inf", "sampling_interval"),
+        ("sampling_interval = nan", "sampling_interval"),
+        ("trace_depth = 8.7", "trace_depth"),
+        ("event_queue_size = 1.5", "event_queue_size"),
+        ("leak_warmup_seconds = nan", "leak_warmup_seconds"),
+        ('enabled_backends = "system"', ""),  # a string is a one-item list: accepted
+        ("enabled_backends = [1]", "enabled_backends"),
+        ("components = 5", "components"),
+        ('components = {"" = "x"}', "components"),
+        ("persist_history = 3", "persist_history"),
+        ('service_name = ["a"]', "service_name"),
+    ],
+)
+def test_file_values_are_validated_and_name_the_file(tmp_path, toml, field):
+    (tmp_path / "memlens.toml").write_text(toml + "\n")
+    if not field:
+        load_config(tmp_path, env={})
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, env={})
+    assert field in str(info.value)
+    assert "memlens.toml" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"sampling_interval": 1e-300}, "sampling_interval"),
+        ({"sampling_interval": float("inf")}, "sampling_interval"),
+        ({"trace_depth": 8.7}, "trace_depth"),
+        ({"event_queue_size": 1.5}, "event_queue_size"),
+        ({"leak_warmup_seconds": float("nan")}, "leak_warmup_seconds"),
+        ({"components": {"": "x"}}, "components"),
+    ],
+)
+def test_the_api_path_applies_the_same_checks(kwargs, field):
+    with pytest.raises(ConfigError, match=field):
+        Config(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("env", "field"),
+    [
+        ({"MEMLENS_COMPONENTS": "=x"}, "MEMLENS_COMPONENTS"),
+        ({"MEMLENS_COMPONENTS": "x"}, "MEMLENS_COMPONENTS"),
+        ({"MEMLENS_TRACE_DEPTH": "8.7"}, "MEMLENS_TRACE_DEPTH"),
+        ({"MEMLENS_SAMPLING_INTERVAL": "1e-300"}, "MEMLENS_SAMPLING_INTERVAL"),
+        ({"MEMLENS_SAMPLING_INTERVAL": "1ms"}, "MEMLENS_SAMPLING_INTERVAL"),
+    ],
+)
+def test_env_values_name_the_variable(env, field):
+    with pytest.raises(ConfigError, match=field):
+        load_config(env=env)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[tool]\nmemlens = 5\n", b'tool = "x"\n', b"[tool.memlens]\nmode = \xff\n", b"\xff\xfe[x]"],
+)
+def test_malformed_pyproject_is_one_clear_error(tmp_path, body):
+    (tmp_path / "pyproject.toml").write_bytes(body)
+    with pytest.raises(ConfigError, match="pyproject.toml"):
+        load_config(tmp_path, env={})
+
+
+def test_malformed_memlens_toml_is_one_clear_error(tmp_path):
+    (tmp_path / "memlens.toml").write_text("memlens = 5\n")
+    with pytest.raises(ConfigError, match="memlens.toml"):
+        load_config(tmp_path, env={})
+
+
+def test_unknown_env_variable_is_reported_once(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="memlens.config"):
+        cfg = load_config(env={"MEMLENS_MODEE": "production"})
+        load_config(env={"MEMLENS_MODEE": "production"})
+    assert cfg.mode == "standard"
+    messages = [r.getMessage() for r in caplog.records if "MEMLENS_MODEE" in r.getMessage()]
+    assert len(messages) == 1, messages
+    assert "did you mean MEMLENS_MODE" in messages[0]
+
+
+def test_config_loader_fuzz_wrong_types_and_unknown_keys(tmp_path):
+    """Every field given every kind of wrong value from a file, the environment and the
+    API: a ConfigError naming the field, or a valid Config; never another exception."""
+    import random
+    from dataclasses import fields
+
+    from memlens.core.config import Config as Cfg
+
+    wrong = [
+        "5",
+        "-1",
+        "1e-300",
+        "1e999",
+        "nan",
+        "inf",
+        "8.7",
+        "true",
+        '"x"',
+        '""',
+        "[]",
+        "[1, 2]",
+        '["a"]',
+        "{}",
+        "{a = 1}",
+        '{"" = "x"}',
+        "2025-01-01",
+    ]
+    rng = random.Random(14)
+    names = [f.name for f in fields(Cfg)] + ["colour", "sampling", "Mode"]
+    tried = valid = refused = 0
+    for name in names:
+        for value in wrong:
+            for where in ("memlens.toml", "pyproject.toml", "env"):
+                tried += 1
+                for old in ("memlens.toml", "pyproject.toml"):
+                    (tmp_path / old).unlink(missing_ok=True)
+                env: dict[str, str] = {}
+                if where == "env":
+                    env = {"MEMLENS_" + name.upper(): value.strip('"')}
+                elif where == "pyproject.toml":
+                    (tmp_path / where).write_text(f"[tool.memlens]\n{name} = {value}\n")
+                else:
+                    (tmp_path / where).write_text(f"{name} = {value}\n")
+                try:
+                    load_config(tmp_path, env=env)
+                    valid += 1
+                except ConfigError:
+                    refused += 1
+    for _ in range(300):
+        tried += 1
+        kwargs = {rng.choice(names[:-3]): rng.choice([None, 1.5, -3, "x", [], {}, (), True])}
+        try:
+            Cfg(**kwargs)
+            valid += 1
+        except ConfigError:
+            refused += 1
+    print(f"\nconfig fuzz: {tried} tried, {valid} valid, {refused} refused, 0 crashed")
+    assert valid + refused == tried

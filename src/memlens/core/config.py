@@ -13,6 +13,9 @@ the mode's preset, so ``Config(mode="production")`` is cheap and
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -141,8 +144,46 @@ class Config:
 _FALLBACKS: dict[str, Any] = {"trace_depth": 8, "snapshot_interval": 300.0}
 
 
+class ConfigValueError(ConfigError):
+    """An invalid value for one field; ``field`` names it (for "set in FILE")."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _fail(name: str, value: Any, accepted: str) -> None:
-    raise ConfigError(f"invalid config {name}={value!r}: accepted values are {accepted}")
+    raise ConfigValueError(f"invalid config {name}={value!r}: accepted values are {accepted}", name)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# field -> (lowest, highest, lowest allowed itself?, accepted values as told to users)
+_NUMBER_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    # below 10 ms the sampler is a busy loop; above a day it never samples
+    "sampling_interval": (0.01, 86400.0, True, "a number of seconds from 0.01 to 86400"),
+    "snapshot_interval": (0.01, 86400.0 * 7, True, "a number of seconds from 0.01 to 604800"),
+    "memory_warning_threshold_mb": (0, math.inf, False, "a number above 0"),
+    "memory_critical_threshold_mb": (0, math.inf, False, "a number above 0"),
+    "memory_growth_rate_threshold_mb_per_min": (0, math.inf, False, "a number above 0"),
+    "smaps_interval": (0, math.inf, False, "a number above 0"),
+    "smaps_max_rss_mb": (0, math.inf, False, "a number above 0"),
+    "history_flush_interval": (0, math.inf, False, "a number above 0"),
+    "raw_history_seconds": (0, math.inf, False, "a number above 0"),
+    "leak_window_seconds": (0, math.inf, False, "a number above 0"),
+    "leak_check_interval": (0, math.inf, False, "a number above 0"),
+    "leak_warmup_seconds": (0, math.inf, True, "a number of seconds, 0 or more"),
+    "threshold_hysteresis": (0, 0.5, True, "a fraction from 0 up to (not including) 0.5"),
+}
+
+# field -> (lowest, highest) for whole numbers
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "event_queue_size": (1, 1_000_000),
+    "trace_depth": (1, 256),
+    "http_port": (0, 65535),
+}
 
 
 def _validate(cfg: Config) -> None:
@@ -150,46 +191,23 @@ def _validate(cfg: Config) -> None:
         _fail("mode", cfg.mode, ", ".join(MODES))
     if cfg.level not in LEVELS:
         _fail("level", cfg.level, ", ".join(LEVELS))
-    for name in ("sampling_interval", "snapshot_interval"):
+    for name, (low, high, low_ok, accepted) in _NUMBER_RANGES.items():
         value = getattr(cfg, name)
-        if value is not None and not (isinstance(value, (int, float)) and value > 0):
-            _fail(name, value, "a number of seconds above 0")
-    for name in (
-        "memory_warning_threshold_mb",
-        "memory_critical_threshold_mb",
-        "memory_growth_rate_threshold_mb_per_min",
-        "smaps_interval",
-        "smaps_max_rss_mb",
-        "history_flush_interval",
-        "raw_history_seconds",
-        "leak_window_seconds",
-        "leak_check_interval",
-    ):
+        if value is None and name in ("sampling_interval", "snapshot_interval"):
+            continue  # the mode's preset
+        if not _is_number(value):
+            _fail(name, value, accepted)
+        above_low = value >= low if low_ok else value > low
+        # threshold_hysteresis excludes its top; the others include it
+        below_high = value < high if name == "threshold_hysteresis" else value <= high
+        if not (above_low and below_high):
+            _fail(name, value, accepted)
+    for name, (low, high) in _INT_RANGES.items():
         value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            _fail(name, value, "a number above 0")
-    if (
-        isinstance(cfg.leak_warmup_seconds, bool)
-        or not isinstance(cfg.leak_warmup_seconds, (int, float))
-        or cfg.leak_warmup_seconds < 0
-    ):
-        _fail("leak_warmup_seconds", cfg.leak_warmup_seconds, "a number of seconds, 0 or more")
-    if (
-        isinstance(cfg.threshold_hysteresis, bool)
-        or not isinstance(cfg.threshold_hysteresis, (int, float))
-        or not 0 <= cfg.threshold_hysteresis < 0.5
-    ):
-        _fail(
-            "threshold_hysteresis",
-            cfg.threshold_hysteresis,
-            "a fraction from 0 up to (not including) 0.5",
-        )
-    if (
-        isinstance(cfg.event_queue_size, bool)
-        or not isinstance(cfg.event_queue_size, int)
-        or not 1 <= cfg.event_queue_size <= 1_000_000
-    ):
-        _fail("event_queue_size", cfg.event_queue_size, "a whole number from 1 to 1000000")
+        if value is None and name == "trace_depth":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            _fail(name, value, f"a whole number from {low} to {high}")
     if cfg.memory_critical_threshold_mb < cfg.memory_warning_threshold_mb:
         _fail(
             "memory_critical_threshold_mb",
@@ -197,32 +215,64 @@ def _validate(cfg: Config) -> None:
             f"a number at or above memory_warning_threshold_mb ({cfg.memory_warning_threshold_mb})",
         )
     if cfg.enabled_backends is not None:
+        if isinstance(cfg.enabled_backends, (str, bytes)) or not isinstance(
+            cfg.enabled_backends, (tuple, list)
+        ):
+            _fail("enabled_backends", cfg.enabled_backends, ", ".join(BACKENDS))
         for backend in cfg.enabled_backends:
             if backend not in BACKENDS:
                 _fail("enabled_backends", backend, ", ".join(BACKENDS))
-    if cfg.trace_depth is not None and (
-        isinstance(cfg.trace_depth, bool)
-        or not isinstance(cfg.trace_depth, int)
-        or not 1 <= cfg.trace_depth <= 256
-    ):
-        _fail("trace_depth", cfg.trace_depth, "a whole number from 1 to 256")
-    if (
-        isinstance(cfg.http_port, bool)
-        or not isinstance(cfg.http_port, int)
-        or not 0 <= cfg.http_port <= 65535
-    ):
-        _fail("http_port", cfg.http_port, "a port number from 0 to 65535")
     if not isinstance(cfg.components, Mapping):
         _fail("components", cfg.components, "a table of name = 'module.prefix'")
+    for name, prefix in cfg.components.items():
+        if not (isinstance(name, str) and name.strip() and isinstance(prefix, str)):
+            _fail("components", {name: prefix}, "a table of name = 'module.prefix'")
+        if not prefix.strip():
+            _fail("components", {name: prefix}, "a table of name = 'module.prefix'")
+    for name in ("service_name", "db_path", "http_token"):
+        value = getattr(cfg, name)
+        if value is not None and not isinstance(value, str):
+            _fail(name, value, "text")
+    if not isinstance(cfg.http_host, str) or not cfg.http_host:
+        _fail("http_host", cfg.http_host, "a host name or address")
+    for name in (
+        "enable_leak_detection",
+        "enable_component_tracking",
+        "enable_gc_monitoring",
+        "http_enabled",
+        "persist_history",
+    ):
+        if not isinstance(getattr(cfg, name), bool):
+            _fail(name, getattr(cfg, name), "true or false")
 
 
 # -- loading -----------------------------------------------------------------------
 _FIELD_TYPES = {f.name: f.type for f in fields(Config)}
 
 
-def _coerce(name: str, value: Any) -> Any:
+#: ``MEMLENS_*`` environment variables that are not config fields but are read elsewhere.
+OTHER_ENV_VARS = frozenset(
+    {
+        "MEMLENS_DB",
+        "MEMLENS_DIR",
+        "MEMLENS_MONITOR",
+        "MEMLENS_CACHE_DIR",
+        "MEMLENS_CONTEXT_MODELS",
+        "MEMLENS_TIKTOKEN_DIR",
+        "MEMLENS_TOKEN_THREADS",
+        "MEMLENS_RUN_HOSTED",
+        "MEMLENS_RUN_REEXEC",
+    }
+)
+
+_log = logging.getLogger("memlens.config")
+_warned_env: set[str] = set()
+
+
+def _coerce(name: str, value: Any, source: str = "") -> Any:
     """Turn a TOML or environment value into the field's type, or fail clearly."""
     kind = str(_FIELD_TYPES[name])
+    where = f" in {source}" if source else ""
     try:
         if "bool" in kind:
             if isinstance(value, bool):
@@ -236,27 +286,59 @@ def _coerce(name: str, value: Any) -> Any:
         if "tuple" in kind:
             if isinstance(value, str):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                raise ValueError
             return tuple(value)
         if "Mapping" in kind:
             if isinstance(value, str):
                 pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+                if any(len(pair) != 2 for pair in pairs):
+                    raise ValueError
                 return {k.strip(): v.strip() for k, v in pairs}
+            if not isinstance(value, Mapping):
+                raise ValueError
             return dict(value)
         if "int" in kind and "float" not in kind:
             if isinstance(value, bool):
                 raise ValueError
-            return int(value)
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError  # 8.7 is not a depth; int() would quietly make it 8
+                return int(value)
+            if isinstance(value, str):
+                return int(value.strip())
+            if not isinstance(value, int):
+                raise ValueError
+            return value
         if "float" in kind:
             if name.endswith("interval") and isinstance(value, str):
                 return parse_duration(value)
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError
             return float(value)
+        if isinstance(value, (dict, list, tuple, bool)):
+            raise ValueError
         return str(value)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError):
-        raise ConfigError(f"invalid config {name}={value!r}: expected {kind}") from None
+    except ConfigError as exc:
+        raise ConfigValueError(f"{exc}{where}", name) from None
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigValueError(
+            f"invalid config {name}={value!r}{where}: expected {_KIND_WORDS.get(kind, kind)}",
+            name,
+        ) from None
+
+
+_KIND_WORDS = {
+    "bool": "true or false",
+    "int": "a whole number",
+    "int | None": "a whole number",
+    "float": "a number",
+    "float | None": "a number",
+    "tuple[str, ...] | None": "a list of names",
+    "Mapping[str, str]": "a table of name = 'module.prefix'",
+    "str | None": "text",
+    "str": "text",
+}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -267,21 +349,48 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def _table(data: Any, keys: tuple[str, ...], path: Path) -> Mapping[str, Any]:
+    """The table at ``keys`` inside ``data`` ({} if absent), or a clear error."""
+    table: Any = data
+    for depth, key in enumerate(keys):
+        if not isinstance(table, Mapping):
+            dotted = ".".join(keys[:depth])
+            raise ConfigError(f"cannot read {path}: [{dotted}] must be a table")
+        table = table.get(key, {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"cannot read {path}: [{'.'.join(keys)}] must be a table")
+    return table
 
 
 def _from_table(table: Mapping[str, Any], source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in table.items():
-        name = key.replace("-", "_")
+        name = str(key).replace("-", "_")
         if name not in _FIELD_TYPES:
             raise ConfigError(
                 f"unknown config field {key!r} in {source}: known fields are "
                 + ", ".join(sorted(_FIELD_TYPES))
             )
-        out[name] = _coerce(name, value)
+        out[name] = _coerce(name, value, source)
     return out
+
+
+def _warn_unknown_env(env: Mapping[str, str]) -> None:
+    """Log once per name for a ``MEMLENS_*`` variable nothing reads (a typo, usually)."""
+    known = {"MEMLENS_" + name.upper() for name in _FIELD_TYPES} | OTHER_ENV_VARS
+    for key in env:
+        if not key.startswith("MEMLENS_") or key in known or key in _warned_env:
+            continue
+        _warned_env.add(key)
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        _log.warning("memlens: unknown environment variable %s ignored%s", key, hint)
 
 
 def load_config(
@@ -289,25 +398,36 @@ def load_config(
     env: Mapping[str, str] | None = None,
     **overrides: Any,
 ) -> Config:
-    """Build the effective :class:`Config` (see the module docstring for the order)."""
+    """Build the effective :class:`Config` (see the module docstring for the order).
+
+    Every source goes through the same checks; an invalid value names the file or
+    environment variable it came from.
+    """
     base = Path(directory) if directory is not None else Path.cwd()
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    def merge(found: dict[str, Any], source: str) -> None:
+        values.update(found)
+        origin.update(dict.fromkeys(found, source))
+
     pyproject = base / "pyproject.toml"
     if pyproject.is_file():
-        table = _read_toml(pyproject).get("tool", {}).get("memlens", {})
-        values.update(_from_table(table, str(pyproject)))
+        table = _table(_read_toml(pyproject), ("tool", "memlens"), pyproject)
+        merge(_from_table(table, str(pyproject)), str(pyproject))
     own = base / "memlens.toml"
     if own.is_file():
         data = _read_toml(own)
-        table = data.get("memlens", data)
-        values.update(_from_table(table, str(own)))
+        table = _table(data, ("memlens",), own) if "memlens" in data else data
+        merge(_from_table(table, str(own)), str(own))
+    _warn_unknown_env(env)
     for name in _FIELD_TYPES:
         key = "MEMLENS_" + name.upper()
         if key in env:
-            values[name] = _coerce(name, env[key])
+            merge({name: _coerce(name, env[key], key)}, key)
     if "MEMLENS_DB" in env and "db_path" not in overrides:
-        values["db_path"] = env["MEMLENS_DB"]
+        merge({"db_path": env["MEMLENS_DB"]}, "MEMLENS_DB")
     for name, value in overrides.items():
         if name not in _FIELD_TYPES:
             raise ConfigError(
@@ -315,4 +435,11 @@ def load_config(
                 + ", ".join(sorted(_FIELD_TYPES))
             )
         values[name] = value
-    return Config(**values)
+        origin.pop(name, None)
+    try:
+        return Config(**values)
+    except ConfigValueError as exc:
+        source = origin.get(exc.field)
+        if source and source not in str(exc):
+            raise ConfigValueError(f"{exc} (set in {source})", exc.field) from None
+        raise
