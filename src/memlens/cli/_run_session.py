@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from memlens.cli._program import Outcome, Program, exit_like_interrupt, print_outcome
 from memlens.core.errors import MemlensError
+from memlens.core.redact import redact_argv
 from memlens.core.session import INTERRUPTED, Session
 from memlens.store import SessionStore, open_store
 
@@ -81,8 +82,8 @@ def finish(plan: Plan, started: Started, outcome: Outcome) -> None:
         session = started.profiler.stop(
             status=outcome.status, error=outcome.error, exit_code=outcome.exit_code
         )
-        session.metadata.argv = plan.program.argv
-        session.tags["command"] = " ".join(plan.command)
+        session.metadata.argv = redact_argv(plan.program.argv)
+        session.tags["command"] = " ".join(redact_argv(plan.command))
         save_error = _save(session, started.store)
     _flush_program_output()
     print_outcome(outcome)

@@ -16,11 +16,14 @@ from memlens.core.units import parse_duration
 def _emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text)
-    else:
+        return
+    from memlens.report.output import ReportWriteError, write_atomically
+
+    try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_atomically(output, text)
 
 
 @click.command(name="context")

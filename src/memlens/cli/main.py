@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         sys.exit(exc.exit_code)
     except MemlensError as exc:
-        click.echo(f"memlens: error: {exc}", err=True)
+        from memlens.report.safe import printable
+
+        click.echo(f"memlens: error: {printable(exc, one_line=True)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -13,6 +13,7 @@ from memlens.cli._store_options import db_option, reading_store
 from memlens.core.errors import NotFoundError
 from memlens.core.units import format_bytes, format_duration
 from memlens.report.common import status_style
+from memlens.report.safe import plain
 from memlens.store import SessionRow
 
 
@@ -64,10 +65,10 @@ def sessions_table(rows: list[SessionRow]) -> Table:
         status = "CORRUPTED" if row.corrupted else row.status
         style = "bold red" if row.corrupted else status_style(row.status)
         table.add_row(
-            row.id,
-            row.name,
-            row.kind,
-            f"[{style}]{status}[/]",
+            plain(row.id),
+            plain(row.name),
+            plain(row.kind),
+            plain(status, style),
             _local_time(row.started_at),
             format_duration(row.duration),
             format_bytes(row.peak_rss),

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from memlens.core.redact import redact_argv
 from memlens.core.series import Series
 
 SCHEMA = 1
@@ -53,6 +54,10 @@ class Metadata:
     host: str = field(default_factory=socket.gethostname)
     started_at: str = field(default_factory=utc_now_iso)
     ended_at: str | None = None
+
+    def __post_init__(self) -> None:
+        # secrets on the command line never reach the store or a report
+        self.argv = redact_argv(self.argv)
 
 
 @dataclass

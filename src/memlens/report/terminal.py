@@ -16,6 +16,7 @@ from rich.text import Text
 from memlens.core.session import Session
 from memlens.core.units import format_bytes, format_duration
 from memlens.report.common import bucket_max, growth_rate, memory_lines, short_path, status_style
+from memlens.report.safe import plain, printable
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -64,13 +65,15 @@ def session_summary(session: Session, *, width: int = 100, top: int = 10) -> Ren
 def _header(session: Session) -> Text:
     text = Text()
     text.append("memlens ", style="bold")
-    text.append(f"{session.name}", style="bold cyan")
-    text.append(f"  [{session.id}]  ", style="dim")
-    text.append(session.status, style=f"bold {status_style(session.status)}")
+    text.append(printable(session.name, one_line=True), style="bold cyan")
+    text.append(f"  [{printable(session.id, one_line=True)}]  ", style="dim")
+    text.append(
+        printable(session.status, one_line=True), style=f"bold {status_style(session.status)}"
+    )
     if session.exit_code not in (None, 0):
         text.append(f"  exit code {session.exit_code}", style="red")
     if session.error:
-        text.append(f"\n  {session.error}", style="red")
+        text.append(f"\n  {printable(session.error)}", style="red")
     return text
 
 
@@ -103,7 +106,10 @@ def _figures(session: Session) -> Table:
     elif session.tags.get("allocation_sites"):
         grid.add_row("Allocation sites", session.tags["allocation_sites"], "", "")
     else:
-        grid.add_row("Tracing", "off (--no-trace)", "", "")
+        # only `memlens run --no-trace` turns tracing off by a flag; a monitor or a
+        # profile without tracemalloc simply did not trace
+        how = " (--no-trace)" if session.kind == "run" else ""
+        grid.add_row("Tracing", f"off{how}", "", "")
     return grid
 
 
@@ -166,12 +172,12 @@ def _sites_table(session: Session, top: int) -> Table:
     for rank, site in enumerate(sites, 1):
         table.add_row(
             str(rank),
-            f"{short_path(site.filename)}:{site.lineno}",
-            site.function,
+            plain(f"{short_path(site.filename)}:{site.lineno}"),
+            plain(site.function),
             format_bytes(site.size),
             f"{site.count:,}",
             format_bytes(site.size_diff, signed=True),
-            site.component or "-",
+            plain(site.component or "-"),
         )
     return table
 
@@ -185,7 +191,7 @@ def _components_table(session: Session) -> Table:
     table.add_column("blocks", justify="right")
     for comp in sorted(session.components, key=lambda c: c.current, reverse=True):
         table.add_row(
-            comp.name,
+            plain(comp.name),
             format_bytes(comp.current),
             format_bytes(comp.peak),
             format_bytes(comp.growth, signed=True),
