@@ -70,6 +70,11 @@ def _emit(text: str, output: Path | None) -> None:
     show_default=True,
     help="How many of the largest items to list.",
 )
+@click.option(
+    "--all-sessions",
+    is_flag=True,
+    help="FILE is a Claude Code project folder: profile each session (default: the latest).",
+)
 @click.option("--watch", "-w", is_flag=True, help="Follow a live transcript and refresh.")
 @click.option("--interval", default="2s", show_default=True, help="Refresh interval with --watch.")
 @click.option(
@@ -87,12 +92,14 @@ def command(
     input_format: str,
     models_file: Path | None,
     top: int,
+    all_sessions: bool,
     watch: bool,
     interval: str,
     max_refreshes: int | None,
 ) -> None:
     """Profile an assistant's context window by layer: FILE is a Claude Code JSONL
-    transcript, an OpenAI chat request or an Anthropic Messages request."""
+    transcript (or a project folder: its latest session), an OpenAI chat or Anthropic
+    Messages request, a LangChain message dump, or JSON Lines of chat messages."""
     from memlens.context.budget import parse_budget
     from memlens.context.diagnose import diagnose
     from memlens.context.models import load_models_file, register_model
@@ -103,7 +110,16 @@ def command(
             register_model(info)
     tokens = parse_budget(budget)
     seconds = parse_duration(interval)
+    if all_sessions:
+        if not file.is_dir():
+            raise ConfigError("--all-sessions needs a Claude Code project folder")
+        if watch or fmt == "html":
+            raise ConfigError("--all-sessions works with --format text or json, without --watch")
+        _each_session(file, model, tokens, input_format, fmt, output, top)
+        return
     profiler = ContextProfiler(file, model=model, budget=tokens, input_format=input_format)
+    if file.is_dir():
+        click.echo(f"memlens: profiling the latest session, {profiler.path.name}", err=True)
 
     def refresh(count: int) -> None:
         profile = profiler.update()
@@ -124,14 +140,13 @@ def command(
                 f"wrote {output} ({profile.status}, {profile.utilization:.1%} used)", err=True
             )
         else:
-            from rich.console import Console
-
             from memlens.report import context_text
+            from memlens.report.console import output_console
 
             if output is not None:
                 _emit(context_text.render_to_string(profile, diagnosis, top=top), output)
                 return
-            console = Console()
+            console = output_console()
             if watch and console.is_terminal:
                 console.clear()
             elif watch and count:
@@ -154,3 +169,43 @@ def command(
             time.sleep(seconds)
     except KeyboardInterrupt:
         click.echo("memlens: stopped watching", err=True)
+
+
+def _each_session(
+    folder: Path,
+    model: str | None,
+    budget: int | None,
+    input_format: str,
+    fmt: str,
+    output: Path | None,
+    top: int,
+) -> None:
+    """Profile every session of a project folder, oldest first; one bad one is a line."""
+    from memlens.context.diagnose import diagnose
+    from memlens.context.profiler import ContextProfiler, project_sessions
+    from memlens.core.errors import MemlensError
+    from memlens.report import context_text
+
+    reports: list[dict] = []
+    texts: list[str] = []
+    for path in project_sessions(folder):
+        try:
+            profile = ContextProfiler(
+                path, model=model, budget=budget, input_format=input_format
+            ).update()
+        except MemlensError as exc:
+            click.echo(f"memlens: skipped {path.name}: {exc}", err=True)
+            continue
+        diagnosis = diagnose(profile)
+        if fmt == "json":
+            data = profile.to_dict()
+            data["diagnosis"] = diagnosis.to_dict()
+            reports.append(data)
+        else:
+            texts.append(
+                f"== {path.name}\n" + context_text.render_to_string(profile, diagnosis, top=top)
+            )
+    if fmt == "json":
+        _emit(json.dumps(reports, indent=2, ensure_ascii=False), output)
+    else:
+        _emit("\n".join(texts), output)

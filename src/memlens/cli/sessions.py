@@ -6,13 +6,13 @@ import json
 from datetime import datetime
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from memlens.cli._store_options import db_option, reading_store
 from memlens.core.errors import NotFoundError
 from memlens.core.units import format_bytes, format_duration
 from memlens.report.common import status_style
+from memlens.report.console import output_console
 from memlens.report.safe import plain
 from memlens.store import SessionRow
 
@@ -43,10 +43,7 @@ def command(
     if not rows:
         click.echo(f"No sessions in {store.location}.")
         return
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        # Piped or redirected: keep one session per line rather than fit 80 columns.
-        console = Console(highlight=False, width=200)
+    console = output_console()
     console.print(sessions_table(rows))
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from memlens.cli._store_options import db_option, reading_store
+from memlens.report.console import output_console
 from memlens.report.terminal import render_terminal
 
 
@@ -26,4 +26,4 @@ def command(db: str | None, top: int, session_id: str) -> None:
         session = store.load(session_id)
     finally:
         store.close()
-    render_terminal(session, Console(highlight=False), top=top)
+    render_terminal(session, output_console(), top=top)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from memlens.context.budget import parse_budget
 from memlens.context.models import get_model
 from memlens.context.profile import ContextProfile
-from memlens.context.readers import anthropic_messages, claude_code, jsontext, openai_chat
+from memlens.context.readers import anthropic_messages, claude_code, jsontext, messages, openai_chat
 from memlens.context.readers.claude_code import ClaudeCodeReader
 from memlens.context.readers.detect import (
     FORMATS,
@@ -86,7 +86,7 @@ class ContextProfiler:
         counter: CachedCounter | None = None,
         subagents: bool = True,
     ) -> None:
-        self.path = Path(path)
+        self.path = latest_session(Path(path)) if Path(path).is_dir() else Path(path)
         self.model = model
         self.budget = parse_budget(budget)
         if model and self.budget is None:
@@ -336,6 +336,31 @@ class ContextProfiler:
         session.records = max(1, session.records)
 
 
+def project_sessions(directory: str | os.PathLike[str]) -> list[Path]:
+    """The Claude Code sessions of a project folder (``~/.claude/projects/<project>``),
+    oldest first by modification time; sub-agent files (``agent-*.jsonl``) are left to
+    the session that owns them."""
+    folder = Path(directory)
+    try:
+        found = [
+            p for p in folder.glob("*.jsonl") if p.is_file() and not p.name.startswith("agent-")
+        ]
+        found.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    except OSError as exc:
+        raise InputFormatError(f"cannot read {folder}: {exc.strerror or exc}") from None
+    if not found:
+        raise InputFormatError(
+            f"{folder} is a directory with no transcripts (*.jsonl): give a transcript "
+            "file or a Claude Code project folder"
+        )
+    return found
+
+
+def latest_session(directory: str | os.PathLike[str]) -> Path:
+    """The most recently written session of a Claude Code project folder."""
+    return project_sessions(directory)[-1]
+
+
 def _first_session_id(path: Path) -> str | None:
     try:
         with path.open("rb") as handle:
@@ -355,8 +380,22 @@ def _is_request_log(path: Path) -> bool:
     try:
         jsontext.loads(path.read_bytes())
     except ValueError:
-        return True
+        return _first_record(path, messages.is_message) is None
     return False
+
+
+def _first_record(path: Path, accept: Any) -> Any:
+    """The first valid JSON line of ``path`` if ``accept(record)``, else None."""
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            try:
+                record = jsontext.loads(raw)
+            except ValueError:
+                continue
+            return record if accept(record) else None
+    return None
 
 
 def _first_model(path: Path) -> str | None:
@@ -381,7 +420,11 @@ def _load_request(path: Path) -> tuple[dict, list[str]]:
     except ValueError:
         document = None
     warnings: list[str] = []
-    if document is None:
+    if document is not None:
+        document = messages.normalize(document)
+    elif _first_record(path, messages.is_message) is not None:
+        document, warnings = _message_lines(data)
+    else:
         for lineno, raw in enumerate(data.splitlines(), 1):
             if not raw.strip():
                 continue
@@ -391,12 +434,30 @@ def _load_request(path: Path) -> tuple[dict, list[str]]:
                 warnings.append(f"line {lineno}: malformed JSON, skipped")
                 continue
             if classify_document(candidate):
-                document = candidate
+                document = messages.normalize(candidate)
     if isinstance(document, list):
         document = {"messages": document}
     if not isinstance(document, dict):
         raise InputFormatError(f"{path}: no request with 'messages' found")
     return document, warnings
+
+
+def _message_lines(data: bytes) -> tuple[dict, list[str]]:
+    """A request made of JSON Lines that hold one chat message each."""
+    records, warnings = [], []
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            record = jsontext.loads(raw)
+        except ValueError:
+            warnings.append(f"line {lineno}: malformed JSON, skipped")
+            continue
+        if messages.is_message(record):
+            records.append(record)
+        else:
+            warnings.append(f"line {lineno}: not a chat message, skipped")
+    return messages.message_request(records), warnings
 
 
 def profile_file(

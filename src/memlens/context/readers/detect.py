@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memlens.context.readers import anthropic_messages, claude_code, jsontext, openai_chat
+from memlens.context.readers import anthropic_messages, claude_code, jsontext, messages, openai_chat
 from memlens.core.errors import InputFormatError
 
 FORMATS = (claude_code.FORMAT, openai_chat.FORMAT, anthropic_messages.FORMAT)
@@ -16,6 +16,7 @@ MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 def classify_document(document: Any) -> str | None:
     """The request format of a parsed JSON document, or ``None``."""
+    document = messages.normalize(document)
     if (
         isinstance(document, list)
         and document
@@ -59,7 +60,7 @@ def detect_format(path: Path, sample_lines: int = 50) -> str:
     if first not in (b"{", b"["):
         raise InputFormatError(
             f"{path}: unknown format (expected a Claude Code JSONL transcript, "
-            "an OpenAI chat request or an Anthropic Messages request)"
+            "an OpenAI chat or Anthropic Messages request, or a list of chat messages)"
         )
     for raw in lines:
         try:
@@ -68,6 +69,9 @@ def detect_format(path: Path, sample_lines: int = 50) -> str:
             continue
         if claude_code.looks_like(record):
             return claude_code.FORMAT
+        if messages.is_message(record):
+            # one message per line: the lines together are one request's messages
+            return classify_document(messages.message_request([record])) or openai_chat.FORMAT
         found = classify_document(record)
         if found:
             return found
@@ -83,5 +87,5 @@ def detect_format(path: Path, sample_lines: int = 50) -> str:
             return found
     raise InputFormatError(
         f"{path}: unknown format (expected a Claude Code JSONL transcript, "
-        "an OpenAI chat request or an Anthropic Messages request)"
+        "an OpenAI chat or Anthropic Messages request, or a list of chat messages)"
     )
