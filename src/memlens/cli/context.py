@@ -6,10 +6,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from memlens.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from memlens.context.monitor import Thresholds
 from memlens.core.units import parse_duration
 
 
@@ -71,6 +75,30 @@ def _emit(text: str, output: Path | None) -> None:
     help="How many of the largest items to list.",
 )
 @click.option(
+    "--fail-on",
+    type=click.Choice(["warning", "critical"]),
+    help="Exit with status 1 if an alert at or above this severity is raised (CI).",
+)
+@click.option(
+    "--budget-warning", type=click.FloatRange(0, 1), help="Alert when the window is this full."
+)
+@click.option(
+    "--budget-critical", type=click.FloatRange(0, 1), help="Critical alert at this fullness."
+)
+@click.option(
+    "--working-memory-warning",
+    type=click.FloatRange(0, 1),
+    help="Alert when working memory uses this share of its allocation.",
+)
+@click.option(
+    "--working-memory-critical",
+    type=click.FloatRange(0, 1),
+    help="Critical alert for working memory at this share of its allocation.",
+)
+@click.option(
+    "--cache-hit-min", type=click.FloatRange(0, 1), help="Alert below this prompt-cache hit rate."
+)
+@click.option(
     "--all-sessions",
     is_flag=True,
     help="FILE is a Claude Code project folder: profile each session (default: the latest).",
@@ -92,6 +120,12 @@ def command(
     input_format: str,
     models_file: Path | None,
     top: int,
+    fail_on: str | None,
+    budget_warning: float | None,
+    budget_critical: float | None,
+    working_memory_warning: float | None,
+    working_memory_critical: float | None,
+    cache_hit_min: float | None,
     all_sessions: bool,
     watch: bool,
     interval: str,
@@ -110,12 +144,21 @@ def command(
             register_model(info)
     tokens = parse_budget(budget)
     seconds = parse_duration(interval)
+    thresholds = _thresholds(
+        token_budget_warning=budget_warning,
+        token_budget_critical=budget_critical,
+        working_memory_warning=working_memory_warning,
+        working_memory_critical=working_memory_critical,
+        cache_hit_rate_min=cache_hit_min,
+    )
+    worst: list[str] = []
     if all_sessions:
         if not file.is_dir():
             raise ConfigError("--all-sessions needs a Claude Code project folder")
         if watch or fmt == "html":
             raise ConfigError("--all-sessions works with --format text or json, without --watch")
-        _each_session(file, model, tokens, input_format, fmt, output, top)
+        worst = _each_session(file, model, tokens, input_format, fmt, output, top, thresholds)
+        _exit_on_alerts(worst, fail_on)
         return
     profiler = ContextProfiler(file, model=model, budget=tokens, input_format=input_format)
     if file.is_dir():
@@ -123,7 +166,8 @@ def command(
 
     def refresh(count: int) -> None:
         profile = profiler.update()
-        diagnosis = diagnose(profile)
+        diagnosis = diagnose(profile, thresholds)
+        worst[:] = [a.severity for a in diagnosis.alerts]
         if fmt == "json":
             data = profile.to_dict()
             data["diagnosis"] = diagnosis.to_dict()
@@ -157,6 +201,7 @@ def command(
         raise ConfigError("--format html needs --output FILE")
     if not watch:
         refresh(0)
+        _exit_on_alerts(worst, fail_on)
         return
     count = 0
     try:
@@ -169,6 +214,30 @@ def command(
             time.sleep(seconds)
     except KeyboardInterrupt:
         click.echo("memlens: stopped watching", err=True)
+    _exit_on_alerts(worst, fail_on)
+
+
+_RANK = {"warning": 1, "critical": 2}
+
+
+def _thresholds(**given: float | None) -> Thresholds:
+    """Alert thresholds: defaults < ``context_thresholds`` in the config < options."""
+    from memlens.context.monitor import Thresholds
+    from memlens.core.config import load_config
+
+    values: dict[str, float] = dict(load_config().context_thresholds)
+    values.update({k: v for k, v in given.items() if v is not None})
+    return Thresholds(**values)  # type: ignore[arg-type]  # names checked by Config
+
+
+def _exit_on_alerts(severities: list[str], fail_on: str | None) -> None:
+    """With ``--fail-on``, exit 1 when an alert at or above that severity was raised."""
+    if fail_on is None:
+        return
+    hits = [s for s in severities if _RANK.get(s, 0) >= _RANK[fail_on]]
+    if hits:
+        click.echo(f"memlens: {len(hits)} alert(s) at or above {fail_on}", err=True)
+        sys.exit(1)
 
 
 def _each_session(
@@ -179,8 +248,11 @@ def _each_session(
     fmt: str,
     output: Path | None,
     top: int,
-) -> None:
-    """Profile every session of a project folder, oldest first; one bad one is a line."""
+    thresholds: Thresholds,
+) -> list[str]:
+    """Profile every session of a project folder, oldest first; one bad one is a line.
+
+    Returns the severities of every session's alerts."""
     from memlens.context.diagnose import diagnose
     from memlens.context.profiler import ContextProfiler, project_sessions
     from memlens.core.errors import MemlensError
@@ -188,6 +260,7 @@ def _each_session(
 
     reports: list[dict] = []
     texts: list[str] = []
+    severities: list[str] = []
     for path in project_sessions(folder):
         try:
             profile = ContextProfiler(
@@ -196,7 +269,8 @@ def _each_session(
         except MemlensError as exc:
             click.echo(f"memlens: skipped {path.name}: {exc}", err=True)
             continue
-        diagnosis = diagnose(profile)
+        diagnosis = diagnose(profile, thresholds)
+        severities.extend(a.severity for a in diagnosis.alerts)
         if fmt == "json":
             data = profile.to_dict()
             data["diagnosis"] = diagnosis.to_dict()
@@ -209,3 +283,4 @@ def _each_session(
         _emit(json.dumps(reports, indent=2, ensure_ascii=False), output)
     else:
         _emit("\n".join(texts), output)
+    return severities

@@ -354,6 +354,15 @@ def _cache(profile: ContextProfile, t: Thresholds) -> list[Finding]:
     return findings
 
 
+def _largest_part(breakdown: dict[str, int]) -> str:
+    """`` (largest: debug info, 21.0k)`` for the biggest non-empty sub-layer, or ""."""
+    parts = [(tokens, name) for name, tokens in breakdown.items() if tokens > 0]
+    if not parts:
+        return ""
+    tokens, name = max(parts)
+    return f" (largest: {name.replace('_', ' ')}, {format_tokens(tokens)})"
+
+
 def _budget(profile: ContextProfile, t: Thresholds) -> list[Finding]:
     symptom = "token_budget_exhaustion"
     findings: list[Finding] = []
@@ -384,7 +393,7 @@ def _budget(profile: ContextProfile, t: Thresholds) -> list[Finding]:
                     "layer_imbalance",
                     "high",
                     f"{layer.label} is {used - 1:.0%} over its {t.share(layer):.0%} allocation",
-                    f"Reduce {layer.label} (largest: {next(iter(lp.breakdown), '-')}) or raise "
+                    f"Reduce {layer.label}{_largest_part(lp.breakdown)} or raise "
                     "its allocation deliberately.",
                     tokens=int(lp.tokens - cap),
                     evidence={"utilization": round(used, 3)},

@@ -54,6 +54,15 @@ MODE_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Alert thresholds of ``memlens context`` settable in ``context_thresholds``.
+CONTEXT_THRESHOLDS = (
+    "working_memory_warning",
+    "working_memory_critical",
+    "cache_hit_rate_min",
+    "token_budget_warning",
+    "token_budget_critical",
+)
+
 # level -> how many allocation sites/components reports keep.
 LEVEL_TOP_N = {"low": 5, "medium": 10, "high": 25, "detailed": 100}
 
@@ -94,6 +103,8 @@ class Config:
     event_queue_size: int = 1000
     # Run memlens.remedies' recovery ladder on leak alerts and the critical threshold.
     enable_recovery: bool = False
+    # `memlens context` alert thresholds (fractions 0..1), see docs/context.md
+    context_thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -229,6 +240,15 @@ def _validate(cfg: Config) -> None:
             _fail("components", {name: prefix}, "a table of name = 'module.prefix'")
         if not prefix.strip():
             _fail("components", {name: prefix}, "a table of name = 'module.prefix'")
+    if not isinstance(cfg.context_thresholds, Mapping):
+        _fail("context_thresholds", cfg.context_thresholds, "a table of threshold = fraction")
+    for name, value in cfg.context_thresholds.items():
+        if name not in CONTEXT_THRESHOLDS or not _is_number(value) or not 0 <= value <= 1:
+            _fail(
+                "context_thresholds",
+                {name: value},
+                "fractions from 0 to 1 for " + ", ".join(CONTEXT_THRESHOLDS),
+            )
     for name in ("service_name", "db_path", "http_token"):
         value = getattr(cfg, name)
         if value is not None and not isinstance(value, str):
@@ -241,6 +261,7 @@ def _validate(cfg: Config) -> None:
         "enable_gc_monitoring",
         "http_enabled",
         "persist_history",
+        "enable_recovery",
     ):
         if not isinstance(getattr(cfg, name), bool):
             _fail(name, getattr(cfg, name), "true or false")
@@ -294,10 +315,14 @@ def _coerce(name: str, value: Any, source: str = "") -> Any:
                 pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
                 if any(len(pair) != 2 for pair in pairs):
                     raise ValueError
-                return {k.strip(): v.strip() for k, v in pairs}
-            if not isinstance(value, Mapping):
+                table: dict[str, Any] = {k.strip(): v.strip() for k, v in pairs}
+            elif isinstance(value, Mapping):
+                table = dict(value)
+            else:
                 raise ValueError
-            return dict(value)
+            if "float" in kind:
+                return {k: float(v) for k, v in table.items()}
+            return table
         if "int" in kind and "float" not in kind:
             if isinstance(value, bool):
                 raise ValueError
@@ -336,6 +361,7 @@ _KIND_WORDS = {
     "float | None": "a number",
     "tuple[str, ...] | None": "a list of names",
     "Mapping[str, str]": "a table of name = 'module.prefix'",
+    "Mapping[str, float]": "a table of threshold = fraction",
     "str | None": "text",
     "str": "text",
 }

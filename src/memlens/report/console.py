@@ -2,7 +2,8 @@
 
 Piped or redirected output has no width; rich would fall back to 80 columns and wrap
 table cells mid-phrase. Off a terminal memlens uses ``COLUMNS`` when it is set, else
-:data:`WIDE`, so each row stays one line in a file or a CI log.
+:data:`WIDE` (tables are only as wide as their content), so a row stays one line
+in a file or a CI log.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import IO
 from rich.console import Console
 
 #: Width used when the output is not a terminal and ``COLUMNS`` is not set.
-WIDE = 200
+WIDE = 400
 
 
 def output_console(file: IO[str] | None = None, **options: object) -> Console:

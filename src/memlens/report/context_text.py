@@ -35,6 +35,7 @@ STATUS_STYLE = {
     "high": "dark_orange",
     "critical": "bold red",
 }
+ALERT_STYLE = {"warning": "yellow", "critical": "bold red"}
 SPARK = "▁▂▃▄▅▆▇█"
 
 GRID_COLUMNS = 50
@@ -245,6 +246,14 @@ def build(
                 f"{a.reported_context:,}" if a.reported_context else "-",
             )
         parts.append(agents)
+    if diagnosis is not None and diagnosis.alerts:
+        alerts = Table(title=f"alerts ({len(diagnosis.alerts)})", title_justify="left")
+        alerts.add_column("severity")
+        alerts.add_column("alert")
+        for alert in diagnosis.alerts:
+            style = ALERT_STYLE.get(alert.severity, "") if color else ""
+            alerts.add_row(Text(alert.severity, style=style), plain(alert.message))
+        parts.append(alerts)
     if diagnosis is not None and diagnosis.findings:
         blocks: list[RenderableType] = [
             Text(f"diagnosis ({diagnosis.severity})", style="bold" if color else "")
