@@ -65,9 +65,25 @@ class UsageComparison:
 
     @property
     def cache_hit_rate(self) -> float | None:
-        """Share of prompt tokens served from the prompt cache."""
+        """Share of prompt tokens served from the prompt cache (None: no cache reported).
+
+        A request whose usage has no cache fields at all says nothing about caching; a
+        rate of 0 there would be a false "cache hit rate 0 %" finding.
+        """
+        if not self.cache_read_tokens and not self.cache_write_tokens:
+            return None
         total = self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
         return self.cache_read_tokens / total if total else None
+
+    @property
+    def versus(self) -> str:
+        """How memlens's estimate compares with the API's figure, in words."""
+        gap = self.estimated_context - self.reported_context
+        if gap == 0:
+            return "the same as the API"
+        side = "above" if gap > 0 else "below"
+        share = abs(gap) / self.reported_context if self.reported_context else 0.0
+        return f"{abs(gap):,} tokens {side} the API, {share:.1%}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +113,7 @@ class AgentSummary:
     api_calls: int
     reported_context: int | None
     largest_layer: str
+    output_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -299,6 +316,17 @@ def _layers(session: ContextSession, budget: int) -> dict[Layer, LayerProfile]:
     return result
 
 
+def _on_estimate_scale(api_tokens: int, usage: UsageComparison | None) -> int:
+    """An API-reported token figure on the scale of memlens's estimate.
+
+    An observed compaction point is what the API counted; the window it is projected
+    against is memlens's estimate. The last call's two figures give the ratio.
+    """
+    if usage is None or not usage.reported_context or not usage.estimated_context:
+        return api_tokens
+    return max(1, round(api_tokens * usage.estimated_context / usage.reported_context))
+
+
 def _usage(session: ContextSession) -> UsageComparison | None:
     calls = [c for turn in session.turns for c in turn.calls.values()]
     if not calls:
@@ -336,10 +364,9 @@ def _agents(session: ContextSession) -> list[AgentSummary]:
                 items=len(sub.items),
                 turns=len(sub.turns),
                 api_calls=len(calls),
-                reported_context=(measured[-1].context_tokens + measured[-1].output_tokens)
-                if measured
-                else None,
+                reported_context=measured[-1].context_tokens if measured else None,
                 largest_layer=max(by_layer, key=lambda k: by_layer[k]) if by_layer else "",
+                output_tokens=sum(c.output_tokens for c in calls),
             )
         )
     summaries.sort(key=lambda a: a.tokens, reverse=True)
@@ -367,6 +394,7 @@ def build_profile(
     layers = _layers(session, window)
     total = session.window_tokens
     timeline = build_timeline(session)
+    usage = _usage(session)
     if session.auto_compact_tokens:
         point: int | None = session.auto_compact_tokens
         point_source = "observed (last automatic compaction)"
@@ -381,8 +409,9 @@ def build_profile(
     limit, limit_name = (
         (point, "compaction point") if point and point < window else (window, "budget")
     )
+    if limit_name == "compaction point" and session.auto_compact_tokens:
+        limit = _on_estimate_scale(limit, usage)
     projection = project(timeline, total, limit, limit_name)
-    usage = _usage(session)
     cache_rate = session.cache.hit_rate
     if cache_rate is None and usage is not None:
         cache_rate = usage.cache_hit_rate

@@ -56,7 +56,9 @@ def build_timeline(session: ContextSession) -> list[TurnStats]:
         if calls:
             last = calls[-1]
             if last.context_tokens:
-                reported = last.context_tokens + last.output_tokens
+                # one meaning everywhere: the context the API says the last call sent
+                # (input + cache reads + cache writes), as in the usage comparison
+                reported = last.context_tokens
         stats.append(
             TurnStats(
                 index=turn.index,

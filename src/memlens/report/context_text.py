@@ -66,6 +66,16 @@ def grid_cells(profile: ContextProfile, cells: int) -> list[str]:
     return result + [""] * (cells - len(result))
 
 
+def cell_tokens(profile: ContextProfile) -> float:
+    """Tokens per map cell: the same scale as the grid (and the HTML page) uses."""
+    return max(profile.budget, profile.total_tokens, 1) / (GRID_COLUMNS * GRID_ROWS)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 turn``, ``2 turns``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _grid(profile: ContextProfile, color: bool) -> Text:
     cells = grid_cells(profile, GRID_COLUMNS * GRID_ROWS)
     compact_cell = None
@@ -154,7 +164,7 @@ def build(
         Panel(head, title="memlens context", expand=False),
         Panel(
             Group(_grid(profile, color), Text(""), _legend(profile, color)),
-            title=f"context window map (1 cell ≈ {format_tokens(profile.budget / (GRID_COLUMNS * GRID_ROWS))})",
+            title=f"context window map (1 cell ≈ {format_tokens(cell_tokens(profile))})",
             expand=False,
         ),
     ]
@@ -193,8 +203,7 @@ def build(
         u = profile.usage
         usage = Text(
             f"API-reported context at the last call: {u.reported_context:,} tokens; "
-            f"memlens estimate {u.estimated_context:,} "
-            f"(difference {u.difference:+,}, {u.difference_ratio:+.1%}). "
+            f"memlens estimate {u.estimated_context:,} ({u.versus}). "
             f"{u.api_calls} API calls: input {u.input_tokens:,}, output {u.output_tokens:,}, "
             f"cache read {u.cache_read_tokens:,}, cache write {u.cache_write_tokens:,}"
         )
@@ -205,7 +214,8 @@ def build(
         p = profile.projection
         lines = Text(sparkline([t.context_tokens for t in profile.timeline]) + "\n")
         lines.append(
-            f"{len(profile.timeline)} turns; growth {p.growth_per_turn:+,.0f} tokens/turn; "
+            f"{_count(len(profile.timeline), 'turn')}; "
+            f"growth {p.growth_per_turn:+,.0f} tokens/turn; "
         )
         if p.turns_left is None:
             lines.append(f"not growing toward the {p.limit}")
@@ -235,7 +245,7 @@ def build(
         parts.append(leaks)
     if profile.agents:
         agents = Table(title="sub-agents (their own windows)", title_justify="left")
-        for col in ("agent", "tokens", "turns", "API calls", "reported"):
+        for col in ("agent", "tokens", "turns", "API calls", "reported", "output"):
             agents.add_column(col, justify="left" if col == "agent" else "right")
         for a in profile.agents:
             agents.add_row(
@@ -244,6 +254,7 @@ def build(
                 str(a.turns),
                 str(a.api_calls),
                 f"{a.reported_context:,}" if a.reported_context else "-",
+                f"{a.output_tokens:,}" if a.api_calls else "-",
             )
         parts.append(agents)
     if diagnosis is not None and diagnosis.alerts:
