@@ -42,11 +42,16 @@ def test_text_summary_has_every_section() -> None:
 
 
 def test_text_summary_of_an_untraced_failed_run() -> None:
-    session = Session(name="bare", status="failed", traced=False, error="ValueError: boom")
+    session = Session(
+        name="bare", kind="run", status="failed", traced=False, error="ValueError: boom"
+    )
     session.exit_code = 1
     text = render_text(session)
     assert "failed" in text and "exit code 1" in text and "ValueError: boom" in text
     assert "off (--no-trace)" in text
+    # a monitor (or a profile) was never run with --no-trace: do not say it was
+    session.kind = "monitor"
+    assert "--no-trace" not in render_text(session)
     assert "RSS over time" not in text  # no samples, no chart
 
 
