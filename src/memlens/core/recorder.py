@@ -57,6 +57,8 @@ class Recorder:
         self.name = name
         self.errors = 0
         self.last_error: str | None = None
+        #: meters whose read failed in the latest sample (emptied once they read again)
+        self.failing: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,12 +94,16 @@ class Recorder:
     def sample(self) -> dict[str, float]:
         """Read every meter once, append to the series and notify listeners."""
         values: dict[str, float] = {}
+        failing: dict[str, str] = {}
         for reader in self.readers:
             try:
                 values.update(reader())
             except Exception as exc:  # noqa: BLE001 - a broken meter must not stop sampling
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                name = getattr(reader, "__qualname__", None) or type(reader).__name__
+                failing[name] = self.last_error
+        self.failing = failing
         t = self.clock.monotonic() - self.origin
         with self._lock:
             self.series.append(t, values)

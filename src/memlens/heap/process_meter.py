@@ -51,6 +51,7 @@ class ProcessMeter:
         self.pid = pid if pid is not None else os.getpid()
         self._fd: int | None = None
         self._fd_pid = 0
+        self._fd_id: tuple[int, int] = (0, 0)
         self.smaps_interval = smaps_interval
         self.smaps_max_rss = smaps_max_rss
         self._monotonic = monotonic
@@ -92,20 +93,43 @@ class ProcessMeter:
                 out[name] = int(getattr(info, name))
         return out
 
+    def _owned_fd(self) -> int | None:
+        """The kept descriptor if it is still our status file, else None.
+
+        The program may close a descriptor it did not open (``os.closerange``, a
+        daemonizing library) and then open another file that gets the same number:
+        reading that would report its bytes as our memory. The descriptor is ours only
+        while it still refers to the file we opened (same device and inode).
+        """
+        if self._fd is None or self._fd_pid != os.getpid():
+            return None
+        try:
+            info = os.fstat(self._fd)
+        except OSError:
+            return None
+        return self._fd if (info.st_dev, info.st_ino) == self._fd_id else None
+
+    def _open_status(self) -> int:
+        pid = os.getpid()
+        if self._follow_self:
+            self.pid = pid
+            self._status_path = f"/proc/{pid}/status"
+            self._smaps_path = f"/proc/{pid}/smaps_rollup"
+        fd = os.open(self._status_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        info = os.fstat(fd)
+        self._fd, self._fd_pid, self._fd_id = fd, pid, (info.st_dev, info.st_ino)
+        return fd
+
     def _read_status(self) -> dict[str, int]:
         # One descriptor kept open and read with pread: half the cost of open/read/close.
         # /proc/self resolves when opened, so a forked child must open its own.
-        pid = os.getpid()
-        if self._fd is None or self._fd_pid != pid:
-            if self._fd is not None and self._fd_pid == pid:
-                os.close(self._fd)
-            if self._follow_self:
-                self.pid = pid
-                self._status_path = f"/proc/{pid}/status"
-                self._smaps_path = f"/proc/{pid}/smaps_rollup"
-            self._fd = os.open(self._status_path, os.O_RDONLY)
-            self._fd_pid = pid
-        data = os.pread(self._fd, 8192, 0)
+        fd = self._owned_fd()
+        if fd is None:
+            # never close a descriptor that is no longer ours: it is the program's now
+            fd = self._open_status()
+        data = os.pread(fd, 8192, 0)
+        if not data.startswith(b"Name:"):
+            data = os.pread(self._open_status(), 8192, 0)
         out: dict[str, int] = {}
         for key, name in _STATUS_FIELDS.items():
             at = data.find(key)
@@ -116,8 +140,9 @@ class ProcessMeter:
 
     def close(self) -> None:
         """Release the kept /proc descriptor (reads reopen it if needed)."""
-        if self._fd is not None and self._fd_pid == os.getpid():
-            os.close(self._fd)
+        fd = self._owned_fd()
+        if fd is not None:
+            os.close(fd)
         self._fd = None
 
     def __del__(self) -> None:

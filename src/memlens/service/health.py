@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,7 @@ def evaluate(
     meter_errors: int,
     last_error: str | None,
     events_dropped: int,
+    failing: Mapping[str, str] | None = None,
 ) -> Health:
     """Combine the monitor's state into one :class:`Health`."""
     status = OK
@@ -81,6 +82,9 @@ def evaluate(
             worsen(CRITICAL, text + f", critical threshold in {format_duration(projected)}")
         else:
             worsen(WARNING, text)
+    for meter, error in (failing or {}).items():
+        # a meter that cannot read is not "ok": its figures are stale or missing
+        worsen(WARNING, f"meter {meter} failed at the last sample ({error})")
     checks = {
         "monitor_running": running,
         "threshold_state": threshold_state,
@@ -89,5 +93,6 @@ def evaluate(
         "meter_errors": meter_errors,
         "last_meter_error": last_error,
         "events_dropped": events_dropped,
+        "failing_meters": sorted(failing or {}),
     }
     return Health(status, reasons, checks)

@@ -481,6 +481,7 @@ class Monitor:
             meter_errors=self.recorder.errors,
             last_error=self.recorder.last_error,
             events_dropped=self.events.dropped,
+            failing=self.recorder.failing,
         )
 
     def top_sites(self, limit: int | None = None) -> list[AllocationSite]:
