@@ -28,28 +28,53 @@ def store_of(mon: Monitor) -> Any:
 def to_session(mon: Monitor, status: str = RUNNING) -> Session:
     """The monitor's state as a ``Session(kind="monitor")`` (shares the live series)."""
     rss = int(mon.latest.get("rss", 0))
+    span = _span(mon, rss)
+    leaks = mon.get_active_leaks()
     session = Session(
         name=mon.name,
         id=mon.session_id,
         kind="monitor",
         status=status,
         interval=mon.interval,
-        duration=mon.now() - mon.run_start_t,
+        duration=span["duration"],
         traced=mon.heapwatch.tracing,
         trace_depth=mon.heapwatch.heap.depth if mon.heapwatch.tracing else 0,
         series=mon.series,
-        peak_rss=int(mon.latest.get("peak_rss", rss)),
+        peak_rss=span["peak_rss"],
+        start_rss=span["start_rss"],
         final_rss=rss,
         top_sites=mon.top_sites(),
         gc=mon.gc_stats(),
         components=list(mon.heapwatch.usage().values()),
         metadata=mon._metadata,
         tags={"wall_origin": repr(mon.wall_origin), "mode": mon.config.mode},
-        analyses={"leaks": mon.get_active_leaks(), "diagnosis": mon.diagnosis().to_dict()},
+        analyses={"diagnosis": mon.diagnosis().to_dict()},
     )
+    if leaks:  # an empty list would show as a raw "[]" section in the report
+        session.analyses["leaks"] = leaks
     if status != RUNNING:
         session.metadata.ended_at = utc_now_iso()
     return session
+
+
+def _span(mon: Monitor, rss: int) -> dict[str, Any]:
+    """Start RSS, peak RSS and duration over the whole stored history.
+
+    After a restart that continued the stored series, the session covers every run
+    in it, not only this process's: its start is the series' first sample.
+    """
+    points = mon.series.points("rss")
+    peak = int(mon.latest.get("peak_rss", rss))
+    if not points:
+        return {"start_rss": rss, "peak_rss": max(peak, rss), "duration": 0.0}
+    first = points[0]
+    highest = max(p.max for p in points if math.isfinite(p.max))
+    return {
+        "start_rss": int(first.mean),
+        # VmHWM is this process's own peak: the history may hold a higher one
+        "peak_rss": int(max(peak, highest, rss)),
+        "duration": max(0.0, mon.now() - first.start),
+    }
 
 
 def flush(mon: Monitor, status: str = RUNNING) -> bool:

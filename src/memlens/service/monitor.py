@@ -44,7 +44,7 @@ from memlens.core.session import (
 )
 from memlens.heap.gc_meter import GcMeter
 from memlens.heap.process_meter import ProcessMeter
-from memlens.service import actions, growth, history, readout, recovery
+from memlens.service import actions, growth, history, readout, recovery, shutdown
 from memlens.service import health as health_mod
 from memlens.service.actions import GcResult
 from memlens.service.components import HeapWatch
@@ -250,6 +250,7 @@ class Monitor:
         _live.add(self)
         if self.config.enable_recovery and self.recovery is None:
             self.enable_recovery()
+        shutdown.watch(self)  # `kill PID` still gets the final flush
         if thread:
             self.recorder.start()
         else:
@@ -273,6 +274,7 @@ class Monitor:
         self.heapwatch.stop()
         self.events.stop(timeout)
         _live.discard(self)
+        shutdown.unwatch(self)
 
     def _owner_pid(self) -> int:
         return getattr(self, "_original_pid", self.pid)
