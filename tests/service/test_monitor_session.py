@@ -115,3 +115,37 @@ def test_a_program_with_its_own_sigterm_handler_keeps_it(tmp_path: Path) -> None
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3 and "mine" in out
+
+
+def test_export_of_a_monitor_session_says_what_it_wrote(tmp_path: Path) -> None:
+    import csv
+
+    from tests.memlens_cli import memlens
+
+    db = tmp_path / "m.db"
+    clock = ManualClock()
+    cfg = Config(
+        mode="standard",
+        db_path=str(db),
+        service_name="api",
+        history_flush_interval=60,
+        raw_history_seconds=60,
+    )
+    _run(cfg, clock, {"rss": 50 * MB}, 300, 1000)
+    stored = open_store(db).samples("monitor-api")
+    held, recorded = len(stored), stored.count
+    assert held < recorded == 301
+    raw = memlens("export", "monitor-api", "-o", str(tmp_path / "raw.csv"), db=db)
+    assert raw.returncode == 0, raw.stderr
+    assert f"{held} raw samples of {recorded} recorded" in raw.stderr
+    assert "--history" in raw.stderr
+    assert len((tmp_path / "raw.csv").read_text().splitlines()) == held + 1
+    full = memlens("export", "monitor-api", "--history", "-o", str(tmp_path / "h.csv"), db=db)
+    assert full.returncode == 0, full.stderr
+    rows = list(csv.DictReader((tmp_path / "h.csv").open()))
+    assert float(rows[0]["t"]) == 0.0 and float(rows[0]["width"]) > 0  # an aggregate window
+    covered = sum(int(r["count"]) for r in rows)
+    # every sample is in a window or raw, except those of the 1-minute window that the
+    # raw ring starts inside (the series shows the raw samples there instead)
+    assert recorded - 60 < covered <= recorded
+    assert float(rows[-1]["rss_max"]) == 50 * MB + 300 * 1000

@@ -23,18 +23,40 @@ from memlens.report.output import write_atomically
     "-f", "--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True
 )
 @click.option("-o", "--output", metavar="PATH", help="Write here instead of stdout.")
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Export the whole history: older windows as min/mean/max aggregates, then raw samples.",
+)
 @click.argument("session_id", metavar="ID")
-def command(db: str | None, fmt: str, output: str | None, session_id: str) -> None:
+def command(db: str | None, fmt: str, output: str | None, history: bool, session_id: str) -> None:
     """Export the samples of session ID: one row per sample, seconds since start.
 
     Byte fields are in bytes; a field a sample lacks is empty (CSV) or absent (JSONL).
+    A long run (a monitor) keeps only its recent samples raw and older ones as
+    aggregates; ``--history`` exports those too.
     """
     store = reading_store(db)
     try:
         series = store.samples(session_id)
     finally:
         store.close()
-    lines = csv_lines(series) if fmt == "csv" else jsonl_lines(series)
+    if history:
+        rows = history_rows(series)
+        lines = csv_rows(rows) if fmt == "csv" else (json.dumps(r) + "\n" for r in rows)
+        note = (
+            f"{len(rows)} rows (aggregated windows and raw samples) covering {series.count} samples"
+        )
+    else:
+        lines = csv_lines(series) if fmt == "csv" else jsonl_lines(series)
+        note = f"{len(series)} samples"
+        if series.count > len(series):
+            note = (
+                f"{len(series)} raw samples of {series.count} recorded (the older ones are "
+                "kept as aggregates: --history exports them)"
+            )
+    if output in (None, "-") and series.count > len(series):
+        click.echo(f"memlens: {note}", err=True)
     if output is None or output == "-":
         stream = sys.stdout
         try:
@@ -46,7 +68,7 @@ def command(db: str | None, fmt: str, output: str | None, session_id: str) -> No
             _silence_stdout()
         return
     path = write_atomically(Path(output), "".join(lines))
-    click.echo(f"memlens: {series.count} samples written to {path}", err=True)
+    click.echo(f"memlens: {note} written to {path}", err=True)
 
 
 def _number(value: float) -> float | int:
@@ -68,6 +90,37 @@ def csv_lines(series: Series) -> Iterator[str]:
         buffer.truncate()
     if buffer.getvalue():
         yield buffer.getvalue()
+
+
+def history_rows(series: Series) -> list[dict[str, float | int]]:
+    """The best-resolution history: one row per window or raw sample, oldest first.
+
+    A row has ``t`` (window start), ``width`` (seconds; 0 for a raw sample), ``count``
+    (samples in the window) and ``<field>_min``, ``<field>_mean``, ``<field>_max``.
+    """
+    rows: dict[tuple[float, float], dict[str, float | int]] = {}
+    for name in series.fields:
+        for agg in series.points(name):
+            row = rows.setdefault(
+                (agg.start, agg.width),
+                {"t": round(agg.start, 6), "width": agg.width, "count": agg.count},
+            )
+            row[f"{name}_min"] = _number(agg.min)
+            row[f"{name}_mean"] = _number(agg.mean)
+            row[f"{name}_max"] = _number(agg.max)
+    return [rows[key] for key in sorted(rows)]
+
+
+def csv_rows(rows: list[dict[str, float | int]]) -> Iterator[str]:
+    """CSV text of dict rows; the header is the union of their keys, in first-seen order."""
+    header: dict[str, None] = {}
+    for row in rows:
+        header.update(dict.fromkeys(row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(header), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    yield buffer.getvalue()
 
 
 def jsonl_lines(series: Series) -> Iterator[str]:
