@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from memlens.core.errors import ConfigError
 from memlens.core.units import format_bytes, parse_size
 
 _MARKERS = (
@@ -36,13 +37,67 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
 
 
+def _bad(name: str, message: str) -> Any:
+    """Fail the test with one line about its marker (no traceback)."""
+    pytest.fail(f"@pytest.mark.{name}: {message}", pytrace=False)
+
+
 def _marker_args(marker: pytest.Mark, name: str) -> tuple[Any, dict[str, Any]]:
     limit = marker.args[0] if marker.args else marker.kwargs.get("limit")
     extra = {k: v for k, v in marker.kwargs.items() if k != "limit"}
     unknown = set(extra) - {"iterations", "budget"}
     if unknown:
-        raise pytest.UsageError(f"{name}: unknown argument(s) {', '.join(sorted(unknown))}")
+        _bad(name, f"unknown argument(s) {', '.join(sorted(unknown))}")
+    for key, convert in (("iterations", int), ("budget", float)):
+        if key in extra and extra[key] is not None:
+            value = extra[key]
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                extra[key] = convert(value)
+            except (TypeError, ValueError):
+                _bad(name, f"invalid {key}={value!r}: expected a number")
+            if extra[key] <= 0:
+                _bad(name, f"invalid {key}={value!r}: expected a number above 0")
     return limit, extra
+
+
+def _limit_bytes(name: str, limit: Any) -> int:
+    if limit is None:
+        _bad(name, f"{name} needs a limit, e.g. {name}('24 MB')")
+    try:
+        return parse_size(limit)
+    except (ConfigError, TypeError, ValueError) as exc:
+        return _bad(name, f"invalid limit {limit!r}: {exc}")
+
+
+def _without_log_growth(body: Any) -> Any:
+    """``body`` whose repetitions do not grow pytest's log capture.
+
+    pytest keeps every log record of a test; repeated by the leak doctor, a test that
+    logs would "leak" one record per run, charged to its own ``log.warning`` line.
+    The first run's records are kept; later runs' are dropped after each run.
+    """
+    import logging
+
+    from _pytest.logging import LogCaptureHandler
+
+    marks: list[tuple[Any, int, int]] | None = None
+
+    def run() -> Any:
+        nonlocal marks
+        result = body()
+        handlers = [h for h in logging.getLogger().handlers if isinstance(h, LogCaptureHandler)]
+        if marks is None:
+            marks = [(h, len(h.records), h.stream.tell()) for h in handlers]
+        else:
+            for handler, count, position in marks:
+                del handler.records[count:]
+                handler.stream.seek(position)
+                handler.stream.truncate()
+        return result
+
+    return run
 
 
 def _call(pyfuncitem: pytest.Function) -> Any:
@@ -59,11 +114,11 @@ def _doctor(pyfuncitem: pytest.Function, iterations: int | None, budget: float |
         raise pytest.UsageError(
             f"{pyfuncitem.nodeid}: leak markers need a synchronous test function"
         )
-    body = _call(pyfuncitem)
+    body = _without_log_growth(_call(pyfuncitem))
     kwargs: dict[str, Any] = {"name": pyfuncitem.nodeid}
     if iterations is not None:
         if int(iterations) < 10:
-            raise pytest.UsageError(f"{pyfuncitem.nodeid}: iterations must be at least 10")
+            _bad("no_leaks", f"iterations must be at least 10 (got {iterations})")
         kwargs["max_iterations"] = int(iterations)
     kwargs["budget"] = float(budget) if budget is not None else 15.0
     return doctor(lambda i: body(), **kwargs)
@@ -88,9 +143,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             return True
     if leaks is not None:
         limit, extra = _marker_args(leaks, "limit_leaks")
-        if limit is None:
-            raise pytest.UsageError("limit_leaks needs a limit, e.g. limit_leaks('1 KB')")
-        limit_bytes = parse_size(limit)
+        limit_bytes = _limit_bytes("limit_leaks", limit)
         diag = _doctor(pyfuncitem, extra.get("iterations"), extra.get("budget"))
         leaked = sum(f.bytes_per_iteration for f in diag.findings)
         if diag.verdict == "leak" and leaked > limit_bytes:
@@ -108,9 +161,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 def _run_limit_memory(pyfuncitem: pytest.Function, marker: pytest.Mark) -> None:
     limit, _ = _marker_args(marker, "limit_memory")
-    if limit is None:
-        raise pytest.UsageError("limit_memory needs a limit, e.g. limit_memory('24 MB')")
-    limit_bytes = parse_size(limit)
+    limit_bytes = _limit_bytes("limit_memory", limit)
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start(10)
