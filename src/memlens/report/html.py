@@ -57,6 +57,19 @@ def environment() -> jinja2.Environment:
     return env
 
 
+def line_style(points: list[tuple[float, float]], interval: float) -> str:
+    """``"steps"`` for a field read far less often than the session samples.
+
+    USS and PSS come from ``smaps_rollup`` every ``smaps_interval`` (30 s by default):
+    joined by straight lines, two readings look like steady growth between them. They
+    are drawn as a step per reading with a dot at each, which is what was measured.
+    """
+    if len(points) < 2 or interval <= 0:
+        return "line"
+    gaps = sorted(b[0] - a[0] for a, b in zip(points, points[1:]))
+    return "steps" if gaps[len(gaps) // 2] > 5 * interval else "line"
+
+
 def render_html(session: Session, env: jinja2.Environment | None = None) -> str:
     """The complete report for ``session`` as one HTML document.
 
@@ -71,6 +84,7 @@ def render_html(session: Session, env: jinja2.Environment | None = None) -> str:
                 "field": line.field,
                 "label": line.label,
                 "points": [[round(t, 4), v] for t, v in line.points],
+                "style": line_style(line.points, session.interval),
             }
             for line in memory_lines(session)
         ],
