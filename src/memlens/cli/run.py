@@ -113,6 +113,7 @@ def plan(
     sample_bytes = _sampling(trace, sample, sample_interval, no_trace)
     component_map = parse_components(components)
     program.check()
+    component_map = main_module_components(component_map, program)
     if monitor:
         # The program (and any interpreter it or a re-exec starts) sees the same switch
         # as `MEMLENS_MONITOR=1 python app.py`.
@@ -196,6 +197,32 @@ def _interval(text: str) -> float:
         raise ConfigError(
             f"invalid --interval {text!r}: expected seconds above 0, e.g. 0.1, 50ms or 2s"
         ) from None
+
+
+def main_module_components(components: dict[str, str], program: Program) -> dict[str, str]:
+    """Components whose prefix names the main module, made to work (or warned about).
+
+    The program runs as ``__main__``, so a module prefix naming it (``ingest`` for
+    ``ingest.py``, ``pkg.job`` for ``-m pkg.job``) would match nothing and report 0 B.
+    For a script the prefix becomes the script's path; for ``-m`` a warning says so.
+    """
+    main = program.target if program.module else Path(program.target).stem
+    out = dict(components)
+    for name, prefix in components.items():
+        if os.sep in prefix or prefix.endswith(".py"):
+            continue
+        if main != prefix:
+            continue
+        if program.module:
+            click.echo(
+                f"memlens: warning: component {name}={prefix} names the main module, which "
+                f"runs as __main__ and matches nothing; name its package's other modules, "
+                f"or give its file (e.g. {name}={prefix.replace('.', os.sep)}.py)",
+                err=True,
+            )
+        elif main == prefix:
+            out[name] = str(Path(program.target).resolve())
+    return out
 
 
 def parse_components(specs: tuple[str, ...]) -> dict[str, str]:
