@@ -277,6 +277,7 @@ OTHER_ENV_VARS = frozenset(
         "MEMLENS_DB",
         "MEMLENS_DIR",
         "MEMLENS_MONITOR",
+        "MEMLENS_MONITOR_PARENT",
         "MEMLENS_CACHE_DIR",
         "MEMLENS_CONTEXT_MODELS",
         "MEMLENS_TIKTOKEN_DIR",
