@@ -105,7 +105,7 @@ def test_record_without_timestamp_is_not_idle_for_hours(tmp_path: Path) -> None:
     path.write_text("\n".join(lines_before_compaction()) + "\n" + json.dumps(untimed) + "\n")
     data = all_faces(path, tmp_path)
     assert data["last_timestamp"].startswith("2025-06-03"), data["last_timestamp"]
-    kinds = [f["kind"] for f in data["diagnosis"]["findings"]]
+    kinds = [f["category"] for f in data["diagnosis"]["findings"]]
     assert "inactive_items" not in kinds, kinds
 
 
