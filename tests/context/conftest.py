@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +34,22 @@ def uncompacted(tmp_path: Path) -> Path:
     path = tmp_path / f"{SESSION_ID}.jsonl"
     path.write_text("\n".join(lines_before_compaction()) + "\n")
     return path
+
+
+def run_context(
+    *args: str, cwd: Path | None = None, columns: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m memlens context ARGS`` without the caller's ``MEMLENS_*`` variables;
+    ``COLUMNS`` unset (redirected output) unless ``columns`` is given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLENS_")}
+    env.pop("COLUMNS", None)
+    if columns is not None:
+        env["COLUMNS"] = columns
+    return subprocess.run(
+        [sys.executable, "-m", "memlens", "context", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+    )

@@ -4,28 +4,14 @@ project folders, and advice that names a non-empty part (issue #14)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from memlens.context import diagnose, profile_file
 
-from .conftest import CLAUDE_CODE, FIXTURES
+from .conftest import CLAUDE_CODE, FIXTURES, run_context
 
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLENS_")}
-    env.pop("COLUMNS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "memlens", "context", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=cwd,
-    )
+run = run_context
 
 
 def test_alerts_are_shown_and_fail_on_sets_the_exit_status(tmp_path: Path) -> None:

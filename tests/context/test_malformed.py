@@ -4,14 +4,12 @@ clear line and a non-zero exit; never a traceback (issue #14, context profiler).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import CLAUDE_CODE, SESSION_ID, lines_before_compaction
+from .conftest import CLAUDE_CODE, SESSION_ID, lines_before_compaction, run_context
 
 OK_LINES = [
     {
@@ -41,14 +39,7 @@ def jsonl(records: list[dict]) -> str:
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "160"}
-    return subprocess.run(
-        [sys.executable, "-m", "memlens", "context", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    return run_context(*args, columns="160")
 
 
 def all_faces(path: Path, tmp_path: Path) -> dict:
