@@ -249,3 +249,24 @@ def test_config_loader_fuzz_wrong_types_and_unknown_keys(tmp_path):
             refused += 1
     print(f"\nconfig fuzz: {tried} tried, {valid} valid, {refused} refused, 0 crashed")
     assert valid + refused == tried
+
+
+def test_every_memlens_variable_the_code_reads_is_known() -> None:
+    """A variable memlens itself reads (or scripts/test.sh sets) is never called a typo."""
+    import re
+    from pathlib import Path
+
+    from memlens.core.config import _FIELD_TYPES, OTHER_ENV_VARS
+
+    root = Path(__file__).resolve().parents[2]
+    known = {"MEMLENS_" + name.upper() for name in _FIELD_TYPES} | OTHER_ENV_VARS
+    texts = [p.read_text() for p in (root / "src" / "memlens").rglob("*.py")]
+    texts.append((root / "scripts" / "test.sh").read_text())
+    used = set()
+    for text in texts:
+        used |= set(
+            re.findall(r"(?:environ\.get\(|environ\[|getenv\(|export )\"?(MEMLENS_[A-Z_]+)", text)
+        )
+        used |= set(re.findall(r"_ENV = \"(MEMLENS_[A-Z_]+)\"", text))
+    assert used, "the scan found no variables"
+    assert used - known == set()

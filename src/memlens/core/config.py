@@ -284,6 +284,12 @@ OTHER_ENV_VARS = frozenset(
         "MEMLENS_TOKEN_THREADS",
         "MEMLENS_RUN_HOSTED",
         "MEMLENS_RUN_REEXEC",
+        "MEMLENS_NO_EXTENSIONS",
+        "MEMLENS_ATTACH_ARGS",
+        # the test suite's switches (scripts/test.sh): a missing browser or
+        # redis-server fails instead of skipping
+        "MEMLENS_REQUIRE_BROWSER",
+        "MEMLENS_REQUIRE_REDIS",
     }
 )
 
