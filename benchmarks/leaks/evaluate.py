@@ -16,13 +16,21 @@ Each (tool, scenario) pair runs in a fresh subprocess. Tools:
                   site (innermost frame) is the site; a leak when it holds ≥ 16 B
                   per step (skipped if memray is not installed).
 
-Usage: python benchmarks/leaks/evaluate.py [--tools memlens,tracemalloc,...] [-k SUBSTR]
+There are two corpora, scored separately: ``synthetic`` (the files next to this
+script, most leaks hidden in the small fake service ``leakapp/``) and ``real``
+(``real/``: leaks and look-alikes that live in real PyPI libraries). Each case runs
+``--runs`` times (default 3) per tool; a case is *flaky* when its verdict differs
+between runs. Accuracy is scored on the first run; the median is over all runs.
+
+Usage: python benchmarks/leaks/evaluate.py [--corpus synthetic,real] [--tools memlens,...]
+       [--runs 3] [-k SUBSTR] [-j JOBS] [-v] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
 import json
 import os
 import statistics
@@ -34,16 +42,18 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = ("memlens", "tracemalloc", "objgraph", "memray")
+CORPORA = {"synthetic": HERE, "real": os.path.join(HERE, "real")}
 BASELINE_STEPS = 100
 BASELINE_WARMUP = 5
 
 
 # -- corpus --------------------------------------------------------------------------
-def scenarios(pattern: str = "") -> list[str]:
+def scenarios(pattern: str = "", corpus: str = "synthetic") -> list[str]:
+    folder = CORPORA[corpus]
     out = []
-    for name in sorted(os.listdir(HERE)):
+    for name in sorted(os.listdir(folder)):
         if name.endswith(".py") and name.startswith(("leak_", "ok_")) and pattern in name:
-            out.append(os.path.join(HERE, name))
+            out.append(os.path.join(folder, name))
     return out
 
 
@@ -247,7 +257,11 @@ def run_case(tool: str, path: str, timeout: float) -> dict[str, Any]:
     return result
 
 
-def score(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float]:
+def score(
+    rows: list[tuple[dict[str, Any], dict[str, Any]]],
+    runs: list[list[dict[str, Any]]] | None = None,
+) -> dict[str, float]:
+    """Accuracy over the first run of each case; flakiness and seconds over all runs."""
     tp = sum(1 for exp, got in rows if exp["leak"] and got.get("leak"))
     fp = sum(1 for exp, got in rows if not exp["leak"] and got.get("leak"))
     fn = sum(1 for exp, got in rows if exp["leak"] and not got.get("leak"))
@@ -256,22 +270,100 @@ def score(rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, float]
     root = sum(1 for exp, got in leaks if got.get("root") and exp["root"] in str(got.get("root")))
     cat = sum(1 for exp, got in leaks if got.get("category") == exp["category"])
     n = max(1, len(leaks))
+    runs = runs or [[got] for _, got in rows]
+    flaky = sum(1 for case in runs if len({bool(r.get("leak")) for r in case}) > 1)
+    seconds = [r["seconds"] for case in runs for r in case]
     return {
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "site": site / n,
         "root": root / n,
         "category": cat / n,
-        "median_s": statistics.median(got["seconds"] for _, got in rows) if rows else 0.0,
+        "flaky": flaky,
+        "median_s": statistics.median(seconds) if seconds else 0.0,
+        "max_s": max(seconds) if seconds else 0.0,
     }
+
+
+def _line(tool: str, path: str, exp: dict[str, Any], got: dict[str, Any], flaky: bool) -> str:
+    ok = "ok " if bool(got.get("leak")) == exp["leak"] else "BAD"
+    extra = ""
+    if exp["leak"]:
+        s = same_site(got.get("site"), resolve_site(exp["site"]))
+        r = bool(got.get("root")) and exp["root"] in str(got.get("root"))
+        c = got.get("category") == exp["category"]
+        extra = f" site={'Y' if s else 'n'} root={'Y' if r else 'n'} cat={'Y' if c else 'n'}"
+    return (
+        f"  {tool:11s} {ok}{' FLAKY' if flaky else ''} {os.path.basename(path):40s}"
+        f" {got.get('seconds', 0):5.1f}s{extra}  {got.get('verdict', '')}  {got.get('site')}"
+        f"  {got.get('root')}  {got.get('category')}"
+        f"{'  ERROR ' + got['error'] if 'error' in got else ''}"
+    )
+
+
+def evaluate(
+    corpus: str, tools: list[str], args: argparse.Namespace, everything: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    cases = scenarios(args.pattern, corpus)
+    n_leaks = sum(1 for c in cases if expected(c)["leak"])
+    print(
+        f"{corpus} corpus: {len(cases)} scenarios ({n_leaks} leaks, "
+        f"{len(cases) - n_leaks} look-alikes), {args.runs} run(s) each",
+        flush=True,
+    )
+    table: dict[str, dict[str, float]] = {}
+    for tool in tools:
+        if not available(tool):
+            print(f"{tool}: not installed, skipped")
+            continue
+        jobs = [(path, k) for path in cases for k in range(args.runs)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(run_case, tool, path, args.timeout) for path, _ in jobs]
+            results = [f.result() for f in futures]
+        per_case: dict[str, list[dict[str, Any]]] = {}
+        for (path, _k), got in zip(jobs, results):
+            per_case.setdefault(path, []).append(got)
+        rows = []
+        for path in cases:
+            exp = expected(path)
+            got_runs = per_case[path]
+            rows.append((exp, got_runs[0]))
+            flaky = len({bool(r.get("leak")) for r in got_runs}) > 1
+            everything.setdefault(corpus, {}).setdefault(tool, {})[os.path.basename(path)] = (
+                got_runs
+            )
+            if args.verbose:
+                print(_line(tool, path, exp, got_runs[0], flaky), flush=True)
+        table[tool] = score(rows, [per_case[p] for p in cases])
+    return table
+
+
+def print_table(corpus: str, table: dict[str, dict[str, float]]) -> None:
+    print()
+    print(f"{corpus} corpus")
+    print()
+    print(
+        "| tool | precision | recall | site accuracy | root accuracy | category accuracy"
+        " | flaky cases | median s/case | max s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for tool, s in table.items():
+        print(
+            f"| {tool} | {s['precision']:.2f} | {s['recall']:.2f} | {s['site']:.0%} | "
+            f"{s['root']:.0%} | {s['category']:.0%} | {int(s['flaky'])} | {s['median_s']:.2f} |"
+            f" {s['max_s']:.1f} |"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="synthetic,real", help="synthetic, real or both")
     parser.add_argument("--tools", default=",".join(TOOLS))
     parser.add_argument(
         "-k", dest="pattern", default="", help="only scenarios whose name contains this"
     )
+    parser.add_argument("--runs", type=int, default=3, help="runs per case (flakiness)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="cases run in parallel")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--json", dest="json_out", help="also write all results here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every case")
@@ -282,50 +374,18 @@ def main() -> None:
         sys.path.insert(0, HERE)
         print(json.dumps(RUNNERS[tool](path)))
         return
-    cases = scenarios(args.pattern)
     tools = [t for t in args.tools.split(",") if t]
-    table: dict[str, dict[str, float]] = {}
-    everything: dict[str, dict[str, Any]] = {}
-    n_leaks = sum(1 for c in cases if expected(c)["leak"])
-    print(f"{len(cases)} scenarios ({n_leaks} leaks, {len(cases) - n_leaks} look-alikes)")
-    for tool in tools:
-        if not available(tool):
-            print(f"{tool}: not installed, skipped")
-            continue
-        rows = []
-        for path in cases:
-            exp = expected(path)
-            got = run_case(tool, path, args.timeout)
-            rows.append((exp, got))
-            everything.setdefault(tool, {})[os.path.basename(path)] = got
-            if args.verbose:
-                ok = "ok " if bool(got.get("leak")) == exp["leak"] else "BAD"
-                extra = ""
-                if exp["leak"]:
-                    s = same_site(got.get("site"), resolve_site(exp["site"]))
-                    r = bool(got.get("root")) and exp["root"] in str(got.get("root"))
-                    c = got.get("category") == exp["category"]
-                    extra = f" site={'Y' if s else 'n'} root={'Y' if r else 'n'} cat={'Y' if c else 'n'}"
-                print(
-                    f"  {tool:11s} {ok} {os.path.basename(path):34s} {got.get('seconds', 0):5.1f}s"
-                    f"{extra}  {got.get('site')}  {got.get('root')}  {got.get('category')}"
-                    f"{'  ERROR ' + got['error'] if 'error' in got else ''}",
-                    flush=True,
-                )
-        table[tool] = score(rows)
-    print()
-    print(
-        "| tool | precision | recall | site accuracy | root accuracy | category accuracy | median s/case |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for tool, s in table.items():
-        print(
-            f"| {tool} | {s['precision']:.2f} | {s['recall']:.2f} | {s['site']:.0%} | "
-            f"{s['root']:.0%} | {s['category']:.0%} | {s['median_s']:.2f} |"
-        )
+    everything: dict[str, Any] = {}
+    tables = {}
+    for corpus in [c for c in args.corpus.split(",") if c]:
+        if corpus not in CORPORA:
+            raise SystemExit(f"unknown corpus {corpus!r}: choose from {', '.join(CORPORA)}")
+        tables[corpus] = evaluate(corpus, tools, args, everything)
+    for corpus, table in tables.items():
+        print_table(corpus, table)
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:
-            json.dump({"table": table, "cases": everything}, fh, indent=2)
+            json.dump({"tables": tables, "cases": everything}, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ EXPECTED = {
 }
 
 _headers: list[object] = []
-DOC = b"<feed>" + b"".join(b"<entry><title>t%d</title><body>%s</body></entry>" % (k, b"x" * 80) for k in range(20)) + b"</feed>"
+DOC = (
+    b"<feed>"
+    + b"".join(
+        b"<entry><title>t%d</title><body>%s</body></entry>" % (k, b"x" * 80) for k in range(20)
+    )
+    + b"</feed>"
+)
 
 
 def step(i: int) -> None:

@@ -14,4 +14,6 @@ http = requests.Session()
 
 
 def step(i: int) -> None:
-    http.mount(f"https://tenant-{i}.example.invalid/", HTTPAdapter(max_retries=2))  # leak-site: mount
+    http.mount(
+        f"https://tenant-{i}.example.invalid/", HTTPAdapter(max_retries=2)
+    )  # leak-site: mount

@@ -10,5 +10,7 @@ def answer(request: httpx.Request) -> httpx.Response:
 
 
 def step(i: int) -> None:
-    with httpx.Client(base_url="http://svc.invalid", transport=httpx.MockTransport(answer)) as client:
+    with httpx.Client(
+        base_url="http://svc.invalid", transport=httpx.MockTransport(answer)
+    ) as client:
         client.get(f"/items/{i}", params={"q": str(i)}).json()

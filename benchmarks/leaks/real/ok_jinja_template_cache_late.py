@@ -5,7 +5,9 @@ import jinja2
 EXPECTED = {"leak": False}
 
 env = jinja2.Environment(
-    loader=jinja2.DictLoader({f"mail-{k}.txt": "Hello {{ name }}, order %d" % k for k in range(3000)}),
+    loader=jinja2.DictLoader(
+        {f"mail-{k}.txt": "Hello {{ name }}, order %d" % k for k in range(3000)}  # noqa: UP031
+    ),
     cache_size=400,
     auto_reload=False,
 )

@@ -7,5 +7,7 @@ EXPECTED = {"leak": False}
 
 def step(i: int) -> None:
     md = MetaData()
-    t = Table(f"report_{i}", md, Column("id", Integer, primary_key=True), Column("name", String(20)))
+    t = Table(
+        f"report_{i}", md, Column("id", Integer, primary_key=True), Column("name", String(20))
+    )
     str(select(t.c.name).where(t.c.id == i))
