@@ -14,6 +14,5 @@ http = requests.Session()
 
 
 def step(i: int) -> None:
-    http.mount(
-        f"https://tenant-{i}.example.invalid/", HTTPAdapter(max_retries=2)
-    )  # leak-site: mount
+    url = f"https://tenant-{i}.example.invalid/"
+    http.mount(url, HTTPAdapter(max_retries=2))  # leak-site: mount
