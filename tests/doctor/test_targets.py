@@ -201,12 +201,26 @@ def test_check_raises_leak_found() -> None:
     assert info.value.exit_code == 1
 
 
-def test_coroutine_step_is_a_clear_error() -> None:
-    async def step(i: int) -> None:
-        return None
+_async_kept: list[str] = []
 
-    with pytest.raises(TargetError, match="coroutine function"):
-        doctor(step, budget=5)
+
+def test_api_async_step_runs_on_the_doctors_loop() -> None:
+    import asyncio
+
+    loops: set[int] = set()
+
+    async def setup() -> None:
+        loops.add(id(asyncio.get_running_loop()))
+
+    async def step(i: int) -> None:
+        loops.add(id(asyncio.get_running_loop()))
+        await asyncio.sleep(0)
+        _async_kept.append(f"async {i} " * 30)
+
+    diag = doctor(step, setup=setup, budget=15)
+    assert diag.verdict == "leak"
+    assert "_async_kept" in diag.findings[0].root
+    assert len(loops) == 1  # one loop for setup and every step
 
 
 _slow: list[str] = []

@@ -1,12 +1,15 @@
 """``memlens doctor TARGET``: find leaks, what holds them, why, and the fix.
 
-Exit status: 0 no leak, 1 leak found, 2 error (bad target, step raised, …);
-an inconclusive run also exits 0 but says why in the report.
+Exit status: 0 no leak, 1 leak found, 2 error (bad target, step raised, …),
+3 inconclusive (the report says why), so that CI never reads "not sure" as "no leak".
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +18,7 @@ from memlens.core.errors import MemlensError, StoreError
 
 EXIT_NO_LEAK = 0
 EXIT_LEAK = 1
+EXIT_INCONCLUSIVE = 3
 
 
 @click.command(name="doctor")
@@ -26,6 +30,13 @@ EXIT_LEAK = 1
     default=5000,
     show_default=True,
     help="Upper bound on step calls (the doctor usually stops earlier).",
+)
+@click.option(
+    "--min-iterations",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Lower bound on step calls before any verdict.",
 )
 @click.option(
     "--budget",
@@ -41,9 +52,7 @@ EXIT_LEAK = 1
     default="text",
     show_default=True,
 )
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report here."
-)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here.")
 @click.option(
     "--db",
     type=click.Path(dir_okay=False),
@@ -54,6 +63,7 @@ def command(
     target: str,
     setup: str | None,
     max_iterations: int,
+    min_iterations: int,
     budget: float,
     fmt: str,
     output: str | None,
@@ -65,35 +75,73 @@ def command(
     TARGET is a scenario file defining step(i) (and optionally setup() and
     teardown()), or package.module:function, called as the step.
 
-    Exit status: 0 no leak (or inconclusive), 1 leak found, 2 error.
+    Exit status: 0 no leak, 1 leak found, 2 error, 3 inconclusive.
     """
     from memlens.heap.doctor.api import doctor
+    from memlens.heap.doctor.diagnosis import INCONCLUSIVE
     from memlens.heap.doctor.targets import load
+    from memlens.report.doctor_progress import Progress
 
+    if min_iterations > max_iterations:
+        raise click.BadParameter("must not exceed --max-iterations", param_hint="--min-iterations")
+    if output:
+        _check_writable(output)  # fail before the run, not after it
     loaded = load(target, setup)
+    progress = Progress()
     try:
-        diag = _run(doctor, loaded, max_iterations, budget)
+        diag = doctor(
+            loaded.step,
+            setup=loaded.setup,
+            teardown=loaded.teardown,
+            max_iterations=max_iterations,
+            min_iterations=min_iterations,
+            budget=budget,
+            name=loaded.name,
+            user_roots=loaded.user_roots,
+            progress=progress,
+        )
     except KeyboardInterrupt:
         raise click.exceptions.Abort() from None
-    _emit(diag, fmt, output)
-    if not no_save:
-        _save(diag, db)
-    sys.exit(EXIT_LEAK if diag.leaked else EXIT_NO_LEAK)
+    finally:
+        progress.stop()
+    saved = None if no_save else _save(diag, db)
+    _emit(diag, fmt, output, saved)
+    code = EXIT_LEAK if diag.leaked else EXIT_NO_LEAK
+    if diag.verdict == INCONCLUSIVE:
+        code = EXIT_INCONCLUSIVE
+    _exit(code)
 
 
-def _run(doctor: Any, loaded: Any, max_iterations: int, budget: float) -> Any:
-    return doctor(
-        loaded.step,
-        setup=loaded.setup,
-        teardown=loaded.teardown,
-        max_iterations=max_iterations,
-        budget=budget,
-        name=loaded.name,
-        user_roots=loaded.user_roots,
+def _check_writable(output: str) -> None:
+    from memlens.report.output import ReportWriteError
+
+    path = Path(output)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ReportWriteError(f"cannot write {output}: it is a directory")
+    if not folder.is_dir():
+        raise ReportWriteError(f"cannot write {output}: directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ReportWriteError(f"cannot write {output}: directory {folder} is not writable")
+
+
+def _exit(code: int) -> None:
+    """Exit now, even if the step left non-daemon threads running (they would hang us)."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if not others:
+        sys.exit(code)
+    names = ", ".join(sorted({t.name for t in others}))
+    click.echo(
+        f"memlens: note: the step left {len(others)} non-daemon thread(s) running ({names});"
+        " exiting without waiting for them",
+        err=True,
     )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
-def _emit(diag: Any, fmt: str, output: str | None) -> None:
+def _emit(diag: Any, fmt: str, output: str | None, saved: str | None = None) -> None:
     if fmt == "json":
         text = diag.to_json()
     elif fmt == "html":
@@ -105,14 +153,24 @@ def _emit(diag: Any, fmt: str, output: str | None) -> None:
 
         text = render(diag, color=output is None and sys.stdout.isatty())
     if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        from memlens.report.output import ReportWriteError, write_atomically
+
+        try:
+            write_atomically(Path(output), text)
+        except ReportWriteError as exc:
+            if saved:
+                raise ReportWriteError(
+                    f"{exc}; the diagnosis is saved as session {saved} "
+                    f"(memlens report {saved} -f {fmt})"
+                ) from None
+            click.echo(text.rstrip("\n"))  # nothing else keeps it: print it
+            raise
         click.echo(f"memlens: wrote {output}", err=True)
     else:
         click.echo(text.rstrip("\n"))
 
 
-def _save(diag: object, db: str | None) -> None:
+def _save(diag: object, db: str | None) -> str | None:
     """Store the diagnosis as a ``kind="doctor"`` session, if the store exists."""
     from memlens.core.session import COMPLETED, Session
 
@@ -120,7 +178,7 @@ def _save(diag: object, db: str | None) -> None:
         from memlens.store import open_store
     except ImportError:
         click.echo("memlens: note: session store not available; diagnosis not saved", err=True)
-        return
+        return None
     data = diag.to_dict()  # type: ignore[attr-defined]
     session = Session(
         name=f"doctor {data['target']}",
@@ -144,3 +202,4 @@ def _save(diag: object, db: str | None) -> None:
     except Exception as exc:  # noqa: BLE001 - report storage trouble in one line
         raise StoreError(f"cannot save the diagnosis: {exc}") from exc
     click.echo(f"memlens: saved session {session.id}", err=True)
+    return str(session.id)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from types import TracebackType
 
 from memlens.core.errors import MemlensError, TargetError
 from memlens.heap.doctor.analyze import apply_native_site, attribute_native, diagnose
 from memlens.heap.doctor.diagnosis import LEAK, Diagnosis
+from memlens.heap.doctor.guard import Deadline, StepTimeout
 from memlens.heap.doctor.iterations import Engine, Options
+from memlens.heap.doctor.remedies import refine
 from memlens.heap.doctor.shallow import run_shallow
 from memlens.heap.doctor.sites import CodeMap
-from memlens.heap.doctor.targets import as_step
+from memlens.heap.doctor.targets import EventLoop, as_call, as_step
 
 
 class LeakFound(MemlensError):
@@ -45,60 +49,118 @@ def doctor(
     teardown: Callable[[], object] | None = None,
     *,
     max_iterations: int = 5000,
+    min_iterations: int = 0,
     budget: float = 20.0,
     warmup: int | None = None,
     name: str | None = None,
     user_roots: Iterable[str] = (),
+    progress: Callable[[Engine], None] | None = None,
     **options: object,
 ) -> Diagnosis:
     """Repeat ``step(i)`` and diagnose the memory it leaks.
 
-    ``step`` may take the iteration number or nothing. The doctor warms up, then
-    takes checkpoints until it is confident (or ``max_iterations``/``budget``
-    seconds run out) and returns a :class:`Diagnosis` whose ``verdict`` is
-    ``"leak"``, ``"no leak"`` or ``"inconclusive"``. A step that raises ends the
-    diagnosis with :class:`~memlens.core.errors.TargetError`.
+    ``step`` may take the iteration number or nothing, and may be ``async def``
+    (as may ``setup`` and ``teardown``): coroutines run on one event loop the doctor
+    owns for the whole diagnosis. The doctor warms up, then takes checkpoints until
+    it is confident (or ``max_iterations``/``budget`` seconds run out) and returns a
+    :class:`Diagnosis` whose ``verdict`` is ``"leak"``, ``"no leak"`` or
+    ``"inconclusive"``. ``progress`` is called with the engine after every
+    checkpoint. A step that raises (anything, ``SystemExit`` included) or is still
+    running well past the budget ends the diagnosis with
+    :class:`~memlens.core.errors.TargetError`.
     """
-    fn = as_step(step)
+    loop = EventLoop()
+    fn = as_step(step, loop=loop)
     label = name or getattr(step, "__qualname__", None) or repr(step)
-    engine = Engine(CodeMap(user_roots), _options(max_iterations, budget, warmup, **options))
+    opts = _options(max_iterations, budget, warmup, min_iterations=min_iterations, **options)
+    engine = Engine(CodeMap(user_roots), opts, progress)
+    pid = os.getpid()
     started = time.perf_counter()
-    engine.begin()
+    began = False
     try:
-        if setup is not None:
-            try:
-                setup()
-            except Exception as exc:
-                raise TargetError(f"setup raised: {_describe(exc)}") from exc
+        run_setup = as_call(setup, loop)
+        if run_setup is not None:
+            _guarded(run_setup, pid, "setup raised", None)
+        # The clock, tracing and the start figures begin after setup: its growth
+        # is not the step's, and a slow setup does not eat the step's budget.
+        engine.begin()
+        began = True
         i = 0
-        while True:
-            try:
-                fn(i)
-            except Exception as exc:
-                raise TargetError(f"step raised at iteration {i}: {_describe(exc)}") from exc
-            i += 1
-            if engine.after_iteration():
-                break
+        with Deadline(_hard_deadline(budget)) as deadline:
+            while True:
+                deadline.armed = True
+                _guarded(partial(fn, i), pid, f"step raised at iteration {i}", (i, budget))
+                deadline.armed = False
+                i += 1
+                if engine.after_iteration():
+                    break
         # Native growth is charged to a line by re-running the step under a line
         # tracer, on this thread (thread-locals, event loops stay the same).
-        try:
-            native_site = attribute_native(engine, fn)
-        except Exception as exc:
-            raise TargetError(
-                f"step raised while attributing native growth: {_describe(exc)}"
-            ) from exc
+        with Deadline(max(2.0, 0.5 * budget)):
+            native_site = _guarded(
+                lambda: attribute_native(engine, fn),
+                pid,
+                "step raised while attributing native growth",
+                (i, budget),
+            )
         result = run_shallow(diagnose, engine, label)
         if native_site is not None:
-            apply_native_site(result, engine, native_site)
+            apply_native_site(result, engine, native_site)  # type: ignore[arg-type]
+        for finding in result.findings:
+            refine(finding)
     finally:
-        engine.end()
-        if teardown is not None:
-            try:
-                teardown()
-            except Exception as exc:  # noqa: BLE001 - report, but keep the diagnosis
-                raise TargetError(f"teardown raised: {_describe(exc)}") from exc
+        if began:
+            engine.end()
+        try:
+            run_teardown = as_call(teardown, loop)
+            if run_teardown is not None:
+                _guarded(run_teardown, pid, "teardown raised", None)
+        finally:
+            loop.close()
     result.duration = time.perf_counter() - started
     return result
+
+
+def _hard_deadline(budget: float) -> float:
+    """Seconds after which a step still running is interrupted (analysis not included)."""
+    return budget + max(2.0, 0.25 * budget)
+
+
+def _guarded(
+    call: Callable[[], object], pid: int, what: str, timing: tuple[int, float] | None
+) -> object:
+    """Run ``call``; any way out other than returning becomes one :class:`TargetError`.
+
+    In a child that a step forked and that came back into the doctor, the child ends
+    here, silently: only the process that started the diagnosis reports it.
+    """
+    try:
+        value = call()
+    except StepTimeout:
+        if timing is None:
+            raise TargetError(f"{what}: interrupted at the hard deadline") from None
+        i, budget = timing
+        raise TargetError(
+            f"step did not return at iteration {i}: still running "
+            f"{_hard_deadline(budget):g} s into a {budget:g} s budget (it hangs or blocks)"
+        ) from None
+    except KeyboardInterrupt:
+        _leave_child(pid, 130)
+        raise
+    except SystemExit as exc:
+        _leave_child(pid, exc.code if isinstance(exc.code, int) else 1)
+        called = what.replace("raised", f"called sys.exit({exc.code!r})", 1)
+        raise TargetError(f"{called}; the doctor needs a step that returns") from None
+    except BaseException as exc:  # noqa: BLE001 - a custom BaseException is the user's too
+        _leave_child(pid, 1)
+        raise TargetError(f"{what}: {_describe(exc)}") from exc
+    _leave_child(pid, 0)
+    return value
+
+
+def _leave_child(pid: int, code: int) -> None:
+    if os.getpid() != pid:
+        os._exit(code)
 
 
 def check(step: Callable[..., object], **kwargs: object) -> Diagnosis:

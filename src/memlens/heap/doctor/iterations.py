@@ -5,6 +5,12 @@ so the same logic serves ``doctor(step)``, ``watch()`` blocks and the pytest plu
 Checkpoints are spaced ``every`` iterations; when there are too many, every other
 one is dropped and the spacing doubles, so long runs keep equal spacing and a
 bounded cost while the segments grow longer than any periodic clearing.
+
+Growth is not believed at first sight: a cache whose bound lies beyond the first
+window looks exactly like a leak there. Once growth is seen at iteration N, the
+engine keeps observing (the doubling spacing widens the window) until iteration
+``widen × N`` — while budget remains — and only a series still growing then is a
+leak; one that levelled off in between reached a bound.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import gc
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from memlens.heap.doctor import detect, growth, native
@@ -25,6 +32,7 @@ class Options:
     """Knobs of a diagnosis; the defaults suit steps of microseconds to ~100 ms."""
 
     max_iterations: int = 5000
+    min_iterations: int = 0  # no verdict before this many step calls
     budget: float = 20.0  # seconds, warm-up and analysis included
     warmup: int | None = None  # None: decided from the budget and step time
     min_measured: int = 60  # iterations after warm-up before any verdict
@@ -33,12 +41,15 @@ class Options:
     nframes: int = 20  # tracemalloc traceback depth
     horizon: int = 10_000  # iterations for "frees ≈ X" estimates
     samples_per_site: int = 5
+    widen: float = 6.0  # growth first seen at N must still hold at widen × N
 
     def validate(self) -> None:
         from memlens.core.errors import ConfigError
 
         if self.max_iterations < 10:
             raise ConfigError("max_iterations must be at least 10")
+        if self.min_iterations < 0 or self.min_iterations > self.max_iterations:
+            raise ConfigError("min_iterations must be between 0 and max_iterations")
         if not self.budget > 0:
             raise ConfigError("budget must be greater than zero seconds")
         if self.nframes < 1:
@@ -48,8 +59,15 @@ class Options:
 class Engine:
     """Counts iterations, takes checkpoints and decides when to stop."""
 
-    def __init__(self, code: CodeMap, options: Options) -> None:
+    def __init__(
+        self,
+        code: CodeMap,
+        options: Options,
+        progress: Callable[[Engine], None] | None = None,
+    ) -> None:
         options.validate()
+        self.progress = progress
+        self.growth_seen_at = 0  # iteration where growth was first seen (0: not yet)
         self.code = code
         self.options = options
         self.own: set[int] = set()
@@ -124,6 +142,8 @@ class Engine:
             self.next_at = self.iterations + self.every
         if self.iterations >= opts.max_iterations:
             self._finish("max_iterations")
+        elif self.iterations < opts.min_iterations:
+            pass
         elif self.elapsed >= opts.budget * 0.8:  # leave room for the analysis
             self._finish("budget")
         return self.done
@@ -149,11 +169,35 @@ class Engine:
             self.signals = detect.evaluate(
                 self.checkpoints, self.malloc, not self._gc_enabled, self.reader.baseline_lens
             )
-            if any(s.state == growth.GROWING for s in self.signals):
+            growing = any(s.state == growth.GROWING for s in self.signals)
+            if growing and not self.growth_seen_at:
+                self.growth_seen_at = self.iterations
+                self._widen()
+            ready = self.iterations >= self.options.min_iterations
+            if growing and ready and self.iterations >= self.options.widen * self.growth_seen_at:
                 self._finish("confident: leak")
-            elif not self.signals:
+            elif not self.signals and ready:
                 self._finish("confident: no growth")
         self.reader.end_window()
+        if self.progress is not None:
+            self.progress(self)
+
+    def _widen(self) -> None:
+        """Space checkpoints so that about ``min_checkpoints`` more reach ``widen × N``.
+
+        Checkpoints stay equally spaced: the spacing grows by a power of two and the
+        existing checkpoints are thinned to it, newest kept.
+        """
+        target = self.options.widen * self.iterations
+        wanted = (target - self.iterations) / max(1, self.options.min_checkpoints)
+        factor = 1
+        while self.every * factor * 2 <= wanted:
+            factor *= 2
+        if factor == 1:
+            return
+        self.checkpoints[:] = self.checkpoints[::-1][::factor][::-1]
+        self.every *= factor
+        self.next_at = self.iterations + self.every
 
     def _finish(self, reason: str) -> None:
         if len(self.checkpoints) >= 6:

@@ -7,7 +7,31 @@ partial fix (clearing periodically) is credited with most, not all, of it.
 
 from __future__ import annotations
 
-from memlens.heap.doctor.diagnosis import Remedy
+from memlens.heap.doctor.diagnosis import Finding, Remedy
+
+# Types whose instances cannot be weakly referenced: a WeakValueDictionary or a
+# WeakSet cannot hold them, so "hold values weakly" is no fix for them.
+_NOT_WEAKREFABLE = frozenset(
+    [
+        "str",
+        "bytes",
+        "bytearray",
+        "int",
+        "float",
+        "complex",
+        "bool",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "NoneType",
+        "memoryview",
+        "range",
+        "slice",
+    ]
+)
+_WEAK_TITLES = ("hold values weakly", "hold callbacks weakly")
 
 # (title, snippet, effort, share of the leak it removes)
 _TABLE: dict[str, list[tuple[str, str, str, float]]] = {
@@ -176,3 +200,44 @@ def remedies(category: str, rate: float, horizon: int, name: str = "") -> list[R
             )
         )
     return out
+
+
+def refine(finding: Finding) -> None:
+    """Adjust a finding's remedies to what was actually found.
+
+    - An exit hook (the atexit registry) is let go with ``atexit.unregister``, not
+      by unsubscribing from a bus.
+    - Values of types that cannot be weakly referenced get no "hold them weakly"
+      advice (``WeakValueDictionary`` would raise ``TypeError`` on them).
+    """
+    leaked = finding.type_name.rsplit(".", 1)[-1]
+    if leaked in _NOT_WEAKREFABLE and finding.category != "listener":
+        finding.remedies = [r for r in finding.remedies if r.title not in _WEAK_TITLES]
+    if _is_exit_hook(finding):
+        rate = finding.remedies[0].frees_bytes if finding.remedies else 0
+        finding.remedies = [
+            Remedy(
+                "unregister the exit hook when done",
+                "atexit.register(conn.close)\ntry: ...\nfinally: atexit.unregister(conn.close)",
+                "15 min",
+                rate,
+            ),
+            Remedy(
+                "register once, at start-up",
+                "register one hook that closes whatever is still open at exit",
+                "15 min",
+                rate,
+            ),
+            Remedy(
+                "track open objects weakly",
+                "_open = weakref.WeakSet()  # one atexit hook closes what is left",
+                "20 min",
+                rate,
+            ),
+        ]
+
+
+def _is_exit_hook(finding: Finding) -> bool:
+    if "atexit" in finding.root:
+        return True
+    return bool(finding.path) and "atexit" in finding.path[0].label

@@ -8,6 +8,7 @@ raises :class:`~memlens.core.errors.TargetError` with one line saying why.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import inspect
@@ -34,15 +35,68 @@ class Target:
     user_roots: list[str] = field(default_factory=list)
 
 
-def as_step(fn: Callable[..., object], what: str = "step") -> Step:
-    """Adapt ``fn`` to ``step(i)``: pass the iteration only if it takes an argument."""
+class EventLoop:
+    """The event loop the doctor owns for ``async def`` steps, setups and teardowns.
+
+    One loop for the whole diagnosis, so state bound to it (clients, queues, tasks
+    the step leaves behind) lives as long as it would in a service. Created on first
+    use; :meth:`close` cancels what is left and closes it.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, value: object) -> object:
+        """Run ``value`` to completion if it is awaitable; return it unchanged otherwise."""
+        if not inspect.isawaitable(value):
+            return value
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(_as_coroutine(value))
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None or loop.is_closed():
+            return
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+async def _as_coroutine(value: Any) -> object:
+    return await value
+
+
+def as_call(fn: Callable[[], object] | None, loop: EventLoop) -> Callable[[], object] | None:
+    """``fn`` (a setup or teardown), running its coroutine on ``loop`` if it is async."""
+    if fn is None:
+        return None
+    return lambda: loop.run(fn())
+
+
+def as_step(fn: Callable[..., object], what: str = "step", loop: EventLoop | None = None) -> Step:
+    """Adapt ``fn`` to ``step(i)``: pass the iteration only if it takes an argument.
+
+    An ``async def`` step (or one returning an awaitable) runs on ``loop``, the event
+    loop the doctor owns; without a loop, a coroutine function is refused.
+    """
     if not callable(fn):
         raise TargetError(f"{what} is not callable: {fn!r}")
+    if loop is not None:
+        inner = _adapt(fn, what)
+        return lambda i: loop.run(inner(i))
     if inspect.iscoroutinefunction(fn):
-        raise TargetError(
-            f"{what} {_name(fn)} is a coroutine function: pass a function that runs it, "
-            "e.g. lambda i: loop.run_until_complete(step(i))"
-        )
+        raise TargetError(f"{what} {_name(fn)} is a coroutine function and no event loop was given")
+    return _adapt(fn, what)
+
+
+def _adapt(fn: Callable[..., object], what: str) -> Step:
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
