@@ -4,6 +4,9 @@ bad input, through the real CLI in a subprocess where the CLI is concerned."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -108,6 +111,27 @@ def test_cli_saves_a_doctor_session(tmp_path: Path) -> None:
     session = store.load(rows[0].id)
     assert session.kind == "doctor"
     assert session.analyses["doctor"]["verdict"] == "leak"
+    store.close()
+
+    # Read back, it prints the findings as the doctor did.
+    from memlens.heap.doctor import Diagnosis
+    from memlens.report.doctor_text import render
+
+    diag = Diagnosis.from_json(proc.stdout)
+    want = [" ".join(ln.split()) for ln in render(diag, width=400).splitlines() if ln.strip()]
+    for command in (["show", session.id], ["report", session.id, "-f", "text"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "memlens", *command, "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "400"},
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "Analyses attached" not in shown.stdout
+        got = " ".join(shown.stdout.split())
+        for line in want:  # every line of the doctor's report, wrapping aside
+            assert line in got, line
 
 
 @pytest.mark.parametrize(

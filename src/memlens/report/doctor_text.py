@@ -63,6 +63,11 @@ def renderable(diag: Diagnosis) -> Group:
     return Group(*parts)
 
 
+def stored_renderable(data: dict[str, Any]) -> Group:
+    """The report of a diagnosis stored in a session (``analyses["doctor"]``)."""
+    return renderable(Diagnosis.from_dict(data))
+
+
 def render(diag: Diagnosis | dict[str, Any], width: int = 120, color: bool = False) -> str:
     """Render to a string (ANSI colours only when ``color``)."""
     if isinstance(diag, dict):

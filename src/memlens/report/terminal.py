@@ -37,6 +37,12 @@ def render_text(session: Session, *, width: int = 100, top: int = 10) -> str:
 
 def session_summary(session: Session, *, width: int = 100, top: int = 10) -> RenderableType:
     """Everything the terminal face shows, as one rich renderable."""
+    doctor = session.analyses.get("doctor") if session.analyses else None
+    if session.kind == "doctor" and isinstance(doctor, dict):
+        # A stored diagnosis reads back as the doctor printed it.
+        from memlens.report.doctor_text import stored_renderable
+
+        return Group(_header(session), Text(""), stored_renderable(doctor))
     parts: list[RenderableType] = [_header(session), _figures(session)]
     chart = memory_chart(session, width=max(30, min(width, 120) - 14))
     if chart is not None:

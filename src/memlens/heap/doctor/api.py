@@ -108,6 +108,7 @@ def doctor(
             apply_native_site(result, engine, native_site)  # type: ignore[arg-type]
         for finding in result.findings:
             refine(finding)
+        _note_no_bound(result, engine)
     finally:
         if began:
             engine.end()
@@ -119,6 +120,20 @@ def doctor(
             loop.close()
     result.duration = time.perf_counter() - started
     return result
+
+
+def _note_no_bound(result: Diagnosis, engine: Engine) -> None:
+    """Say how far a leaking collection was watched without reaching a bound."""
+    if result.verdict != LEAK or not engine.growth_seen_at:
+        return
+    for finding in result.findings:
+        entries = next((h.detail for h in finding.path if h.detail.endswith(" entries")), "")
+        size = entries.rpartition(", ")[2] if entries else ""
+        at = f"at {size} " if size else ""
+        result.notes.append(
+            f"{finding.site}: still growing {at}after {result.iterations:,} calls "
+            f"(first seen at {engine.growth_seen_at:,}), no bound seen"
+        )
 
 
 def _hard_deadline(budget: float) -> float:
