@@ -8,9 +8,11 @@ set aside as a note.
 
 from __future__ import annotations
 
+from memlens.core.units import format_bytes
 from memlens.heap.doctor import detect, growth
 from memlens.heap.doctor.builder import FindingBuilder
-from memlens.heap.doctor.diagnosis import INCONCLUSIVE, LEAK, NO_LEAK, Diagnosis
+from memlens.heap.doctor.diagnosis import INCONCLUSIVE, LEAK, NO_LEAK, Diagnosis, Finding
+from memlens.heap.doctor.grouping import group
 from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.native_site import Attribution, apply_native_site, attribute_native
 from memlens.heap.doctor.sites import format_frame, short_path
@@ -73,6 +75,26 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         diag.verdict = NO_LEAK
         diag.reason = "growth only in bounded caches that are still filling up to their bound"
         return diag
+    # No leak verdict without a retention explanation: growth whose holder was not
+    # found is reported as such, never as a leak with an unknown root.
+    unexplained = [f for f in diag.findings if not explained(f)]
+    diag.findings = [f for f in diag.findings if explained(f)]
+    for f in unexplained:
+        diag.notes.append(
+            f"{f.site}: grows {format_bytes(f.bytes_per_iteration, signed=True)} per call, "
+            "but no path from a named root to it was found"
+        )
+    if unexplained and not diag.findings:
+        f = unexplained[0]
+        diag.verdict = INCONCLUSIVE
+        diag.reason = (
+            f"memory allocated at {f.site} kept growing "
+            f"({format_bytes(f.bytes_per_iteration, signed=True)} per call over "
+            f"{engine.iterations} iterations), but nothing was found holding it: "
+            "no leak is claimed without a retainer"
+        )
+        return diag
+    diag.findings = group(diag.findings)
     if diag.findings:
         diag.verdict = LEAK
         diag.reason = f"{len(diag.findings)} leak(s) with sustained growth"
@@ -80,6 +102,12 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         diag.verdict = INCONCLUSIVE
         diag.reason = "growth was detected but could not be attributed"
     return diag
+
+
+def explained(f: Finding) -> bool:
+    """A finding says what keeps its memory: a named root, the C allocator, the atexit
+    registry, or unreachable cycles the program never collects."""
+    return bool(f.root) or f.category in ("native", "gc_disabled_cycles")
 
 
 def _signal_name(s: detect.Signal) -> str:

@@ -94,6 +94,7 @@ def doctor(
                 i += 1
                 if engine.after_iteration():
                     break
+        engine.capture_context()
         # Native growth is charged to a line by re-running the step under a line
         # tracer, on this thread (thread-locals, event loops stay the same).
         with Deadline(max(2.0, 0.5 * budget)):
@@ -240,6 +241,7 @@ class Watch:
         if self._diagnosis is None:
             if not self.engine.done:
                 self.engine._finish("stopped by caller")
+            self.engine.capture_context()
             self._diagnosis = run_shallow(diagnose, self.engine, self.name, None)
             self._diagnosis.duration = time.perf_counter() - self._t0
             self.engine.end()

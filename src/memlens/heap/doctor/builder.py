@@ -18,11 +18,12 @@ from memlens.heap.doctor.bounds import explicit_bound, library_bound
 from memlens.heap.doctor.checkpoints import SiteKey, type_name
 from memlens.heap.doctor.classify import WHY, Evidence, classify, holder_index, holder_name
 from memlens.heap.doctor.cycles import cycle_hops
-from memlens.heap.doctor.diagnosis import Finding, Hop
+from memlens.heap.doctor.diagnosis import Finding, Hop, Remedy
 from memlens.heap.doctor.graph import ReverseGraph
 from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.library import public_call
 from memlens.heap.doctor.native_site import Attribution
+from memlens.heap.doctor.release import release_call
 from memlens.heap.doctor.remedies import remedies
 from memlens.heap.doctor.retention import Path, Roots, find_path
 from memlens.heap.doctor.samples import (
@@ -99,7 +100,7 @@ class FindingBuilder:
         ignore.update(self.engine.own)
         graph = ReverseGraph(targets, ignore)
         try:
-            roots = Roots(graph, ignore)
+            roots = Roots(graph, ignore, self.engine.contexts)
             growing_ids = frozenset(container_signals)
             findings = self._site_findings(
                 site_signals, samples, graph, roots, garbage_ids, growing_ids, atexit_signal
@@ -197,7 +198,8 @@ class FindingBuilder:
                 in_garbage=any(m[3] for m in members),
                 atexit=gk == "atexit registry",
                 growing_ids=growing_ids,
-                frames=frames,
+                frames=self._user_frames(frames),
+                library_owned=self._library_owned(chosen, growing_ids),
             )
             category = classify(ev)
             finding = self._finding(category, site, frames, rate, sig, chosen)
@@ -241,6 +243,20 @@ class FindingBuilder:
             why=WHY.get(category, WHY["other"]),
             remedies=remedies(category, rate, self.opts.horizon, name),
         )
+        if category in ("listener", "closure_registry"):
+            undo = release_call(frames, self.reader.code.is_user)
+            if undo:
+                # The registering API's own counterpart, read from the user's call.
+                f.remedies.insert(
+                    0,
+                    Remedy(
+                        "let go with the registering API's own call",
+                        f"{undo}  # when the owner is done",
+                        "15 min",
+                        f.remedies[0].frees_bytes if f.remedies else 0,
+                    ),
+                )
+                f.remedies = [r for r in f.remedies if "bus.unsubscribe" not in r.snippet]
         if path is not None and path.found:
             f.root = path.root
             f.path = [Hop(label=path.root.split(" → ")[0], type_name="root")] + path.hops
@@ -256,6 +272,33 @@ class FindingBuilder:
                 if user:
                     self.user_bound[id(f)] = user
         return f
+
+    def _user_frames(self, frames: Any) -> list[Frame]:
+        # A memo is one the user wrote: a library's get-or-create registry keyed by
+        # what the user passes (loggers by name, metrics by label) grows with the
+        # user's keys, a growing collection.
+        return [f for f in frames if self.reader.code.is_user(f[0])]
+
+    def _library_owned(self, path: Path | None, growing_ids: frozenset[int]) -> bool:
+        """The growing holder is reached through an object of a library's class."""
+        if path is None or not path.found:
+            return False
+        code = self.reader.code
+        module = sys.modules.get(path.root_module or "")
+        root_file = getattr(module, "__file__", None) or ""
+        if root_file and not code.is_user(root_file):
+            return True
+        idx = holder_index(path, growing_ids)
+        upto = path.objects[: (idx + 1) if idx is not None else len(path.objects)]
+        for obj in upto:
+            cls = type(obj)
+            if cls.__module__ in ("builtins", "collections", "types", "functools"):
+                continue
+            owner = sys.modules.get(cls.__module__)
+            filename = getattr(owner, "__file__", None) or ""
+            if filename and not code.is_user(filename):
+                return True
+        return False
 
     def _objects_rate(self, site: SiteKey) -> float:
         first = self.cps[0].site_blocks.get(site, 0)
@@ -280,7 +323,13 @@ class FindingBuilder:
         per_item = sys.getsizeof(obj) / max(1, len(obj))
         rate = sig.growth.rate * per_item
         site, frames = self._best_site_for(obj)
-        ev = Evidence(path=path, growing_ids=growing_ids | {id(obj)}, frames=frames)
+        ids = growing_ids | {id(obj)}
+        ev = Evidence(
+            path=path,
+            growing_ids=ids,
+            frames=self._user_frames(frames),
+            library_owned=self._library_owned(path, ids),
+        )
         category = classify(ev)
         f = self._finding(category, site, frames, rate, sig, path)
         f.objects_per_iteration = sig.growth.rate

@@ -24,6 +24,12 @@ from memlens.heap.doctor.sites import Frame
 _CONTAINERS = (dict, list, set, collections.deque)
 
 
+def _is(obj: object, kinds: type | tuple[type, ...]) -> bool:
+    """``isinstance`` by the real type: never asks a proxy (a lazy object whose
+    ``__class__`` is a property that imports or configures something) for its class."""
+    return issubclass(type(obj), kinds)
+
+
 @dataclass
 class Evidence:
     """What the classifier knows about one leak."""
@@ -34,6 +40,9 @@ class Evidence:
     atexit: bool = False
     growing_ids: frozenset[int] = frozenset()
     frames: Sequence[Frame] = ()  # allocation traceback, innermost first
+    # The holder belongs to a library's object (a signal, a client, an engine): what
+    # it keeps was handed over through the library's registration API.
+    library_owned: bool = False
 
 
 def holder_index(path: Path, growing_ids: frozenset[int]) -> int | None:
@@ -42,7 +51,7 @@ def holder_index(path: Path, growing_ids: frozenset[int]) -> int | None:
     for i, obj in enumerate(path.objects[:-1] if len(path.objects) > 1 else path.objects):
         if id(obj) in growing_ids:
             return i
-        if isinstance(obj, _CONTAINERS):
+        if _is(obj, _CONTAINERS):
             last = i
     return last
 
@@ -69,10 +78,13 @@ def classify(ev: Evidence) -> str:
         return "listener" if ev.atexit else "other"
     objs = path.objects
     labels = [h.label for h in path.hops]
-    if any(isinstance(o, (types.TracebackType, types.FrameType, BaseException)) for o in objs):
+    if any(_is(o, (types.TracebackType, types.FrameType, BaseException)) for o in objs):
         return "stored_traceback"
     if any(type(o).__name__ == "_local" for o in objs) or "per-thread dicts" in labels:
         return "thread_local"
+    if path.root_kind == "context":
+        # Only new context variables add entries to a context's mapping.
+        return "growing_collection"
     if path.root_kind == "lru_cache":
         return "cached_instances" if _caches_instances(path) else "unbounded_memo"
     idx = holder_index(path, ev.growing_ids)
@@ -83,12 +95,19 @@ def classify(ev: Evidence) -> str:
         and isinstance(after[0], types.FunctionType)
         and any(lab.startswith("closure cell") for lab in after_labels[1:2])
     ):
-        return "closure_registry"
+        # A callback registry is a listener registry whatever the callback is; a
+        # program's own list of closures is a closure registry.
+        return "listener" if ev.library_owned else "closure_registry"
     if path.root_kind == "logger" or ".__self__" in labels or _holds_callables(objs, idx):
+        return "listener"
+    if ev.library_owned and _entries_hold_callables(objs, idx):
+        # A library's callback registry (entries are records holding the callback).
         return "listener"
     if idx is not None:
         holder = objs[idx]
-        if isinstance(holder, dict) and _is_memo(holder_name(path, idx), ev.frames):
+        if _is(holder, dict) and (
+            _is_memo(holder_name(path, idx), ev.frames) or _decorated_cache(objs, idx)
+        ):
             return "unbounded_memo"
         return "growing_collection"
     return "other"
@@ -100,12 +119,37 @@ def _holds_callables(objs: list[Any], idx: int | None) -> bool:
     item = objs[idx + 1]
     return (
         callable(item)
-        and not isinstance(item, type)
+        and not _is(item, type)
         and (
-            isinstance(item, (types.MethodType, types.FunctionType, types.BuiltinMethodType))
+            _is(item, (types.MethodType, types.FunctionType, types.BuiltinMethodType))
             or type(item).__name__.endswith("Handler")
         )
     )
+
+
+def _decorated_cache(objs: list[Any], idx: int) -> bool:
+    """The holder is reached through a decorated callable (``functools.wraps`` sets
+    ``__wrapped__``): a memoizing decorator's cache of the wrapped function's results."""
+    for o in objs[:idx]:
+        try:
+            own = object.__getattribute__(o, "__dict__")
+        except Exception:  # noqa: BLE001 - no instance dict (or an odd proxy)
+            continue
+        if callable(o) and _is(own, dict) and "__wrapped__" in own:
+            return True
+    return False
+
+
+def _entries_hold_callables(objs: list[Any], idx: int | None) -> bool:
+    """An entry of the holder is, or directly holds, a function or bound method."""
+    if idx is None or idx + 1 >= len(objs):
+        return False
+    entry = objs[idx + 1]
+    if _is(entry, (types.FunctionType, types.MethodType)):
+        return True
+    if _is(entry, (tuple, list)):
+        return any(_is(x, (types.FunctionType, types.MethodType)) for x in entry)
+    return False
 
 
 def _caches_instances(path: Path) -> bool:

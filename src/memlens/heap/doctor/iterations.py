@@ -15,7 +15,9 @@ leak; one that levelled off in between reached a bound.
 
 from __future__ import annotations
 
+import contextvars
 import gc
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -68,6 +70,8 @@ class Engine:
         options.validate()
         self.progress = progress
         self.growth_seen_at = 0  # iteration where growth was first seen (0: not yet)
+        self.contexts: dict[int, str] = {}  # the step thread's contextvars mapping
+        self._context_copy: contextvars.Context | None = None
         self.code = code
         self.options = options
         self.own: set[int] = set()
@@ -104,6 +108,19 @@ class Engine:
             tracemalloc.start(self.options.nframes)
             self._started_tracing = True
         run_shallow(self.reader.calibrate)
+
+    def capture_context(self) -> None:
+        """Remember the calling thread's contextvars mapping as a named root.
+
+        Call on the step's thread. A copy of the context shares the thread's
+        mapping (an immutable HAMT), so the mapping's id names what the thread
+        state holds, which the GC cannot see.
+        """
+        copy = contextvars.copy_context()
+        self._context_copy = copy
+        self.own.add(id(copy))
+        name = threading.current_thread().name
+        self.contexts = {id(r): name for r in gc.get_referents(copy)}
 
     def end(self) -> None:
         if self._started_tracing:

@@ -28,6 +28,12 @@ MAX_VISITED = 200_000
 _MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _is(obj: object, kinds: type | tuple[type, ...]) -> bool:
+    """``isinstance`` by the real type: never asks a proxy (a lazy object whose
+    ``__class__`` is a property that imports or configures something) for its class."""
+    return issubclass(type(obj), kinds)
+
+
 def _is_memlens_code(filename: str) -> bool:
     return os.path.abspath(filename).startswith(_MEMLENS_DIR + os.sep)
 
@@ -37,7 +43,7 @@ class Path:
     """A retaining path, root first; ``objects[i]`` is reached by ``hops[i]``."""
 
     root: str
-    root_kind: str  # module | class | frame | lru_cache | logger | none
+    root_kind: str  # module | class | frame | lru_cache | logger | context | none
     objects: list[Any] = field(default_factory=list)
     hops: list[Hop] = field(default_factory=list)
     root_module: str | None = None
@@ -51,7 +57,15 @@ class Path:
 class Roots:
     """Index of the named roots of the current heap."""
 
-    def __init__(self, graph: ReverseGraph, ignore_frames: set[int]) -> None:
+    def __init__(
+        self,
+        graph: ReverseGraph,
+        ignore_frames: set[int],
+        contexts: dict[int, str] | None = None,
+    ) -> None:
+        # The contextvars mapping of a thread (id of its HAMT -> thread name): the
+        # thread state holds it, which the GC does not see.
+        self.contexts: dict[int, str] = dict(contexts or {})
         self.module_dicts: dict[int, str] = {}
         for name, mod in list(sys.modules.items()):
             d = getattr(mod, "__dict__", None)
@@ -60,8 +74,9 @@ class Roots:
         self.class_dicts: dict[int, type] = {}
         nodes = graph.nodes()
         # The type test runs in C: a Python-level loop over every node costs more
-        # than building the graph.
-        for obj in compress(nodes, map(isinstance, nodes, repeat(type))):
+        # than building the graph. By the real type: isinstance() would ask a lazy
+        # proxy (Django's settings) for its __class__, which configures it.
+        for obj in compress(nodes, map(issubclass, map(type, nodes), repeat(type))):
             try:
                 real = gc.get_referents(obj.__dict__)
             except Exception:  # noqa: BLE001 - odd metaclasses
@@ -100,8 +115,10 @@ class Roots:
             return "frame"
         if type(obj).__name__ == "_lru_cache_wrapper":
             return "lru_cache"
-        if self.logger_types and isinstance(obj, self.logger_types):
+        if self.logger_types and _is(obj, self.logger_types):
             return "logger"
+        if oid in self.contexts:
+            return "context"
         return None
 
 
@@ -115,6 +132,8 @@ def find_path(target: Any, graph: ReverseGraph, roots: Roots) -> Path:
         oid = queue.popleft()
         obj = graph.get(oid)
         kind = roots.kind(oid, obj) if oid != start else None
+        if kind == "logger" and not _through_handlers(obj, oid, towards, graph):
+            kind = None  # a logger is a root only for what its handler list holds
         if kind is not None:
             chain = [oid]
             while towards[chain[-1]] != -1:
@@ -139,7 +158,7 @@ def _short_repr(value: Any, limit: int = 40) -> str:
 def _describe(obj: Any) -> str:
     name = type_name(obj)
     try:
-        if isinstance(obj, (dict, list, set, tuple, frozenset, deque)):
+        if _is(obj, (dict, list, set, tuple, frozenset, deque)):
             return f"{name}, {len(obj):,} entries"
     except Exception:  # noqa: BLE001
         pass
@@ -155,7 +174,7 @@ def hop_label(holder: Any, child: Any) -> str:
 
 
 def _hop_label(holder: Any, child: Any) -> str:
-    if isinstance(holder, dict):
+    if _is(holder, dict):
         for k, v in holder.items():
             if v is child:
                 if isinstance(k, weakref.ref):
@@ -166,16 +185,16 @@ def _hop_label(holder: Any, child: Any) -> str:
             if k is child:
                 return "key"
         return "entry"
-    if isinstance(holder, (list, tuple, deque)):
+    if _is(holder, (list, tuple, deque)):
         for i, v in enumerate(holder):
             if v is child:
                 return f"[{i}]"
         return "item"
-    if isinstance(holder, (set, frozenset)):
+    if _is(holder, (set, frozenset)):
         return "item"
-    if isinstance(holder, types.CellType):
+    if _is(holder, types.CellType):
         return "cell contents"
-    if isinstance(holder, types.FunctionType):
+    if _is(holder, types.FunctionType):
         code = holder.__code__
         for i, cell in enumerate(holder.__closure__ or ()):
             if cell is child:
@@ -189,16 +208,16 @@ def _hop_label(holder: Any, child: Any) -> str:
         if holder.__kwdefaults__ is child:
             return "kwdefaults"
         return "→"
-    if isinstance(holder, types.MethodType):
+    if _is(holder, types.MethodType):
         return ".__self__" if holder.__self__ is child else ".__func__"
-    if isinstance(holder, types.FrameType):
+    if _is(holder, types.FrameType):
         for k, v in holder.f_locals.items():
             if v is child:
                 return f"local {k}"
         return "frame"
-    if isinstance(holder, types.TracebackType):
+    if _is(holder, types.TracebackType):
         return ".tb_frame" if holder.tb_frame is child else ".tb_next"
-    if isinstance(holder, BaseException):
+    if _is(holder, BaseException):
         if holder.__traceback__ is child:
             return ".__traceback__"
         if holder.__context__ is child:
@@ -245,7 +264,7 @@ def _build(kind: str, chain: list[Any], roots: Roots) -> Path:
             label = label.replace("'", "")
             i += 1
             child = chain[i]
-        elif label == "defaults" and i + 1 < len(chain) and isinstance(holder, types.FunctionType):
+        elif label == "defaults" and i + 1 < len(chain) and _is(holder, types.FunctionType):
             idx = _index_in(child, chain[i + 1])
             names = _default_names(holder)
             label = (
@@ -253,16 +272,10 @@ def _build(kind: str, chain: list[Any], roots: Roots) -> Path:
             )
             i += 1
             child = chain[i]
-        elif (
-            label.startswith("closure cell")
-            and i + 1 < len(chain)
-            and isinstance(child, types.CellType)
-        ):
+        elif label.startswith("closure cell") and i + 1 < len(chain) and _is(child, types.CellType):
             i += 1
             child = chain[i]
-        elif (
-            label == "__closure__" and i + 2 < len(chain) and isinstance(holder, types.FunctionType)
-        ):
+        elif label == "__closure__" and i + 2 < len(chain) and _is(holder, types.FunctionType):
             idx = _index_in(child, chain[i + 1])
             freevars = holder.__code__.co_freevars
             label = (
@@ -289,6 +302,19 @@ def _build(kind: str, chain: list[Any], roots: Roots) -> Path:
         root_module=module,
         root_object=root_obj,
     )
+
+
+def _through_handlers(logger: Any, oid: int, towards: dict[int, int], graph: ReverseGraph) -> bool:
+    """The path leaves ``logger`` through its ``handlers`` list (logger → __dict__ → list)."""
+    handlers = getattr(logger, "handlers", None)
+    child = towards.get(oid, -1)
+    for _ in range(2):
+        if child == -1:
+            return False
+        if graph.get(child) is handlers:
+            return True
+        child = towards.get(child, -1)
+    return False
 
 
 def _index_in(seq: Any, item: Any) -> int | None:
@@ -332,6 +358,9 @@ def _root_name(
         return f"functools.lru_cache of {lru_module}.{qual}", lru_module
     elif kind == "logger":
         return f"logging handler list of logger {getattr(root_obj, 'name', '?')!r}", "logging"
+    elif kind == "context":
+        thread = roots.contexts.get(id(root_obj), "?")
+        return f"the contextvars context of thread {thread}", "contextvars"
     else:  # pragma: no cover
         return "unknown", None
     # A singleton's attribute, a named function's closure cell or default argument
@@ -339,14 +368,14 @@ def _root_name(
     if objects and len(hops) > 1:
         head = objects[0]
         nxt = hops[1].label
-        if isinstance(head, types.FunctionType) or (
-            not isinstance(head, (dict, list, set, tuple, deque, type, types.ModuleType))
+        if _is(head, types.FunctionType) or (
+            not _is(head, (dict, list, set, tuple, deque, type, types.ModuleType))
             and (nxt.startswith(".") and nxt not in (".__self__", ".__func__"))
         ):
             text += f" → {nxt}"
             fn_module = getattr(head, "__module__", None)
-            if isinstance(head, types.FunctionType) and fn_module:
+            if _is(head, types.FunctionType) and fn_module:
                 module_of = fn_module
-            elif not isinstance(head, types.FunctionType):
+            elif not _is(head, types.FunctionType):
                 module_of = type(head).__module__
     return text, module_of

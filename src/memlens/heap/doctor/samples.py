@@ -82,7 +82,7 @@ def sample_objects(
         smallest[site] = 0.5 * grew / blocks if blocks > 0 and grew > 0 else 0.0
 
     def consider(obj: Any) -> None:
-        if isinstance(obj, weakref.ref):
+        if issubclass(type(obj), weakref.ref):
             return  # a weak reference retains nothing; its referent is the leak
         frames = object_frames(obj)
         if not frames:
@@ -192,16 +192,16 @@ def type_name_of(t: type) -> str:
 def holds_weakrefs(holder: Any) -> bool:
     """A collection of weak references: bookkeeping that follows a leak elsewhere."""
     items = newest(holder, 8)
-    return bool(items) and all(isinstance(x, weakref.ref) for x in items)
+    return bool(items) and all(issubclass(type(x), weakref.ref) for x in items)
 
 
 def newest(holder: Any, n: int) -> list[Any]:
     """The last ``n`` entries (values and keys for a mapping)."""
     try:
-        if isinstance(holder, dict):
+        if issubclass(type(holder), dict):
             keys = list(holder)[-n:]
             return [holder[k] for k in keys] + keys
-        if isinstance(holder, (set, frozenset)):
+        if issubclass(type(holder), (set, frozenset)):
             return list(holder)[-n:]
         if type(holder).__name__ == "_lru_cache_wrapper":
             return gc.get_referents(holder)[-n:]
