@@ -46,6 +46,7 @@ EXIT_INCONCLUSIVE = 3
     help="Time budget in seconds for the iterations (the analysis adds a little).",
 )
 @click.option(
+    "-f",
     "--format",
     "fmt",
     type=click.Choice(["text", "json", "html"]),

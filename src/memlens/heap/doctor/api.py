@@ -128,8 +128,11 @@ def _note_no_bound(result: Diagnosis, engine: Engine) -> None:
     if result.verdict != LEAK or not engine.growth_seen_at:
         return
     for finding in result.findings:
-        entries = next((h.detail for h in finding.path if h.detail.endswith(" entries")), "")
-        size = entries.rpartition(", ")[2] if entries else ""
+        sizes = [
+            h.detail.rpartition(", ")[2] for h in finding.path if h.detail.endswith(" entries")
+        ]
+        # The growing holder is the biggest collection on the path.
+        size = max(sizes, key=lambda t: int(t.split()[0].replace(",", "")), default="")
         at = f"at {size} " if size else ""
         result.notes.append(
             f"{finding.site}: still growing {at}after {result.iterations:,} calls "

@@ -112,7 +112,8 @@ class LineAttributor:
         self.untraced: dict[Frame, int] = {}
         self.floor: dict[Frame, int] = {}
         self.stacks: dict[Frame, list[Frame]] = {}
-        self._events: list[tuple[Frame, tuple[int, int], list[Frame]]] = []
+        self._events: list[Any] = []
+        self._n = 0
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event == "line":
@@ -127,7 +128,14 @@ class LineAttributor:
 
     def _record(self, frame: FrameType) -> None:
         key = (frame.f_code.co_filename, frame.f_lineno)
-        self._events.append((key, self.reader(), self._stack(frame)))
+        event = (key, self.reader(), self._stack(frame))
+        # The event list is preallocated: a list growing under the tracer would
+        # reallocate through malloc and charge its own growth to the busiest line.
+        if self._n < len(self._events):
+            self._events[self._n] = event
+        else:
+            self._events.append(event)
+        self._n += 1
 
     def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event == "call" and self.code.is_user(frame.f_code.co_filename):
@@ -142,9 +150,17 @@ class LineAttributor:
             frame = frame.f_back
         return out
 
-    def run(self, call: Callable[[], object]) -> None:
-        """Run ``call`` once under the tracer and charge growth to lines."""
-        self._events = []
+    def run(self, call: Callable[[], object], record: bool = True) -> None:
+        """Run ``call`` once under the tracer and charge growth to lines.
+
+        ``record=False`` runs it without charging anything (a warm-up of the tracer).
+        """
+        # The previous run's events stay alive until this run is over: the number
+        # of live objects (and tracemalloc's tables for them) then stays level from
+        # run to run instead of growing at whichever line is busiest.
+        kept = self._events
+        self._events = [None] * 8192
+        self._n = 0
         previous = sys.gettrace()
         sys.settrace(self._global)
         try:
@@ -152,9 +168,9 @@ class LineAttributor:
         finally:
             sys.settrace(previous)
         end = self.reader()
-        events = self._events
-        self._events = []
-        if not events:
+        events = self._events[: self._n]
+        del kept
+        if not events or not record:
             return
         values = [v for _, v, _ in events] + [end]
         floor = [v[1] for v in values]

@@ -53,7 +53,8 @@ def attribute_native(
     for k in range(settle):
         step(base + k)
     attributor = LineAttributor(engine.code, _untraced_reader())
-    for k in range(settle, settle + runs):
+    attributor.run(functools.partial(step, base + settle), record=False)
+    for k in range(settle + 1, settle + 1 + runs):
         attributor.run(functools.partial(step, base + k))
     return attributor.best()
 
