@@ -206,6 +206,11 @@ class Engine:
         existing checkpoints are thinned to it, newest kept.
         """
         target = self.options.widen * self.iterations
+        # Only as far as the budget reaches: thinning for a window the run will not
+        # get to would leave too few checkpoints for any verdict.
+        pace = self.elapsed / max(1, self.iterations)  # checkpoints included
+        reachable = self.iterations + (0.8 * self.options.budget - self.elapsed) / max(pace, 1e-9)
+        target = min(target, reachable, float(self.options.max_iterations))
         wanted = (target - self.iterations) / max(1, self.options.min_checkpoints)
         factor = 1
         while self.every * factor * 2 <= wanted:
