@@ -58,7 +58,7 @@ def test_a_bound_reached_after_the_first_window_is_not_a_leak() -> None:
     diag = doctor(fill, budget=30)
     assert diag.verdict != "leak", [f.site for f in diag.findings]
     if diag.verdict == "inconclusive":  # a slow machine ran out of budget first
-        assert "budget" in diag.reason and "still filling" in diag.reason
+        assert "still filling" in diag.reason or "without a retainer" in diag.reason
     else:
         assert diag.verdict == "no leak" and diag.iterations > 800
 
