@@ -43,14 +43,9 @@ def group(findings: list[Finding]) -> list[Finding]:
             main.bytes_per_iteration += other.bytes_per_iteration
             main.growth_bytes += other.growth_bytes
             main.samples += other.samples
-            for ev in other.evidence:
-                if ev not in main.evidence:
-                    main.evidence.append(ev)
-        if rest and alone > 0:
-            # The fix releases everything the retainer keeps, not just the main site.
-            scale = main.bytes_per_iteration / alone
-            for r in main.remedies:
-                r.frees_bytes = int(r.frees_bytes * scale)
+            for key, value in dict(other.evidence).items():
+                main.evidence.setdefault(key, value)
+        del alone
         out.append(main)
     out.sort(key=lambda f: -f.bytes_per_iteration)
     return out
