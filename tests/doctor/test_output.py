@@ -89,3 +89,14 @@ def test_html_section_and_page_escape_and_render() -> None:
     assert page.startswith("<!doctype html>") and "memlens doctor: svc/app.py" in page
     empty = render_page(Diagnosis(target="x", verdict="no leak").to_dict())
     assert "NO LEAK" in empty
+
+
+def test_multi_line_fix_prints_whole() -> None:
+    diag = _sample()
+    snippet = "import atexit\natexit.unregister(flush_handler)\nbus.close()"
+    diag.findings[0].remedies.insert(0, Remedy("let go of the exit hook", snippet, "5 min", 10))
+    text = render(diag, width=200)
+    for line in snippet.splitlines():
+        assert line in text
+    one = _sample()
+    assert "bound it: functools.lru_cache(maxsize=1000)" in render(one, width=200)

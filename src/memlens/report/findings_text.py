@@ -121,12 +121,17 @@ def finding_block(
         rows.append(row("why", f.why))
     if f.remedies:
         top = f.remedies[0]
-        snippet = top.snippet.splitlines()[0] if top.snippet else ""
-        body = Text(f"{top.title}: {snippet}" if snippet else top.title)
+        lines = top.snippet.splitlines() if top.snippet else []
+        # A one-line fix reads inline; a longer one prints whole, one line each,
+        # so it can be pasted as it is.
+        body = Text(f"{top.title}: {lines[0]}" if len(lines) == 1 else top.title)
         if top.saving:
             body.append(
                 f"     frees ≈ {amount_text(top.saving, top.unit)}{saving_note}", style="green"
             )
+        if len(lines) > 1:
+            for line in lines:
+                body.append("\n    " + line)
         rows.append(row(f"fix ({top.effort})" if top.effort else "fix", body))
         rest = " · ".join(r.title for r in f.remedies[1:])
         if rest:
