@@ -20,23 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (field, ctypes.c_size_t)
-        for field in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
+from memlens.heap.glibc import MallInfo2 as _MallInfo2
 
 
 def _load_libc() -> Any:

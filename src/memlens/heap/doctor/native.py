@@ -17,26 +17,9 @@ from types import FrameType
 from typing import Any
 
 from memlens.heap.doctor.sites import CodeMap, Frame
+from memlens.heap.glibc import MallInfo2 as _MallInfo2
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
 
 
 def _load_mallinfo2() -> Callable[[], _MallInfo2] | None:
