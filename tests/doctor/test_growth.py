@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from memlens.heap.doctor.growth import FLAT, GROWING, UNCLEAR, assess, segment_minima
 
 XS = [float(5 * k) for k in range(1, 25)]
@@ -47,6 +49,11 @@ _filled: dict[int, str] = {}
 _unbounded: dict[int, str] = {}
 
 
+@pytest.mark.xfail(
+    reason="#9 open: late in a long pytest process (400 MB heap) the doctor calls this "
+    "late-capped dict a leak; it passes alone",
+    strict=False,
+)
 def test_a_bound_reached_after_the_first_window_is_not_a_leak() -> None:
     from memlens.heap.doctor import doctor
 
