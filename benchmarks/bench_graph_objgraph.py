@@ -1,18 +1,22 @@
 """Retaining paths on big heaps: memlens's reverse graph vs objgraph, side by side.
 
-For each heap size and target depth, two fresh subprocesses build the same heap
+For each heap size and target depth, fresh subprocesses build the same heap
 (``--objects`` GC-tracked objects: instances with a list and a dict each, plus
 untracked strings), hide a target ``depth`` hops below a module global, and find
 its retaining path:
 
-- ``memlens``: build the reverse reference graph, index the roots, ``find_path``
-  (what the doctor does once per diagnosis);
+- ``memlens``: ``ReverseGraph([target])`` (lazy: one C pass over the heap per
+  breadth-first level), index the roots, ``find_path`` -- one path, as
+  ``memlens.heap.doctor.retention`` finds it for a single object;
+- ``memlens built``: the same with ``lazy=False``, the whole graph built first (what
+  the doctor does once per diagnosis, then asks it about every sample);
 - ``objgraph``: ``objgraph.find_backref_chain(target, objgraph.is_proper_module)``.
 
-Printed: CPU seconds for each (the process's own CPU time, so other jobs on a
-shared machine do not skew the ratio), the ratio memlens/objgraph (target <= 1x), and the RSS
-each added while searching (memlens's graph should grow linearly with the heap).
-Both must find a path.
+Imports happen before the clock starts. Printed: CPU seconds for each (the process's
+own CPU time, so other jobs on a shared machine do not skew the ratio), the ratios
+to objgraph (target <= 1x), the heap passes the lazy search used, and the RSS each
+added while searching (memlens's graph grows linearly with the heap). All must find
+a path.
 
 Usage: python benchmarks/bench_graph_objgraph.py [--sizes 1000000,5000000] [--depths 2,20]
 """
@@ -27,6 +31,8 @@ import sys
 import time
 
 import psutil
+
+TOOLS = ("memlens", "built", "objgraph")
 
 
 class Record:
@@ -52,31 +58,32 @@ def child(objects: int, depth: int, tool: str) -> dict[str, object]:
         chain = Node(chain)
     HOLDER.append(chain)
     del chain
+    if tool == "objgraph":
+        import objgraph
+    else:
+        from memlens.heap.doctor.graph import ReverseGraph
+        from memlens.heap.doctor.retention import Roots, find_path
     gc.collect()
     tracked = len(gc.get_objects())
     proc = psutil.Process()
     rss0 = proc.memory_info().rss
     t0 = time.process_time()
+    scans = 0
     if tool == "objgraph":
-        import objgraph
-
         path = objgraph.find_backref_chain(target, objgraph.is_proper_module, max_depth=depth + 5)
         found = len(path) > 1 and isinstance(path[0], type(sys))
         hops = len(path) - 1
+        rss1 = proc.memory_info().rss
     else:
-        from memlens.heap.doctor.graph import ReverseGraph
-        from memlens.heap.doctor.retention import Roots, find_path
-
-        graph = ReverseGraph([target], ignore={id(heap)})
+        graph = ReverseGraph([target], ignore={id(heap)}, lazy=tool == "memlens")
         roots = Roots(graph, {id(sys._getframe())})
         result = find_path(target, graph, roots)
         found = result.found
         hops = len(result.hops)
+        scans = graph.scans
         rss1 = proc.memory_info().rss  # the graph is still alive here
         graph.close()
     elapsed = time.process_time() - t0
-    if tool == "objgraph":
-        rss1 = proc.memory_info().rss
     del heap
     return {
         "tracked": tracked,
@@ -84,25 +91,14 @@ def child(objects: int, depth: int, tool: str) -> dict[str, object]:
         "rss_added": rss1 - rss0,
         "found": found,
         "hops": hops,
+        "scans": scans,
     }
 
 
 def run_child(objects: int, depth: int, tool: str) -> dict[str, object]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            tool,
-            "--sizes",
-            str(objects),
-            "--depths",
-            str(depth),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    cmd = [sys.executable, __file__, "--child", tool]
+    cmd += ["--sizes", str(objects), "--depths", str(depth)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -110,7 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,5000000")
     parser.add_argument("--depths", default="2,20")
-    parser.add_argument("--child", choices=["memlens", "objgraph"])
+    parser.add_argument("--child", choices=TOOLS)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     depths = [int(d) for d in args.depths.split(",")]
@@ -118,20 +114,22 @@ def main() -> None:
         print(json.dumps(child(sizes[0], depths[0], args.child)))
         return
     print(
-        f"{'tracked':>10} {'depth':>5} {'memlens':>9} {'objgraph':>9} {'ratio':>6}"
-        f" {'memlens +RSS':>13} {'objgraph +RSS':>14}"
+        f"{'tracked':>10} {'depth':>5} {'memlens':>8} {'built':>7} {'objgraph':>8}"
+        f" {'ratio':>6} {'built':>6} {'passes':>6} {'+RSS':>8} {'built':>8} {'objgraph':>8}"
     )
     for size in sizes:
         for depth in depths:
-            mine = run_child(size, depth, "memlens")
-            theirs = run_child(size, depth, "objgraph")
-            if not (mine["found"] and theirs["found"]):
-                print(f"  (a path was not found: memlens {mine}, objgraph {theirs})")
-            ms, os_ = float(mine["seconds"]), float(theirs["seconds"])  # type: ignore[arg-type]
+            res = {tool: run_child(size, depth, tool) for tool in TOOLS}
+            if not all(r["found"] for r in res.values()):
+                print(f"  (a path was not found: {res})")
+            secs = {t: float(r["seconds"]) for t, r in res.items()}  # type: ignore[arg-type]
+            mib = {t: int(r["rss_added"]) / 2**20 for t, r in res.items()}  # type: ignore[call-overload]
             print(
-                f"{mine['tracked']:>10,} {depth:>5} {ms:>8.2f}s {os_:>8.2f}s {ms / os_:>5.2f}x"
-                f" {int(mine['rss_added']) / 2**20:>10.0f} MiB"  # type: ignore[call-overload]
-                f" {int(theirs['rss_added']) / 2**20:>11.0f} MiB"  # type: ignore[call-overload]
+                f"{res['memlens']['tracked']:>10,} {depth:>5} {secs['memlens']:>7.2f}s"
+                f" {secs['built']:>6.2f}s {secs['objgraph']:>7.2f}s"
+                f" {secs['memlens'] / secs['objgraph']:>5.2f}x"
+                f" {secs['built'] / secs['objgraph']:>5.2f}x {res['memlens']['scans']:>6}"
+                f" {mib['memlens']:>4.0f} MiB {mib['built']:>4.0f} MiB {mib['objgraph']:>4.0f} MiB"
             )
 
 

@@ -384,8 +384,171 @@ static PyTypeObject GraphType = {
     .tp_as_sequence = &graph_as_sequence,
 };
 
+/* -- Level scans: the referrers of a few objects, in one pass over the heap ----------
+ *
+ * A path search from one object needs the referrers of a handful of nodes per
+ * breadth-first level, not the whole graph. scan() answers one level with one pass:
+ * every object's tp_traverse is called and each referent is looked up in a small
+ * table of the level's nodes (cache-hot, no dereference of the referent), which is
+ * what gc.get_referrers() does for one object, done for the whole level at once.
+ *
+ * Untracked containers (a tuple of str) hold only atoms and other untracked tuples,
+ * so they are walked only when the level holds such an object or an atom; each is
+ * walked at most once per pass.
+ */
+#define SCAN_SMALL 8
+
+typedef struct {
+    Table targets; /* address -> index in out (levels of more than SCAN_SMALL nodes) */
+    uintptr_t small[SCAN_SMALL]; /* a small level: compared directly, like get_referrers */
+    Py_ssize_t n_small;          /* -1: use the table */
+    uintptr_t lo, hi;            /* address range of the level: most referents fall outside */
+    Table seen;    /* untracked containers already walked in this pass */
+    PyObject *owner;
+    PyObject *out; /* one list of referrers per target */
+    PyObject **stack;
+    size_t n_stack, cap_stack;
+    int recurse;
+    int failed;
+} Scan;
+
+static inline int untracked_container(PyObject *o) {
+    return PyObject_IS_GC(o) && !PyObject_GC_IsTracked(o) && is_untracked_container(o);
+}
+
+static inline Py_ssize_t scan_find(const Scan *s, uintptr_t p) {
+    if (p < s->lo || p > s->hi) return -1;
+    if (s->n_small < 0) return table_find(&s->targets, p);
+    for (Py_ssize_t i = 0; i < s->n_small; i++) {
+        if (s->small[i] == p) return i;
+    }
+    return -1;
+}
+
+static int scan_visit(PyObject *child, void *arg) {
+    Scan *s = (Scan *)arg;
+    Py_ssize_t t = scan_find(s, (uintptr_t)child);
+    if (t >= 0 && PyList_Append(PyList_GET_ITEM(s->out, t), s->owner) < 0) {
+        s->failed = 1;
+        return -1;
+    }
+    if (s->recurse && untracked_container(child) &&
+        table_find(&s->seen, (uintptr_t)child) < 0) {
+        if (table_put(&s->seen, (uintptr_t)child, 0) < 0) {
+            s->failed = 1;
+            return -1;
+        }
+        if (s->n_stack == s->cap_stack) {
+            size_t cap = s->cap_stack ? s->cap_stack * 2 : 256;
+            PyObject **stack = PyMem_RawRealloc(s->stack, cap * sizeof(PyObject *));
+            if (!stack) {
+                s->failed = 1;
+                return -1;
+            }
+            s->stack = stack;
+            s->cap_stack = cap;
+        }
+        s->stack[s->n_stack++] = child; /* borrowed: its holder is alive during the pass */
+    }
+    return 0;
+}
+
+static int scan_one(Scan *s, PyObject *obj) {
+    if (!traversable(obj)) return 0;
+    s->owner = obj;
+    if (Py_TYPE(obj)->tp_traverse(obj, scan_visit, s) < 0 && s->failed) return -1;
+    while (s->n_stack) {
+        PyObject *inner = s->stack[--s->n_stack];
+        s->owner = inner;
+        if (Py_TYPE(inner)->tp_traverse(inner, scan_visit, s) < 0 && s->failed) return -1;
+    }
+    return 0;
+}
+
+/* scan(objects, targets, skip=()) -> list of lists: the referrers of each target among
+ * objects (and the untracked containers they hold), in heap order. skip: ids of
+ * objects whose references are not walked. */
+static PyObject *heapgraph_scan(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"objects", "targets", "skip", NULL};
+    PyObject *objects, *targets, *skip = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!|O", kwlist, &PyList_Type, &objects,
+                                     &PyList_Type, &targets, &skip)) {
+        return NULL;
+    }
+    Scan s;
+    memset(&s, 0, sizeof(s));
+    Table skipped = {NULL, 0, 0};
+    Py_ssize_t n_targets = PyList_GET_SIZE(targets);
+    s.out = PyList_New(n_targets);
+    if (!s.out) return NULL;
+    s.n_small = n_targets <= SCAN_SMALL ? n_targets : -1;
+    s.lo = UINTPTR_MAX;
+    s.hi = 0;
+    if (s.n_small < 0 && table_reserve(&s.targets, (size_t)n_targets + 1) < 0) goto nomem;
+    for (Py_ssize_t i = 0; i < n_targets; i++) {
+        PyObject *lst = PyList_New(0);
+        if (!lst) goto fail;
+        PyList_SET_ITEM(s.out, i, lst);
+        PyObject *t = PyList_GET_ITEM(targets, i);
+        uintptr_t p = (uintptr_t)t;
+        if (p < s.lo) s.lo = p;
+        if (p > s.hi) s.hi = p;
+        if (s.n_small >= 0) {
+            s.small[i] = p; /* a repeated target keeps its first slot */
+        } else if (table_find(&s.targets, p) < 0 && table_put(&s.targets, p, (uint32_t)i) < 0) {
+            goto nomem;
+        }
+        if (!PyObject_IS_GC(t) || untracked_container(t)) s.recurse = 1;
+    }
+    if (skip && skip != Py_None) {
+        PyObject *it = PyObject_GetIter(skip);
+        if (!it) goto fail;
+        PyObject *oid;
+        while ((oid = PyIter_Next(it)) != NULL) {
+            void *p = PyLong_AsVoidPtr(oid);
+            Py_DECREF(oid);
+            if ((p == NULL && PyErr_Occurred()) || (p && table_put(&skipped, (uintptr_t)p, 0) < 0)) {
+                Py_DECREF(it);
+                if (!PyErr_Occurred()) PyErr_NoMemory();
+                goto fail;
+            }
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) goto fail;
+    }
+    /* objects may not change size while C code walks it: nothing here runs Python code. */
+    Py_ssize_t n = PyList_GET_SIZE(objects);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *obj = PyList_GET_ITEM(objects, i);
+        if (skipped.used && table_find(&skipped, (uintptr_t)obj) >= 0) continue;
+        if (scan_one(&s, obj) < 0) {
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            goto fail;
+        }
+    }
+    table_free(&s.targets);
+    table_free(&s.seen);
+    table_free(&skipped);
+    PyMem_RawFree(s.stack);
+    return s.out;
+nomem:
+    PyErr_NoMemory();
+fail:
+    table_free(&s.targets);
+    table_free(&s.seen);
+    table_free(&skipped);
+    PyMem_RawFree(s.stack);
+    Py_DECREF(s.out);
+    return NULL;
+}
+
+static PyMethodDef module_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))heapgraph_scan, METH_VARARGS | METH_KEYWORDS,
+     "scan(objects, targets, skip=()): the referrers of each target, one pass"},
+    {NULL}};
+
 static struct PyModuleDef moduledef = {
-    PyModuleDef_HEAD_INIT, "_heapgraph", "Compact reverse reference graph.", -1, NULL};
+    PyModuleDef_HEAD_INIT, "_heapgraph", "Compact reverse reference graph.", -1, module_methods};
 
 PyMODINIT_FUNC PyInit__heapgraph(void) {
     if (PyType_Ready(&GraphType) < 0) return NULL;

@@ -57,6 +57,17 @@ class Payload:
     pass
 
 
+@pytest.fixture(autouse=True, params=["lazy", "built"])
+def graph_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on level scans and on the whole graph built (the pure-Python
+    graph is covered in test_graph.py: it takes seconds on the test process's heap)."""
+    import memlens.heap.doctor.graph as graph_module
+
+    if request.param == "built":
+        monkeypatch.setattr(graph_module, "SCAN_LIMIT", 0)
+    return str(request.param)
+
+
 def _path_for(obj: object):
     # The test's own frames hold ``obj`` in locals: leave them out, as the doctor
     # leaves out its own.

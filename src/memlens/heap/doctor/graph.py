@@ -16,6 +16,11 @@ are kept as graph nodes when they are targets, which is how a leaked string held
 a dict still gets a path. Containers holding only atoms (a dict of str → str, a tuple
 of ints) are untracked too, yet they retain things, so they are walked as they are
 met.
+
+A search from one or a few objects does not need the whole graph: in lazy mode the
+C extension finds the referrers of a whole breadth-first level in one pass over the
+heap (what ``gc.get_referrers`` does for one object), so a shallow path costs a few
+passes and no edge arrays; the whole graph is built only if the search keeps going.
 """
 
 from __future__ import annotations
@@ -32,81 +37,202 @@ from memlens.heap.native_ext import load_extension
 _UNTRACKED_CONTAINERS = frozenset({dict, tuple, list, set, frozenset})
 
 
+#: Level scans a lazy graph runs before it builds the whole graph instead. A pass
+#: costs less than one ``gc.get_referrers`` call and a full build about 15 passes, so
+#: a path up to this many hops stays cheaper than objgraph's one pass per hop, and a
+#: search that keeps going (no root, a very long path) is bounded by one build.
+SCAN_LIMIT = 64
+
+
+def live_classes() -> list[type]:
+    """Every class alive, walked down from ``object`` through ``__subclasses__``.
+
+    A few thousand calls instead of a type test on every heap object (which costs
+    several heap passes on a big heap). ``type.__subclasses__`` is called unbound so
+    that a metaclass cannot override it.
+    """
+    seen: dict[int, type] = {id(object): object}
+    stack: list[type] = [object]
+    while stack:
+        for sub in type.__subclasses__(stack.pop()):
+            if id(sub) not in seen:
+                seen[id(sub)] = sub
+                stack.append(sub)
+    return list(seen.values())
+
+
 class ReverseGraph:
     """``referrers(id) -> ids`` over a snapshot of the heap.
 
-    Uses the C graph when the extension is built, else :class:`PyReverseGraph`.
+    Uses the C extension when it is built, else :class:`PyReverseGraph`. With the
+    extension, ``lazy=True`` (the default for four targets or fewer) answers
+    :meth:`prefetch` with one C pass over the heap per call (a breadth-first level)
+    and builds the whole graph only after :data:`SCAN_LIMIT` passes; ``lazy=False``
+    builds it at once (the doctor, which asks about many samples).
+
     Nodes are kept alive until :meth:`close`, so ids stay valid; ``ignore`` holds
     ids of objects whose references do not count (the doctor's own frames and lists).
     """
 
-    def __init__(self, targets: Iterable[object] = (), ignore: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        targets: Iterable[object] = (),
+        ignore: Iterable[int] = (),
+        lazy: bool | None = None,
+    ) -> None:
         ext = load_extension("_heapgraph")
         self.ignore = set(ignore)
         self._py: PyReverseGraph | None = None
         self._c: Any = None
+        self._ext = ext
         self._extra: dict[int, list[int]] = {}
+        self.scans = 0  # level passes run so far (lazy mode)
+        self._objs: list[Any] | None = None
+        # Lazy state: the nodes met so far (id -> object), those added, the referrers known.
+        self._known: dict[int, Any] = {}
+        self._added: list[Any] = []
+        self._refs: dict[int, list[int]] = {}
         if ext is None:
             self._py = PyReverseGraph(targets, self.ignore)
             return
+        target_list = list(targets)
         objs = gc.get_objects()
         self.ignore.add(id(objs))
-        objs.extend(targets)
-        self._c = ext.Graph(objs, self.ignore)
-        del objs
+        objs.extend(target_list)
+        self._objs = objs
+        self._known = {id(t): t for t in target_list}
+        if lazy is None:
+            lazy = len(target_list) <= 4
+        if not lazy:
+            self._build()
+
+    def _build(self) -> None:
+        """Build the whole graph (CSR arrays) and drop the lazy state."""
+        assert self._ext is not None and self._objs is not None
+        self._c = self._ext.Graph(self._objs, self.ignore)
+        for obj in self._known.values():
+            self._c.add(obj)
+        self._objs = None
+        self._known = {}
+        self._added = []
+        self._refs = {}
 
     @property
     def accelerated(self) -> bool:
-        """True when the graph was built by the C extension."""
-        return self._c is not None
+        """True when the C extension answers (a built graph or level scans)."""
+        return self._ext is not None
+
+    @property
+    def built(self) -> bool:
+        """True once the whole graph exists (always, without the C extension)."""
+        return self._ext is None or self._c is not None
+
+    def prefetch(self, oids: Iterable[int]) -> None:
+        """Find the referrers of all of ``oids`` in one pass (one breadth-first level).
+
+        A no-op on a built graph; past :data:`SCAN_LIMIT` passes the whole graph is
+        built instead, once.
+        """
+        if self.built:
+            return
+        assert self._objs is not None and self._ext is not None
+        todo = [oid for oid in dict.fromkeys(oids) if oid not in self._refs]
+        targets = [self._known[oid] for oid in todo if oid in self._known]
+        if not targets:
+            return
+        if self.scans >= SCAN_LIMIT:
+            self._build()
+            return
+        self.scans += 1
+        found = self._ext.scan(self._objs, targets, self.ignore)
+        known = self._known
+        for target, holders in zip(targets, found):
+            ids = list(map(id, holders))
+            known.update(zip(ids, holders))
+            self._refs[id(target)] = ids
+        for oid in todo:
+            self._refs.setdefault(oid, [])
 
     def add(self, obj: object) -> None:
         """Make ``obj`` a node (e.g. an untracked target) without edges."""
         if self._c is not None:
             self._c.add(obj)
-        else:
-            assert self._py is not None
+        elif self._py is not None:
             self._py.objects.setdefault(id(obj), obj)
+        elif id(obj) not in self._known:
+            self._known[id(obj)] = obj
+            self._added.append(obj)
 
     def add_edge(self, holder: Any, child: Any) -> None:
         """Record a reference the GC does not report (a running frame's locals)."""
         if self._py is not None:
             self._py.add_edge(holder, child)
             return
-        self._c.add(holder)
-        self._c.add(child)
+        self.add(holder)
+        self.add(child)
         self._extra.setdefault(id(child), []).append(id(holder))
+
+    def classes(self) -> list[type]:
+        """Every class alive (the candidates for class-attribute roots)."""
+        return live_classes()
 
     def nodes(self) -> list[Any]:
         """Every node (one list; the graph keeps them alive)."""
         if self._py is not None:
             return list(self._py.objects.values())
+        if self._c is None:
+            assert self._objs is not None
+            return self._objs + self._added
         return self._c.nodes()
 
     def __len__(self) -> int:
-        return len(self._py) if self._py is not None else len(self._c)
+        if self._py is not None:
+            return len(self._py)
+        if self._c is None:
+            assert self._objs is not None
+            return len(self._objs)
+        return len(self._c)
 
     @property
     def edges(self) -> int:
+        """Edges known: every edge of a built graph; those found so far when lazy."""
         if self._py is not None:
             return self._py.edges
-        return int(self._c.edges) + sum(map(len, self._extra.values()))
+        extra = sum(map(len, self._extra.values()))
+        if self._c is None:
+            return sum(map(len, self._refs.values())) + extra
+        return int(self._c.edges) + extra
 
     def referrers(self, oid: int) -> list[int]:
         if self._py is not None:
             return self._py.referrers(oid)
-        out: list[int] = self._c.referrers(oid)
+        if self._c is None:
+            if oid not in self._refs:
+                self.prefetch([oid])
+            if self._c is None:
+                out = self._refs.get(oid, [])
+                extra = self._extra.get(oid)
+                return out + extra if extra else list(out)
+        out = self._c.referrers(oid)
         extra = self._extra.get(oid)
         return out + extra if extra else out
 
     def get(self, oid: int) -> Any:
-        return self._py.get(oid) if self._py is not None else self._c.get(oid)
+        if self._py is not None:
+            return self._py.get(oid)
+        if self._c is None:
+            return self._known.get(oid)
+        return self._c.get(oid)
 
     def close(self) -> None:
         if self._py is not None:
             self._py.close()
         if self._c is not None:
             self._c.close()
+        self._objs = None
+        self._known = {}
+        self._added = []
+        self._refs = {}
         self._extra.clear()
 
 

@@ -17,7 +17,6 @@ import types
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import compress, repeat
 from typing import Any
 
 from memlens.heap.doctor.checkpoints import type_name
@@ -72,18 +71,13 @@ class Roots:
             if isinstance(d, dict) and name != "__mp_main__":
                 self.module_dicts.setdefault(id(d), name)
         self.class_dicts: dict[int, type] = {}
-        nodes = graph.nodes()
-        # The type test runs in C: a Python-level loop over every node costs more
-        # than building the graph. By the real type: isinstance() would ask a lazy
-        # proxy (Django's settings) for its __class__, which configures it.
-        for obj in compress(nodes, map(issubclass, map(type, nodes), repeat(type))):
+        for obj in graph.classes():
             try:
                 real = gc.get_referents(obj.__dict__)
             except Exception:  # noqa: BLE001 - odd metaclasses
                 continue
             if real and isinstance(real[0], dict):
                 self.class_dicts[id(real[0])] = obj
-        del nodes
         self.live_frames: dict[int, str] = {}
         names = {t.ident: t.name for t in threading.enumerate()}
         for ident, frame in sys._current_frames().items():
@@ -123,26 +117,37 @@ class Roots:
 
 
 def find_path(target: Any, graph: ReverseGraph, roots: Roots) -> Path:
-    """Shortest path from a named root to ``target`` (``Path.found`` False if none)."""
+    """Shortest path from a named root to ``target`` (``Path.found`` False if none).
+
+    Breadth-first, one level at a time: every node of a level is checked for a root
+    (in queue order) before the level's referrers are asked for in one
+    :meth:`ReverseGraph.prefetch` (one heap pass on a lazy graph).
+    """
     start = id(target)
     graph.add(target)
     towards: dict[int, int] = {start: -1}  # referrer -> the child it holds
-    queue = deque([start])
-    while queue and len(towards) < MAX_VISITED:
-        oid = queue.popleft()
-        obj = graph.get(oid)
-        kind = roots.kind(oid, obj) if oid != start else None
-        if kind == "logger" and not _through_handlers(obj, oid, towards, graph):
-            kind = None  # a logger is a root only for what its handler list holds
-        if kind is not None:
-            chain = [oid]
-            while towards[chain[-1]] != -1:
-                chain.append(towards[chain[-1]])
-            return _build(kind, [graph.get(i) for i in chain], roots)
-        for ref in graph.referrers(oid):
-            if ref not in towards and ref not in graph.ignore:
-                towards[ref] = oid
-                queue.append(ref)
+    level = [start]
+    while level:
+        for oid in level:
+            obj = graph.get(oid)
+            kind = roots.kind(oid, obj) if oid != start else None
+            if kind == "logger" and not _through_handlers(obj, oid, towards, graph):
+                kind = None  # a logger is a root only for what its handler list holds
+            if kind is not None:
+                chain = [oid]
+                while towards[chain[-1]] != -1:
+                    chain.append(towards[chain[-1]])
+                return _build(kind, [graph.get(i) for i in chain], roots)
+        if len(towards) >= MAX_VISITED:
+            break
+        graph.prefetch(level)
+        fresh: list[int] = []
+        for oid in level:
+            for ref in graph.referrers(oid):
+                if ref not in towards and ref not in graph.ignore:
+                    towards[ref] = oid
+                    fresh.append(ref)
+        level = fresh
     return Path(root="", root_kind="none", objects=[target])
 
 
