@@ -7,7 +7,6 @@ hours or days of sampling instantly with :class:`ManualClock`.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Protocol
 
 
@@ -57,4 +56,6 @@ SYSTEM_CLOCK = SystemClock()
 
 def utc_iso(epoch_seconds: float) -> str:
     """ISO 8601 UTC text for an epoch time."""
+    from datetime import datetime, timezone  # here: 0.4 MiB the always-on monitor rarely needs
+
     return datetime.fromtimestamp(epoch_seconds, timezone.utc).isoformat(timespec="seconds")

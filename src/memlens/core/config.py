@@ -13,8 +13,6 @@ the mode's preset, so ``Config(mode="production")`` is cheap and
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import logging
 import math
 import os
 import sys
@@ -293,7 +291,6 @@ OTHER_ENV_VARS = frozenset(
     }
 )
 
-_log = logging.getLogger("memlens.config")
 _warned_env: set[str] = set()
 
 
@@ -421,9 +418,15 @@ def _warn_unknown_env(env: Mapping[str, str]) -> None:
         if not key.startswith("MEMLENS_") or key in known or key in _warned_env:
             continue
         _warned_env.add(key)
+        # Imported here: only a misspelt variable needs them (the monitor's footprint).
+        import difflib
+        import logging
+
         close = difflib.get_close_matches(key, sorted(known), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        _log.warning("memlens: unknown environment variable %s ignored%s", key, hint)
+        logging.getLogger("memlens.config").warning(
+            "memlens: unknown environment variable %s ignored%s", key, hint
+        )
 
 
 def load_config(

@@ -17,7 +17,6 @@ producer upgrades its own old keys in ``_upgrade``).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -185,10 +184,14 @@ class Diagnosis(Generic[F]):
         return _build(cls, values)
 
     def to_json(self, indent: int | None = 2) -> str:
+        import json  # here: the always-on monitor imports this module but never needs json
+
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_json(cls: type[D], text: str) -> D:
+        import json
+
         return cls.from_dict(json.loads(text))
 
 

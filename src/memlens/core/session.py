@@ -9,15 +9,10 @@ doctor's diagnosis under ``"doctor"``); faces render it; stores save it.
 
 from __future__ import annotations
 
-import copy
-import json
 import os
-import platform
-import socket
 import sys
-import uuid
+import time
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from memlens.core.redact import redact_argv
@@ -33,25 +28,69 @@ INTERRUPTED = "interrupted"  # Ctrl-C / KeyboardInterrupt
 STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED)
 
 
+# socket, uuid, platform, json and copy are imported where used: the always-on
+# monitor imports this module but rarely needs them (its footprint budget, #15).
 def new_session_id() -> str:
     """A short, sortable-enough unique id: UTC date + 8 hex digits."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+    import uuid
+
+    return time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:8]
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    """Now, as ``datetime.now(timezone.utc).isoformat(timespec="microseconds")`` says it
+    (without importing datetime: the monitor's footprint)."""
+    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ns // 1000:06d}+00:00"
+
+
+def _python_version() -> str:
+    return sys.version.split()[0]  # what platform.python_version() parses out
+
+
+def _implementation() -> str:
+    name = sys.implementation.name
+    return {"cpython": "CPython", "pypy": "PyPy"}.get(name, name)
+
+
+def _platform_name() -> str:
+    """``Linux-6.1.0-x86_64-with-glibc2.36``, read from ``os.uname()``.
+
+    ``platform.platform()`` says the same but imports ``subprocess`` (0.6 MiB) to get
+    there, which the always-on monitor cannot afford (#15).
+    """
+    uname = getattr(os, "uname", None)
+    if uname is None:  # Windows
+        import platform
+
+        return platform.platform()
+    u = uname()
+    try:
+        libc = (os.confstr("CS_GNU_LIBC_VERSION") or "").replace(" ", "")
+    except (AttributeError, ValueError, OSError):
+        libc = ""
+    return "-".join([u.sysname, u.release, u.machine, *(["with", libc] if libc else [])])
+
+
+def _hostname() -> str:
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)  # what socket.gethostname() returns on POSIX
+    import socket
+
+    return socket.gethostname()
 
 
 @dataclass
 class Metadata:
     """Where and when a session ran."""
 
-    python: str = field(default_factory=lambda: platform.python_version())
-    implementation: str = field(default_factory=platform.python_implementation)
-    platform: str = field(default_factory=platform.platform)
+    python: str = field(default_factory=_python_version)
+    implementation: str = field(default_factory=_implementation)
+    platform: str = field(default_factory=_platform_name)
     pid: int = field(default_factory=os.getpid)
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=_hostname)
     started_at: str = field(default_factory=utc_now_iso)
     ended_at: str | None = None
 
@@ -144,6 +183,8 @@ class Session:
 
     # -- serialization -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        import copy
+
         # Not asdict(self): it would deep-copy the series' buffers only to replace them.
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in data.items():
@@ -172,8 +213,12 @@ class Session:
         return cls(**data)
 
     def to_json(self, indent: int | None = None) -> str:
+        import json
+
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     @classmethod
     def from_json(cls, text: str) -> Session:
+        import json
+
         return cls.from_dict(json.loads(text))

@@ -1,6 +1,6 @@
 """Heap meter: the Python heap as tracemalloc sees it, attributed to user code.
 
-Costs: ``read()`` calls ``tracemalloc.get_traced_memory()`` (about 1 µs). While
+Costs: ``read()`` calls ``_tracemalloc.get_traced_memory()`` (about 1 µs). While
 tracing, every allocation costs more in proportion to the frame depth kept
 (the published mean is ~3×). ``snapshot()`` copies every live trace, so its cost
 grows with the number of live blocks; sessions take one at the start and one at the
@@ -14,13 +14,21 @@ own code (see :mod:`memlens.heap.frames`), with the call chain into it, so
 
 from __future__ import annotations
 
+# The C half of tracemalloc (start/stop/is_tracing/get_traced_memory) is built in;
+# tracemalloc.py (Snapshot) pulls in pickle and ~0.6 MiB, so it is imported only when
+# tracing starts or a snapshot is taken: the always-on monitor never needs it (#15).
+import _tracemalloc
 import itertools
 import linecache  # noqa: F401 - imported before tracing so its own allocations are not traced
 import operator
+import os
 import threading
-import tracemalloc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tracemalloc
 
 from memlens.core.session import AllocationSite, ComponentUsage
 from memlens.heap.frames import (
@@ -36,7 +44,7 @@ DEFAULT_DEPTH = 25
 Frames = tuple[tuple[str, int], ...]
 """A traceback as tracemalloc stores it: ``(filename, lineno)`` pairs, most recent first."""
 
-_TRACEMALLOC_FILE = tracemalloc.__file__
+_TRACEMALLOC_FILE = os.path.join(os.path.dirname(os.__file__), "tracemalloc.py")
 _IMPORTLIB_FILES = frozenset(
     {"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"}
 )
@@ -134,11 +142,13 @@ class HeapMeter:
         with _share_lock:
             if self._started_here:
                 return
-            if not tracemalloc.is_tracing():
-                tracemalloc.start(self.depth)
+            if not _tracemalloc.is_tracing():
+                import tracemalloc  # noqa: F401 - before tracing: its import is not traced
+
+                _tracemalloc.start(self.depth)
                 _started_by_memlens = True
             else:
-                self.depth = tracemalloc.get_traceback_limit()
+                self.depth = _tracemalloc.get_traceback_limit()
             _users += 1
             self._started_here = True
 
@@ -148,8 +158,8 @@ class HeapMeter:
         with _share_lock:
             if self._started_here:
                 _users = max(0, _users - 1)
-                if _users == 0 and _started_by_memlens and tracemalloc.is_tracing():
-                    tracemalloc.stop()
+                if _users == 0 and _started_by_memlens and _tracemalloc.is_tracing():
+                    _tracemalloc.stop()
                 if _users == 0:
                     _started_by_memlens = False
             self._started_here = False
@@ -157,20 +167,22 @@ class HeapMeter:
 
     @property
     def tracing(self) -> bool:
-        return tracemalloc.is_tracing()
+        return _tracemalloc.is_tracing()
 
     # -- reading -----------------------------------------------------------------
     def read(self) -> dict[str, int]:
         """Traced bytes now and the peak since tracing started (cheap)."""
-        if not tracemalloc.is_tracing():
+        if not _tracemalloc.is_tracing():
             return {}
-        current, peak = tracemalloc.get_traced_memory()
+        current, peak = _tracemalloc.get_traced_memory()
         return {"traced": current, "traced_peak": peak}
 
     def snapshot(self) -> tracemalloc.Snapshot | None:
         """The live traces now (memlens's own blocks are dropped when grouping)."""
-        if not tracemalloc.is_tracing():
+        if not _tracemalloc.is_tracing():
             return None
+        import tracemalloc
+
         return tracemalloc.take_snapshot()
 
     def groups(self, snapshot: tracemalloc.Snapshot) -> list[tuple[Frames, int, int]]:

@@ -9,7 +9,6 @@ counted (``dropped``) rather than blocking the service.
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
@@ -20,7 +19,15 @@ from typing import Any
 
 from memlens.core.units import format_bytes
 
-logger = logging.getLogger("memlens.monitor")
+# The logging module's level numbers (fixed by the stdlib): logging itself is imported
+# at the first event, not by every process that starts a monitor (#15 footprint).
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+
+
+def _logger() -> Any:
+    import logging
+
+    return logging.getLogger("memlens.monitor")
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,7 @@ class MonitorEvent:
 
     @property
     def log_level(self) -> int:
-        return logging.INFO
+        return INFO
 
     def message(self) -> str:
         return self.name
@@ -56,7 +63,7 @@ class MemoryOperationStarted(MonitorEvent):
 
     @property
     def log_level(self) -> int:
-        return logging.DEBUG
+        return DEBUG
 
     def message(self) -> str:
         return f"operation {self.operation!r} started at RSS {format_bytes(self.rss)}"
@@ -76,7 +83,7 @@ class MemoryOperationCompleted(MonitorEvent):
 
     @property
     def log_level(self) -> int:
-        return logging.DEBUG
+        return DEBUG
 
     def message(self) -> str:
         return (
@@ -96,7 +103,7 @@ class PerformanceThresholdExceeded(MonitorEvent):
 
     @property
     def log_level(self) -> int:
-        return logging.ERROR if self.level == "critical" else logging.WARNING
+        return ERROR if self.level == "critical" else WARNING
 
     def message(self) -> str:
         return (
@@ -133,7 +140,7 @@ class LeakSuspected(MonitorEvent):
 
     @property
     def log_level(self) -> int:
-        return logging.WARNING
+        return WARNING
 
     def message(self) -> str:
         return (
@@ -267,7 +274,7 @@ class EventBus:
                 self._idle.notify_all()
 
     def _deliver(self, event: MonitorEvent) -> None:
-        if self.log and logger.isEnabledFor(event.log_level):
+        if self.log and (logger := _logger()).isEnabledFor(event.log_level):
             logger.log(event.log_level, event.message(), extra={"memlens_event": event.to_dict()})
         with self._sub_lock:
             subscribers = list(self._subscribers)
@@ -278,7 +285,9 @@ class EventBus:
                 callback(event)
             except Exception:  # noqa: BLE001 - a subscriber's bug must not stop delivery
                 self.subscriber_errors += 1
-                logger.exception("memlens event subscriber %r failed on %s", callback, event.name)
+                _logger().exception(
+                    "memlens event subscriber %r failed on %s", callback, event.name
+                )
         self.delivered += 1
 
     def _after_fork(self) -> None:

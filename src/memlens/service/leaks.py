@@ -20,7 +20,6 @@ only data from that moment on can raise it again.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,7 +249,7 @@ class LeakTracker:
                 alert.projected_seconds_to_critical = projected
                 return None, None
             alert = LeakAlert(
-                id="leak-" + uuid.uuid4().hex[:10],
+                id="leak-" + _new_id(),
                 component=component,
                 metric=key,
                 growth_rate=assessment.slope,
@@ -287,3 +286,10 @@ class LeakTracker:
     def active(self) -> list[LeakAlert]:
         alerts = list(self.alerts.values())  # copied first: the sampling thread may change it
         return sorted(alerts, key=lambda a: -a.growth_rate)
+
+
+def _new_id() -> str:
+    """Ten random hex digits (``uuid`` is imported only when an alert is raised)."""
+    import uuid
+
+    return uuid.uuid4().hex[:10]

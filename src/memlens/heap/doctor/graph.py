@@ -54,7 +54,8 @@ def live_classes() -> list[type]:
     seen: dict[int, type] = {id(object): object}
     stack: list[type] = [object]
     while stack:
-        for sub in type.__subclasses__(stack.pop()):
+        subs: list[type] = type.__subclasses__(stack.pop())
+        for sub in subs:
             if id(sub) not in seen:
                 seen[id(sub)] = sub
                 stack.append(sub)

@@ -1,0 +1,132 @@
+"""memlens's own footprint: what starting the monitor, or ``memlens --help``, adds.
+
+Each variant runs in a fresh interpreter, several rounds in rotating order, side by
+side with a bare ``python -c pass`` in the same run:
+
+- ``bare``: nothing (the baseline);
+- ``import``: ``import memlens``;
+- ``production``: start the ``production`` monitor (what ``MEMLENS_MONITOR=1`` does),
+  let it take a few samples, stop it;
+- ``standard``: the same in ``standard`` mode (sampled allocation sites);
+- ``--help``: ``memlens --help`` (the CLI's start-up path).
+
+Printed per variant: median wall time of the whole process and its ratio to bare
+(the monitor variants include a 0.25 s sleep and the stop), memlens's own time inside
+the process (import and start; for ``--help`` the whole command), the peak RSS
+(VmHWM) added over bare, and the modules loaded beyond bare. Targets (issue #15): the production monitor adds <= 2 MiB RSS and
+<= 30 ms.
+
+Usage: python benchmarks/bench_footprint.py [--rounds 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPORT = """
+import json, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        return {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith(("VmHWM", "VmRSS"))}
+print(json.dumps({"kib": _peak(), "modules": sorted(sys.modules), "ms": _ms}))
+"""
+
+MONITOR = """
+import time
+_t0 = time.perf_counter()
+from memlens.service.monitor import Monitor
+from memlens.core.config import load_config
+m = Monitor(load_config(None, mode={mode!r}, persist_history=False)).start()
+_ms = (time.perf_counter() - _t0) * 1000
+time.sleep(0.25)
+m.stop()
+"""
+
+VARIANTS: dict[str, str] = {
+    "bare": "_ms = 0.0",
+    "import": "import time\n_t0 = time.perf_counter()\nimport memlens\n"
+    "_ms = (time.perf_counter() - _t0) * 1000",
+    "production": MONITOR.format(mode="production"),
+    "standard": MONITOR.format(mode="standard"),
+}
+
+
+def run(variant: str, env: dict[str, str]) -> tuple[float, dict[str, object]]:
+    if variant == "--help":
+        # The console script's entry point, then the report from an atexit hook.
+        code = (
+            "import atexit, sys, time\n"
+            "_t0 = time.perf_counter()\n"
+            "def _report():\n"
+            "    _ms = (time.perf_counter() - _t0) * 1000\n"
+            f"    exec({REPORT!r}, {{'_ms': _ms}})\n"
+            "atexit.register(_report)\n"
+            "sys.argv = ['memlens', '--help']\n"
+            "from memlens.cli import main\n"
+            "main()\n"
+        )
+    else:
+        code = VARIANTS[variant] + "\n" + REPORT
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise SystemExit(f"{variant}: {out.stderr.strip()[-500:]}")
+    return wall, json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    names = ["bare", "import", "production", "standard", "--help"]
+    walls: dict[str, list[float]] = {n: [] for n in names}
+    peaks: dict[str, list[int]] = {n: [] for n in names}
+    inner: dict[str, list[float]] = {n: [] for n in names}
+    modules: dict[str, set[str]] = {}
+    with tempfile.TemporaryDirectory() as home:
+        # An empty directory: no memlens.toml or pyproject.toml of the caller's applies.
+        # Bytecode is cached as an installed package's would be (a warm-up round fills
+        # the cache), even where PYTHONDONTWRITEBYTECODE is set.
+        env = dict(os.environ, MEMLENS_HOME=home, PYTHONPYCACHEPREFIX=os.path.join(home, "pyc"))
+        env.pop("MEMLENS_MONITOR", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        os.chdir(home)
+        for name in names:
+            run(name, env)
+        for r in range(args.rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                wall, info = run(name, env)
+                walls[name].append(wall)
+                peaks[name].append(int(info["kib"]["VmHWM"]))  # type: ignore[index]
+                modules[name] = set(info["modules"])  # type: ignore[arg-type]
+                inner[name].append(float(info["ms"]))  # type: ignore[arg-type]
+    bare_wall = statistics.median(walls["bare"])
+    bare_peak = statistics.median(peaks["bare"])
+    print(f"bare python: {bare_wall * 1000:.1f} ms, peak RSS {bare_peak / 1024:.1f} MiB")
+    print(
+        f"{'variant':<12}{'wall':>9}{'ratio':>8}{'memlens ms':>12}{'+peak RSS':>12}{'modules':>9}"
+    )
+    for name in names:
+        wall = statistics.median(walls[name])
+        added_rss = statistics.median(p - b for p, b in zip(peaks[name], peaks["bare"]))
+        extra = len(modules[name] - modules["bare"])
+        print(
+            f"{name:<12}{wall * 1000:>7.1f}ms{wall / bare_wall:>7.2f}x"
+            f"{statistics.median(inner[name]):>10.1f}ms{added_rss / 1024:>8.2f} MiB{extra:>9}"
+        )
+
+
+if __name__ == "__main__":
+    main()
