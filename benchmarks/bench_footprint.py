@@ -69,7 +69,7 @@ def run(variant: str, env: dict[str, str]) -> tuple[float, dict[str, object]]:
             f"    exec({REPORT!r}, {{'_ms': _ms}})\n"
             "atexit.register(_report)\n"
             "sys.argv = ['memlens', '--help']\n"
-            "from memlens.cli import main\n"
+            "from memlens.cli.main import main\n"
             "main()\n"
         )
     else:

@@ -8,6 +8,7 @@ single command fast, and keeps one command's optional dependencies out of anothe
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Any
 
@@ -55,6 +56,19 @@ class LazyGroup(click.Group):
         command: click.Command = module.command
         command.short_help = command.short_help or short_help
         return command
+
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`COMMANDS`, without importing any command
+        (click's default loads every subcommand to ask for its help line)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            module_name, short_help = COMMANDS[name]
+            if importlib.util.find_spec(module_name) is None:
+                short_help += " (not available yet)"
+            rows.append((name, short_help))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def _unavailable(name: str, short_help: str) -> click.Command:
