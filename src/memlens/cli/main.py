@@ -57,7 +57,6 @@ class LazyGroup(click.Group):
         command.short_help = command.short_help or short_help
         return command
 
-
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from :data:`COMMANDS`, without importing any command
         (click's default loads every subcommand to ask for its help line)."""
