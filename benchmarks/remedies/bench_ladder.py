@@ -143,6 +143,7 @@ def run_scenario(name: str) -> dict[str, Any]:
                     "rss_reclaimed": s.reclaimed.rss,
                     "allocator_reclaimed": s.reclaimed.allocator,
                     "duration_ms": s.duration * 1e3,
+                    "longest_hold_ms": s.longest_hold * 1e3,
                     "loop_blocked_ms": worst(s.started, s.started + s.duration) * 1e3
                     if s.ran
                     else 0.0,
@@ -172,7 +173,10 @@ def show(r: dict[str, Any]) -> None:
     if r["fragmented_free"] is not None:
         print(f", fragmented free (mallinfo2 fordblks) {r['fragmented_free'] / MB:.0f} MiB", end="")
     print()
-    print(f"{'step':<18}{'RSS freed':>12}{'alloc freed':>13}{'took':>10}{'loop blocked':>14}")
+    print(
+        f"{'step':<18}{'RSS freed':>12}{'alloc freed':>13}{'took':>10}{'longest hold':>14}"
+        f"{'loop blocked':>14}"
+    )
     for s in r["steps"]:
         if not s["ran"]:
             print(f"{s['step']:<18}  skipped: {s['detail']}")
@@ -181,7 +185,8 @@ def show(r: dict[str, Any]) -> None:
         alloc_text = f"{alloc / MB:.1f} MiB" if alloc is not None else "-"
         print(
             f"{s['step']:<18}{s['rss_reclaimed'] / MB:>8.1f} MiB{alloc_text:>13}"
-            f"{s['duration_ms']:>8.1f} ms{s['loop_blocked_ms']:>11.1f} ms"
+            f"{s['duration_ms']:>8.1f} ms{s['longest_hold_ms']:>11.1f} ms"
+            f"{s['loop_blocked_ms']:>11.1f} ms"
         )
     share = r["reclaimed_share"]
     print(

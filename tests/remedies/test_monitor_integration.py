@@ -8,6 +8,7 @@ import pytest
 
 from memlens.core.clock import ManualClock
 from memlens.core.config import Config
+from memlens.remedies import registry
 from memlens.remedies.caches import memoize
 from memlens.remedies.ladder import RecoveryLadder
 from memlens.remedies.pools import MemoryPool
@@ -173,3 +174,84 @@ def test_opentelemetry_exports_cache_counters() -> None:
     }
     hits = {p.attributes["memlens.cache"]: p.value for p in points["memlens.cache.hits"]}
     assert hits["otel.memo"] == 1
+
+
+def _ladder_with_known_steps() -> RecoveryLadder:
+    """Two runs: the cache step frees 30 MB each time, the second run stops after it."""
+    rss = Rss(300 * MB)
+    ladder = RecoveryLadder(reader=rss.reading, min_interval=0)
+
+    def clear() -> int:
+        rss.value -= 30 * MB
+        return 1
+
+    def broken() -> None:
+        raise RuntimeError("no luck")
+
+    ladder.register_cache(clear)
+    ladder.add_step("broken", broken, cost=35)
+    ladder.run("first", target_bytes=100 * MB)  # every step runs; still above
+    ladder.run("second", target_bytes=250 * MB)  # 240 MB after clearing: stops there
+    return ladder
+
+
+def test_each_ladder_step_has_its_own_counters() -> None:
+    ladder = _ladder_with_known_steps()
+    counters = ladder.step_counters()
+    assert list(counters)[:3] == ["clear caches", "compress context", "gc.collect"]
+    cache = counters["clear caches"]
+    assert cache["runs"] == 2 and cache["stopped"] == 1 and cache["reclaimed"] == 60 * MB
+    assert cache["duration"] > 0 and cache["longest_hold"] >= 0
+    assert counters["compress context"]["skipped"] == 1  # no compressor; run 2 stopped before
+    assert counters["gc.collect"]["runs"] == 1 and counters["broken"]["errors"] == 1
+    assert counters["recycle"]["skipped"] == 1  # no hook; the second run never got there
+    assert set(cache) == {m.key for m in registry.METRICS["recovery_step"]}
+    ladder.remove_step("broken")
+    assert "broken" not in {n for k, n, _ in registry.snapshot() if k == "recovery_step"}
+
+
+def test_prometheus_and_opentelemetry_export_per_step_counters() -> None:
+    pytest.importorskip("prometheus_client")
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from memlens.service.otel import instrument
+
+    for other in registry.instruments("recovery_step"):  # ladders left by earlier tests
+        registry.unregister(other)
+    ladder = _ladder_with_known_steps()
+    monitor = make(Rss(50 * MB))
+    monitor.start(thread=False)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        text = metrics_mod.render(metrics_mod.collect(monitor))
+        instrument(monitor, provider)
+        data = reader.get_metrics_data()
+    finally:
+        monitor.stop()
+        provider.shutdown()
+    samples = {
+        (s.name, s.labels.get("recovery_step")): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    assert samples[("memlens_recovery_step_runs_total", "clear caches")] == 2
+    assert samples[("memlens_recovery_step_reclaimed_bytes_total", "clear caches")] == 60 * MB
+    assert samples[("memlens_recovery_step_errors_total", "broken")] == 1
+    assert samples[("memlens_recovery_step_skipped_total", "compress context")] == 1
+    assert ("memlens_recovery_step_duration_seconds_total", "gc.collect") in samples
+    assert ("memlens_recovery_step_longest_hold_seconds", "gc.collect") in samples
+    points = {
+        m.name: {p.attributes["memlens.recovery_step"]: p.value for p in m.data.data_points}
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name.startswith("memlens.recovery_step.")
+    }
+    assert points["memlens.recovery_step.runs"]["clear caches"] == 2
+    assert points["memlens.recovery_step.reclaimed"]["clear caches"] == 60 * MB
+    assert points["memlens.recovery_step.stopped"]["clear caches"] == 1
+    del ladder

@@ -20,6 +20,7 @@ from memlens.remedies.blocks import (
     monitor_function_memory,
 )
 from memlens.remedies.caches import CacheStats, Memo, WeakReferenceCache, memoize
+from memlens.remedies.collection import ShortPauseCollector, ShortPauseResult, freeze_long_lived
 from memlens.remedies.gc_tuning import (
     CollectionResult,
     GarbageCollectionOptimizer,
@@ -51,9 +52,12 @@ __all__ = [
     "Reclaimed",
     "RecoveryLadder",
     "ResourceManager",
+    "ShortPauseCollector",
+    "ShortPauseResult",
     "StepResult",
     "WeakReferenceCache",
     "deep_sizeof",
+    "freeze_long_lived",
     "memoize",
     "memory_efficient_context",
     "monitor_function_memory",

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from memlens.core.errors import GCError
+from memlens.remedies import collection
 from memlens.remedies.readings import MemoryReading, Reclaimed, read_memory
 
 logger = logging.getLogger("memlens.remedies")
@@ -399,6 +400,7 @@ class GarbageCollectionOptimizer:
         shorter and do not write to (copy) the parent's pages.
         """
         gc.freeze()
+        collection.note_frozen()  # full passes from now on scan only newer objects
         return gc.get_freeze_count()
 
     # -- GC off for a block ---------------------------------------------------------------

@@ -7,7 +7,8 @@ When a leak alert or the critical threshold fires (opt-in, see
    (``functools.lru_cache``'s ``cache_clear``, a dict's ``clear``);
 2. ``compress context`` — hooks that shrink long-term context memory (the context
    memory manager registers one; any callable works);
-3. ``gc.collect`` — young generations first, the oldest only if still needed;
+3. ``gc.collect`` — young generations first, the oldest only if still needed and only
+   if its pause fits ``gc_max_pause`` (see :mod:`memlens.remedies.collection`);
 4. ``malloc_trim`` — gives the allocator's free pages back to the OS, on a thread;
 5. ``recycle`` — a graceful-recycle hook: the server finishes in-flight requests and
    exits so its master replaces the worker (see :mod:`memlens.remedies.recycle`).
@@ -22,7 +23,6 @@ running between slices. The last runs are kept in :attr:`RecoveryLadder.history`
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import threading
@@ -36,6 +36,7 @@ from memlens.core.errors import ConfigError
 from memlens.core.units import format_bytes
 from memlens.remedies import registry
 from memlens.remedies.allocator import malloc_trim, trim_available
+from memlens.remedies.collection import ShortPauseCollector
 from memlens.remedies.readings import MemoryReading, Reclaimed, read_memory
 
 logger = logging.getLogger("memlens.remedies")
@@ -104,12 +105,48 @@ class LadderRun:
         return f"recovery ({self.reason}): {got} RSS reclaimed [{steps}]; {self.outcome}"
 
 
+class StepCounters:
+    """Per-step counters of a ladder, exported as ``memlens_recovery_step_*{recovery_step=…}``
+    (Prometheus) and ``memlens.recovery_step.*`` (OpenTelemetry)."""
+
+    kind = "recovery_step"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.runs = self.skipped = self.errors = self.stopped = 0
+        self.reclaimed = self.allocator_reclaimed = 0
+        self.duration = self.longest_hold = 0.0
+
+    def record(self, result: StepResult, stopped: bool) -> None:
+        if not result.ran and result.error is None:
+            self.skipped += 1
+            return
+        self.runs += 1
+        self.errors += result.error is not None
+        self.stopped += stopped
+        self.reclaimed += max(0, result.reclaimed.rss)
+        self.allocator_reclaimed += max(0, result.reclaimed.allocator or 0)
+        self.duration += result.duration
+        self.longest_hold = result.longest_hold
+
+    def metrics(self) -> dict[str, float]:
+        return {m.key: float(getattr(self, m.key)) for m in registry.METRICS[self.kind]}
+
+    def _after_fork(self) -> None:
+        pass  # plain counters, no lock
+
+
 @dataclass
 class _Step:
     name: str
     cost: int
     action: Callable[[], tuple[str, float]]  # -> (detail, longest hold)
     available: Callable[[], str | None]  # None when it can run, else why not
+    counters: StepCounters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counters = StepCounters(self.name)
+        registry.register(self.counters)  # held by this step: gone with it
 
 
 def _describe(result: object) -> str:
@@ -142,9 +179,15 @@ class RecoveryLadder:
         min_interval: float = 60.0,
         history: int = 50,
         reader: Callable[[], MemoryReading] = read_memory,
+        gc_max_pause: float | None = 0.005,
+        gc_refreeze: bool = False,
     ) -> None:
         if min_interval < 0 or history < 1:
             raise ConfigError("min_interval must be >= 0 and history >= 1")
+        if gc_max_pause is not None and gc_max_pause <= 0:
+            raise ConfigError("gc_max_pause must be positive seconds, or None for no bound")
+        # The GC step's collector: every pause within gc_max_pause (None: a full collection).
+        self.collector = ShortPauseCollector(gc_max_pause, refreeze=gc_refreeze)
         self.target_bytes = target_bytes
         self.min_interval = min_interval
         self.reader = reader
@@ -202,7 +245,16 @@ class RecoveryLadder:
 
     def remove_step(self, name: str) -> None:
         with self._lock:
+            for step in self._steps:
+                if step.name == name:
+                    registry.unregister(step.counters)
             self._steps = [s for s in self._steps if s.name != name]
+
+    def step_counters(self) -> dict[str, dict[str, float]]:
+        """Per step, in order: runs, skips, errors, stops, bytes reclaimed, time, longest hold."""
+        with self._lock:
+            steps = sorted(self._steps, key=lambda s: s.cost)
+        return {s.name: s.counters.metrics() for s in steps}
 
     @property
     def steps(self) -> list[str]:
@@ -255,17 +307,8 @@ class RecoveryLadder:
         return f"{len(hooks)} compressor(s): " + "; ".join(map(_describe, results)), longest
 
     def _collect(self) -> tuple[str, float]:
-        collected = 0
-        longest = 0.0
-        oldest = len(gc.get_count()) - 1
-        for gen in range(oldest + 1):
-            began = time.perf_counter()
-            collected += gc.collect(gen)
-            longest = max(longest, time.perf_counter() - began)
-            _yield_gil()
-            if gen < oldest and self._below_target():
-                return f"{collected} objects collected (generations 0-{gen})", longest
-        return f"{collected} objects collected", longest
+        result = self.collector.collect(stop=self._below_target)
+        return result.describe(), result.longest_pause
 
     def _trim_available(self) -> str | None:
         return None if trim_available() else "malloc_trim is unavailable (not glibc)"
@@ -318,7 +361,9 @@ class RecoveryLadder:
                     run.outcome = ""
                 result = self._run_step(step)
                 run.steps.append(result)
-                if result.ran and target is not None and result.after.rss < target:
+                below = result.ran and target is not None and result.after.rss < target
+                step.counters.record(result, stopped=below)
+                if below and target is not None:
                     run.outcome = f"below the target ({format_bytes(target)}) after {step.name}"
                     break
                 if result.ran and step.name == RECYCLE:

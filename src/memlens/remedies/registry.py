@@ -19,7 +19,8 @@ from typing import Protocol, runtime_checkable
 
 @runtime_checkable
 class Instrument(Protocol):
-    """A cache or pool that reports counters (``kind`` is ``cache``/``pool``/``resources``)."""
+    """A cache, pool or recovery ladder that reports counters (``kind`` is a key of
+    :data:`METRICS`)."""
 
     name: str
     kind: str
@@ -75,6 +76,22 @@ METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("suppressed", "counter", "Triggers ignored: a run was under way or too recent."),
         Metric("reclaimed", "counter", "RSS reclaimed by recovery runs.", "bytes"),
         Metric("last_reclaimed", "gauge", "RSS reclaimed by the last recovery run.", "bytes"),
+    ),
+    # One instrument per rung of the ladder, named by the step ("gc.collect", ...).
+    "recovery_step": (
+        Metric("runs", "counter", "Times this recovery step ran."),
+        Metric("skipped", "counter", "Times this step was skipped (unavailable, e.g. no hook)."),
+        Metric("errors", "counter", "Times this step raised (the ladder went on)."),
+        Metric("stopped", "counter", "Times memory was below the target after this step."),
+        Metric("reclaimed", "counter", "RSS reclaimed by this step.", "bytes"),
+        Metric("allocator_reclaimed", "counter", "Allocator bytes freed by this step.", "bytes"),
+        Metric("duration", "counter", "Time spent in this step.", "seconds"),
+        Metric(
+            "longest_hold",
+            "gauge",
+            "Longest single GIL hold (pause) of this step's last run.",
+            "seconds",
+        ),
     ),
 }
 
