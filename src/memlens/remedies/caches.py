@@ -217,37 +217,47 @@ class WeakReferenceCache(Generic[K, V]):
         self._lock = threading.RLock()
 
 
-def _free_in_slices(lru: Any, batch: int = 512) -> None:
-    """Free a detached LRU's values a batch at a time, releasing the GIL in between.
+def _free_in_slices(lru: Any, batch: int = 512) -> float:
+    """Free a detached LRU's values a batch at a time, releasing the GIL in between;
+    returns the longest slice in seconds (the longest the GIL was held).
 
     One deallocation of a huge mapping holds the GIL (and stalls an event loop) for
     its whole length. Keys and values are taken out of cachetools' storage dict in
     one C call, its mappings are emptied in slices (only decrefs), then the entries
     go ``batch`` at a time.
     """
+    clock = time.perf_counter
+    longest = 0.0
+    began = clock()
+    yield_gil = threading.active_count() > 1  # only another thread can be kept waiting
+
+    def hand_over() -> None:
+        nonlocal longest, began
+        longest = max(longest, clock() - began)
+        if yield_gil:
+            time.sleep(0)  # hand the GIL to a waiting thread (an event loop)
+        began = clock()
+
     data = getattr(lru, "_Cache__data", None)  # cachetools' storage; else the slow way
     if not isinstance(data, dict):
         lru._on_evict = lambda key: None
         while lru:
             for _ in range(min(len(lru), batch)):
                 lru.popitem()
-            if threading.active_count() > 1:
-                time.sleep(0)
-        return
-    yield_gil = threading.active_count() > 1  # only another thread can be kept waiting
+            hand_over()
+        return longest
     # Hold keys and values in a plain list, so emptying the mappings only decrefs.
     held = [*data.keys(), *data.values()]
     for mapping in [m for m in vars(lru).values() if isinstance(m, dict)]:
         while mapping:
             for _ in range(min(len(mapping), batch * 8)):
                 mapping.popitem()
-            if yield_gil:
-                time.sleep(0)
+            hand_over()
     del data, lru
     while held:
         del held[-batch:]
-        if yield_gil:
-            time.sleep(0)  # hand the GIL to a waiting thread (an event loop)
+        hand_over()
+    return longest
 
 
 class _Token:
@@ -309,6 +319,7 @@ class Memo:
         self._tokens: dict[int, _Token] = {}  # id(instance) -> token, while it lives
         self._keys: dict[_Token, set[Any]] = {}  # token -> its keys in the LRU
         self.hits = self.misses = self.evictions = self.rejected = 0
+        self.last_clear_pause = 0.0  # seconds: the longest slice of the last clear()
         functools.update_wrapper(self, func)
         registry.register(self)
 
@@ -408,7 +419,7 @@ class Memo:
             self._lru = self._new_lru()
             for keys in self._keys.values():
                 keys.clear()
-        _free_in_slices(detached.pop())
+        self.last_clear_pause = _free_in_slices(detached.pop())
         return n
 
     cache_clear = clear

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from memlens.core import pool_leaks
 from memlens.core.errors import ConfigError, PoolError, ResourceError
 from memlens.core.units import format_bytes
 from memlens.remedies import registry
@@ -41,6 +42,12 @@ def _caller_site(depth: int = 3) -> str:
     except ValueError:
         return "?"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def _type_name(obj: object) -> str:
+    """``module.Class`` as the doctor's paths write it (builtins without a module)."""
+    t = type(obj)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
 class Buffer(bytearray):
@@ -136,7 +143,7 @@ class MemoryPool:
         """Return (or add) an idle object of ``kind``; ``False`` if the pool was full."""
         with self._lock:
             self._check_open()
-            self._lent.pop(id(obj), None)
+            self._returned(id(obj))
             if self._idle_count >= self.max_size:
                 self.discarded += 1
                 factory = self._factories.get(kind)
@@ -220,6 +227,12 @@ class MemoryPool:
             self.untracked += 1
             ref = None
         self._lent[ident] = (kind, site, time.monotonic(), ref)
+        pool_leaks.record_borrow(self.name, kind, site, _type_name(obj))
+
+    def _returned(self, ident: int) -> None:
+        entry = self._lent.pop(ident, None)
+        if entry is not None:
+            pool_leaks.record_return(self.name, entry[0], entry[1])
 
     def _dropped_callback(self, ident: int) -> Callable[[weakref.ref[Any]], None]:
         pool_ref = weakref.ref(self)
@@ -249,6 +262,7 @@ class MemoryPool:
         del self._lent[ident]
         kind, site, since, _ = entry
         self.leaked += 1
+        pool_leaks.record_lost(self.name, kind, site)
         factory = self._factories.get(kind)
         if factory is not None and factory.created > 0:
             factory.created -= 1  # its place can be refilled
@@ -307,7 +321,7 @@ class MemoryPool:
             )
         with self._lock:
             self._check_open()
-            self._lent.pop(id(buf), None)
+            self._returned(id(buf))
             if self._idle_bytes + size > self.max_idle_bytes:
                 self.discarded += 1
                 return False

@@ -9,6 +9,7 @@ from functools import partial
 from types import TracebackType
 
 from memlens.core.errors import MemlensError, TargetError
+from memlens.heap.doctor import pool_leaks
 from memlens.heap.doctor.analyze import apply_native_site, attribute_native, diagnose
 from memlens.heap.doctor.diagnosis import LEAK, Diagnosis
 from memlens.heap.doctor.guard import Deadline, StepTimeout
@@ -85,6 +86,7 @@ def doctor(
         # is not the step's, and a slow setup does not eat the step's budget.
         engine.begin()
         began = True
+        borrows = pool_leaks.start()  # pools' borrows, to name a pool leak at the end
         i = 0
         with Deadline(_hard_deadline(budget)) as deadline:
             while True:
@@ -110,6 +112,7 @@ def doctor(
         for finding in result.findings:
             refine(finding)
         _note_no_bound(result, engine)
+        pool_leaks.name_pool_leaks(result, borrows)
     finally:
         if began:
             engine.end()
@@ -212,12 +215,14 @@ class Watch:
         self._started = False
         self._t0 = 0.0
         self._diagnosis: Diagnosis | None = None
+        self._borrows: pool_leaks.Snapshot = {}
 
     def __enter__(self) -> Watch:
         if not self._started:
             self._started = True
             self._t0 = time.perf_counter()
             self.engine.begin()
+            self._borrows = pool_leaks.start()
         return self
 
     def __exit__(
@@ -246,6 +251,7 @@ class Watch:
                 self.engine._finish("stopped by caller")
             self.engine.capture_context()
             self._diagnosis = run_shallow(diagnose, self.engine, self.name, None)
+            pool_leaks.name_pool_leaks(self._diagnosis, self._borrows)
             self._diagnosis.duration = time.perf_counter() - self._t0
             self.engine.end()
         return self._diagnosis

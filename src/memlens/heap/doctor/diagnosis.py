@@ -32,6 +32,7 @@ CATEGORIES: dict[str, str] = {
     "thread_local": "thread-local",
     "gc_disabled_cycles": "reference cycles with GC disabled",
     "native": "native (outside Python objects)",
+    "pool_leak": "pool leak (borrowed, never returned)",
     "other": "other",
 }
 
