@@ -115,3 +115,14 @@ def test_the_ladder_gc_step_keeps_to_its_budget(no_auto_gc: None) -> None:
     run = RecoveryLadder(min_interval=0, gc_max_pause=None).run("unbounded")
     step = next(s for s in run.steps if s.step == GC_COLLECT)
     assert alive(old) == 0 and "skipped" not in step.detail
+
+
+def test_the_optimizer_collection_keeps_to_a_pause_budget(no_auto_gc: None) -> None:
+    from memlens.remedies.gc_tuning import GarbageCollectionOptimizer
+
+    gco = GarbageCollectionOptimizer()
+    old = old_garbage()
+    result = gco.perform_optimized_collection(max_pause=1e-12)
+    assert result.generations == (0, 1) and alive(old) == 200
+    result = gco.perform_optimized_collection(max_pause=3600.0)
+    assert result.generations == (0, 1, 2) and alive(old) == 0

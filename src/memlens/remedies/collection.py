@@ -136,6 +136,12 @@ class _FullCollectionClock:
 _clock = _FullCollectionClock()
 
 
+def predict_full_pause() -> float:
+    """Seconds a full collection would hold the GIL now, as predicted (module docstring)."""
+    _clock.install()
+    return _clock.predict()
+
+
 def freeze_long_lived() -> float:
     """Collect everything once, then ``gc.freeze()`` the survivors: the long-lived heap.
 
@@ -194,7 +200,7 @@ class ShortPauseCollector:
     @staticmethod
     def predicted_full_pause() -> float:
         """Seconds a full collection would take now, as predicted (module docstring)."""
-        return _clock.predict()
+        return predict_full_pause()
 
     def collect(self, stop: Callable[[], bool] | None = None) -> ShortPauseResult:
         """Young generations, then the oldest if it fits; ``stop()`` true ends early."""

@@ -438,12 +438,19 @@ class GarbageCollectionOptimizer:
         return unregister
 
     def perform_optimized_collection(
-        self, generation: int | None = None, *, enough: int | None = None
+        self,
+        generation: int | None = None,
+        *,
+        enough: int | None = None,
+        max_pause: float | None = None,
     ) -> CollectionResult:
         """Run the cleanup callbacks, then collect young to old up to ``generation``
         (default: all), stopping early once ``enough`` allocator bytes were freed.
 
-        Young generations are cheap; the oldest is scanned only if still needed.
+        Young generations are cheap; the oldest is scanned only if still needed. With
+        ``max_pause`` (seconds) no single pass is let run longer than predicted to fit:
+        the oldest generation is skipped when it would not
+        (:class:`~memlens.remedies.collection.ShortPauseCollector`).
         Callback errors are logged and counted, never raised.
         """
         n = len(gc.get_count())
@@ -464,7 +471,13 @@ class GarbageCollectionOptimizer:
         collected = 0
         pause = 0.0
         done: list[int] = []
-        for gen in range(top + 1) if enough is not None else [top]:
+        for gen in range(top + 1) if enough is not None or max_pause is not None else [top]:
+            if (
+                max_pause is not None
+                and gen == n - 1
+                and collection.predict_full_pause() > max_pause
+            ):
+                break  # the oldest generation would not fit the pause
             t0 = time.perf_counter()
             collected += gc.collect(gen)
             pause += time.perf_counter() - t0
