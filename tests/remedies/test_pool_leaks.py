@@ -75,7 +75,8 @@ def test_the_doctor_names_a_pool_whose_objects_are_held(tmp_path: Path) -> None:
         line = line_of("pool_held", "pool.get(")
         assert f["details"]["borrowed_at"].endswith(f"pool_held.py:{line}")
         assert f["details"]["outstanding"] >= f["details"]["borrowed"] * 0.9
-        assert "pool 'db'" in f["why"] and "return what you borrow" in f["remedies"][0]["title"]
+        assert "pool 'db'" in f["why"] + f["summary"]
+        assert "return what you borrow" in f["remedies"][0]["title"]
     text = run_cli("doctor", str(case), "--budget", "3", "--no-save", db=tmp_path / "m.db")
     assert "pool 'db'" in text.stdout and "never returned" in text.stdout
 
@@ -89,7 +90,7 @@ def test_the_doctor_names_a_pool_whose_objects_are_dropped() -> None:
     line = line_of("pool_dropped", "pool.get(")
     assert finding.details["borrowed_at"].endswith(f"pool_dropped.py:{line}")
     assert finding.details["lost"] >= 0.9 * finding.details["borrowed"]
-    assert "dropped without being returned" in finding.why
+    assert "dropped without being returned" in finding.summary and "put()" in finding.why
     assert "pool 'sessions'" in diag.reason
     assert (
         memlens.heap.doctor.Diagnosis.from_dict(diag.to_dict()).findings[-1].details["pool"]

@@ -57,6 +57,11 @@ def _name_one(
         f"pool {pool!r}: {d.borrowed} {what} borrowed at {site} in {calls} calls, "
         f"{d.returned} returned ({', '.join(parts)})"
     )
+    why = (
+        "borrowed objects are kept elsewhere and never given back (put() or acquire())"
+        if d.outstanding > 0
+        else "borrowed objects are dropped without put(): the pool makes a new one each time"
+    )
     fix = Remedy(
         f"return what you borrow from pool {pool!r}",
         f"with pool.acquire({kind!r}) as obj:  # put back on any exit\n    ...",
@@ -79,7 +84,8 @@ def _name_one(
         # The pool's own record of lent objects grew: that is this pool leak, seen from
         # the heap; say so instead of "objects allocated here stay alive".
         record.category = CATEGORY
-        record.why = summary
+        record.summary = summary
+        record.why = why
         record.remedies = [fix]
         record.details.update(details)
     holders = [
@@ -95,10 +101,9 @@ def _name_one(
         finding = Finding(
             CATEGORY,
             site,
-            why=summary,
+            why=why,
             type_name=d.type_name,
             objects_per_iteration=(d.outstanding + d.lost) / calls,
-            root=f"pool {pool!r}",
             remedies=[fix],
             evidence=["pool"],
         )
