@@ -34,11 +34,12 @@ import asyncio
 import gc
 import json
 import math
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
+
+from _fresh import in_fresh_interpreter  # this folder is on sys.path when run as a script
 
 VARIANTS = ("full", "full, frozen", "short-pause, frozen", "short-pause, unfrozen")
 
@@ -165,16 +166,12 @@ def main() -> None:
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.rounds, args.pairs)))
         return
-    results = []
-    for name in VARIANTS:
-        out = subprocess.run(
-            [sys.executable, __file__, "--variant", name]
-            + ["--rounds", str(args.rounds), "--pairs", str(args.pairs)],
-            capture_output=True,
-            text=True,
-            check=True,
+    results = [
+        in_fresh_interpreter(
+            __file__, "--variant", name, "--rounds", str(args.rounds), "--pairs", str(args.pairs)
         )
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for name in VARIANTS
+    ]
     if args.json:
         print(json.dumps(results, indent=2))
         return

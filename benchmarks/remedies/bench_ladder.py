@@ -32,11 +32,11 @@ import argparse
 import asyncio
 import functools
 import json
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
+
+from _fresh import in_fresh_interpreter  # this folder is on sys.path when run as a script
 
 MB = 1024 * 1024
 SCENARIOS = ("fragmented", "cache-bloated", "cache-bloated+freeze")
@@ -209,15 +209,7 @@ def main() -> None:
     if args.scenario:
         print(json.dumps(run_scenario(args.scenario)))
         return
-    results = []
-    for name in SCENARIOS:
-        out = subprocess.run(
-            [sys.executable, __file__, "--scenario", name],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    results = [in_fresh_interpreter(__file__, "--scenario", name) for name in SCENARIOS]
     if args.json:
         print(json.dumps(results, indent=2))
         return
