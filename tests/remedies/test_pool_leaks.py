@@ -104,3 +104,16 @@ def test_a_pool_used_correctly_is_not_named() -> None:
     assert not [f for f in diag.findings if f.category == "pool_leak"]
     assert not [f for f in diag.findings if "pool" in f.details]
     assert "pool leak" not in diag.reason
+
+
+def test_a_watched_block_names_the_pool_too() -> None:
+    case = load("pool_dropped")
+    from memlens.heap.doctor import watch
+
+    watched = watch(budget=2, max_iterations=300)
+    while not watched.done:
+        with watched:
+            case.step(watched.iterations)
+    diag = watched.diagnosis
+    named = [f for f in diag.findings if f.category == "pool_leak"]
+    assert [f.details["pool"] for f in named] == ["sessions"] and diag.verdict == "leak"
