@@ -30,16 +30,17 @@ is over every tick while the rounds ran. Both are printed in ms and as a ratio t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import math
 import sys
-import threading
 import time
 from typing import Any
 
-from _fresh import in_fresh_interpreter  # this folder is on sys.path when run as a script
+from _harness import (  # this folder is on sys.path when run as a script
+    beside_a_loop,
+    in_fresh_interpreter,
+)
 
 VARIANTS = ("full", "full, frozen", "short-pause, frozen", "short-pause, unfrozen")
 
@@ -109,32 +110,7 @@ def run_variant(name: str, rounds: int, pairs: int) -> dict[str, Any]:
                     skipped.append(result.skipped)
             windows.append((began, time.perf_counter()))
 
-    async def main() -> tuple[list[tuple[float, float]], float, float]:
-        ticks: list[tuple[float, float]] = []
-        stop = threading.Event()
-
-        async def serve() -> None:
-            while not stop.is_set():
-                scheduled = time.perf_counter() + 0.001
-                await asyncio.sleep(0.001)
-                ticks.append((scheduled, time.perf_counter() - scheduled))
-                json.dumps({"items": [{"sku": j, "name": f"item-{j}" * 3} for j in range(40)]})
-
-        task = asyncio.create_task(serve())
-        await asyncio.sleep(0.3)
-        quiet = (time.perf_counter(), 0.0)
-        await asyncio.sleep(1.0)
-        quiet = (quiet[0], time.perf_counter())
-        worker = threading.Thread(target=collections)
-        worker.start()
-        while worker.is_alive():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-        stop.set()
-        await task
-        return ticks, *quiet
-
-    ticks, quiet_from, quiet_to = asyncio.run(main())
+    ticks, (quiet_from, quiet_to) = beside_a_loop(collections, warmup=0.3)
     # A tick is delayed by a collection when its wait overlaps the collection.
     inside = [late for at, late in ticks if any(at <= b and at + late >= a for a, b in windows)]
     phase = [late for at, late in ticks if windows and windows[0][0] <= at <= windows[-1][1]]

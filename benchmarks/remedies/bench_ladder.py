@@ -29,14 +29,14 @@ figure for a quiet period of the same loop (the noise floor of the machine).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import json
-import threading
-import time
 from typing import Any
 
-from _fresh import in_fresh_interpreter  # this folder is on sys.path when run as a script
+from _harness import (  # this folder is on sys.path when run as a script
+    beside_a_loop,
+    in_fresh_interpreter,
+)
 
 MB = 1024 * 1024
 SCENARIOS = ("fragmented", "cache-bloated", "cache-bloated+freeze")
@@ -77,17 +77,6 @@ def build_cache_bloated(freeze: bool = False) -> list[Any]:
     return [render, legacy, sessions]
 
 
-async def loop_lateness(
-    until: threading.Event, ticks: list[tuple[float, float]], period: float = 0.001
-) -> None:
-    """Handle a small request every ``period``; record (scheduled, lateness) per tick."""
-    while not until.is_set():
-        scheduled = time.perf_counter() + period
-        await asyncio.sleep(period)
-        ticks.append((scheduled, time.perf_counter() - scheduled))
-        json.dumps({"items": [{"sku": j, "name": f"item-{j}" * 3} for j in range(40)]})
-
-
 def run_scenario(name: str) -> dict[str, Any]:
     import gc
 
@@ -109,61 +98,45 @@ def run_scenario(name: str) -> dict[str, Any]:
     alloc = allocator_stats()
     fragmented_free = alloc.free if alloc is not None else None
 
-    async def main() -> dict[str, Any]:
-        ticks: list[tuple[float, float]] = []
-        stop = threading.Event()
-        task = asyncio.create_task(loop_lateness(stop, ticks))
-        await asyncio.sleep(0.5)  # warm up, then a quiet window as the noise floor
-        quiet_from = time.perf_counter()
-        await asyncio.sleep(1.0)
-        quiet_to = time.perf_counter()
-        box: list[Any] = []
-        worker = threading.Thread(target=lambda: box.append(ladder.run(name)))
-        worker.start()
-        while worker.is_alive():
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-        stop.set()
-        await task
-        run = box[0]
-        freed = sum(max(0, s.reclaimed.allocator or 0) for s in run.steps if s.ran)
-        reclaimable = (fragmented_free + freed) if fragmented_free is not None else None
+    box: list[Any] = []
+    ticks, (quiet_from, quiet_to) = beside_a_loop(lambda: box.append(ladder.run(name)))
 
-        def worst(a: float, b: float) -> float:
-            inside = [late for at, late in ticks if a <= at <= b]
-            return max(inside, default=0.0)
+    run = box[0]
+    freed = sum(max(0, s.reclaimed.allocator or 0) for s in run.steps if s.ran)
+    reclaimable = (fragmented_free + freed) if fragmented_free is not None else None
 
-        steps = []
-        for s in run.steps:
-            steps.append(
-                {
-                    "step": s.step,
-                    "ran": s.ran,
-                    "detail": s.detail,
-                    "rss_reclaimed": s.reclaimed.rss,
-                    "allocator_reclaimed": s.reclaimed.allocator,
-                    "duration_ms": s.duration * 1e3,
-                    "longest_hold_ms": s.longest_hold * 1e3,
-                    "loop_blocked_ms": worst(s.started, s.started + s.duration) * 1e3
-                    if s.ran
-                    else 0.0,
-                }
-            )
-        return {
-            "scenario": name,
-            "rss_before": start.rss,
-            "allocator_in_use_before": start.allocator_in_use,
-            "fragmented_free": fragmented_free,
-            "rss_reclaimed": run.reclaimed.rss,
-            # What could go back to the OS: memory free inside the allocator at the
-            # start, plus what the steps freed into it (cleared caches, collected cycles).
-            "reclaimable": reclaimable,
-            "reclaimed_share": run.reclaimed.rss / reclaimable if reclaimable else None,
-            "noise_floor_ms": worst(quiet_from, quiet_to) * 1e3,
-            "steps": steps,
-        }
+    def worst(a: float, b: float) -> float:
+        inside = [late for at, late in ticks if a <= at <= b]
+        return max(inside, default=0.0)
 
-    result = asyncio.run(main())
+    steps = []
+    for s in run.steps:
+        steps.append(
+            {
+                "step": s.step,
+                "ran": s.ran,
+                "detail": s.detail,
+                "rss_reclaimed": s.reclaimed.rss,
+                "allocator_reclaimed": s.reclaimed.allocator,
+                "duration_ms": s.duration * 1e3,
+                "longest_hold_ms": s.longest_hold * 1e3,
+                "loop_blocked_ms": worst(s.started, s.started + s.duration) * 1e3 if s.ran else 0.0,
+            }
+        )
+    result = {
+        "scenario": name,
+        "rss_before": start.rss,
+        "allocator_in_use_before": start.allocator_in_use,
+        "fragmented_free": fragmented_free,
+        "rss_reclaimed": run.reclaimed.rss,
+        # What could go back to the OS: memory free inside the allocator at the
+        # start, plus what the steps freed into it (cleared caches, collected cycles).
+        "reclaimable": reclaimable,
+        "reclaimed_share": run.reclaimed.rss / reclaimable if reclaimable else None,
+        "noise_floor_ms": worst(quiet_from, quiet_to) * 1e3,
+        "steps": steps,
+    }
+
     del held
     return result
 

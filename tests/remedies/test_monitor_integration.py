@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import pytest
 
@@ -144,10 +145,6 @@ def test_prometheus_exposition_has_cache_and_pool_counters() -> None:
 
 def test_opentelemetry_exports_cache_counters() -> None:
     pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
-    from memlens.service.otel import instrument
 
     @memoize(name="otel.memo", max_bytes=None)
     def square(n: int) -> int:
@@ -155,12 +152,23 @@ def test_opentelemetry_exports_cache_counters() -> None:
 
     square(3)
     square(3)
-    rss = Rss(50 * MB)
-    monitor = make(rss)
+    _, points = exported(make(Rss(50 * MB)))
+    hits = {p.attributes["memlens.cache"]: p.value for p in points["memlens.cache.hits"]}
+    assert hits["otel.memo"] == 1
+
+
+def exported(monitor: Monitor) -> tuple[str, dict[str, list[Any]]]:
+    """What ``monitor`` exports: the Prometheus text, and the OTel data points by name."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from memlens.service.otel import instrument
+
     monitor.start(thread=False)
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     try:
+        text = metrics_mod.render(metrics_mod.collect(monitor))
         instrument(monitor, provider)
         data = reader.get_metrics_data()
     finally:
@@ -172,8 +180,7 @@ def test_opentelemetry_exports_cache_counters() -> None:
         for sm in rm.scope_metrics
         for m in sm.metrics
     }
-    hits = {p.attributes["memlens.cache"]: p.value for p in points["memlens.cache.hits"]}
-    assert hits["otel.memo"] == 1
+    return text, points
 
 
 def _ladder_with_known_steps() -> RecoveryLadder:
@@ -213,26 +220,12 @@ def test_each_ladder_step_has_its_own_counters() -> None:
 def test_prometheus_and_opentelemetry_export_per_step_counters() -> None:
     pytest.importorskip("prometheus_client")
     pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from prometheus_client.parser import text_string_to_metric_families
-
-    from memlens.service.otel import instrument
 
     for other in registry.instruments("recovery_step"):  # ladders left by earlier tests
         registry.unregister(other)
     ladder = _ladder_with_known_steps()
-    monitor = make(Rss(50 * MB))
-    monitor.start(thread=False)
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    try:
-        text = metrics_mod.render(metrics_mod.collect(monitor))
-        instrument(monitor, provider)
-        data = reader.get_metrics_data()
-    finally:
-        monitor.stop()
-        provider.shutdown()
+    text, data = exported(make(Rss(50 * MB)))
     samples = {
         (s.name, s.labels.get("recovery_step")): s.value
         for f in text_string_to_metric_families(text)
@@ -245,11 +238,9 @@ def test_prometheus_and_opentelemetry_export_per_step_counters() -> None:
     assert ("memlens_recovery_step_duration_seconds_total", "gc.collect") in samples
     assert ("memlens_recovery_step_longest_hold_seconds", "gc.collect") in samples
     points = {
-        m.name: {p.attributes["memlens.recovery_step"]: p.value for p in m.data.data_points}
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name.startswith("memlens.recovery_step.")
+        name: {p.attributes["memlens.recovery_step"]: p.value for p in found}
+        for name, found in data.items()
+        if name.startswith("memlens.recovery_step.")
     }
     assert points["memlens.recovery_step.runs"]["clear caches"] == 2
     assert points["memlens.recovery_step.reclaimed"]["clear caches"] == 60 * MB
