@@ -55,6 +55,10 @@ PARALLEL_MIN_CHARS = 32_000
 #: 193 ms. ``MEMLENS_TOKEN_THREADS=N`` turns the pool on for builds that release it.
 WORKERS = max(1, min(8, int(os.environ.get("MEMLENS_TOKEN_THREADS", "1") or 1)))
 
+#: Encodings whose pre-tokenizer always splits after a line break that is followed by a
+#: character other than whitespace or ``/`` (see :meth:`CachedCounter.count_concat`).
+_ADDITIVE = frozenset({"cl100k_base", "o200k_base"})
+
 #: Header of a rank cache file: magic, then a 16-byte BLAKE2b digest of the payload.
 _CACHE_MAGIC = b"memlens-ranks-1\n"
 
@@ -332,6 +336,33 @@ class CachedCounter:
         if not text:
             return 0
         return self.count_digest(text)[0]
+
+    def count_concat(self, head: str, tail: str) -> int:
+        """Token count of ``head + tail``, from the two parts' (cached) counts when that
+        is exact.
+
+        In ``cl100k_base`` and ``o200k_base`` no pre-token spans a line break followed by
+        a character that is neither whitespace nor ``/`` (o200k lets punctuation absorb
+        ``\\n/``), and BPE never merges across pre-tokens, so the count of such a join is
+        the sum of the parts' counts: a summary's header costs no re-count of its body.
+        Anything else is counted whole.
+        """
+        if not head or not tail:
+            return self.count(head or tail)
+        if (
+            self.name in _ADDITIVE
+            and head[-1] in "\r\n"
+            and not tail[0].isspace()
+            and tail[0] != "/"
+        ):
+            tokens = self.count(head) + self.count(tail)
+            # the joined text is what gets counted next (a reader measuring the
+            # result): cache it too, at the cost of one hash
+            digest = digest_text(head + tail)
+            if digest not in self._cache:
+                self._store(digest, tokens)
+            return tokens
+        return self.count(head + tail)
 
     def count_many(self, texts: Iterable[str]) -> list[int]:
         """Token counts of several texts (cache first, then one batch for the rest)."""

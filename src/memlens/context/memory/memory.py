@@ -453,6 +453,7 @@ class ContextMemory:
             summarizer=self.summarizer,
             count=self.session.counter.count,
             summary_overhead=self.message_overhead,
+            count_concat=self.session.counter.count_concat,
         )
 
     def plan(self, budget: int | str | None = None) -> Plan:
@@ -670,6 +671,7 @@ class ContextMemory:
             summarizer=self.summarizer,
             count=self.session.counter.count,
             summary_overhead=self.message_overhead,
+            count_concat=self.session.counter.count_concat,
         )
         plan = planner.solve(max(0, target_tokens))
         report = self._report(plan, False)

@@ -11,6 +11,7 @@ with a tighter target, so the budget holds by the readers' measure.
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 from collections.abc import Sequence
@@ -375,14 +376,25 @@ def _reader_counts(memory: ContextMemory, reference: ContextSession) -> None:
 
 def _render_openai(
     memory: ContextMemory, original: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[int | None]]:
+    """The fitted list, and for each message the index of the original it copies
+    unchanged (every entry of it kept verbatim), else ``None``."""
     out: list[dict[str, Any]] = []
+    sources: list[int | None] = []
+    parts = collections.Counter(
+        int(e.payload["msg"])
+        for e in memory.entries.values()
+        if e.kind not in ("tool_definition", "overhead", "summary")
+    )
+    whole = {i: len(m.get("tool_calls") or []) + 1 for i, m in enumerate(original)}
+    rendered = collections.Counter()
     current: int | None = None
     for entry in memory.ordered():
         if entry.kind in ("tool_definition", "overhead"):
             continue
         if entry.kind == "summary":
             out.append({"role": "user", "content": entry.content})
+            sources.append(None)
             current = None
             continue
         index = int(entry.payload["msg"])
@@ -392,16 +404,37 @@ def _render_openai(
             if current != index:  # calls whose text entry was not kept alone
                 out.append({k: v for k, v in src.items() if k != "tool_calls"})
                 out[-1]["content"] = None
+                sources.append(None)
                 current = index
             out[-1].setdefault("tool_calls", []).append(copy.deepcopy(src["tool_calls"][call_no]))
+            rendered[index] += 1
             continue
         message = {k: copy.deepcopy(v) for k, v in src.items() if k not in ("tool_calls",)}
-        if entry.kind in ("text", "tool_result") and entry.summarized:
+        changed = entry.kind in ("text", "tool_result") and entry.summarized
+        if changed:
             message["content"] = entry.content
         if src.get("role") == "assistant" and src.get("content") is None and not entry.content:
             message["content"] = None
         out.append(message)
+        rendered[index] += 1
+        sources.append(None if changed else index)
         current = index
+    for k, index in enumerate(sources):
+        # a message that lost some of its calls is no longer a copy of its original
+        if index is not None and not parts[index] == rendered[index] == whole[index]:
+            sources[k] = None
+    return out, sources
+
+
+def _message_tokens(reference: ContextSession) -> dict[int, int]:
+    """Tokens the reader gave each message of the original list (by its index)."""
+    out: dict[int, int] = collections.defaultdict(int)
+    for item in reference.items.values():
+        key = item.id
+        if key.startswith("m") and key[1:2].isdigit():
+            digits = key[1:].split(".", 1)[0]
+            if digits.isdigit():
+                out[int(digits)] += item.tokens
     return out
 
 
@@ -498,6 +531,25 @@ def measure(
     ).window_tokens
 
 
+def _measure_openai(
+    fitted: list[dict[str, Any]],
+    sources: list[int | None],
+    per_message: dict[int, int],
+    *,
+    model: str | None,
+    tools: Any,
+    counter: Any,
+) -> int:
+    """Tokens of a fitted OpenAI list by the profiler's reader, exactly as
+    :func:`measure` gives them: the reader counts each OpenAI message on its own
+    (framing, text, calls, images), so a message copied unchanged costs what it cost in
+    the original request and only the rewritten ones (and the tools, the reply
+    priming) are read again."""
+    fresh = [m for m, source in zip(fitted, sources, strict=True) if source is None]
+    copied = sum(per_message[source] for source in sources if source is not None)
+    return copied + measure(fresh, OPENAI, model=model, system=None, tools=tools, counter=counter)
+
+
 def fit_messages(
     messages: Sequence[dict[str, Any]],
     *,
@@ -539,6 +591,7 @@ def fit_messages(
         messages, fmt, model=model, system=system, tools=tools, counter=counter
     )
     before = reference.window_tokens
+    per_message = _message_tokens(reference) if fmt == OPENAI else {}
     target = tokens
     result: FitResult | None = None
     for attempt in range(1, 7):
@@ -556,12 +609,14 @@ def fit_messages(
             reference,
         )
         report = memory.fit(min(target, tokens))
-        fitted = (
-            _render_openai(memory, messages)
-            if fmt == OPENAI
-            else _render_anthropic(memory, messages)
-        )
-        after = measure(fitted, fmt, model=model, system=system, tools=tools, counter=counter)
+        if fmt == OPENAI:
+            fitted, sources = _render_openai(memory, messages)
+            after = _measure_openai(
+                fitted, sources, per_message, model=model, tools=tools, counter=counter
+            )
+        else:
+            fitted = _render_anthropic(memory, messages)
+            after = measure(fitted, fmt, model=model, system=system, tools=tools, counter=counter)
         result = FitResult(
             messages=fitted,
             format=fmt,

@@ -157,11 +157,14 @@ class Planner:
         summarizer: Summarizer,
         count: Count,
         summary_overhead: int = 3,
+        count_concat: Callable[[str, str], int] | None = None,
     ) -> None:
         self.units = units
         self.rules = rules
         self.summarizer = summarizer
         self.count = count
+        #: exact count of a header + a body the summarizer has counted already
+        self.count_concat = count_concat or (lambda head, tail: count(head + tail))
         self.summary_overhead = summary_overhead
         self.movable = sorted((u for u in units if not u.protected), key=lambda u: u.coldness)
         self.protected_tokens = sum(u.tokens for u in units if u.protected)
@@ -406,7 +409,7 @@ class Planner:
         cached = self._l2.get(entry.id)
         if cached is not None:
             return cached
-        header = f"[memlens: {entry.id} summarised] "
+        header = f"[memlens: {entry.id} summarised]\n"
         target = self._target(entry.tokens - entry.overhead, SUMMARY) - self.count(header)
         summary = self.summarizer.summarize(
             [entry.content],
@@ -416,7 +419,7 @@ class Planner:
             tokens=entry.tokens - entry.overhead,
         )
         text = header + summary.text
-        result = (text, self.count(text) + entry.overhead)
+        result = (text, self.count_concat(header, summary.text) + entry.overhead)
         if summary.notes:
             self._notes[entry.id] = list(summary.notes)
         self._l2[entry.id] = result
@@ -453,7 +456,7 @@ class Planner:
             sid,
             level,
             text,
-            self.count(text) + self.summary_overhead,
+            self.count_concat(header + "\n", summary.text) + self.summary_overhead,
             ids,
             anchor,
             summary.kept,
