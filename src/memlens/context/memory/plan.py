@@ -171,34 +171,43 @@ class Planner:
         self.total = sum(u.tokens for u in units)
         self._l2: dict[str, tuple[str, int]] = {}
         self._notes: dict[str, list[str]] = {}
-        self._l2_sizes: dict[tuple[str, float], int] = {}
         #: measured size / planned size of each level's summaries so far
         self.scale = {SUMMARY: 1.0, GROUPED: 1.0, COLD: 1.0}
         self._groups: dict[tuple[str, ...], PlannedSummary] = {}
+        # per movable unit, computed once: the estimate runs some 30 times per fit
+        self._tokens = [u.tokens for u in self.movable]
+        self._critical = [u.critical for u in self.movable]
+        self._floor = [
+            u.current_level if u.critical else max(u.rule_level, u.current_level)
+            for u in self.movable
+        ]
+        self._cluster = [
+            (u.category, u.turn // max(1, rules.group_turns)) for u in self.movable
+        ]
+        self._l2_by_scale: dict[float, list[int]] = {}
 
     # -------------------------------------------------------------- levels
+    def _level_at(self, i: int, t: float) -> int:
+        """Level of the ``i``-th coldest movable unit at pressure ``t``."""
+        r = (i + 0.5) / len(self.movable)
+        p = (
+            EVICTED
+            if r < t - 3
+            else COLD
+            if r < t - 2
+            else GROUPED
+            if r < t - 1
+            else SUMMARY
+            if r < t
+            else VERBATIM
+        )
+        if self._critical[i]:
+            return EVICTED if p == EVICTED else self._floor[i]
+        return max(p, self._floor[i])
+
     def levels(self, t: float) -> dict[str, int]:
         """Level of each movable unit at pressure ``t``."""
-        n = len(self.movable)
-        out: dict[str, int] = {}
-        for i, unit in enumerate(self.movable):
-            r = (i + 0.5) / n
-            p = (
-                EVICTED
-                if r < t - 3
-                else COLD
-                if r < t - 2
-                else GROUPED
-                if r < t - 1
-                else SUMMARY
-                if r < t
-                else VERBATIM
-            )
-            if unit.critical:
-                out[unit.key] = EVICTED if p == EVICTED else unit.current_level
-            else:
-                out[unit.key] = max(p, unit.rule_level, unit.current_level)
-        return out
+        return {unit.key: self._level_at(i, t) for i, unit in enumerate(self.movable)}
 
     def _target(self, tokens: int, level: int) -> int:
         return max(self.rules.min_summary_tokens, math.ceil(tokens * self.rules.ratio(level)))
@@ -233,28 +242,41 @@ class Planner:
     def estimate(self, t: float) -> int:
         """Planned size at pressure ``t`` from each level's target, scaled by how full
         the summaries written so far came out (:attr:`scale`)."""
-        levels = self.levels(t)
-        size = self.protected_tokens
         scale = self.scale
-        for unit in self.movable:
-            level = levels[unit.key]
+        l2 = self._l2_by_scale.get(scale[SUMMARY])
+        if l2 is None:
+            l2 = [
+                u.tokens
+                if u.critical
+                else sum(self._l2_estimate(e, scale[SUMMARY]) for e in u.entries)
+                for u in self.movable
+            ]
+            self._l2_by_scale[scale[SUMMARY]] = l2
+        size = self.protected_tokens
+        grouped: dict[tuple[str, int], int] = {}
+        cold = 0
+        any_cold = any_evicted = False
+        tokens, level_at = self._tokens, self._level_at
+        for i in range(len(self.movable)):
+            level = level_at(i, t)
             if level == VERBATIM:
-                size += unit.tokens
+                size += tokens[i]
             elif level == SUMMARY:
-                key = (unit.key, scale[SUMMARY])
-                l2 = self._l2_sizes.get(key)
-                if l2 is None:
-                    l2 = sum(self._l2_estimate(e, scale[SUMMARY]) for e in unit.entries)
-                    self._l2_sizes[key] = l2
-                size += l2
-        clusters, cold, evicted = self.clusters(levels)
+                size += l2[i]
+            elif level == GROUPED:
+                key = self._cluster[i]
+                grouped[key] = grouped.get(key, 0) + tokens[i]
+            elif level == COLD:
+                cold += tokens[i]
+                any_cold = True
+            else:
+                any_evicted = True
         extra = self.summary_overhead + HEADER_TOKENS
-        for cluster in clusters:
-            tokens = sum(u.tokens for u in cluster)
-            size += min(tokens, int(self._target(tokens, GROUPED) * scale[GROUPED]) + extra)
-        if cold:
-            size += int(self._target(sum(u.tokens for u in cold), COLD) * scale[COLD]) + extra
-        elif evicted:
+        for total in grouped.values():
+            size += min(total, int(self._target(total, GROUPED) * scale[GROUPED]) + extra)
+        if any_cold:
+            size += int(self._target(cold, COLD) * scale[COLD]) + extra
+        elif any_evicted:
             size += extra
         return size
 
