@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit_sessions import Probe, generate  # noqa: E402
 
-from memlens.context.memory import BudgetError, fit_messages  # noqa: E402
+from memlens.context.memory import BudgetError, fit_messages, keepset  # noqa: E402
 from memlens.context.memory.messages import measure  # noqa: E402
 from memlens.context.tokens import get_counter, load_encoding  # noqa: E402
 
@@ -261,6 +261,7 @@ def timing(
                 count_ms.append((time.perf_counter() - t0) * per)
                 count_ratio.append(count_ms[-1] / plain)
                 COUNTER.clear()
+                keepset.clear_cache()
                 t0 = time.perf_counter()
                 fit_messages(
                     messages, budget=int(before * share), pinned=[1], keep_last_turns=KEEP_TURNS

@@ -387,7 +387,7 @@ def _render_openai(
         if e.kind not in ("tool_definition", "overhead", "summary")
     )
     whole = {i: len(m.get("tool_calls") or []) + 1 for i, m in enumerate(original)}
-    rendered = collections.Counter()
+    rendered: collections.Counter[int] = collections.Counter()
     current: int | None = None
     for entry in memory.ordered():
         if entry.kind in ("tool_definition", "overhead"):
@@ -419,9 +419,9 @@ def _render_openai(
         rendered[index] += 1
         sources.append(None if changed else index)
         current = index
-    for k, index in enumerate(sources):
+    for k, source in enumerate(sources):
         # a message that lost some of its calls is no longer a copy of its original
-        if index is not None and not parts[index] == rendered[index] == whole[index]:
+        if source is not None and not parts[source] == rendered[source] == whole[source]:
             sources[k] = None
     return out, sources
 

@@ -181,9 +181,7 @@ class Planner:
             u.current_level if u.critical else max(u.rule_level, u.current_level)
             for u in self.movable
         ]
-        self._cluster = [
-            (u.category, u.turn // max(1, rules.group_turns)) for u in self.movable
-        ]
+        self._cluster = [(u.category, u.turn // max(1, rules.group_turns)) for u in self.movable]
         self._l2_by_scale: dict[float, list[int]] = {}
 
     # -------------------------------------------------------------- levels

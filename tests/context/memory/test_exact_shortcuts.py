@@ -1,0 +1,80 @@
+"""The fit path's shortcuts give exactly what the slow, obvious computation gives.
+
+* ``CachedCounter.count_concat`` (a summary's header + its already counted body) equals
+  counting the joined text, for every line break of real texts, in both encodings.
+* The fitted OpenAI list's size (copied messages at their original cost, only rewritten
+  ones read again) equals the profiler's reader measuring the whole fitted list.
+* The tool-output keep-set scan matches the regex run word by word.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from memlens.context.memory import fit_messages, keepset
+from memlens.context.memory.messages import OPENAI, measure
+from memlens.context.tokens import CachedCounter, get_counter
+from tests.context.memory.agent_sessions import openai_session
+
+TRICKY = (
+    "a.\n/x y\n\n  z\r\nQ \n\n\tb\n/\n!\n#x\n1\n's\n\u00a0x\n\u3000y\n\x1cz\n"
+    "def f():\n    return 1\n]\n[memlens]\n\n\nend"
+)
+
+
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+def test_count_concat_equals_counting_the_join(encoding: str) -> None:
+    counter = CachedCounter(encoding)
+    texts = [m["content"] for m in openai_session(12) if isinstance(m.get("content"), str)]
+    checked = 0
+    for text in [*texts, TRICKY]:
+        for cut in [m.end() for m in re.finditer(r"[\r\n]", text)][:60]:
+            head, tail = text[:cut], text[cut:]
+            fresh = CachedCounter(encoding)
+            assert counter.count_concat(head, tail) == fresh.count(text), (head[-8:], tail[:8])
+            # the joined text's count is cached too, and is the exact one
+            assert counter.count(text) == fresh.count(text)
+            checked += 1
+    assert checked > 200
+    assert counter.count_concat("", "abc") == counter.count("abc")
+    assert counter.count_concat("abc", "") == counter.count("abc")
+
+
+def test_approximate_counter_counts_the_join_whole() -> None:
+    counter = CachedCounter("approximate")
+    assert counter.count_concat("ab\n", "cde") == counter.count("ab\ncde") == 2
+
+
+@pytest.mark.parametrize("share", [0.9, 0.5, 0.25, 0.1])
+@pytest.mark.parametrize("with_tools", [False, True])
+def test_fitted_size_equals_a_full_reader_measure(share: float, with_tools: bool) -> None:
+    messages = openai_session(30, seed=11)
+    tools = (
+        [{"type": "function", "function": {"name": "read_file", "parameters": {}}}]
+        if with_tools
+        else None
+    )
+    counter = get_counter("cl100k_base")
+    full = measure(messages, OPENAI, model=None, system=None, tools=tools, counter=counter)
+    result = fit_messages(messages, budget=int(full * share), tools=tools, pinned=[1])
+    again = measure(result.messages, OPENAI, model=None, system=None, tools=tools, counter=counter)
+    assert result.tokens_after == again <= int(full * share)
+    assert result.tokens_before == full
+
+
+def test_path_scan_matches_word_by_word_regex() -> None:
+    keepset.clear_cache()
+    outputs = [m["content"] for m in openai_session(20, seed=4) if m.get("role") == "tool"]
+    outputs.append("see ./a/b.py, x/y.txt:12 and /etc/z.conf; not/a_path but a/b/c.md.")
+    for text in outputs:
+        expected: dict[str, None] = {}
+        for word in text.split():
+            for match in keepset._PATH_FAST.finditer(word):
+                expected.setdefault(keepset._clip(match.group(0)), None)
+        keeps = keepset.extract(text, prose=False)
+        found = [k.text for k in keeps if k.kind == "path"]
+        # a path inside a kept error line needs no entry of its own; all others are there
+        errors = "\n".join(k.text for k in keeps if k.kind == "error")
+        assert found == [p for p in expected if p not in errors]
