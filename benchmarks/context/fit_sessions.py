@@ -189,13 +189,18 @@ def _grep(rng: random.Random, names: _Names, term: str, hits: int) -> str:
 
 
 class _Session:
-    def __init__(self, turns: int, seed: int) -> None:
+    def __init__(self, turns: int, seed: int, size: float = 1.0) -> None:
+        self.size = size
         self.rng = random.Random(seed)
         self.names = _Names(self.rng)
         self.turns = turns
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
         self.probes: list[Probe] = []
         self.calls = 0
+
+    def lines(self, n: int, least: int = 3) -> int:
+        """``n`` lines scaled by the session's size (never fewer than ``least``)."""
+        return n if self.size == 1.0 else max(least, round(n * self.size))
 
     def call(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         self.calls += 1
@@ -260,7 +265,8 @@ class _Session:
             self.plant("identifier", turn, planted_fn)
         read = self.call("read_file", {"path": read_path})
         self.messages.append({"role": "assistant", "content": None, "tool_calls": [read]})
-        source, defined = _source(rng, names, read_path, rng.randrange(40, 160), planted_fn)
+        lines = self.lines(rng.randrange(40, 160), least=12)
+        source, defined = _source(rng, names, read_path, lines, planted_fn)
         self.messages.append({"role": "tool", "tool_call_id": read["id"], "content": source})
         # run the tests, and sometimes grep or a shell command, in parallel
         calls = [self.call("run_tests", {"path": f"tests/{area}"})]
@@ -285,17 +291,18 @@ class _Session:
                     )
                 elif rng.random() < 0.3:
                     error = f"{rng.choice(ERRORS)}: {rng.choice(NOUNS)} {rng.randrange(100)}"
-                text = _test_log(rng, names, area, rng.randrange(30, 120), error)
+                text = _test_log(rng, names, area, self.lines(rng.randrange(30, 120)), error)
             elif name == "grep":
                 text = _grep(
                     rng,
                     names,
                     json.loads(c["function"]["arguments"])["pattern"],
-                    rng.randrange(3, 25),
+                    self.lines(rng.randrange(3, 25)),
                 )
             else:
                 url = f"https://runbooks.shop.example/{area}/{rng.choice(NOUNS)}-{rng.randrange(1000, 9999)}"
-                lines = [f"step {i}: {rng.choice(PROSE)}" for i in range(rng.randrange(10, 40))]
+                steps = self.lines(rng.randrange(10, 40))
+                lines = [f"step {i}: {rng.choice(PROSE)}" for i in range(steps)]
                 lines.insert(len(lines) // 2, f"escalation: {self.plant('url', turn, url)}")
                 text = "\n".join(lines)
             self.messages.append({"role": "tool", "tool_call_id": c["id"], "content": text})
@@ -317,8 +324,11 @@ class _Session:
         self.messages.append({"role": "assistant", "content": " ".join(close)})
 
 
-def generate(turns: int = 500, seed: int = 1) -> tuple[list[dict[str, Any]], list[Probe]]:
-    """An OpenAI chat session of ``turns`` turns and its probes."""
-    session = _Session(turns, seed)
+def generate(
+    turns: int = 500, seed: int = 1, size: float = 1.0
+) -> tuple[list[dict[str, Any]], list[Probe]]:
+    """An OpenAI chat session of ``turns`` turns and its probes; ``size`` scales the
+    length of every tool output (files, logs, search hits), 1.0 being the default."""
+    session = _Session(turns, seed, size)
     session.build()
     return session.messages, session.probes

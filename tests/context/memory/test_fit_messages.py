@@ -122,6 +122,21 @@ def test_every_original_is_recoverable() -> None:
             assert archive.get(item_id).content == text
 
 
+def test_expand_gives_back_each_original_message_whole() -> None:
+    messages = openai_session(30)
+    result = fit_messages(messages, budget=3000)
+    checked = 0
+    for item_id in result.memory.archive.ids():
+        (item,) = result.memory.expand(item_id)
+        payload = item.meta["payload"]
+        raw = payload["raw"]
+        if payload["block"] == 0 and payload["msg"] >= 0:
+            # the archived raw message is the original one, text included
+            assert raw == messages[payload["msg"]]
+            checked += 1
+    assert checked > 10
+
+
 def test_bad_input_is_a_clear_error() -> None:
     messages = openai_session(5)
     with pytest.raises(ConfigError, match="unknown model"):

@@ -606,7 +606,7 @@ class ContextMemory:
         if entry.id in self.archive:
             return
         meta = entry.to_dict()
-        meta["payload"] = entry.payload
+        meta["payload"] = _without_content(entry.payload, entry.content)
         self.archive.put(entry.id, entry.content, meta)
         entry.archived = True
 
@@ -748,7 +748,9 @@ class ContextMemory:
                 found.extend(self.expand(covered))
             return found
         if item_id in self.archive:
-            return [self.archive.get(item_id)]
+            item = self.archive.get(item_id)
+            _restore_content(item.meta.get("payload"), item.content)
+            return [item]
         if item_id in self.entries:
             entry = self.entries[item_id]
             return [ArchivedItem(item_id, entry.content, entry.to_dict(), "")]
@@ -791,3 +793,29 @@ class ContextMemory:
 
 
 __all__ = ["VERBATIM", "BudgetError", "ContextMemory", "FitReport", "MemoryEvent"]
+
+
+#: Stands in an archived message's ``raw`` copy for the text archived beside it.
+_SAME_TEXT = "[memlens: the archived text]"
+
+
+def _without_content(payload: dict[str, Any], content: str) -> dict[str, Any]:
+    """The payload with its raw message's text (the archived content itself) left out:
+    a long tool output is then compressed and checksummed once, not also written out
+    as JSON in the metadata. :func:`_restore_content` puts it back."""
+    raw = payload.get("raw")
+    if not isinstance(raw, dict) or not content:
+        return payload
+    for key in ("content", "text"):
+        if raw.get(key) == content:
+            return {**payload, "raw": {**raw, key: _SAME_TEXT}, "raw_text": key}
+    return payload
+
+
+def _restore_content(payload: Any, content: str) -> None:
+    if not isinstance(payload, dict) or "raw_text" not in payload:
+        return
+    raw = payload.get("raw")
+    key = payload.pop("raw_text")
+    if isinstance(raw, dict) and raw.get(key) == _SAME_TEXT:
+        raw[key] = content

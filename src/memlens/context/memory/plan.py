@@ -17,6 +17,7 @@ unordered data, randomness or the wall clock (``now`` is passed in).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -183,6 +184,7 @@ class Planner:
         ]
         self._cluster = [(u.category, u.turn // max(1, rules.group_turns)) for u in self.movable]
         self._l2_by_scale: dict[float, list[int]] = {}
+        self._r = [(i + 0.5) / len(self.movable) for i in range(len(self.movable))]
 
     # -------------------------------------------------------------- levels
     def _level_at(self, i: int, t: float) -> int:
@@ -254,21 +256,31 @@ class Planner:
         grouped: dict[tuple[str, int], int] = {}
         cold = 0
         any_cold = any_evicted = False
-        tokens, level_at = self._tokens, self._level_at
-        for i in range(len(self.movable)):
-            level = level_at(i, t)
-            if level == VERBATIM:
-                size += tokens[i]
-            elif level == SUMMARY:
-                size += l2[i]
-            elif level == GROUPED:
-                key = self._cluster[i]
-                grouped[key] = grouped.get(key, 0) + tokens[i]
-            elif level == COLD:
-                cold += tokens[i]
-                any_cold = True
-            else:
-                any_evicted = True
+        tokens, floor, critical, cluster = self._tokens, self._floor, self._critical, self._cluster
+        # the pressure's own level falls in runs over the coldness order (evicted, cold,
+        # grouped, summary, verbatim); the same comparisons as _level_at, found by bisection
+        r = self._r
+        cuts = [bisect.bisect_left(r, x) for x in (t - 3, t - 2, t - 1, t)]
+        starts = [0, *cuts]
+        ends = [*cuts, len(r)]
+        for pressure_level, a, b in zip((EVICTED, COLD, GROUPED, SUMMARY, VERBATIM), starts, ends):
+            for i in range(a, b):
+                if critical[i]:
+                    level = EVICTED if pressure_level == EVICTED else floor[i]
+                else:
+                    level = floor[i] if floor[i] > pressure_level else pressure_level
+                if level == VERBATIM:
+                    size += tokens[i]
+                elif level == SUMMARY:
+                    size += l2[i]
+                elif level == GROUPED:
+                    key = cluster[i]
+                    grouped[key] = grouped.get(key, 0) + tokens[i]
+                elif level == COLD:
+                    cold += tokens[i]
+                    any_cold = True
+                else:
+                    any_evicted = True
         extra = self.summary_overhead + HEADER_TOKENS
         for total in grouped.values():
             size += min(total, int(self._target(total, GROUPED) * scale[GROUPED]) + extra)

@@ -217,7 +217,7 @@ def _rank(sentences: list[tuple[str, bool]]) -> list[int]:
         score = sum(math.log1p(tf[w]) for w in unique) / math.sqrt(len(ws) + 1)
         if first:
             score += 1.0
-        if any(c.isdigit() for c in sentence) or "/" in sentence or "_" in sentence:
+        if any(map(str.isdigit, sentence)) or "/" in sentence or "_" in sentence:
             score += 0.5
         scores.append((-score, index))
     scores.sort()
