@@ -5,18 +5,23 @@
 * The fitted OpenAI list's size (copied messages at their original cost, only rewritten
   ones read again) equals the profiler's reader measuring the whole fitted list.
 * The tool-output keep-set scan matches the regex run word by word.
+* A :class:`RequestFitter` reused over many budgets gives what ``fit_messages`` gives
+  for each, and the window a plan is rendered from is the one applying it leaves.
 """
 
 from __future__ import annotations
 
+import json
+import random
 import re
+from typing import Any
 
 import pytest
 
 from memlens.context.memory import fit_messages, keepset
-from memlens.context.memory.messages import OPENAI, measure
+from memlens.context.memory.messages import OPENAI, RequestFitter, _view, measure
 from memlens.context.tokens import CachedCounter, get_counter
-from tests.context.memory.agent_sessions import openai_session
+from tests.context.memory.agent_sessions import anthropic_session, openai_session
 
 TRICKY = (
     "a.\n/x y\n\n  z\r\nQ \n\n\tb\n/\n!\n#x\n1\n's\n\u00a0x\n\u3000y\n\x1cz\n"
@@ -78,3 +83,50 @@ def test_path_scan_matches_word_by_word_regex() -> None:
         # a path inside a kept error line needs no entry of its own; all others are there
         errors = "\n".join(k.text for k in keeps if k.kind == "error")
         assert found == [p for p in expected if p not in errors]
+
+
+def _fingerprint(result: Any) -> tuple[Any, ...]:
+    return (
+        json.dumps(result.messages, sort_keys=True),
+        result.tokens_after,
+        result.report.to_dict(),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["openai", "anthropic"])
+def test_a_reused_fitter_gives_what_fit_messages_gives(fmt: str) -> None:
+    if fmt == "openai":
+        messages, system = openai_session(30, seed=8), None
+    else:
+        messages, system = anthropic_session(30, seed=9), "Be brief."
+    fitter = RequestFitter(messages, system=system, pinned=[0])
+    rng = random.Random(5)
+    budgets = [rng.randrange(fitter.tokens_before // 6, fitter.tokens_before) for _ in range(6)]
+    for budget in [*budgets, budgets[0]]:  # and the first again, after the others
+        reused = fitter.fit(budget)
+        once = fit_messages(messages, system=system, pinned=[0], budget=budget)
+        assert _fingerprint(reused) == _fingerprint(once)
+        # the memory a reused fit builds on demand is the one fit_messages applied
+        assert reused.memory.archive.ids() == once.memory.archive.ids()
+        assert sorted(reused.memory.entries) == sorted(once.memory.entries)
+        assert reused.memory.tokens == once.memory.tokens
+
+
+def test_the_planned_view_is_the_applied_window() -> None:
+    messages = openai_session(30, seed=12)
+    fitter = RequestFitter(messages, pinned=[1])
+    for share in (0.6, 0.3, 0.12):
+        budget = int(fitter.tokens_before * share)
+        memory = fitter.new_memory(budget)
+        plan = memory.planner().solve(budget)
+        planned = _view(memory, plan)
+        memory.carry_out(plan)
+        applied = _view(memory)
+        # a summary's payload (what it covers) is the memory's bookkeeping, not shown
+        assert [(v.seq, v.kind, v.content, v.summarized) for v in planned] == [
+            (v.seq, v.kind, v.content, v.summarized) for v in applied
+        ]
+        assert [v.payload for v in planned if v.kind != "summary"] == [
+            v.payload for v in applied if v.kind != "summary"
+        ]
+        assert memory.tokens == plan.after

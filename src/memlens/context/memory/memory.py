@@ -438,6 +438,10 @@ class ContextMemory:
         self.last_activity = entry.last_accessed
 
     # ------------------------------------------------------------------ planning
+    def planner(self) -> Planner:
+        """A planner over the current items (reusable for several budgets)."""
+        return self._units_planner()
+
     def _units_planner(self) -> Planner:
         ordered = sorted(self.entries.values(), key=lambda e: e.seq)
         units = build_units(
@@ -471,10 +475,20 @@ class ContextMemory:
         (pinned, system prompt, tool definitions, last turns) alone exceed it.
         """
         plan = self.plan(budget)
+        if dry_run:
+            return self.report_of(plan, dry_run=True)
+        return self.carry_out(plan, reason=reason)
+
+    def report_of(self, plan: Plan, *, dry_run: bool = False) -> FitReport:
+        """What ``plan`` would do (:class:`BudgetError` if it does not fit)."""
         if not plan.fits:
             raise BudgetError(self._why_not(plan))
-        report = self._report(plan, dry_run)
-        if not dry_run and plan.changed:
+        return self._report(plan, dry_run)
+
+    def carry_out(self, plan: Plan, *, reason: str = "fit") -> FitReport:
+        """Apply a plan from :meth:`plan` (or a :meth:`planner`) and emit its event."""
+        report = self.report_of(plan)
+        if plan.changed:
             before = self.tokens
             self.apply(plan)
             report.after = self.tokens

@@ -14,15 +14,16 @@ from __future__ import annotations
 import collections
 import copy
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from memlens.context.budget import parse_budget
 from memlens.context.images import anthropic_image_tokens, openai_image_tokens
 from memlens.context.layers import Layer
-from memlens.context.memory.entries import MemoryEntry, Priority
+from memlens.context.memory.entries import GROUPED, VERBATIM, MemoryEntry, Priority
 from memlens.context.memory.memory import BudgetError, ContextMemory, FitReport
+from memlens.context.memory.plan import Plan, Planner
 from memlens.context.models import get_model
 from memlens.context.readers.anthropic_messages import AnthropicMessagesReader
 from memlens.context.readers.common import compact_json, flatten_text
@@ -55,10 +56,20 @@ class FitResult:
     tokens_before: int
     tokens_after: int
     budget: int
-    memory: ContextMemory
     system: Any = None
     tools: list[Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: the fitted memory, or how to build it (a :class:`RequestFitter` fitting many
+    #: budgets builds it only when asked: the same plan applied to a fresh memory)
+    source: ContextMemory | Callable[[], ContextMemory] | None = field(default=None, repr=False)
+
+    @property
+    def memory(self) -> ContextMemory:
+        """The managed memory after the fit: archive, events, ``expand``."""
+        if not isinstance(self.source, ContextMemory):
+            assert self.source is not None
+            self.source = self.source()
+        return self.source
 
     def request(self, **extra: Any) -> dict[str, Any]:
         """The fitted request body (``messages``, and ``system``/``tools`` when given)."""
@@ -374,8 +385,45 @@ def _reader_counts(memory: ContextMemory, reference: ContextSession) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """An entry as the fitted window shows it (a live entry, rewritten or not, or a
+    summary the plan adds)."""
+
+    seq: int
+    kind: str
+    content: str
+    payload: dict[str, Any]
+    summarized: bool
+
+
+def _view(memory: ContextMemory, plan: Plan | None = None) -> list[_Shown]:
+    """The window in order as it is, or as it will be once ``plan`` is applied
+    (the order :meth:`ContextMemory.ordered` gives after :meth:`~ContextMemory.apply`)."""
+    levels = plan.levels if plan is not None else {}
+    rewritten = plan.rewritten if plan is not None else {}
+    shown: list[tuple[int, bool, _Shown]] = []
+    for e in memory.entries.values():
+        if levels.get(e.id, VERBATIM) >= GROUPED:  # grouped, cold or evicted: gone
+            continue
+        text = rewritten.get(e.id)
+        view = _Shown(
+            e.seq,
+            e.kind,
+            e.content if text is None else text[0],
+            e.payload,
+            e.summarized or text is not None,
+        )
+        shown.append((e.seq, e.kind != "summary", view))
+    for summary in plan.summaries if plan is not None else ():
+        seq = summary.anchor if summary.anchor >= 0 else 0
+        shown.append((seq, False, _Shown(seq, "summary", summary.content, {}, True)))
+    shown.sort(key=lambda row: (row[0], row[1]))
+    return [row[2] for row in shown]
+
+
 def _render_openai(
-    memory: ContextMemory, original: Sequence[dict[str, Any]]
+    shown: list[_Shown], original: Sequence[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], list[int | None]]:
     """The fitted list, and for each message the index of the original it copies
     unchanged (every entry of it kept verbatim), else ``None``."""
@@ -383,13 +431,13 @@ def _render_openai(
     sources: list[int | None] = []
     parts = collections.Counter(
         int(e.payload["msg"])
-        for e in memory.entries.values()
+        for e in shown
         if e.kind not in ("tool_definition", "overhead", "summary")
     )
     whole = {i: len(m.get("tool_calls") or []) + 1 for i, m in enumerate(original)}
     rendered: collections.Counter[int] = collections.Counter()
     current: int | None = None
-    for entry in memory.ordered():
+    for entry in shown:
         if entry.kind in ("tool_definition", "overhead"):
             continue
         if entry.kind == "summary":
@@ -439,11 +487,11 @@ def _message_tokens(reference: ContextSession) -> dict[int, int]:
 
 
 def _render_anthropic(
-    memory: ContextMemory, original: Sequence[dict[str, Any]]
+    shown: list[_Shown], original: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     current: int | None = None
-    for entry in memory.ordered():
+    for entry in shown:
         if entry.kind in ("system", "tool_definition", "overhead"):
             continue
         if entry.kind == "summary":
@@ -550,6 +598,154 @@ def _measure_openai(
     return copied + measure(fresh, OPENAI, model=model, system=None, tools=tools, counter=counter)
 
 
+class RequestFitter:
+    """A message list read and counted once, then fitted to any number of budgets.
+
+    Each :meth:`fit` gives exactly what :func:`fit_messages` gives for that budget:
+    the list is read by the profiler's reader and turned into a memory once, and one
+    planner (whose summaries depend only on the items, not the budget) plans every
+    fit; the memory a result reports is built only when asked for. Previews at several
+    budgets and the benchmark's random budgets use this.
+    """
+
+    def __init__(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
+        system: Any = None,
+        format: str | None = None,
+        keep_last_turns: int = 2,
+        pinned: Sequence[int] = (),
+        memory_options: dict[str, Any] | None = None,
+    ) -> None:
+        fmt = format or detect(messages, system)
+        if fmt not in FORMATS:
+            raise ConfigError(
+                f"unknown message format {fmt!r}: expected one of {', '.join(FORMATS)}"
+            )
+        _check_messages(messages, fmt)
+        self.info = get_model(model) if model else None
+        from memlens.context.tokens import get_counter
+
+        self.counter = get_counter(self.info.encoding if self.info else "cl100k_base")
+        self.messages, self.format, self.model = messages, fmt, model
+        self.system, self.tools = system, tools
+        self.keep_last_turns, self.pinned = keep_last_turns, tuple(pinned)
+        self.memory_options = dict(memory_options or {})
+        self.reference = read_request(
+            messages, fmt, model=model, system=system, tools=tools, counter=self.counter
+        )
+        self.tokens_before = self.reference.window_tokens
+        self._per_message = _message_tokens(self.reference) if fmt == OPENAI else {}
+        self._template: ContextMemory | None = None
+        self._planner: Planner | None = None
+
+    def new_memory(self, budget: int) -> ContextMemory:
+        """A fresh memory holding the list (what every fit starts from)."""
+        return _memory(
+            self.messages,
+            self.format,
+            budget,
+            self.model,
+            self.system,
+            self.tools,
+            self.counter,
+            self.keep_last_turns,
+            self.pinned,
+            dict(self.memory_options),
+            self.reference,
+        )
+
+    def _parse(self, budget: int | str) -> int:
+        tokens = parse_budget(budget)
+        assert tokens is not None
+        info = self.info
+        if info is not None and tokens > info.context_window:
+            raise ConfigError(
+                f"budget {tokens:,} is larger than {info.name}'s context window "
+                f"({info.context_window:,} tokens)"
+            )
+        return tokens
+
+    def fit(self, budget: int | str, *, keep_memory: bool = False) -> FitResult:
+        """The list fitted into ``budget`` tokens (see :func:`fit_messages`).
+
+        ``keep_memory`` hands the fitter's own memory to the result (the plan applied
+        to it, eagerly) and ends the fitter's reuse; otherwise ``result.memory`` is
+        built from a fresh copy when first used.
+        """
+        tokens = self._parse(budget)
+        if self._template is None:
+            self._template = self.new_memory(tokens)
+        memory = self._template
+        if self._planner is None:
+            self._planner = memory.planner()
+        target = tokens
+        for attempt in range(1, 7):
+            plan = self._planner.solve(min(target, tokens))
+            if not plan.fits:
+                raise BudgetError(memory._why_not(plan))
+            shown = _view(memory, plan)
+            if self.format == OPENAI:
+                fitted, sources = _render_openai(shown, self.messages)
+                after = _measure_openai(
+                    fitted,
+                    sources,
+                    self._per_message,
+                    model=self.model,
+                    tools=self.tools,
+                    counter=self.counter,
+                )
+            else:
+                fitted = _render_anthropic(shown, self.messages)
+                after = measure(
+                    fitted,
+                    self.format,
+                    model=self.model,
+                    system=self.system,
+                    tools=self.tools,
+                    counter=self.counter,
+                )
+            if after <= tokens:
+                break
+            # the reader's framing can differ by a token or two: tighten and redo
+            target -= (after - tokens) * attempt
+            if target <= 0:
+                break
+        if after > tokens:
+            raise BudgetError(
+                f"cannot fit the request into {tokens:,} tokens: the fitted request still "
+                f"measures {after:,} (pinned messages, system prompt and tools alone need "
+                f"{memory.pinned_tokens:,})"
+            )
+        source: ContextMemory | Callable[[], ContextMemory]
+        if keep_memory:
+            report = memory.carry_out(plan)
+            source = memory
+            self._template = self._planner = None
+        else:
+            report = memory.report_of(plan)
+
+            def source() -> ContextMemory:
+                fresh = self.new_memory(tokens)
+                fresh.carry_out(fresh.planner().solve(plan.budget))
+                return fresh
+
+        return FitResult(
+            messages=fitted,
+            format=self.format,
+            report=report,
+            tokens_before=self.tokens_before,
+            tokens_after=after,
+            budget=tokens,
+            system=copy.deepcopy(self.system),
+            tools=list(self.tools) if self.tools else None,
+            source=source,
+        )
+
+
 def fit_messages(
     messages: Sequence[dict[str, Any]],
     *,
@@ -569,77 +765,20 @@ def fit_messages(
     indexes never to touch. The input is never modified. Raises
     :class:`~memlens.core.errors.InputFormatError` for a malformed list,
     :class:`~memlens.core.errors.ConfigError` for an unknown model or bad budget, and
-    :class:`BudgetError` when what must be kept does not fit.
+    :class:`BudgetError` when what must be kept does not fit. To fit one list to
+    several budgets, :class:`RequestFitter` reads it only once.
     """
-    fmt = format or detect(messages, system)
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown message format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    _check_messages(messages, fmt)
-    tokens = parse_budget(budget)
-    assert tokens is not None
-    info = get_model(model) if model else None
-    if info is not None and tokens > info.context_window:
-        raise ConfigError(
-            f"budget {tokens:,} is larger than {info.name}'s context window "
-            f"({info.context_window:,} tokens)"
-        )
-    encoding = info.encoding if info else "cl100k_base"
-    from memlens.context.tokens import get_counter
-
-    counter = get_counter(encoding)
-    reference = read_request(
-        messages, fmt, model=model, system=system, tools=tools, counter=counter
+    fitter = RequestFitter(
+        messages,
+        model=model,
+        tools=tools,
+        system=system,
+        format=format,
+        keep_last_turns=keep_last_turns,
+        pinned=pinned,
+        memory_options=memory_options,
     )
-    before = reference.window_tokens
-    per_message = _message_tokens(reference) if fmt == OPENAI else {}
-    target = tokens
-    result: FitResult | None = None
-    for attempt in range(1, 7):
-        memory = _memory(
-            messages,
-            fmt,
-            tokens,
-            model,
-            system,
-            tools,
-            counter,
-            keep_last_turns,
-            pinned,
-            dict(memory_options or {}),
-            reference,
-        )
-        report = memory.fit(min(target, tokens))
-        if fmt == OPENAI:
-            fitted, sources = _render_openai(memory, messages)
-            after = _measure_openai(
-                fitted, sources, per_message, model=model, tools=tools, counter=counter
-            )
-        else:
-            fitted = _render_anthropic(memory, messages)
-            after = measure(fitted, fmt, model=model, system=system, tools=tools, counter=counter)
-        result = FitResult(
-            messages=fitted,
-            format=fmt,
-            report=report,
-            tokens_before=before,
-            tokens_after=after,
-            budget=tokens,
-            memory=memory,
-            system=copy.deepcopy(system),
-            tools=list(tools) if tools else None,
-        )
-        if after <= tokens:
-            return result
-        # the reader's framing can differ by a token or two: tighten and redo
-        target -= (after - tokens) * attempt
-        if target <= 0:
-            break
-    assert result is not None
-    raise BudgetError(
-        f"cannot fit the request into {tokens:,} tokens: the fitted request still measures "
-        f"{result.tokens_after:,} (pinned messages, system prompt and tools alone need "
-        f"{result.memory.pinned_tokens:,})"
-    )
+    return fitter.fit(budget, keep_memory=True)
 
 
 def _memory(
@@ -696,7 +835,15 @@ def _memory(
     return memory
 
 
-__all__ = ["ANTHROPIC", "OPENAI", "BudgetError", "FitResult", "fit_messages", "measure"]
+__all__ = [
+    "ANTHROPIC",
+    "OPENAI",
+    "BudgetError",
+    "FitResult",
+    "RequestFitter",
+    "fit_messages",
+    "measure",
+]
 
 
 def memory_from_messages(

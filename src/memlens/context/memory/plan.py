@@ -308,6 +308,9 @@ class Planner:
         estimates are rescaled by what was measured and the search runs again (at most
         three rounds); the fullest plan that fits wins.
         """
+        # every solve starts uncalibrated: a planner reused for several budgets plans
+        # each exactly as a fresh one would (its caches only hold budget-free summaries)
+        self.scale = {SUMMARY: 1.0, GROUPED: 1.0, COLD: 1.0}
         if self.total <= budget or not self.movable:
             return self.build(0.0 if self.total <= budget else 4.0, budget)
         if self.estimate(4.0) > budget:
