@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_sessions import Probe, generate  # noqa: E402
 
 from memlens.context.memory import BudgetError, fit_messages, keepset  # noqa: E402
-from memlens.context.memory.messages import measure  # noqa: E402
+from memlens.context.memory.messages import RequestFitter, measure  # noqa: E402
 from memlens.context.tokens import get_counter, load_encoding  # noqa: E402
 
 FMT = "openai-chat"
@@ -178,14 +178,23 @@ def quality(sessions: list[tuple[list[dict[str, Any]], list[Probe]]]) -> dict[st
     return {"rows": rows, "levels": levels}
 
 
-def random_budgets(count: int, seed: int, turns: int) -> dict[str, int]:
+def random_budgets(
+    count: int, seed: int, turns: int, size: float, sessions: int, progress: bool = False
+) -> dict[str, Any]:
+    """``count`` random budgets over ``sessions`` generated sessions of ``turns`` turns
+    (tool outputs scaled by ``size``), each fit checked whole: within budget, no orphaned
+    tool pair, API-valid, pinned rule kept, last turns verbatim. Each session is read
+    once by a :class:`RequestFitter`, which gives what ``fit_messages`` gives."""
     rng = random.Random(seed)
-    sessions = [generate(turns, seed=1000 + i)[0] for i in range(20)]
     prepared = []
-    for messages in sessions:
+    for i in range(sessions):
+        messages = generate(turns, seed=1000 + i, size=size)[0]
         floor = tokens([messages[0], messages[1], *last_turns(messages, KEEP_TURNS)]) + 64
-        prepared.append((messages, floor, tokens(messages)))
-    stats = {
+        fitter = RequestFitter(messages, pinned=[1], keep_last_turns=KEEP_TURNS)
+        prepared.append((messages, floor, fitter, last_turns(messages, KEEP_TURNS)))
+    stats: dict[str, Any] = {
+        "sessions": [f.tokens_before for _, _, f, _ in prepared],
+        "turns": turns,
         "budgets": 0,
         "fit": 0,
         "orphans": 0,
@@ -195,33 +204,61 @@ def random_budgets(count: int, seed: int, turns: int) -> dict[str, int]:
         "failed": 0,
         "below_floor": 0,
         "refused": 0,
+        "remeasured": 0,
+        "count_mismatch": 0,
     }
+    started = time.perf_counter()
     for i in range(count):
-        messages, floor, before = prepared[i % len(prepared)]
+        messages, floor, fitter, tail = prepared[i % len(prepared)]
         if rng.random() < 0.05:  # a few budgets below what must be kept: a clear refusal
             budget = rng.randrange(max(1, floor // 3), floor - 64)
             stats["below_floor"] += 1
             try:
-                fit_messages(messages, budget=budget, pinned=[1], keep_last_turns=KEEP_TURNS)
+                fitter.fit(budget)
             except BudgetError:
                 stats["refused"] += 1
             continue
-        budget = rng.randrange(floor, before + 1)
+        budget = rng.randrange(floor, fitter.tokens_before + 1)
         stats["budgets"] += 1
         try:
-            out = fit_messages(
-                messages, budget=budget, pinned=[1], keep_last_turns=KEEP_TURNS
-            ).messages
+            result = fitter.fit(budget)
         except BudgetError:
             stats["failed"] += 1
             continue
-        stats["fit"] += int(tokens(out) <= budget)
+        out = result.messages
+        # every fit's own exact count, and every 10th fit measured again from scratch by
+        # the profiler's reader (the whole list: no shortcut of the fitter's)
+        fits = result.tokens_after <= budget
+        if stats["budgets"] % 10 == 1:
+            stats["remeasured"] += 1
+            again = tokens(out)
+            stats["count_mismatch"] += int(again != result.tokens_after)
+            fits = fits and again <= budget
+        stats["fit"] += int(fits)
         stats["orphans"] += orphans(out)
         stats["invalid"] += int(api_problems(out) > 0)
         stats["pinned_lost"] += int(messages[1] not in out)
-        tail = last_turns(messages, KEEP_TURNS)
         stats["last_turns_changed"] += int(out[-len(tail) :] != tail)
+        if progress and (i + 1) % 500 == 0:
+            print(f"  {i + 1:,} budgets, {time.perf_counter() - started:.0f} s", flush=True)
+    stats["seconds"] = time.perf_counter() - started
     return stats
+
+
+def _print_budgets(stats: dict[str, Any]) -> None:
+    ok = stats["fit"]
+    sizes = ", ".join(f"{t:,}" for t in stats["sessions"])
+    print(
+        f"\nrandom budgets on {len(stats['sessions'])} sessions of {stats['turns']} turns "
+        f"({sizes} tokens): {stats['budgets']:,} between what must be kept and the "
+        f"original: fit {ok:,} ({ok / max(1, stats['budgets']):.2%}), failed "
+        f"{stats['failed']}, orphaned tool pairs {stats['orphans']}, API-invalid "
+        f"{stats['invalid']}, pinned lost {stats['pinned_lost']}, last turns changed "
+        f"{stats['last_turns_changed']}; {stats['below_floor']} below it: refused with "
+        f"BudgetError {stats['refused']}; {stats['remeasured']:,} fits measured again from "
+        f"scratch by the reader: {stats['count_mismatch']} differed from the fit's own count "
+        f"({stats['seconds']:.0f} s)"
+    )
 
 
 def plain_texts(messages: list[dict[str, Any]]) -> list[str]:
@@ -299,15 +336,27 @@ def main() -> None:
     parser.add_argument(
         "--budget-turns",
         type=int,
-        default=8,
+        default=500,
         help="turns of the sessions the random budgets run on",
     )
+    parser.add_argument(
+        "--budget-size",
+        type=float,
+        default=0.1,
+        help="tool output length of those sessions, relative to the quality sessions",
+    )
+    parser.add_argument("--budget-sessions", type=int, default=5)
+    parser.add_argument("--budgets-only", action="store_true", help="only the random budgets")
+    parser.add_argument("--progress", action="store_true", help="report every 500 budgets")
     parser.add_argument(
         "--timing-only", action="store_true", help="only the milliseconds per 100k tokens"
     )
     parser.add_argument("--rounds", type=int, default=1, help="timing rounds (medians)")
     args = parser.parse_args()
     load_encoding("cl100k_base")  # a one-off per process, not part of any figure
+    if args.budgets_only:
+        _print_budgets(_budgets(args))
+        return
     sessions = [generate(args.turns, seed=s) for s in range(1, args.sessions + 1)]
     sizes = [tokens(m) for m, _ in sessions]
     probes = [len([p for p in ps if p.kind != "pinned"]) for _, ps in sessions]
@@ -348,16 +397,18 @@ def main() -> None:
         print(f"  at {share:.0%}: {cells}")
     _print_timing(timing(sessions, args.rounds))
     if args.budgets:
-        stats = random_budgets(args.budgets, seed=7, turns=args.budget_turns)
-        ok = stats["fit"]
-        print(
-            f"\nrandom budgets: {stats['budgets']:,} between what must be kept and the "
-            f"original: fit {ok:,} ({ok / max(1, stats['budgets']):.2%}), failed "
-            f"{stats['failed']}, orphaned tool pairs {stats['orphans']}, API-invalid "
-            f"{stats['invalid']}, pinned lost {stats['pinned_lost']}, last turns changed "
-            f"{stats['last_turns_changed']}; {stats['below_floor']} below it: refused with "
-            f"BudgetError {stats['refused']}"
-        )
+        _print_budgets(_budgets(args))
+
+
+def _budgets(args: argparse.Namespace) -> dict[str, Any]:
+    return random_budgets(
+        args.budgets,
+        seed=7,
+        turns=args.budget_turns,
+        size=args.budget_size,
+        sessions=args.budget_sessions,
+        progress=args.progress,
+    )
 
 
 if __name__ == "__main__":

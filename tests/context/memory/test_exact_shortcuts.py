@@ -106,6 +106,11 @@ def test_a_reused_fitter_gives_what_fit_messages_gives(fmt: str) -> None:
         reused = fitter.fit(budget)
         once = fit_messages(messages, system=system, pinned=[0], budget=budget)
         assert _fingerprint(reused) == _fingerprint(once)
+        fmt_name = "openai-chat" if fmt == "openai" else "anthropic-messages"
+        counter = get_counter("cl100k_base")
+        assert reused.tokens_after == measure(
+            reused.messages, fmt_name, model=None, system=system, tools=None, counter=counter
+        )
         # the memory a reused fit builds on demand is the one fit_messages applied
         assert reused.memory.archive.ids() == once.memory.archive.ids()
         assert sorted(reused.memory.entries) == sorted(once.memory.entries)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from memlens.context.budget import parse_budget
 from memlens.context.images import anthropic_image_tokens, openai_image_tokens
@@ -385,8 +386,7 @@ def _reader_counts(memory: ContextMemory, reference: ContextSession) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Shown:
+class _Shown(NamedTuple):
     """An entry as the fitted window shows it (a live entry, rewritten or not, or a
     summary the plan adds)."""
 
@@ -395,6 +395,18 @@ class _Shown:
     content: str
     payload: dict[str, Any]
     summarized: bool
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-like data (what a message is), far cheaper than
+    :func:`copy.deepcopy`; anything else goes to ``deepcopy``."""
+    if isinstance(value, str) or value is None or type(value) in (int, float, bool):
+        return value
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def _view(memory: ContextMemory, plan: Plan | None = None) -> list[_Shown]:
@@ -418,7 +430,7 @@ def _view(memory: ContextMemory, plan: Plan | None = None) -> list[_Shown]:
     for summary in plan.summaries if plan is not None else ():
         seq = summary.anchor if summary.anchor >= 0 else 0
         shown.append((seq, False, _Shown(seq, "summary", summary.content, {}, True)))
-    shown.sort(key=lambda row: (row[0], row[1]))
+    shown.sort(key=operator.itemgetter(0, 1))
     return [row[2] for row in shown]
 
 
@@ -454,10 +466,10 @@ def _render_openai(
                 out[-1]["content"] = None
                 sources.append(None)
                 current = index
-            out[-1].setdefault("tool_calls", []).append(copy.deepcopy(src["tool_calls"][call_no]))
+            out[-1].setdefault("tool_calls", []).append(_copy(src["tool_calls"][call_no]))
             rendered[index] += 1
             continue
-        message = {k: copy.deepcopy(v) for k, v in src.items() if k not in ("tool_calls",)}
+        message = {k: _copy(v) for k, v in src.items() if k != "tool_calls"}
         changed = entry.kind in ("text", "tool_result") and entry.summarized
         if changed:
             message["content"] = entry.content
@@ -507,7 +519,7 @@ def _render_anthropic(
             current = index
         if not blocks:
             continue
-        b = copy.deepcopy(blocks[block])
+        b = _copy(blocks[block])
         if entry.summarized:
             if b.get("type") == "text":
                 b["text"] = entry.content
@@ -587,15 +599,29 @@ def _measure_openai(
     model: str | None,
     tools: Any,
     counter: Any,
+    cache: dict[str, int] | None = None,
 ) -> int:
     """Tokens of a fitted OpenAI list by the profiler's reader, exactly as
     :func:`measure` gives them: the reader counts each OpenAI message on its own
     (framing, text, calls, images), so a message copied unchanged costs what it cost in
-    the original request and only the rewritten ones (and the tools, the reply
-    priming) are read again."""
+    the original request, and a rewritten one is read once (``cache`` keeps its count
+    by its JSON for the next fit of the same list); the tools and the reply priming
+    are the count of an empty list."""
+    cache = {} if cache is None else cache
     fresh = [m for m, source in zip(fitted, sources, strict=True) if source is None]
+    keys = [json.dumps(m, sort_keys=True, ensure_ascii=False, default=str) for m in fresh]
+    todo = {key: m for key, m in zip(keys, fresh, strict=True) if key not in cache}
+    if todo:
+        session = read_request(
+            list(todo.values()), OPENAI, model=model, system=None, tools=None, counter=counter
+        )
+        counts = _message_tokens(session)
+        for index, key in enumerate(todo):
+            cache[key] = counts[index]
+    if "" not in cache:  # the request's fixed part: tools, reply priming
+        cache[""] = measure([], OPENAI, model=model, system=None, tools=tools, counter=counter)
     copied = sum(per_message[source] for source in sources if source is not None)
-    return copied + measure(fresh, OPENAI, model=model, system=None, tools=tools, counter=counter)
+    return copied + cache[""] + sum(cache[key] for key in keys)
 
 
 class RequestFitter:
@@ -641,6 +667,7 @@ class RequestFitter:
         self._per_message = _message_tokens(self.reference) if fmt == OPENAI else {}
         self._template: ContextMemory | None = None
         self._planner: Planner | None = None
+        self._fresh_tokens: dict[str, int] = {}
 
     def new_memory(self, budget: int) -> ContextMemory:
         """A fresh memory holding the list (what every fit starts from)."""
@@ -697,6 +724,7 @@ class RequestFitter:
                     model=self.model,
                     tools=self.tools,
                     counter=self.counter,
+                    cache=self._fresh_tokens,
                 )
             else:
                 fitted = _render_anthropic(shown, self.messages)

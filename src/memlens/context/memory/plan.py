@@ -184,6 +184,7 @@ class Planner:
         ]
         self._cluster = [(u.category, u.turn // max(1, rules.group_turns)) for u in self.movable]
         self._l2_by_scale: dict[float, list[int]] = {}
+        self._sizes: dict[tuple[float, ...], int] = {}
         self._r = [(i + 0.5) / len(self.movable) for i in range(len(self.movable))]
 
     # -------------------------------------------------------------- levels
@@ -252,15 +253,22 @@ class Planner:
                 for u in self.movable
             ]
             self._l2_by_scale[scale[SUMMARY]] = l2
+        # the pressure's own level falls in runs over the coldness order (evicted, cold,
+        # grouped, summary, verbatim); the same comparisons as _level_at, found by
+        # bisection. The size depends on t only through these runs, so it is memoised
+        # by them: a search's last steps (and a reused planner's next searches) land
+        # on runs already sized.
+        r = self._r
+        cuts = [bisect.bisect_left(r, x) for x in (t - 3, t - 2, t - 1, t)]
+        memo_key = (*cuts, scale[SUMMARY], scale[GROUPED], scale[COLD])
+        known = self._sizes.get(memo_key)
+        if known is not None:
+            return known
         size = self.protected_tokens
         grouped: dict[tuple[str, int], int] = {}
         cold = 0
         any_cold = any_evicted = False
         tokens, floor, critical, cluster = self._tokens, self._floor, self._critical, self._cluster
-        # the pressure's own level falls in runs over the coldness order (evicted, cold,
-        # grouped, summary, verbatim); the same comparisons as _level_at, found by bisection
-        r = self._r
-        cuts = [bisect.bisect_left(r, x) for x in (t - 3, t - 2, t - 1, t)]
         starts = [0, *cuts]
         ends = [*cuts, len(r)]
         for pressure_level, a, b in zip((EVICTED, COLD, GROUPED, SUMMARY, VERBATIM), starts, ends):
@@ -288,6 +296,9 @@ class Planner:
             size += int(self._target(cold, COLD) * scale[COLD]) + extra
         elif any_evicted:
             size += extra
+        if len(self._sizes) >= 65_536:  # a planner reused for very many budgets
+            self._sizes.clear()
+        self._sizes[memo_key] = size
         return size
 
     # -------------------------------------------------------------- search

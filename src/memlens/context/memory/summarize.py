@@ -168,14 +168,22 @@ class ExtractiveSummarizer:
             text, _, _ = _compose(keeps, sentences, ranked, budget)
             used = count(text)
             if used <= target_tokens:
-                kept = [k for k in keeps if k.text in text]
-                dropped = [k for k in keeps if k.text not in text]
+                kept, dropped = _split_present(keeps, text)
                 return Summary(text, kept, dropped, self.name)
             budget *= 0.92 * target_tokens / used
         text = _cut(text, count, target_tokens)
         kept = [k for k in keeps if k.text in text]
         dropped = [k for k in keeps if k.text not in text]
         return Summary(text, kept, dropped, self.name, ["cut to fit its target"])
+
+
+def _split_present(keeps: list[Keep], text: str) -> tuple[list[Keep], list[Keep]]:
+    """The keeps ``text`` carries verbatim, and the others (one substring test each)."""
+    kept: list[Keep] = []
+    dropped: list[Keep] = []
+    for keep in keeps:
+        (kept if keep.text in text else dropped).append(keep)
+    return kept, dropped
 
 
 def output_flags(texts: Sequence[str], tool_output: bool | Sequence[bool]) -> list[bool]:
@@ -257,9 +265,10 @@ def _compose(
         used += cost
     body = " … ".join(sentences[i][0] for i in sorted(chosen))
     # a constraint or decision is a whole sentence: put it in the prose, in order
-    whole = [k for k in kept if k.kind in ("constraint", "decision", "error")]
+    sentence_kinds = ("constraint", "decision", "error")
+    whole = [k for k in kept if k.kind in sentence_kinds]
     prose = " … ".join(filter(None, [body, *(k.text for k in whole if k.text not in body)]))
-    rest = _render_keeps([k for k in kept if k not in whole], prose)
+    rest = _render_keeps([k for k in kept if k.kind not in sentence_kinds], prose)
     text = "\n".join(filter(None, [prose, rest]))
     return text, kept, dropped
 
