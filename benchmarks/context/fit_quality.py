@@ -239,8 +239,11 @@ def random_budgets(
         stats["invalid"] += int(api_problems(out) > 0)
         stats["pinned_lost"] += int(messages[1] not in out)
         stats["last_turns_changed"] += int(out[-len(tail) :] != tail)
-        if progress and (i + 1) % 500 == 0:
-            print(f"  {i + 1:,} budgets, {time.perf_counter() - started:.0f} s", flush=True)
+        if progress and (i + 1) % 250 == 0:
+            stats["seconds"] = time.perf_counter() - started
+            print(f"after {i + 1:,} budgets:", end="")
+            _print_budgets(stats)
+            sys.stdout.flush()
     stats["seconds"] = time.perf_counter() - started
     return stats
 
@@ -347,7 +350,9 @@ def main() -> None:
     )
     parser.add_argument("--budget-sessions", type=int, default=5)
     parser.add_argument("--budgets-only", action="store_true", help="only the random budgets")
-    parser.add_argument("--progress", action="store_true", help="report every 500 budgets")
+    parser.add_argument(
+        "--progress", action="store_true", help="the figures so far every 250 budgets"
+    )
     parser.add_argument(
         "--timing-only", action="store_true", help="only the milliseconds per 100k tokens"
     )

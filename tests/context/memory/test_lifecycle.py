@@ -154,3 +154,28 @@ def test_cache_tiers_move_by_recency() -> None:
     memory.retier_cache()
     assert memory.entries[other.id].sublayer == "cold"
     assert memory.profile().layers[Layer.CACHE].breakdown["cold"] > 0
+
+
+def test_working_memory_warning_schedules_its_cleanup_for_the_next_tick() -> None:
+    clock = ManualClock()
+    memory = ContextMemory(100_000, clock=clock, keep_last_turns=0)
+    i = 0
+    while metrics(memory.profile())["working_memory_utilization"] < 0.77:
+        memory.add_debug(_log(30, f"job{i}"), created=_old(clock, 2))
+        i += 1
+    m = metrics(memory.profile())
+    assert m["working_memory_utilization"] < 0.85 and m["token_budget_usage"] < 0.85
+    monitor = ContextMonitor()
+    alerts = monitor.watch(memory)
+    assert {(a.metric, a.severity) for a in alerts} == {("working_memory_utilization", "warning")}
+    assert [(a.action, a.when) for a in monitor.action_history] == [
+        ("cleanup_working_memory", "scheduled")
+    ]
+    assert [s[0] for s in memory.scheduled] == ["cleanup_working_memory"]  # not run yet
+    before = memory.tokens
+    events = memory.tick()
+    assert "cleanup_working_memory" in [e.action for e in events]
+    assert metrics(memory.profile())["working_memory_utilization"] < 0.75
+    assert memory.tokens < before and not memory.scheduled
+    # what the cleanup removed is archived, not lost
+    assert memory.archive.ids()
