@@ -179,7 +179,13 @@ def quality(sessions: list[tuple[list[dict[str, Any]], list[Probe]]]) -> dict[st
 
 
 def random_budgets(
-    count: int, seed: int, turns: int, size: float, sessions: int, progress: bool = False
+    count: int,
+    seed: int,
+    turns: int,
+    size: float,
+    sessions: int,
+    progress: bool = False,
+    first_session: int = 1000,
 ) -> dict[str, Any]:
     """``count`` random budgets over ``sessions`` generated sessions of ``turns`` turns
     (tool outputs scaled by ``size``), each fit checked whole: within budget, no orphaned
@@ -188,7 +194,7 @@ def random_budgets(
     rng = random.Random(seed)
     prepared = []
     for i in range(sessions):
-        messages = generate(turns, seed=1000 + i, size=size)[0]
+        messages = generate(turns, seed=first_session + i, size=size)[0]
         floor = tokens([messages[0], messages[1], *last_turns(messages, KEEP_TURNS)]) + 64
         fitter = RequestFitter(messages, pinned=[1], keep_last_turns=KEEP_TURNS)
         prepared.append((messages, floor, fitter, last_turns(messages, KEEP_TURNS)))
@@ -349,6 +355,10 @@ def main() -> None:
         help="tool output length of those sessions, relative to the quality sessions",
     )
     parser.add_argument("--budget-sessions", type=int, default=5)
+    parser.add_argument("--budget-seed", type=int, default=7, help="seed of the budgets")
+    parser.add_argument(
+        "--first-session", type=int, default=1000, help="seed of the first budget session"
+    )
     parser.add_argument("--budgets-only", action="store_true", help="only the random budgets")
     parser.add_argument(
         "--progress", action="store_true", help="the figures so far every 250 budgets"
@@ -408,7 +418,8 @@ def main() -> None:
 def _budgets(args: argparse.Namespace) -> dict[str, Any]:
     return random_budgets(
         args.budgets,
-        seed=7,
+        seed=args.budget_seed,
+        first_session=args.first_session,
         turns=args.budget_turns,
         size=args.budget_size,
         sessions=args.budget_sessions,

@@ -25,6 +25,7 @@ from memlens.context.memory.llm import AnthropicSummarizer, LLMSummarizer, OpenA
 from memlens.context.memory.memory import BudgetError, ContextMemory, FitReport, MemoryEvent
 from memlens.context.memory.messages import (
     FitResult,
+    RequestFitter,
     fit_messages,
     memory_from_file,
     memory_from_messages,
@@ -48,6 +49,7 @@ __all__ = [
     "MemoryEvent",
     "OpenAISummarizer",
     "Priority",
+    "RequestFitter",
     "SQLiteArchive",
     "Summarizer",
     "Summary",
