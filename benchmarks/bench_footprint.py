@@ -98,8 +98,8 @@ def main() -> None:
         # An empty directory: no memlens.toml or pyproject.toml of the caller's applies.
         # Bytecode is cached as an installed package's would be (a warm-up round fills
         # the cache), even where PYTHONDONTWRITEBYTECODE is set.
-        env = dict(os.environ, MEMLENS_HOME=home, PYTHONPYCACHEPREFIX=os.path.join(home, "pyc"))
-        env.pop("MEMLENS_MONITOR", None)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLENS_")}
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(home, "pyc")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         os.chdir(home)
         for name in names:

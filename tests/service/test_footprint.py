@@ -1,0 +1,103 @@
+"""What starting the always-on monitor, and ``memlens --help``, load (issue #15).
+
+The footprint budget (<= 2 MiB RSS, <= 30 ms) is measured by
+``benchmarks/bench_footprint.py``; these tests pin down the part that decides it and
+does not depend on timing: which modules each one imports beyond a bare interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+# Modules the production monitor must not load until something asks for them.
+HEAVY = {
+    "platform",
+    "subprocess",
+    "socket",
+    "uuid",
+    "datetime",
+    "json",
+    "logging",
+    "difflib",
+    "tracemalloc",
+    "pickle",
+    "sqlite3",
+    "rich",
+    "click",
+    "jinja2",
+}
+
+REPORT = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+
+
+def _modules(code: str, tmp_path: object) -> set[str]:
+    # A service's environment: none of the test run's own MEMLENS_* switches (an
+    # unknown one is reported through logging, which would load it).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLENS_")}
+    # json is imported by the report line itself: take the list before that.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code
+            + "\nimport sys; _m = sorted(sys.modules)\n"
+            + REPORT.replace("sorted(sys.modules)", "_m"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_production_monitor_loads_no_heavy_module(tmp_path: object) -> None:
+    bare = _modules("pass", tmp_path)
+    started = _modules(
+        "import time\n"
+        "from memlens.core.config import load_config\n"
+        "from memlens.service.monitor import Monitor\n"
+        "m = Monitor(load_config(None, mode='production', persist_history=False)).start()\n"
+        "time.sleep(0.3)\n"
+        "m.stop()\n"
+        "assert m.samples >= 1, m.samples",
+        tmp_path,
+    )
+    assert not (started - bare) & HEAVY, sorted((started - bare) & HEAVY)
+    assert not any(
+        m.startswith(("memlens.report", "memlens.cli", "memlens.store")) for m in started
+    )
+
+
+def test_help_imports_no_subcommand(tmp_path: object) -> None:
+    loaded = _modules(
+        "import sys\n"
+        "sys.argv = ['memlens', '--help']\n"
+        "from memlens.cli.main import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass",
+        tmp_path,
+    )
+    commands = {m for m in loaded if m.startswith("memlens.cli.") and m != "memlens.cli.main"}
+    assert not commands, sorted(commands)
+    assert not any(
+        m.startswith(("memlens.context", "memlens.report", "memlens.store")) for m in loaded
+    )
+
+
+def test_help_still_lists_every_command() -> None:
+    from memlens.cli.main import COMMANDS
+
+    out = subprocess.run(
+        [sys.executable, "-m", "memlens", "--help"], capture_output=True, text=True, check=True
+    )
+    for name, (_module, short_help) in COMMANDS.items():
+        assert f"{name}  " in out.stdout and short_help in out.stdout, name
