@@ -89,7 +89,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
-    names = ["bare", "import", "production", "standard", "--help"]
+    report(args.rounds)
+
+
+def report(rounds: int, names: list[str] | None = None) -> None:
+    """Run the variants side by side for ``rounds`` rounds and print the table."""
+    names = names or ["bare", "import", "production", "standard", "--help"]
     walls: dict[str, list[float]] = {n: [] for n in names}
     peaks: dict[str, list[int]] = {n: [] for n in names}
     inner: dict[str, list[float]] = {n: [] for n in names}
@@ -101,10 +106,11 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLENS_")}
         env["PYTHONPYCACHEPREFIX"] = os.path.join(home, "pyc")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        cwd = os.getcwd()
         os.chdir(home)
         for name in names:
             run(name, env)
-        for r in range(args.rounds):
+        for r in range(rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 wall, info = run(name, env)
@@ -112,6 +118,7 @@ def main() -> None:
                 peaks[name].append(int(info["kib"]["VmHWM"]))  # type: ignore[index]
                 modules[name] = set(info["modules"])  # type: ignore[arg-type]
                 inner[name].append(float(info["ms"]))  # type: ignore[arg-type]
+        os.chdir(cwd)
     bare_wall = statistics.median(walls["bare"])
     bare_peak = statistics.median(peaks["bare"])
     print(f"bare python: {bare_wall * 1000:.1f} ms, peak RSS {bare_peak / 1024:.1f} MiB")

@@ -188,6 +188,11 @@ def main() -> None:
             f"  {mode:<11} total {sum(costs.values()) * 100:.4f}%  ({parts}); history {history / 1e6:.2f} MB"
         )
 
+    print("\nfootprint (fresh interpreters, side by side with bare python; bench_footprint.py):")
+    from bench_footprint import report
+
+    report(rounds=5, names=["bare", "production", "standard"])
+
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ with the heap.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,11 @@ from memlens.heap.heap_meter import (
 from memlens.heap.sampler import AllocationSampler
 
 FIELD_PREFIX = "component."
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
 
 # The allocator hooks are process-wide, so every monitor in a process shares one
 # sampler: the first to start installs it, the last to stop removes it.
@@ -78,6 +84,12 @@ class HeapWatch:
         self.snapshots = 0
         self.last_snapshot_t: float | None = None
         self._lock = threading.Lock()
+        # Snapshots taken off the sampling thread (take_in_background).
+        self.skipped = 0  # due while the previous one was still being processed
+        self.cut_short = 0  # dropped: processing ran past its time box
+        self.last_skip: dict[str, Any] | None = None
+        self._worker: threading.Thread | None = None
+        self._finished: dict[str, float] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -126,6 +138,8 @@ class HeapWatch:
             self.baseline = None
             self.current = {}
             self.last_snapshot_t = None
+            self._worker = None  # a forked child has no worker thread
+            self._finished = None
 
     def defer_first_snapshot(self) -> None:
         """Wait one snapshot interval before the first snapshot (after fork).
@@ -174,8 +188,67 @@ class HeapWatch:
             self.last_snapshot_t is None or t - self.last_snapshot_t >= interval
         )
 
-    def take(self, t: float, rebaseline: bool = False) -> dict[str, float]:
-        """Snapshot now; return ``{"component.<name>": bytes}`` for the series."""
+    def take_in_background(
+        self, t: float, budget: float, rebaseline: bool = False
+    ) -> dict[str, float]:
+        """Start a snapshot on a worker thread; return the values of the last one finished.
+
+        The sampling thread only starts the work, so process and GC samples (and the
+        thresholds on them) keep their cadence while a big heap is processed. A
+        snapshot due while the previous one is still running is skipped, and one whose
+        processing runs past ``budget`` seconds is dropped ("cut short"); both are
+        counted and the latest is described in :meth:`to_dict`.
+        """
+        with self._lock:
+            done, self._finished = self._finished, None
+        self.last_snapshot_t = t
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            self.skipped += 1
+            self.last_skip = {
+                "t": t,
+                "what": "skipped",
+                "reason": "the previous snapshot was still being processed",
+            }
+            return done or {}
+        self._worker = threading.Thread(
+            target=self._take_boxed,
+            args=(t, budget, rebaseline),
+            name="memlens-snapshot",
+            daemon=True,
+        )
+        self._worker.start()
+        return done or {}
+
+    def wait_background(self, timeout: float | None = None) -> bool:
+        """Wait for a background snapshot to finish; True when none is running."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+            return not worker.is_alive()
+        return True
+
+    def _take_boxed(self, t: float, budget: float, rebaseline: bool) -> None:
+        values = self.take(t, rebaseline=rebaseline, deadline=time.monotonic() + budget)
+        if values is None:
+            self.cut_short += 1
+            self.last_skip = {
+                "t": t,
+                "what": "cut short",
+                "reason": f"processing took longer than its {budget:g} s time box",
+            }
+            return
+        with self._lock:
+            self._finished = values
+
+    def take(
+        self, t: float, rebaseline: bool = False, deadline: float | None = None
+    ) -> dict[str, float] | None:
+        """Snapshot now; return ``{"component.<name>": bytes}`` for the series.
+
+        With a ``deadline`` (``time.monotonic()``), a snapshot whose processing is not
+        done by then is dropped and ``None`` returned; nothing it found is kept.
+        """
         self.last_snapshot_t = t
         if not self.tracing and self.sampler is not None and self.sampling:
             # The sampler keeps per-stack sums already: no snapshot to take.
@@ -186,11 +259,17 @@ class HeapWatch:
             snapshot = self.heap.snapshot()
             if snapshot is None:
                 return {}
+            if _past(deadline):
+                return None
             sites = {
                 k: (acc.size, acc.count) for k, acc in self.heap.group_by_site(snapshot).items()
             }
+            if _past(deadline):
+                return None
             totals = self.heap.component_totals(snapshot) if self.heap.components else {}
             del snapshot  # the traces are the expensive part; keep only the sums
+        if _past(deadline):
+            return None
         with self._lock:
             if self.baseline is None or rebaseline:
                 self.baseline = sites
@@ -253,5 +332,8 @@ class HeapWatch:
             "sites_source": self.source,
             "sampler_error": self.sampler_error,
             "snapshots": self.snapshots,
+            "snapshots_skipped": self.skipped,
+            "snapshots_cut_short": self.cut_short,
+            "last_snapshot_skip": dict(self.last_skip) if self.last_skip else None,
             "components": self.component_names,
         }

@@ -133,6 +133,7 @@ class Monitor:
         self.interval = cfg.effective_interval
         self.backends = cfg.effective_backends
         self._custom_readers = list(readers) if readers is not None else None
+        self._explicit = threading.local()  # .on: inside sample_now()
         self._store = store
         self._lock = threading.RLock()
         self.events = EventBus(cfg.event_queue_size)
@@ -271,6 +272,7 @@ class Monitor:
         if self.config.persist_history and self.pid == self._owner_pid():
             self.flush(status=COMPLETED)
         self.gc_meter.stop()
+        self.heapwatch.wait_background(timeout)  # a snapshot still being processed
         self.heapwatch.stop()
         self.events.stop(timeout)
         _live.discard(self)
@@ -311,15 +313,27 @@ class Monitor:
         rebaseline = not self._rebaselined and t >= self._warmup_end
         if rebaseline:
             self._rebaselined = True
-        return self.heapwatch.take(t, rebaseline=rebaseline)
+        if not getattr(self._explicit, "on", False):
+            # The sampling thread (or start()): process the snapshot on a worker,
+            # time-boxed to one snapshot interval, so RSS/GC samples and thresholds
+            # never wait for it. sample_now() asked for the values now: it waits.
+            return self.heapwatch.take_in_background(t, interval, rebaseline=rebaseline)
+        return self.heapwatch.take(t, rebaseline=rebaseline) or {}
 
     @property
     def _warmup_end(self) -> float:
         return self.run_start_t + self.config.leak_warmup_seconds
 
     def sample_now(self) -> dict[str, float]:
-        """Take one sample now (as the thread does), run due checks; returns the values."""
-        return self.recorder.sample()
+        """Take one sample now (as the thread does), run due checks; returns the values.
+
+        A snapshot due now is taken on this thread, so its values are in the result.
+        """
+        self._explicit.on = True
+        try:
+            return self.recorder.sample()
+        finally:
+            self._explicit.on = False
 
     def _on_sample(self, t: float, values: Mapping[str, float]) -> None:
         self.samples += 1

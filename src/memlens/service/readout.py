@@ -61,6 +61,13 @@ def debug_snapshot(mon: Monitor) -> dict[str, Any]:
         "components": [asdict(u) for u in usage.values()],
         "components_tracked": mon.heapwatch.tracing or mon.heapwatch.sampling,
         "sites_source": mon.heapwatch.source,
+        # Snapshots run off the sampling thread, time-boxed: say which were not used.
+        "snapshots": {
+            "taken": mon.heapwatch.snapshots,
+            "skipped": mon.heapwatch.skipped,
+            "cut_short": mon.heapwatch.cut_short,
+            "last_skip": mon.heapwatch.last_skip,
+        },
         "gc": [asdict(g) for g in mon.gc_stats()],
         "health": mon.health().to_dict(),
         "monitor": mon.stats(),
