@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 import memlens
 from memlens.core import pool_leaks
 from memlens.remedies.pools import MemoryPool
@@ -98,8 +100,9 @@ def test_the_doctor_names_a_pool_whose_objects_are_dropped() -> None:
     )
 
 
-def test_a_pool_used_correctly_is_not_named() -> None:
-    case = load("pool_returned")
+@pytest.mark.parametrize("name", ["pool_returned", "pool_kept_once"])
+def test_a_pool_used_correctly_is_not_named(name: str) -> None:
+    case = load(name)
     diag = memlens.doctor(case.step, budget=3)
     assert not [f for f in diag.findings if f.category == "pool_leak"]
     assert not [f for f in diag.findings if "pool" in f.details]

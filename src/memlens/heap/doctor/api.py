@@ -94,7 +94,9 @@ def doctor(
                 _guarded(partial(fn, i), pid, f"step raised at iteration {i}", (i, budget))
                 deadline.armed = False
                 i += 1
-                if engine.after_iteration():
+                done = engine.after_iteration()
+                borrows.after_iteration(engine)
+                if done:
                     break
         engine.capture_context()
         # Native growth is charged to a line by re-running the step under a line
@@ -215,7 +217,7 @@ class Watch:
         self._started = False
         self._t0 = 0.0
         self._diagnosis: Diagnosis | None = None
-        self._borrows: pool_leaks.Snapshot = {}
+        self._borrows = pool_leaks.start()
 
     def __enter__(self) -> Watch:
         if not self._started:
@@ -233,6 +235,7 @@ class Watch:
     ) -> None:
         if exc_type is None and not self.engine.done:
             self.engine.after_iteration()
+            self._borrows.after_iteration(self.engine)
 
     @property
     def done(self) -> bool:

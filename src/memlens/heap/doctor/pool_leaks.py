@@ -2,8 +2,8 @@
 
 memlens's pools (``memlens.remedies.MemoryPool``) count every borrow, return and
 loss in :mod:`memlens.core.pool_leaks`, by pool, kind and borrowing line. The
-doctor takes a snapshot when its run begins (:func:`start`) and, once the
-diagnosis is built, :func:`name_pool_leaks` compares: borrows that pile up with
+doctor takes a snapshot when its warm-up ends (:func:`start`, :class:`Borrows`) and,
+once the diagnosis is built, :func:`name_pool_leaks` compares: borrows that pile up with
 the calls (still held somewhere, or dropped without being returned) are a pool
 leak, and the finding names the pool, the kind and the line that borrowed them.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 from memlens.core import pool_leaks
 from memlens.core.findings import Remedy
 from memlens.heap.doctor.diagnosis import LEAK, Diagnosis, Finding
+from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.sites import short_path
 
 CATEGORY = "pool_leak"
@@ -26,18 +27,33 @@ _POOL_TYPE = "memlens.remedies.pools.MemoryPool"  # how a path names a pool (not
 _MIN_LEFT = 5
 _MIN_PER_CALL = 0.1
 
-Snapshot = dict[pool_leaks.Key, pool_leaks.BorrowCounts]
+
+class Borrows:
+    """The pools' borrow counts once the doctor's warm-up is over (what the first calls
+    borrow for good, a connection opened once, is not a leak)."""
+
+    def __init__(self) -> None:
+        self.before = pool_leaks.snapshot()
+        self.from_call = 0
+        self._warm = False
+
+    def after_iteration(self, engine: Engine) -> None:
+        """Call after each iteration; takes the snapshot when the warm-up ends."""
+        if not self._warm and 0 <= engine.warmup <= engine.iterations:
+            self._warm = True
+            self.before = pool_leaks.snapshot()
+            self.from_call = engine.iterations
 
 
-def start() -> Snapshot:
-    """The pools' borrow counts as the doctor's run begins."""
-    return pool_leaks.snapshot()
+def start() -> Borrows:
+    """Start counting the pools' borrows for one doctor run."""
+    return Borrows()
 
 
-def name_pool_leaks(diag: Diagnosis, before: Snapshot) -> None:
-    """Add or complete findings for borrows not returned since ``before``."""
-    calls = max(1, diag.iterations)
-    for (pool, kind, site), d in sorted(pool_leaks.since(before).items()):
+def name_pool_leaks(diag: Diagnosis, borrows: Borrows) -> None:
+    """Add or complete findings for borrows not returned since the warm-up ended."""
+    calls = max(1, diag.iterations - borrows.from_call)
+    for (pool, kind, site), d in sorted(pool_leaks.since(borrows.before).items()):
         left = d.outstanding + d.lost
         if left < max(_MIN_LEFT, _MIN_PER_CALL * calls):
             continue
