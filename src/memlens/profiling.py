@@ -154,8 +154,14 @@ class Profiler:
         status: str = COMPLETED,
         error: str | None = None,
         exit_code: int | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> Session:
-        """Stop measuring and return the finished :class:`Session`."""
+        """Stop measuring and return the finished :class:`Session`.
+
+        ``progress`` is told each long stage (the heap snapshot, grouping its traces)
+        as it starts; the CLI shows it on a terminal.
+        """
+        say = progress or _quiet
         session = self.session
         if session is None or self._recorder is None:
             raise RuntimeError("this profiler was not started")
@@ -174,8 +180,11 @@ class Profiler:
             peak = max(peak, end_hwm)
         session.peak_rss = peak
         if self.heap is not None and self.heap.tracing:
+            say("memlens: taking the heap snapshot")
             snapshot = self.heap.snapshot()
             traced = self.heap.read()
+            if snapshot is not None:
+                say(f"memlens: grouping {len(snapshot.traces):,} live blocks by site")
             session.final_traced = traced.get("traced", 0)
             session.peak_traced = traced.get("traced_peak", 0)
             if snapshot is not None:
@@ -191,6 +200,7 @@ class Profiler:
                     session.components = self._component_tracker.usage()
             self.heap.stop()
         if self.sampler is not None and self.sampler.running:
+            say("memlens: reading the sampled allocation sites")
             self._finish_sampled(session, self.sampler)
         self.gc.stop()
         session.gc = self.gc.stats()
@@ -356,3 +366,7 @@ def _attach_fragmentation(session: Session, start: Any) -> None:
 
     end.verdict, end.reason = fragmentation.verdict(end, start)
     session.analyses["fragmentation"] = end.to_dict()
+
+
+def _quiet(_text: str) -> None:
+    """The default ``progress``: say nothing."""

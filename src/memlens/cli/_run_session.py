@@ -78,12 +78,16 @@ def start(plan: Plan) -> Started:
 
 def finish(plan: Plan, started: Started, outcome: Outcome) -> None:
     """Stop profiling, save, report, and exit with the program's code."""
-    with _interrupts_ignored():
+    from memlens.report.progress import busy
+
+    # On a terminal, a stop that takes a while (a big heap's snapshot) says so.
+    with _interrupts_ignored(), busy("memlens: finishing the session") as say:
         session = started.profiler.stop(
-            status=outcome.status, error=outcome.error, exit_code=outcome.exit_code
+            status=outcome.status, error=outcome.error, exit_code=outcome.exit_code, progress=say
         )
         session.metadata.argv = redact_argv(plan.program.argv)
         session.tags["command"] = " ".join(redact_argv(plan.command))
+        say("memlens: saving the session")
         save_error = _save(session, started.store)
     _flush_program_output()
     print_outcome(outcome)
@@ -136,12 +140,15 @@ def _report(session: Session, out: Outputs, save_error: MemlensError | None, qui
     if out.want_html:
         default = out.launch_dir / f"memlens-report-{session.id}.html"
         targets.append(("HTML report", out.html or default))
+    from memlens.report.progress import busy
+
     for label, path in targets:
         try:
-            if label == "JSON":
-                write_json(session, path)
-            else:
-                write_html(session, path)
+            with busy(f"memlens: writing the {label}"):
+                if label == "JSON":
+                    write_json(session, path)
+                else:
+                    write_html(session, path)
         except MemlensError as exc:
             failed = True
             err.print(f"memlens: error: {exc}")
