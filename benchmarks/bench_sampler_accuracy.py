@@ -1,0 +1,68 @@
+"""How close the sampling tracer's live bytes per site are to tracemalloc's, by interval.
+
+Runs ``tests/heap/sampler_workload.py`` (four holding sites of ~3-16 MB with very
+different block sizes, a churning site and a freed one; ~41 MB live) once under exact
+tracemalloc and, for each mean sampling interval, under the sampler with several
+seeds. For every site holding >= 1 % of the live heap it prints the largest relative
+error over the seeds, the share of (site, seed) estimates within +-10 %, and the
+error Poisson sampling predicts for the smallest such site (one standard deviation,
+``sqrt(interval / bytes)``).
+
+Usage: python benchmarks/bench_sampler_accuracy.py [--intervals 8192,32768,131072,524288]
+       [--seeds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKLOAD = os.path.join(ROOT, "tests", "heap", "sampler_workload.py")
+
+
+def run(backend: str, interval: int, seed: int) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, WORKLOAD, backend, str(interval), str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    data = json.loads(out.stdout)
+    if data["backend"] != backend:
+        raise SystemExit(f"asked for {backend}, ran {data['backend']} (is the extension built?)")
+    return {k: int(v) for k, v in data["live"].items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--intervals", default="8192,32768,131072,524288")
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    exact = run("tracemalloc", 1, 0)
+    total = sum(exact.values())
+    big = {line: size for line, size in exact.items() if size >= 0.01 * total}
+    smallest = min(big.values())
+    print(
+        f"live heap {total / 2**20:.1f} MiB; {len(big)} sites hold >= 1 % "
+        f"({smallest / 2**20:.1f} to {max(big.values()) / 2**20:.1f} MiB)"
+    )
+    print(f"{'interval':>10} {'max error':>10} {'within 10%':>11} {'predicted 1-sigma':>18}")
+    for interval in (int(i) for i in args.intervals.split(",")):
+        errors = []
+        for seed in range(1, args.seeds + 1):
+            sampled = run("sampling", interval, seed)
+            errors += [abs(sampled.get(line, 0) - size) / size for line, size in big.items()]
+        within = sum(e <= 0.10 for e in errors) / len(errors)
+        print(
+            f"{interval // 1024:>7} KiB {max(errors) * 100:>9.1f}% {within * 100:>10.0f}%"
+            f" {math.sqrt(interval / smallest) * 100:>17.1f}%"
+        )
+
+
+if __name__ == "__main__":
+    main()
