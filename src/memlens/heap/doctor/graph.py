@@ -66,7 +66,7 @@ class ReverseGraph:
     """``referrers(id) -> ids`` over a snapshot of the heap.
 
     Uses the C extension when it is built, else :class:`PyReverseGraph`. With the
-    extension, ``lazy=True`` (the default for four targets or fewer) answers
+    extension, ``lazy=True`` (the default for a single target) answers
     :meth:`prefetch` with one C pass over the heap per call (a breadth-first level)
     and builds the whole graph only after :data:`SCAN_LIMIT` passes; ``lazy=False``
     builds it at once (the doctor, which asks about many samples).
@@ -103,7 +103,9 @@ class ReverseGraph:
         self._objs = objs
         self._known = {id(t): t for t in target_list}
         if lazy is None:
-            lazy = len(target_list) <= 4
+            # Several targets (the doctor's samples): one build answers them all, while
+            # scans would cost a pass per level per target.
+            lazy = len(target_list) <= 1
         if not lazy:
             self._build()
 
