@@ -72,7 +72,7 @@ def allocator_families() -> list[Family]:
 
 
 def collect(monitor: Monitor) -> list[Family]:
-    """Read the monitor now and return its metric families."""
+    """Read the monitor now and return its metric families (those with samples only)."""
     out: list[Family] = []
     readings = monitor.current()
     for key, name, help in _READINGS:
@@ -119,7 +119,9 @@ def collect(monitor: Monitor) -> list[Family]:
             "health_status", "Monitor health: 0 ok, 1 warning, 2 critical.", monitor.health().code
         )
     )
-    if monitor.heapwatch.component_names:
+    # Component figures come from heap snapshots: with no heap source they were never
+    # measured, and a 0 would read as "this component holds nothing".
+    if monitor.heapwatch.component_names and monitor.heapwatch.source != "off":
         comp = _gauge("component_memory_bytes", "Python heap bytes attributed to each component.")
         comp_peak = _gauge("component_memory_peak_bytes", "Peak Python heap bytes per component.")
         for name, usage in monitor.heapwatch.usage().items():
@@ -164,7 +166,8 @@ def collect(monitor: Monitor) -> list[Family]:
         )
     )
     out.extend(remedy_families())
-    return out
+    # A family without samples says nothing, and multiprocess files cannot carry one.
+    return [fam for fam in out if fam.samples]
 
 
 def remedy_name(kind: str, key: str, unit: str) -> str:
@@ -206,6 +209,12 @@ def remedy_families() -> list[Family]:
     return out
 
 
+def _bound_label(bound: float) -> str:
+    """A bucket bound as Prometheus clients write it (``1.0``, ``0.005``, ``+Inf``), so the
+    ``le`` labels are the same whichever process mode wrote them."""
+    return "+Inf" if bound == math.inf else repr(float(bound))
+
+
 def gc_families(monitor: Monitor) -> list[Family]:
     """GC collections, collected/uncollectable objects and the pause histogram."""
     stats = monitor.gc_stats()
@@ -228,7 +237,7 @@ def gc_families(monitor: Monitor) -> list[Family]:
         for bound in (*PAUSE_BUCKETS, math.inf):
             key = "+Inf" if bound == math.inf else f"{bound:g}"
             cumulative += g.pause_histogram.get(key, 0)
-            pauses.add(cumulative, {**labels, "le": key}, "_bucket")
+            pauses.add(cumulative, {**labels, "le": _bound_label(bound)}, "_bucket")
         pauses.add(g.collections, labels, "_count")
         pauses.add(g.pause_total, labels, "_sum")
     return [collections, collected, uncollectable, pauses]

@@ -8,21 +8,22 @@ Single process: :func:`register` adds a custom collector that reads the monitor
 
 Pre-fork servers (gunicorn) with ``PROMETHEUS_MULTIPROC_DIR`` set: custom
 collectors cannot see other workers, so :class:`MultiprocessExporter` writes each
-worker's values to prometheus_client's per-pid files on every sample, and the
-scrape side aggregates them with ``prometheus_client.multiprocess.MultiProcessCollector``
-(gauges are exported per live pid, ``multiprocess_mode="liveall"``; call
-``prometheus_client.multiprocess.mark_process_dead(pid)`` from gunicorn's
-``child_exit`` hook). See ``docs/monitor.md``.
+worker's families (the same as the collector's) to per-pid files on every sample,
+and the scrape side aggregates them with
+``prometheus_client.multiprocess.MultiProcessCollector`` (gauges per live pid; call
+:func:`mark_process_dead` from gunicorn's ``child_exit`` hook). See ``docs/monitor.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from memlens.core.errors import require
-from memlens.service.metrics import PREFIX, Family, collect
+from memlens.service.metrics import Family, collect
 
 if TYPE_CHECKING:
     from memlens.service.monitor import Monitor
@@ -69,78 +70,127 @@ def register(monitor: Monitor, registry: Any = None) -> MemlensCollector:
 
 
 class MultiprocessExporter:
-    """Writes the monitor's figures to prometheus_client multiprocess files per sample.
+    """Writes the monitor's metric families to per-pid files a ``MultiProcessCollector`` reads.
 
-    Needs ``PROMETHEUS_MULTIPROC_DIR`` set before ``prometheus_client`` is imported
-    (as prometheus_client itself requires). Cost per sample: a few mmap writes.
+    The families are exactly those of the single-process collector
+    (:func:`memlens.service.metrics.collect`): same names, same types (the GC pause
+    is a histogram in both modes), and only what this process measured (a figure no
+    meter read, such as USS without the ``smaps`` backend, is absent, never ``0``).
+    Gauges carry a ``pid`` label (one series per live worker); counters and
+    histograms are summed over workers, dead ones included, as prometheus_client does.
+
+    memlens writes its own files in ``PROMETHEUS_MULTIPROC_DIR`` and replaces them
+    whole on each write, so a series that is gone (an allocation site that left the
+    top list, a cleared leak alert) disappears instead of repeating its last value,
+    and the application's own prometheus_client files are never touched. Call
+    :func:`mark_process_dead` (it also calls prometheus_client's) from gunicorn's
+    ``child_exit`` hook. ``interval`` is the least time between writes (default:
+    every sample).
     """
 
-    GAUGES = (
-        ("rss", "resident_memory_bytes", "Resident set size of the process."),
-        ("vms", "virtual_memory_bytes", "Virtual memory size of the process."),
-        ("swap", "swap_bytes", "Process memory swapped out."),
-        ("uss", "unique_memory_bytes", "Unique set size of the process."),
-        ("pss", "proportional_memory_bytes", "Proportional set size of the process."),
-        ("traced", "python_traced_bytes", "Python heap bytes traced by tracemalloc."),
-    )
+    def __init__(self, monitor: Monitor, interval: float = 0.0) -> None:
+        _client()
+        from memlens.core.errors import ConfigError
 
-    def __init__(self, monitor: Monitor) -> None:
-        client = _client()
-        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from memlens.core.errors import ConfigError
-
+        self.directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+        if not self.directory:
             raise ConfigError(
                 "PROMETHEUS_MULTIPROC_DIR is not set: prometheus_client multiprocess mode needs it"
             )
+        if not os.path.isdir(self.directory):
+            raise ConfigError(f"PROMETHEUS_MULTIPROC_DIR={self.directory!r} is not a directory")
         self.monitor = monitor
-        self._gauges = {
-            key: client.Gauge(PREFIX + name, help, registry=None, multiprocess_mode="liveall")
-            for key, name, help in self.GAUGES
-        }
-        self._leaks = client.Gauge(
-            PREFIX + "leaks_active",
-            "Active leak alerts.",
-            registry=None,
-            multiprocess_mode="liveall",
-        )
-        self._collections = client.Counter(
-            PREFIX + "gc_collections",
-            "GC collections, by generation.",
-            ["generation"],
-            registry=None,
-        )
-        self._pause = client.Counter(
-            PREFIX + "gc_pause_seconds",
-            "Total GC pause time, by generation.",
-            ["generation"],
-            registry=None,
-        )
-        self._sent: dict[tuple[str, int], float] = {}
+        self.interval = interval
+        self.writes = 0
+        self._last: float | None = None
         self._pid = os.getpid()
         monitor.add_sample_listener(self._on_sample)
 
     def _on_sample(self, t: float, values: Any) -> None:
-        if os.getpid() != self._pid:  # forked: the child's GC counters start at zero
+        if os.getpid() != self._pid:  # forked: the child writes files of its own
             self._pid = os.getpid()
-            self._sent.clear()
-        for key, gauge in self._gauges.items():
-            value = values.get(key)
-            if value is not None and value == value:
-                gauge.set(value)
-        self._leaks.set(len(self.monitor.leaks.alerts))
-        if "gc" in self.monitor.backends:
-            # Counters only go up: add what happened since the last sample.
-            for g in self.monitor.gc_stats():
-                for kind, counter, total in (
-                    ("c", self._collections, float(g.collections)),
-                    ("p", self._pause, g.pause_total),
-                ):
-                    slot = (kind, g.generation)
-                    delta = total - self._sent.get(slot, 0.0)
-                    if delta > 0:
-                        counter.labels(str(g.generation)).inc(delta)
-                        self._sent[slot] = total
+            self._last = None
+        if self._last is not None and t - self._last < self.interval:
+            return
+        self._last = t
+        self.write()
+
+    def write(self) -> None:
+        """Read the monitor now and replace this process's files with its families."""
+        write_families(self.directory, os.getpid(), collect(self.monitor))
+        self.writes += 1
 
     def detach(self) -> None:
-        """Stop writing (the files stay until ``mark_process_dead``)."""
+        """Stop writing (the files stay until :func:`mark_process_dead`)."""
         self.monitor.remove_sample_listener(self._on_sample)
+
+
+# prometheus_client's collector takes a file's type from its name's first part and,
+# for gauges, the aggregation mode from the second and the pid from the third. A mode
+# it does not know is aggregated like ``liveall`` (one series per pid); a name of our
+# own keeps our files apart from the ones prometheus_client writes for the same pid.
+_GAUGE_FILE = "gauge_livememlens_{pid}.db"
+_TOTAL_FILES = {"counter": "counter_memlens-{pid}.db", "histogram": "histogram_memlens-{pid}.db"}
+
+
+def _files(pid: int) -> dict[str, str]:
+    return {"gauge": _GAUGE_FILE.format(pid=pid)} | {
+        kind: name.format(pid=pid) for kind, name in _TOTAL_FILES.items()
+    }
+
+
+def write_families(directory: str, pid: int, families: list[Family]) -> None:
+    """Write ``families`` as prometheus_client multiprocess files for ``pid`` (whole files)."""
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    by_kind: dict[str, list[tuple[str, str, dict[str, str], float]]] = {}
+    for fam in families:
+        rows = by_kind.setdefault(fam.kind, [])
+        if fam.kind == "histogram":
+            rows.extend(_histogram_rows(fam))
+        else:
+            rows.extend((fam.name, name, labels, value) for name, labels, value in fam.samples)
+    helps = {fam.name: fam.help for fam in families}
+    for kind, filename in _files(pid).items():
+        rows = by_kind.get(kind, [])
+        path = os.path.join(directory, filename)
+        if not rows:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+            continue
+        # Written aside under a name the collector does not read, then renamed over
+        # the old file: a scrape reads either the old or the new file, never half.
+        tmp = os.path.join(directory, f".{filename}.{threading.get_ident()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        mm = MmapedDict(tmp)
+        try:
+            for metric, name, labels, value in rows:
+                key = mmap_key(metric, name, list(labels), list(labels.values()), helps[metric])
+                mm.write_value(key, value, 0.0)
+        finally:
+            mm.close()
+        os.replace(tmp, path)
+
+
+def _histogram_rows(fam: Family) -> Iterator[tuple[str, str, dict[str, str], float]]:
+    """Per-bucket counts and the sum (prometheus_client files hold buckets uncumulated
+    and derive ``_count`` from them)."""
+    previous: dict[tuple[tuple[str, str], ...], float] = {}
+    for name, labels, value in fam.samples:
+        if name.endswith("_bucket"):
+            series = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+            yield fam.name, name, labels, value - previous.get(series, 0.0)
+            previous[series] = value
+        elif name.endswith("_sum"):
+            yield fam.name, name, labels, value
+
+
+def mark_process_dead(pid: int, path: str | None = None) -> None:
+    """Drop a dead worker's gauges, memlens's and prometheus_client's (its totals stay)."""
+    from prometheus_client import multiprocess
+
+    directory = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    multiprocess.mark_process_dead(pid, directory)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(directory, _GAUGE_FILE.format(pid=pid)))
