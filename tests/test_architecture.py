@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "memlens._sampler": METERS,
     "memlens.heap.sampler": METERS,  # the sampling tracer's Python side
     "memlens.heap.native_ext": METERS,  # loads the optional C accelerators
+    "memlens.heap.peaks": METERS,  # per-reader traced peaks over tracemalloc's one peak
     # context: the measured things are meters; everything else (profile, diagnosis,
     # timeline, leaks, monitor thresholds, context/memory/, context/shared/) analyses
     "memlens.context": ANALYSES,

@@ -6,6 +6,7 @@ import pytest
 import memlens
 from memlens.core.errors import ConfigError
 from memlens.core.session import Session
+from memlens.core.units import format_bytes
 from memlens.profiling import Profiler, profile, session
 
 _KEEP = []
@@ -92,3 +93,68 @@ def test_public_api():
     assert memlens.profile is profile
     assert memlens.Profiler is Profiler
     assert memlens.Session is Session
+
+
+MB = 1_000_000
+
+
+def test_decorator_reports_the_peak_during_the_call_not_before_it():
+    """Memory freed before return is gone from the sites; the call's peak is not."""
+    tracemalloc.start()
+    try:
+        earlier = bytearray(50 * MB)  # a process peak before the call
+        del earlier
+        outer = Profiler("outer", interval=1).start()
+
+        @profile
+        def transient():
+            scratch = bytearray(20 * MB)
+            del scratch
+            return 1
+
+        assert transient() == 1
+        s = transient.last_session
+        assert s.final_traced - s.start_traced < 1 * MB  # nothing of it is left ...
+        assert 20 * MB <= s.peak_traced_growth < 21 * MB  # ... but the peak says 20 MB
+        assert s.peak_traced < 50 * MB  # the earlier 50 MB is not this call's
+        assert f"+{format_bytes(s.peak_traced_growth)} over the start" in _summary(s)
+        # The enclosing session's peak is kept although the call reset tracemalloc's.
+        assert outer.stop().peak_traced >= 20 * MB
+    finally:
+        tracemalloc.stop()
+
+
+def _summary(s: Session) -> str:
+    from memlens.report.terminal import render_text
+
+    return render_text(s, width=200)
+
+
+def test_async_start_and_stop_profiling():
+    """The seed's API: ``await start_profiling(...)`` names the session and returns its
+    id; ``await stop_profiling()`` returns it, stopping off the event loop."""
+    ran_during_stop = []
+
+    async def main():
+        profiler = Profiler(interval=0.01)
+        session_id = await profiler.start_profiling(
+            session_name="analysis", description="during processing"
+        )
+        data = [bytearray(1000) for _ in range(1000)]
+        loop_tick = asyncio.get_running_loop().create_task(_tick(ran_during_stop, profiler))
+        result = await profiler.stop_profiling()
+        ticked_before_return = list(ran_during_stop)
+        await loop_tick
+        return session_id, result, data, ticked_before_return
+
+    session_id, result, data, ticked = asyncio.run(main())
+    assert result.id == session_id and result.name == "analysis"
+    assert result.description == "during processing"
+    assert result.status == "completed"
+    assert result.top_sites and result.final_traced >= len(data) * 1000
+    # The loop served another task before the stop returned: it ran in a worker thread.
+    assert ticked == ["tick"]
+
+
+async def _tick(out, profiler):
+    out.append("tick")

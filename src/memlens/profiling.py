@@ -131,6 +131,9 @@ class Profiler:
             self.heap.start()
             self.session.trace_depth = self.heap.depth
             self._baseline = self.heap.snapshot()
+            # The peak of this session, not whatever the process reached before it.
+            self.heap.begin_peak()
+            self.session.start_traced = self.heap.read().get("traced", 0)
             readers.append(self.heap.read)
         if self.sampler is not None:
             self.sampler.start()
@@ -245,6 +248,33 @@ class Profiler:
 
     async def __aenter__(self) -> Profiler:
         return self.start()
+
+    async def start_profiling(
+        self, session_name: str | None = None, description: str | None = None
+    ) -> str:
+        """``session_id = await profiler.start_profiling("ingest")``: :meth:`start` for
+        async code; names the session if given and returns its id.
+
+        Starting is quick and does not block the loop; the coroutine form lets async
+        services call it like their other lifecycle hooks.
+        """
+        if session_name is not None:
+            self.name = session_name
+        if description is not None:
+            self.description = description
+        session = self.start().session
+        assert session is not None
+        return session.id
+
+    async def stop_profiling(self, status: str = COMPLETED, error: str | None = None) -> Session:
+        """``session = await profiler.stop_profiling()``: :meth:`stop` off the event loop.
+
+        Stopping condenses the tracemalloc snapshot, which takes long on a big heap,
+        so it runs in a worker thread and the loop keeps serving meanwhile.
+        """
+        import asyncio
+
+        return await asyncio.to_thread(self.stop, status, error)
 
     async def __aexit__(
         self,

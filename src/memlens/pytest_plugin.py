@@ -23,6 +23,7 @@ import pytest
 
 from memlens.core.errors import ConfigError
 from memlens.core.units import format_bytes, parse_size
+from memlens.heap import peaks
 
 _MARKERS = (
     "limit_memory(limit): fail if the test's peak traced memory exceeds limit, e.g. '24 MB'",
@@ -166,7 +167,7 @@ def _run_limit_memory(pyfuncitem: pytest.Function, marker: pytest.Mark) -> None:
     if started:
         tracemalloc.start(10)
     try:
-        tracemalloc.reset_peak()
+        peaks.reset_peak()  # keeps a running profiler's or monitor's peak intact
         base = tracemalloc.get_traced_memory()[0]
         _call(pyfuncitem)()
         peak = tracemalloc.get_traced_memory()[1] - base

@@ -165,8 +165,9 @@ class Session:
     peak_rss: int = 0
     final_rss: int = 0
     start_rss: int = 0
-    peak_traced: int = 0
+    peak_traced: int = 0  # the highest traced total during the session
     final_traced: int = 0
+    start_traced: int = 0
     top_sites: list[AllocationSite] = field(default_factory=list)
     gc: list[GcGenerationStats] = field(default_factory=list)
     components: list[ComponentUsage] = field(default_factory=list)
@@ -180,6 +181,12 @@ class Session:
     def growth(self) -> int:
         """RSS at the end minus RSS at the start, in bytes."""
         return self.final_rss - self.start_rss
+
+    @property
+    def peak_traced_growth(self) -> int:
+        """How far traced memory rose above its start at the peak: what the code held at
+        its worst moment, freed or not by the end."""
+        return max(0, self.peak_traced - self.start_traced)
 
     # -- serialization -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

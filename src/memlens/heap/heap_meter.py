@@ -38,6 +38,7 @@ from memlens.heap.frames import (
     is_user_file,
     user_frame_index,
 )
+from memlens.heap.peaks import PeakWatch
 
 DEFAULT_DEPTH = 25
 
@@ -124,6 +125,7 @@ class HeapMeter:
         self.depth = depth
         self.components = ComponentMap(components)
         self._started_here = False
+        self._peak: PeakWatch | None = None
         self._function_cache: dict[tuple[str, int], str] = {}
         # Grouping a snapshot is O(live traces); sites and component totals of the
         # same snapshots share one grouping. Two entries: end + baseline.
@@ -151,6 +153,7 @@ class HeapMeter:
                 self.depth = _tracemalloc.get_traceback_limit()
             _users += 1
             self._started_here = True
+        self._peak = PeakWatch()
 
     def stop(self) -> None:
         """Stop tracing when this is the last meter using tracing memlens started."""
@@ -164,6 +167,15 @@ class HeapMeter:
                     _started_by_memlens = False
             self._started_here = False
             self._groups_cache = []
+        if self._peak is not None:
+            self._peak.close()
+            self._peak = None
+
+    def begin_peak(self) -> None:
+        """Count ``traced_peak`` from now (the peak of a call, not of the process);
+        other meters' peaks are kept (see ``heap/peaks.py``)."""
+        if self._peak is not None:
+            self._peak.restart()
 
     @property
     def tracing(self) -> bool:
@@ -171,10 +183,13 @@ class HeapMeter:
 
     # -- reading -----------------------------------------------------------------
     def read(self) -> dict[str, int]:
-        """Traced bytes now and the peak since tracing started (cheap)."""
+        """Traced bytes now and the peak since this meter started, or since
+        :meth:`begin_peak` (cheap)."""
         if not _tracemalloc.is_tracing():
             return {}
         current, peak = _tracemalloc.get_traced_memory()
+        if self._peak is not None:
+            peak = self._peak.peak()
         return {"traced": current, "traced_peak": peak}
 
     def snapshot(self) -> tracemalloc.Snapshot | None:

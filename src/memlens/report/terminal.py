@@ -105,7 +105,12 @@ def _figures(session: Session) -> Table:
     if session.traced:
         grid.add_row(
             "Peak traced",
-            format_bytes(session.peak_traced),
+            format_bytes(session.peak_traced)
+            + (
+                f" (+{format_bytes(session.peak_traced_growth)} over the start)"
+                if session.start_traced
+                else ""
+            ),
             "Final traced",
             f"{format_bytes(session.final_traced)} (depth {session.trace_depth})",
         )
