@@ -21,6 +21,7 @@ from memlens.service.events import (
     MonitorEvent,
     PerformanceThresholdExceeded,
     PerformanceThresholdRecovered,
+    SnapshotSkipped,
 )
 from memlens.service.health import Health
 from memlens.service.monitor import GcResult, Monitor, set_http_server_factory
@@ -62,6 +63,7 @@ __all__ = [
     "MonitorEvent",
     "PerformanceThresholdExceeded",
     "PerformanceThresholdRecovered",
+    "SnapshotSkipped",
     "autostart",
     "monitor",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from memlens.core.errors import NotFoundError
@@ -32,6 +32,15 @@ FIELD_PREFIX = "component."
 
 def _past(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() > deadline
+
+
+#: Snapshots may take at most this share of the time between them: after one that
+#: took ``d`` seconds the next waits at least ``d / SNAPSHOT_BUDGET`` (copying the
+#: traces holds the GIL, worker thread or not: seconds on a big heap).
+SNAPSHOT_BUDGET = 0.10
+
+#: ``on_skip(cause, reason)``: told of every snapshot not taken or not used.
+SkipListener = Callable[[str, str], None]
 
 
 # The allocator hooks are process-wide, so every monitor in a process shares one
@@ -85,9 +94,12 @@ class HeapWatch:
         self.last_snapshot_t: float | None = None
         self._lock = threading.Lock()
         # Snapshots taken off the sampling thread (take_in_background).
-        self.skipped = 0  # due while the previous one was still being processed
+        self.skipped = 0  # due but not taken (see _skip for the causes)
         self.cut_short = 0  # dropped: processing ran past its time box
         self.last_skip: dict[str, Any] | None = None
+        self.last_duration = 0.0  # seconds the latest snapshot took (wall clock)
+        self.on_skip: SkipListener | None = None
+        self._skip_told = False  # the current stretch of skips was reported already
         self._worker: threading.Thread | None = None
         self._finished: dict[str, float] | None = None
 
@@ -140,6 +152,10 @@ class HeapWatch:
             self.last_snapshot_t = None
             self._worker = None  # a forked child has no worker thread
             self._finished = None
+            self.skipped = self.cut_short = 0
+            self.last_skip = None
+            self.last_duration = 0.0
+            self._skip_told = False
 
     def defer_first_snapshot(self) -> None:
         """Wait one snapshot interval before the first snapshot (after fork).
@@ -180,13 +196,64 @@ class HeapWatch:
 
     # -- snapshots -----------------------------------------------------------------
     def due(self, t: float, interval: float) -> bool:
+        """Whether to snapshot now; a due snapshot that is not taken is reported
+        (:meth:`_skip`) once per stretch."""
         if getattr(self, "_deferred", False) and self.last_snapshot_t is None:
             self._deferred = False
             self.last_snapshot_t = t  # counts as taken: the next one is an interval away
+            if self.tracing or self.sampling:  # (no snapshots in this mode: nothing skipped)
+                self._skip(
+                    t,
+                    "fork",
+                    f"the first snapshot after fork waits one interval ({interval:g} s), "
+                    "so os.fork() returns at once",
+                    once=True,
+                )
             return False
-        return (self.tracing or self.sampling) and (
-            self.last_snapshot_t is None or t - self.last_snapshot_t >= interval
-        )
+        if self.last_snapshot_t is not None and t - self.last_snapshot_t < interval:
+            return False
+        if not (self.tracing or self.sampling):
+            if self.tracing_wanted:
+                reason = "tracemalloc is not tracing (stopped outside memlens)"
+                self._skip(t, "tracing_off", reason, once=True)
+            elif self.sampling_wanted and self.sampler_error:
+                reason = f"the sampling tracer is unavailable: {self.sampler_error}"
+                self._skip(t, "sampler", reason, once=True)
+            return False
+        wait = self.last_duration / SNAPSHOT_BUDGET
+        if self.last_snapshot_t is not None and t - self.last_snapshot_t < wait:
+            self._skip(
+                t,
+                "budget",
+                f"the last snapshot took {self.last_duration:.2f} s; the next waits "
+                f"{wait:.0f} s (not {interval:g} s) to keep snapshots under "
+                f"{SNAPSHOT_BUDGET:.0%} of the time",
+                once=True,
+            )
+            return False
+        return True
+
+    def _skip(self, t: float, cause: str, reason: str, once: bool = False) -> None:
+        """Count a snapshot not taken (``cut_short``: taken, not used) and tell
+        :attr:`on_skip`. ``once``: one report per stretch, until a snapshot is taken.
+
+        Causes: ``fork`` (a forked child's first one waits an interval), ``budget``
+        (the last one was slow), ``tracing_off``, ``sampler`` (unavailable), ``busy``
+        (the previous one still being processed), ``cut_short`` (past its time box).
+        """
+        if once:
+            if self._skip_told:
+                return
+            self._skip_told = True
+        if cause == "cut_short":
+            self.cut_short += 1
+        else:
+            self.skipped += 1
+        what = "cut short" if cause == "cut_short" else "skipped"
+        self.last_skip = {"t": t, "what": what, "cause": cause, "reason": reason}
+        listener = self.on_skip
+        if listener is not None:
+            listener(cause, reason)
 
     def take_in_background(
         self, t: float, budget: float, rebaseline: bool = False
@@ -204,12 +271,7 @@ class HeapWatch:
         self.last_snapshot_t = t
         worker = self._worker
         if worker is not None and worker.is_alive():
-            self.skipped += 1
-            self.last_skip = {
-                "t": t,
-                "what": "skipped",
-                "reason": "the previous snapshot was still being processed",
-            }
+            self._skip(t, "busy", "the previous snapshot was still being processed")
             return done or {}
         self._worker = threading.Thread(
             target=self._take_boxed,
@@ -231,12 +293,8 @@ class HeapWatch:
     def _take_boxed(self, t: float, budget: float, rebaseline: bool) -> None:
         values = self.take(t, rebaseline=rebaseline, deadline=time.monotonic() + budget)
         if values is None:
-            self.cut_short += 1
-            self.last_skip = {
-                "t": t,
-                "what": "cut short",
-                "reason": f"processing took longer than its {budget:g} s time box",
-            }
+            reason = f"processing took longer than its {budget:g} s time box"
+            self._skip(t, "cut_short", reason)
             return
         with self._lock:
             self._finished = values
@@ -250,6 +308,14 @@ class HeapWatch:
         done by then is dropped and ``None`` returned; nothing it found is kept.
         """
         self.last_snapshot_t = t
+        self._skip_told = False
+        began = time.perf_counter()
+        try:
+            return self._take(rebaseline, deadline)
+        finally:
+            self.last_duration = time.perf_counter() - began
+
+    def _take(self, rebaseline: bool, deadline: float | None) -> dict[str, float] | None:
         if not self.tracing and self.sampler is not None and self.sampling:
             # The sampler keeps per-stack sums already: no snapshot to take.
             groups = self.sampler.groups()
@@ -335,5 +401,6 @@ class HeapWatch:
             "snapshots_skipped": self.skipped,
             "snapshots_cut_short": self.cut_short,
             "last_snapshot_skip": dict(self.last_skip) if self.last_skip else None,
+            "last_snapshot_seconds": self.last_duration,
             "components": self.component_names,
         }

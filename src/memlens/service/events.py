@@ -161,6 +161,28 @@ class LeakCleared(MonitorEvent):
         return f"leak alert {self.leak_id} in {self.component} cleared ({self.reason})"
 
 
+@dataclass(frozen=True)
+class SnapshotSkipped(MonitorEvent):
+    """A heap snapshot that was due was not taken, or was cut short and not used;
+    ``reason`` says why, ``cause`` is its kind and ``skipped`` the count so far.
+    Component and site figures are older than usual meanwhile."""
+
+    reason: str
+    skipped: int
+    #: ``fork`` (a forked child's first snapshot waits an interval, by design),
+    #: ``budget`` (the last one was slow), ``tracing_off``, ``sampler`` (unavailable),
+    #: ``busy`` (the previous one still being processed), ``cut_short`` (time box)
+    cause: str = ""
+
+    @property
+    def log_level(self) -> int:
+        # A deferral after fork happens in every worker and is by design: not a warning.
+        return INFO if self.cause == "fork" else WARNING
+
+    def message(self) -> str:
+        return f"heap snapshot skipped ({self.skipped} so far): {self.reason}"
+
+
 Subscriber = Callable[[MonitorEvent], None]
 
 _STOP = object()

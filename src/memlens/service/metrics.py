@@ -160,11 +160,26 @@ def collect(monitor: Monitor) -> list[Family]:
         fam = Family(PREFIX + name, "counter", help)
         fam.add(stats[key], suffix="_total")
         out.append(fam)
+    skips = Family(
+        PREFIX + "monitor_snapshots_skipped",
+        "counter",
+        "Heap snapshots due but not taken, or cut short and not used (SnapshotSkipped events).",
+    )
+    skips.add(stats["snapshots_skipped"] + stats["snapshots_cut_short"], suffix="_total")
+    out.append(skips)
     out.append(
         _gauge(
             "monitor_history_bytes", "Memory held by the monitor's history.", stats["history_bytes"]
         )
     )
+    if stats["snapshots"]:
+        out.append(
+            _gauge(
+                "monitor_snapshot_seconds",
+                "Wall time the latest heap snapshot took.",
+                stats["last_snapshot_seconds"],
+            )
+        )
     out.extend(remedy_families())
     # A family without samples says nothing, and multiprocess files cannot carry one.
     return [fam for fam in out if fam.samples]

@@ -54,6 +54,7 @@ from memlens.service.events import (
     MonitorEvent,
     PerformanceThresholdExceeded,
     PerformanceThresholdRecovered,
+    SnapshotSkipped,
     Subscriber,
 )
 from memlens.service.leaks import (
@@ -144,6 +145,7 @@ class Monitor:
             tracing="tracemalloc" in self.backends,
             sampling="sampler" in self.backends,
         )
+        self.heapwatch.on_skip = self._snapshot_skipped
         self._server: MonitorServer | None = None
         self._op_ids = itertools.count(1)
         self._started = False
@@ -319,6 +321,11 @@ class Monitor:
             # never wait for it. sample_now() asked for the values now: it waits.
             return self.heapwatch.take_in_background(t, interval, rebaseline=rebaseline)
         return self.heapwatch.take(t, rebaseline=rebaseline) or {}
+
+    def _snapshot_skipped(self, cause: str, reason: str) -> None:
+        # On the sampling thread, or the snapshot worker for one cut short.
+        count = self.heapwatch.skipped + self.heapwatch.cut_short
+        self.events.publish(SnapshotSkipped(self._wall(self.now()), reason, count, cause))
 
     @property
     def _warmup_end(self) -> float:

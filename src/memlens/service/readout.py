@@ -98,6 +98,11 @@ def stats(mon: Monitor) -> dict[str, Any]:
         "events_delivered": mon.events.delivered,
         "leak_alerts_total": mon.leaks.total_alerts,
         "history_bytes": nbytes,
+        "snapshots": mon.heapwatch.snapshots,
+        "snapshots_skipped": mon.heapwatch.skipped,
+        "snapshots_cut_short": mon.heapwatch.cut_short,
+        "last_snapshot_skip": mon.heapwatch.last_skip,
+        "last_snapshot_seconds": mon.heapwatch.last_duration,
         "flush_errors": mon.flush_errors,
         "last_flush": utc_iso(mon.last_flush) if mon.last_flush else None,
     }

@@ -1,0 +1,118 @@
+"""The monitor says when a due heap snapshot was skipped: an event (logged as a
+warning), a counter in /metrics and the figures in ``stats()``/``/debug/memory``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tracemalloc
+
+import pytest
+
+from memlens.core.clock import ManualClock
+from memlens.core.config import Config
+from memlens.service import Monitor, SnapshotSkipped
+from memlens.service import metrics as metrics_mod
+from tests.service.helpers import MB
+
+
+def debug_monitor(clock: ManualClock) -> Monitor:
+    mon = Monitor(
+        Config(mode="debug", persist_history=False), clock=clock, readers=[lambda: {"rss": MB}]
+    )
+    events: list[SnapshotSkipped] = []
+    mon.subscribe(events.append, [SnapshotSkipped])
+    mon.skips = events  # type: ignore[attr-defined]
+    return mon
+
+
+def skips_metric(mon: Monitor) -> float:
+    fam = metrics_mod.by_name(metrics_mod.collect(mon))["memlens_monitor_snapshots_skipped"]
+    return fam.samples[0][2]
+
+
+def test_a_slow_snapshot_postpones_the_next_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    mon = debug_monitor(clock)
+    interval = mon.config.effective_snapshot_interval  # 10 s in debug mode
+    caplog.set_level(logging.WARNING, logger="memlens.monitor")
+    mon.start(thread=False)
+    try:
+        assert mon.heapwatch.snapshots == 1
+        # As if that snapshot had held the process for 3 s (a heap of millions of
+        # objects): the next may start 30 s later, not 10 s.
+        mon.heapwatch.last_duration = 3.0
+        clock.advance(interval + 1)
+        mon.sample_now()
+        clock.advance(interval)  # still inside the 30 s: no second report
+        mon.sample_now()
+        assert mon.heapwatch.snapshots == 1
+        mon.events.flush()
+        assert len(mon.skips) == 1  # type: ignore[attr-defined]
+        event = mon.skips[0]  # type: ignore[attr-defined]
+        assert "took 3.00 s" in event.reason and "waits 30 s" in event.reason
+        assert event.skipped == 1
+        assert any("heap snapshot skipped" in r.getMessage() for r in caplog.records)
+        assert skips_metric(mon) == 1
+        stats = mon.stats()
+        assert stats["snapshots_skipped"] == 1 and "took 3.00 s" in stats["last_snapshot_skip"]
+        assert mon.debug_snapshot()["monitor"]["snapshots_skipped"] == 1
+        clock.advance(interval)  # 31 s after the slow one: taken again
+        mon.sample_now()
+        assert mon.heapwatch.snapshots == 2
+        assert mon.heapwatch.last_duration < 3.0  # the real duration of a small snapshot
+    finally:
+        mon.stop()
+
+
+def test_tracing_stopped_outside_memlens_is_reported_once_and_recovers() -> None:
+    clock = ManualClock()
+    mon = debug_monitor(clock)
+    interval = mon.config.effective_snapshot_interval
+    mon.start(thread=False)
+    try:
+        tracemalloc.stop()  # the application stops tracing under the monitor
+        for _ in range(3):
+            clock.advance(interval + 1)
+            mon.sample_now()
+        mon.events.flush()
+        reasons = [e.reason for e in mon.skips]  # type: ignore[attr-defined]
+        assert reasons == ["tracemalloc is not tracing (stopped outside memlens)"]
+        tracemalloc.start(mon.heapwatch.depth)
+        clock.advance(interval + 1)
+        mon.sample_now()
+        assert mon.heapwatch.snapshots == 2 and skips_metric(mon) == 1
+    finally:
+        mon.stop()
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_reports_its_deferred_first_snapshot() -> None:
+    clock = ManualClock()
+    mon = debug_monitor(clock)
+    mon.start(thread=False)
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                mon.sample_now()
+                mon.events.flush()
+                msg = ";".join(e.reason for e in mon.skips)  # type: ignore[attr-defined]
+                os.write(w, f"{mon.stats()['snapshots_skipped']}|{msg}".encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            out = f.read()
+        os.waitpid(pid, 0)
+        count, _, reason = out.partition("|")
+        assert count == "1"
+        assert "first snapshot after fork waits one interval" in reason
+        assert mon.stats()["snapshots_skipped"] == 0  # the parent skipped nothing
+    finally:
+        mon.stop()
