@@ -131,7 +131,9 @@ def _exit(code: int) -> None:
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if not others:
         sys.exit(code)
-    names = ", ".join(sorted({t.name for t in others}))
+    from memlens.report.safe import printable
+
+    names = printable(", ".join(sorted({t.name for t in others})), one_line=True)
     click.echo(
         f"memlens: note: the step left {len(others)} non-daemon thread(s) running ({names});"
         " exiting without waiting for them",
@@ -166,7 +168,9 @@ def _emit(diag: Any, fmt: str, output: str | None, saved: str | None = None) -> 
                 ) from None
             click.echo(text.rstrip("\n"))  # nothing else keeps it: print it
             raise
-        click.echo(f"memlens: wrote {output}", err=True)
+        from memlens.report.safe import printable
+
+        click.echo(f"memlens: wrote {printable(output, one_line=True)}", err=True)
     else:
         click.echo(text.rstrip("\n"))
 

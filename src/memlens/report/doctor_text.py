@@ -16,6 +16,7 @@ from rich.text import Text
 from memlens.core.units import format_bytes, format_duration
 from memlens.heap.doctor.diagnosis import CATEGORIES, LEAK, NO_LEAK, Diagnosis, Finding
 from memlens.report.findings_text import finding_block
+from memlens.report.safe import printable
 
 
 def finding_renderable(f: Finding, diag: Diagnosis) -> Group:
@@ -49,7 +50,7 @@ def renderable(diag: Diagnosis) -> Group:
         summary.append("NO LEAK", style="bold green")
     else:
         summary.append("INCONCLUSIVE", style="bold yellow")
-    summary.append(f"  {diag.target}", style="bold")
+    summary.append(f"  {printable(diag.target, one_line=True)}", style="bold")
     summary.append(
         f"  {diag.iterations} iterations ({diag.warmup} warm-up, {diag.checkpoints} checkpoints)"
         f" in {format_duration(diag.duration)}",
@@ -57,9 +58,9 @@ def renderable(diag: Diagnosis) -> Group:
     )
     parts.append(summary)
     if diag.reason and diag.verdict != LEAK:
-        parts.append(Text("  " + diag.reason))
+        parts.append(Text("  " + printable(diag.reason)))
     for note in diag.notes:
-        parts.append(Text("  note: " + note, style="dim"))
+        parts.append(Text("  note: " + printable(note), style="dim"))
     return Group(*parts)
 
 

@@ -11,6 +11,9 @@ context diagnosis, monitor leak alerts)::
       or             remove entries when done · hold values weakly
 
 Domain details (``stack``, ``source``, ``library``…) print when the finding has them.
+Every text in a finding comes from the user's program (file, function and key names,
+source lines, type names), so it is shown as text: never parsed as markup, and
+characters that would act on the terminal are printed as escapes (``report/safe.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from rich.text import Text
 
 from memlens.core.findings import TOKENS, Finding
 from memlens.core.units import format_bytes, format_tokens
+from memlens.report.safe import printable
 
 LABEL_WIDTH = 15  # width of the left column
 
@@ -38,7 +42,7 @@ def amount_text(amount: float, unit: str, signed: bool = False) -> str:
 def row(label: str, body: Text | str, style: str = "") -> Text:
     """One ``  label          body`` line."""
     out = Text("  " + label.ljust(LABEL_WIDTH), style="dim")
-    out.append_text(body if isinstance(body, Text) else Text(body, style=style))
+    out.append_text(body if isinstance(body, Text) else Text(printable(body), style=style))
     return out
 
 
@@ -87,7 +91,7 @@ def finding_block(
     head = Text()
     head.append(label or f.severity.upper(), style=SEVERITY_STYLE.get(f.severity, "bold red"))
     if f.site:
-        head.append(f"  {f.site}", style="bold")
+        head.append(f"  {printable(f.site, one_line=True)}", style="bold")
     head.append("  ")
     head.append((labels or {}).get(f.category, f.category.replace("_", " ")), style="yellow")
     if f.amount:
@@ -124,14 +128,14 @@ def finding_block(
         lines = top.snippet.splitlines() if top.snippet else []
         # A one-line fix reads inline; a longer one prints whole, one line each,
         # so it can be pasted as it is.
-        body = Text(f"{top.title}: {lines[0]}" if len(lines) == 1 else top.title)
+        body = Text(printable(f"{top.title}: {lines[0]}" if len(lines) == 1 else top.title))
         if top.saving:
             body.append(
                 f"     frees ≈ {amount_text(top.saving, top.unit)}{saving_note}", style="green"
             )
         if len(lines) > 1:
             for line in lines:
-                body.append("\n    " + line)
+                body.append("\n    " + printable(line, one_line=True))
         rows.append(row(f"fix ({top.effort})" if top.effort else "fix", body))
         rest = " · ".join(r.title for r in f.remedies[1:])
         if rest:
