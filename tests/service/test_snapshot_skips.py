@@ -102,7 +102,10 @@ def test_a_forked_child_reports_its_deferred_first_snapshot() -> None:
             try:
                 mon.sample_now()
                 mon.events.flush()
-                msg = ";".join(e.reason for e in mon.skips)  # type: ignore[attr-defined]
+                msg = ";".join(
+                    f"{e.cause}:{e.log_level}:{e.reason}"
+                    for e in mon.skips  # type: ignore[attr-defined]
+                )
                 os.write(w, f"{mon.stats()['snapshots_skipped']}|{msg}".encode())
             finally:
                 os._exit(0)
@@ -113,6 +116,49 @@ def test_a_forked_child_reports_its_deferred_first_snapshot() -> None:
         count, _, reason = out.partition("|")
         assert count == "1"
         assert "first snapshot after fork waits one interval" in reason
+        # By design in every worker: logged at INFO, not as a warning.
+        assert reason.startswith(f"fork:{logging.INFO}:")
         assert mon.stats()["snapshots_skipped"] == 0  # the parent skipped nothing
+    finally:
+        mon.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_no_snapshot_no_skip_and_fork_returns_before_any_meter_read() -> None:
+    """In ``production`` (no snapshots) nothing is reported as skipped, and the child's
+    first sample runs on its monitor thread, not inside ``os.fork()``."""
+    import threading
+    import time
+
+    calls: list[tuple[int, str]] = []
+
+    def reader() -> dict[str, float]:
+        calls.append((os.getpid(), threading.current_thread().name))
+        return {"rss": MB}
+
+    mon = Monitor(Config(mode="production", persist_history=False), readers=[reader])
+    events: list[SnapshotSkipped] = []
+    mon.subscribe(events.append, [SnapshotSkipped])
+    mon.start()
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                me = os.getpid()
+                at_return = [c for c in calls if c[0] == me and c[1] == "MainThread"]
+                deadline = time.monotonic() + 60
+                while not any(c[0] == me for c in calls) and time.monotonic() < deadline:
+                    time.sleep(0.01)  # wait for the child's monitor thread to sample
+                later = sorted({name for p, name in calls if p == me})
+                mon.events.flush()
+                os.write(w, f"{len(at_return)}|{','.join(later)}|{len(events)}".encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            out = f.read()
+        os.waitpid(pid, 0)
+        assert out == "0|memlens-monitor|0"
     finally:
         mon.stop()

@@ -73,13 +73,21 @@ class Recorder:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
-        """Take one sample now and start the background thread."""
+    def start(self, sample_now: bool = True) -> None:
+        """Take one sample now and start the background thread.
+
+        ``sample_now=False`` leaves the first sample to the thread (at once, not an
+        interval later): after fork, where the caller is the child's main thread
+        inside ``os.fork()``, which should return without reading any meter.
+        """
         if self.running:
             return
         self._stop.clear()
-        self.sample()
-        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        if sample_now:
+            self.sample()
+        self._thread = threading.Thread(
+            target=self._loop, args=(not sample_now,), name=self.name, daemon=True
+        )
         self._thread.start()
         _live.add(self)
 
@@ -115,7 +123,9 @@ class Recorder:
                 self.last_error = f"listener {type(exc).__name__}: {exc}"
         return values
 
-    def _loop(self) -> None:
+    def _loop(self, first: bool = False) -> None:
+        if first:
+            self.sample()
         while not self._stop.wait(self.interval):
             self.sample()
 
@@ -128,6 +138,6 @@ class Recorder:
         self._thread = None
         self._pid = os.getpid()
         if was_running and self.restart_after_fork:
-            self.start()
+            self.start(sample_now=False)
         else:
             _live.discard(self)

@@ -577,4 +577,6 @@ class Monitor:
         if "gc" in self.backends:
             self.gc_meter.start()
         if self._threaded:
-            self.recorder.start()
+            # The first sample (an smaps read in some modes) runs on the new thread, so
+            # os.fork() returns in the child without reading any meter.
+            self.recorder.start(sample_now=False)
