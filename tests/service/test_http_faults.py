@@ -131,3 +131,61 @@ def test_aborted_scrapes_and_resets_print_nothing(tmp_path: Path) -> None:
         _, stderr = proc.communicate(timeout=30)
     assert "Traceback" not in stderr, stderr[-3000:]
     assert len(stderr.encode()) < 1000, stderr[-3000:]
+
+
+def test_many_concurrent_requests_are_all_answered() -> None:
+    """What already held (keep it so): 2,000 requests from 20 threads, every one
+    answered, none refused, with the default handler bound."""
+    monitor = Monitor(Config(mode="production", persist_history=False)).start()
+    srv = MonitorServer(monitor)
+    srv.start()
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        for i in range(100):
+            path = "/metrics" if i % 2 else "/healthz"
+            status = _status(f"{srv.url}{path}")
+            with lock:
+                statuses.append(status)
+
+    try:
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        srv.stop()
+        monitor.stop()
+    assert len(statuses) == 2000
+    assert set(statuses) == {200}
+
+
+def test_top_in_a_pipe_prints_each_view(tmp_path: Path) -> None:
+    """``memlens top URL`` (live mode) with stdout not a terminal prints a view per
+    refresh instead of nothing."""
+    monitor = Monitor(
+        Config(mode="production", persist_history=False, service_name="pipesvc")
+    ).start()
+    try:
+        url = monitor.serve_http().url
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "memlens", "top", url, "--interval", "0.2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            views = 0
+            for line in proc.stdout:
+                views += "pipesvc" in line
+                if views >= 2:
+                    break
+            assert views >= 2, proc.stderr.read() if proc.stderr else ""
+        finally:
+            proc.kill()
+            proc.communicate(timeout=30)
+    finally:
+        monitor.stop()
