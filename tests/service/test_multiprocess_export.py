@@ -173,3 +173,37 @@ def test_multiprocess_export_has_the_families_and_types_of_one_process(
         sites = multi["memlens_allocation_site_bytes"]
         line = APP.splitlines().index("    keep.append([bytearray(1000) for _ in range(3000)])") + 1
         assert any(s.labels["site"].endswith(f"app.py:{line}") for s in sites.samples)
+
+
+def test_a_series_that_ended_is_gone_from_the_next_scrape(tmp_path: Path) -> None:
+    """Values change in place while the series stay the same; a series that ended (a
+    site that left the top list) disappears instead of repeating its last value."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from memlens.service.metrics import Family
+    from memlens.service.prometheus import PidFiles
+
+    def sites(**sizes: float) -> list[Family]:
+        fam = Family("memlens_allocation_site_bytes", "gauge", "Live bytes per site.")
+        for site, size in sizes.items():
+            fam.add(size, {"site": site})
+        return [fam]
+
+    def scrape() -> dict[str, float]:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))
+        (fam,) = text_string_to_metric_families(generate_latest(registry).decode())
+        return {s.labels["site"]: s.value for s in fam.samples}
+
+    files = PidFiles(str(tmp_path), 4242)
+    try:
+        files.write(sites(a=1.0, b=2.0))
+        assert scrape() == {"a": 1.0, "b": 2.0}
+        files.write(sites(a=5.0, b=6.0))
+        assert scrape() == {"a": 5.0, "b": 6.0}
+        files.write(sites(a=7.0))
+        assert scrape() == {"a": 7.0}
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["gauge_livememlens_4242.db"]
+    finally:
+        files.close()

@@ -103,12 +103,12 @@ class MultiprocessExporter:
         self.interval = interval
         self.writes = 0
         self._last: float | None = None
-        self._pid = os.getpid()
+        self._files = PidFiles(self.directory, os.getpid())
         monitor.add_sample_listener(self._on_sample)
 
     def _on_sample(self, t: float, values: Any) -> None:
-        if os.getpid() != self._pid:  # forked: the child writes files of its own
-            self._pid = os.getpid()
+        if os.getpid() != self._files.pid:  # forked: the child writes files of its own
+            self._files = PidFiles(self.directory, os.getpid())  # the parent's stay open there
             self._last = None
         if self._last is not None and t - self._last < self.interval:
             return
@@ -116,13 +116,16 @@ class MultiprocessExporter:
         self.write()
 
     def write(self) -> None:
-        """Read the monitor now and replace this process's files with its families."""
-        write_families(self.directory, os.getpid(), collect(self.monitor))
+        """Read the monitor now and write this process's families to its files."""
+        if os.getpid() != self._files.pid:
+            self._files = PidFiles(self.directory, os.getpid())
+        self._files.write(collect(self.monitor))
         self.writes += 1
 
     def detach(self) -> None:
         """Stop writing (the files stay until :func:`mark_process_dead`)."""
         self.monitor.remove_sample_listener(self._on_sample)
+        self._files.close()
 
 
 # prometheus_client's collector takes a file's type from its name's first part and,
@@ -139,51 +142,91 @@ def _files(pid: int) -> dict[str, str]:
     }
 
 
-def write_families(directory: str, pid: int, families: list[Family]) -> None:
-    """Write ``families`` as prometheus_client multiprocess files for ``pid`` (whole files)."""
-    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+class PidFiles:
+    """One process's memlens files in a multiprocess directory.
 
-    by_kind: dict[str, list[tuple[str, str, dict[str, str], float]]] = {}
-    for fam in families:
-        rows = by_kind.setdefault(fam.kind, [])
-        if fam.kind == "histogram":
-            rows.extend(_histogram_rows(fam))
-        else:
-            rows.extend((fam.name, name, labels, value) for name, labels, value in fam.samples)
-    helps = {fam.name: fam.help for fam in families}
-    for kind, filename in _files(pid).items():
-        rows = by_kind.get(kind, [])
-        path = os.path.join(directory, filename)
+    While the same series are written, values are updated in place (8-byte writes,
+    as prometheus_client does); when the set of series changes, the file is written
+    aside under a name the collector does not read and renamed over the old one, so
+    a scrape reads the old or the new file, never half of one.
+    """
+
+    def __init__(self, directory: str, pid: int) -> None:
+        self.directory = directory
+        self.pid = pid
+        self._open: dict[str, tuple[Any, list[str]]] = {}  # kind -> (MmapedDict, keys)
+        self._keys: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+
+    def write(self, families: list[Family]) -> None:
+        from prometheus_client.mmap_dict import mmap_key
+
+        by_kind: dict[str, list[tuple[str, float]]] = {}
+        for fam in families:
+            rows = by_kind.setdefault(fam.kind, [])
+            samples = _histogram_rows(fam) if fam.kind == "histogram" else fam.samples
+            for name, labels, value in samples:
+                ident = (fam.name, name, tuple(labels.items()))
+                key = self._keys.get(ident)
+                if key is None:
+                    if len(self._keys) > 10_000:  # sites come and go: keep it bounded
+                        self._keys.clear()
+                    key = mmap_key(fam.name, name, list(labels), list(labels.values()), fam.help)
+                    self._keys[ident] = key
+                rows.append((key, value))
+        for kind, filename in _files(self.pid).items():
+            self._write_file(kind, os.path.join(self.directory, filename), by_kind.get(kind, []))
+
+    def _write_file(self, kind: str, path: str, rows: list[tuple[str, float]]) -> None:
+        from prometheus_client.mmap_dict import MmapedDict
+
+        keys = [key for key, _ in rows]
+        current = self._open.get(kind)
+        if current is not None and current[1] == keys and os.path.exists(path):
+            for key, value in rows:
+                current[0].write_value(key, value, 0.0)
+            return
+        if current is not None:
+            current[0].close()
+            del self._open[kind]
         if not rows:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
-            continue
-        # Written aside under a name the collector does not read, then renamed over
-        # the old file: a scrape reads either the old or the new file, never half.
-        tmp = os.path.join(directory, f".{filename}.{threading.get_ident()}.tmp")
+            return
+        tmp = f"{path}.{threading.get_ident()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         mm = MmapedDict(tmp)
-        try:
-            for metric, name, labels, value in rows:
-                key = mmap_key(metric, name, list(labels), list(labels.values()), helps[metric])
-                mm.write_value(key, value, 0.0)
-        finally:
+        for key, value in rows:
+            mm.write_value(key, value, 0.0)
+        os.replace(tmp, path)  # the open map now belongs to the file at ``path``
+        self._open[kind] = (mm, keys)
+
+    def close(self) -> None:
+        for mm, _ in self._open.values():
             mm.close()
-        os.replace(tmp, path)
+        self._open.clear()
 
 
-def _histogram_rows(fam: Family) -> Iterator[tuple[str, str, dict[str, str], float]]:
+def write_families(directory: str, pid: int, families: list[Family]) -> None:
+    """Write ``families`` as prometheus_client multiprocess files for ``pid`` (once)."""
+    files = PidFiles(directory, pid)
+    try:
+        files.write(families)
+    finally:
+        files.close()
+
+
+def _histogram_rows(fam: Family) -> Iterator[tuple[str, dict[str, str], float]]:
     """Per-bucket counts and the sum (prometheus_client files hold buckets uncumulated
     and derive ``_count`` from them)."""
     previous: dict[tuple[tuple[str, str], ...], float] = {}
     for name, labels, value in fam.samples:
         if name.endswith("_bucket"):
             series = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
-            yield fam.name, name, labels, value - previous.get(series, 0.0)
+            yield name, labels, value - previous.get(series, 0.0)
             previous[series] = value
         elif name.endswith("_sum"):
-            yield fam.name, name, labels, value
+            yield name, labels, value
 
 
 def mark_process_dead(pid: int, path: str | None = None) -> None:
