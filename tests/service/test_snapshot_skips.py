@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
@@ -24,6 +25,22 @@ def debug_monitor(clock: ManualClock) -> Monitor:
     mon.subscribe(events.append, [SnapshotSkipped])
     mon.skips = events  # type: ignore[attr-defined]
     return mon
+
+
+def in_child(work: Callable[[], str]) -> str:
+    """Run ``work`` in a forked child; return what it returned."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(w, work().encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
 
 
 def skips_metric(mon: Monitor) -> float:
@@ -96,23 +113,17 @@ def test_a_forked_child_reports_its_deferred_first_snapshot() -> None:
     mon = debug_monitor(clock)
     mon.start(thread=False)
     try:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                mon.sample_now()
-                mon.events.flush()
-                msg = ";".join(
-                    f"{e.cause}:{e.log_level}:{e.reason}"
-                    for e in mon.skips  # type: ignore[attr-defined]
-                )
-                os.write(w, f"{mon.stats()['snapshots_skipped']}|{msg}".encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        with os.fdopen(r) as f:
-            out = f.read()
-        os.waitpid(pid, 0)
+
+        def child() -> str:
+            mon.sample_now()
+            mon.events.flush()
+            msg = ";".join(
+                f"{e.cause}:{e.log_level}:{e.reason}"
+                for e in mon.skips  # type: ignore[attr-defined]
+            )
+            return f"{mon.stats()['snapshots_skipped']}|{msg}"
+
+        out = in_child(child)
         count, _, reason = out.partition("|")
         assert count == "1"
         assert "first snapshot after fork waits one interval" in reason
@@ -141,24 +152,18 @@ def test_no_snapshot_no_skip_and_fork_returns_before_any_meter_read() -> None:
     mon.subscribe(events.append, [SnapshotSkipped])
     mon.start()
     try:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                me = os.getpid()
-                at_return = [c for c in calls if c[0] == me and c[1] == "MainThread"]
-                deadline = time.monotonic() + 60
-                while not any(c[0] == me for c in calls) and time.monotonic() < deadline:
-                    time.sleep(0.01)  # wait for the child's monitor thread to sample
-                later = sorted({name for p, name in calls if p == me})
-                mon.events.flush()
-                os.write(w, f"{len(at_return)}|{','.join(later)}|{len(events)}".encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        with os.fdopen(r) as f:
-            out = f.read()
-        os.waitpid(pid, 0)
+
+        def child() -> str:
+            me = os.getpid()
+            at_return = [c for c in calls if c[0] == me and c[1] == "MainThread"]
+            deadline = time.monotonic() + 60
+            while not any(c[0] == me for c in calls) and time.monotonic() < deadline:
+                time.sleep(0.01)  # wait for the child's monitor thread to sample
+            later = sorted({name for p, name in calls if p == me})
+            mon.events.flush()
+            return f"{len(at_return)}|{','.join(later)}|{len(events)}"
+
+        out = in_child(child)
         assert out == "0|memlens-monitor|0"
     finally:
         mon.stop()
