@@ -158,3 +158,34 @@ def test_async_start_and_stop_profiling():
 
 async def _tick(out, profiler):
     out.append("tick")
+
+
+def test_sessions_in_two_threads_show_only_the_users_sites():
+    """Overlapping sessions in two threads: each names its own line; neither shows a
+    thread's start-up in threading.py or the <string> code memlens's imports generate."""
+    import threading
+
+    from memlens.heap.frames import MEMLENS_DIR
+
+    keep = {}
+    results = {}
+    start = threading.Barrier(2)
+
+    def work(name):
+        start.wait()
+        with memlens.session(name, interval=0.05) as p:
+            keep[name] = [bytearray(200) for _ in range(5000)]
+        results[name] = p.session
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in results.values():
+        top = s.top_sites[0]
+        assert top.filename == __file__ and top.function == "work" and top.count_diff >= 5000
+        for site in s.top_sites:
+            assert not site.filename.startswith("<"), site.location
+            assert site.filename != threading.__file__, site.location
+            assert not any(frame.startswith(MEMLENS_DIR) for frame in site.stack), site.stack

@@ -157,5 +157,9 @@ def test_top_unreachable_url_is_one_line_and_nonzero() -> None:
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach" in lines[0]
-    bad = run_cli("top", "ftp://x", "--once")
-    assert bad.returncode != 0 and "invalid URL" in bad.stderr
+    for url in ("ftp://x", "not a url", "http://[::1", "http://127.0.0.1:99999", ""):
+        bad = run_cli("top", url, "--once")
+        assert bad.returncode == 2, (url, bad.stderr)
+        (line,) = bad.stderr.strip().splitlines()
+        assert line.startswith("memlens: error: invalid URL"), line
+        assert "Traceback" not in bad.stderr

@@ -76,6 +76,29 @@ def _memlens_thread(frames: Frames) -> bool:
     )
 
 
+_THREADING_FILE = threading.__file__
+
+
+def _on_memlens_behalf(frames: Frames) -> bool:
+    """Allocated by memlens's code through a library or generated code, or by a thread
+    starting up before it runs any code of its own.
+
+    Scanning from the most recent frame: memlens reached before any real user file
+    means memlens asked for it (the ``threading.Thread`` of a recorder, the
+    ``<string>`` a dataclass generates while memlens imports, in another thread's
+    session); ``<string>``-like frames on the way are not the user's unless the user's
+    own code comes first. A traceback only in ``threading.py`` is a thread's start-up.
+    """
+    for filename, _ in frames:
+        if filename.startswith(MEMLENS_DIR) or filename in HOST_FILES:
+            return True
+        if filename.startswith("<"):
+            continue
+        if is_user_file(filename):
+            return False
+    return all(f == _THREADING_FILE for f, _ in frames)
+
+
 def group_traces(snapshot: tracemalloc.Snapshot) -> list[tuple[Frames, int, int]]:
     """``(frames, bytes, blocks)`` per distinct traceback, without memlens's own blocks.
 
@@ -95,7 +118,7 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> list[tuple[Frames, int, int]
     out: list[tuple[Frames, int, int]] = []
     own = is_own_frame
     for frames, group in itertools.groupby(sorted(raw, key=_TB_OF), key=_TB_OF):
-        if frames and (own(frames[0][0]) or _memlens_thread(frames)):
+        if frames and (own(frames[0][0]) or _memlens_thread(frames) or _on_memlens_behalf(frames)):
             continue
         sizes = list(map(_SIZE_OF, group))
         out.append((frames, sum(sizes), len(sizes)))
