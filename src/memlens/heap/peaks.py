@@ -10,11 +10,10 @@ the highest traced total since it (re)started, whoever reset meanwhile.
 
 from __future__ import annotations
 
-import threading
-import weakref
-
 # The C half only: tracemalloc.py is imported on first snapshot (see heap_meter.py).
 import _tracemalloc
+import threading
+import weakref
 
 _lock = threading.Lock()
 _watches: weakref.WeakSet[PeakWatch] = weakref.WeakSet()
