@@ -74,7 +74,8 @@ def test_a_slow_snapshot_postpones_the_next_and_says_so(
         assert any("heap snapshot skipped" in r.getMessage() for r in caplog.records)
         assert skips_metric(mon) == 1
         stats = mon.stats()
-        assert stats["snapshots_skipped"] == 1 and "took 3.00 s" in stats["last_snapshot_skip"]
+        assert stats["snapshots_skipped"] == 1
+        assert "took 3.00 s" in stats["last_snapshot_skip"]["reason"]
         assert mon.debug_snapshot()["monitor"]["snapshots_skipped"] == 1
         clock.advance(interval)  # 31 s after the slow one: taken again
         mon.sample_now()
@@ -166,4 +167,37 @@ def test_no_snapshot_no_skip_and_fork_returns_before_any_meter_read() -> None:
         out = in_child(child)
         assert out == "0|memlens-monitor|0"
     finally:
+        mon.stop()
+
+
+def test_busy_and_cut_short_snapshots_are_events_too() -> None:
+    """Off the sampling thread (``service/components.py``'s worker), a snapshot due
+    while one is still processed, and one past its time box, are said as events."""
+    import time
+
+    from tests.service.test_background_snapshot import Held
+
+    clock = ManualClock()
+    mon = Monitor(
+        Config(mode="debug", persist_history=False, snapshot_interval=0.01),
+        clock=clock,
+        readers=[lambda: {"rss": MB}],
+    )
+    events: list[SnapshotSkipped] = []
+    mon.subscribe(events.append, [SnapshotSkipped])
+    held = Held(mon.heapwatch)
+    mon.start(thread=False)  # its first sample starts a snapshot on the worker
+    try:
+        assert held.entered.wait(60)
+        clock.advance(1)
+        mon.recorder.sample()  # as the sampling thread does: the worker is busy
+        time.sleep(0.05)  # so its 0.01 s time box is surely over when it resumes
+        held.release.set()  # cut short
+        assert mon.heapwatch.wait_background(60)
+        mon.events.flush()
+        assert [e.cause for e in events] == ["busy", "cut_short"]
+        assert [e.skipped for e in events] == [1, 2]
+        assert skips_metric(mon) == 2
+    finally:
+        held.release.set()
         mon.stop()
