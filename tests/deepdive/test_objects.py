@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from memlens.heap import census as census_mod
+from memlens.heap.native_ext import load_extension
 from tests.deepdive.conftest import MIB, TRUTH
 from tests.memlens_cli import memlens, one_line_error
 
@@ -101,6 +102,8 @@ def test_objects_by_pid_finds_the_known_largest(
     for name, n in truth["types"].items():
         assert counts.get(name) == n, (name, counts.get(name))
     assert data["attach"]["pause_seconds"] > 0
+    # the target runs the same Python: the census ran there with the C engine
+    assert data["engine"] == ("c" if load_extension("_census") is not None else "python")
     # the target runs on, detached; the page memlens mapped for its code is gone
     # (new mappings are heap growth and stdlib extension modules the census loaded)
     assert target.poll() is None

@@ -10,11 +10,19 @@ source runs inside another process when memlens attaches to it (see
 :mod:`memlens.heap.attach`), and :func:`census` returns plain data (dicts, lists,
 str, int, float) that ``marshal`` can carry back.
 
-How it stays fast at a million objects: the graph is built with one
-``gc.get_referents`` call per batch (a marker between objects tells whose referents
-follow), kept as integer arrays, and the dominators are computed with the iterative
-Cooper–Harvey–Kennedy algorithm, in which every node with a single referrer (most of
-a heap) is settled without an intersection.
+Two engines compute the same graph, dominators and sizes behind one interface
+(``index``, ``node``, ``idom``, ``size``, ``retained``, ``successors``,
+``predecessors``, ``largest``, ``types``):
+
+- ``memlens._census.Census``, in C, when the caller passes it (``accel``: the module,
+  or the path of its shared library, which the attach path passes when the target
+  runs the same Python): one ``tp_traverse`` walk, Lengauer–Tarjan dominators, no
+  Python object per node, and memory tracemalloc does not trace;
+- :class:`_PyHeap` otherwise: the graph is built with one ``gc.get_referents`` call
+  per batch (a marker between objects tells whose referents follow), kept as integer
+  arrays, and the dominators are computed with the iterative Cooper–Harvey–Kennedy
+  algorithm, in which every node with a single referrer (most of a heap) is settled
+  without an intersection.
 """
 
 from __future__ import annotations
@@ -36,15 +44,19 @@ _ROOT = 0  # index of the virtual root that holds every named root
 class _Graph:
     """Nodes (objects) and forward edges in CSR form (``starts``/``targets``)."""
 
-    def __init__(self, ignore: set[int]) -> None:
+    def __init__(
+        self, objs: list[Any], ignore: set[int], roots: list[Any], subst: dict[int, Any]
+    ) -> None:
         ignore.update((id(self), id(ignore)))
-        objs = gc.get_objects()
-        ignore.add(id(objs))
+        self.subst = subst
         nodes: list[Any] = [None]  # index 0 is the virtual root
         nodes.extend(compress(objs, map(not_, map(ignore.__contains__, map(id, objs)))))
-        del objs
         index: dict[int, int] = dict(zip(map(id, nodes), range(len(nodes))))
         del index[id(None)]
+        for root in roots:  # a frame the GC does not track is still a root
+            if id(root) not in index and id(root) not in ignore:
+                index[id(root)] = len(nodes)
+                nodes.append(root)
         # References to memlens's own objects point at the virtual root: harmless.
         index.update(zip(ignore, repeat(_ROOT)))
         self.nodes = nodes
@@ -75,7 +87,10 @@ class _Graph:
         the next, so no Python-level call per object is needed.
         """
         marker = (object(),)
-        flat = gc.get_referents(*chain.from_iterable(zip(batch, repeat(marker))))
+        subst = self.subst
+        walked = list(map(subst.get, map(id, batch), batch)) if subst else batch
+        flat = gc.get_referents(*chain.from_iterable(zip(walked, repeat(marker))))
+        del walked
         is_sep = list(map(is_, flat, repeat(marker[0])))
         ends = list(compress(count(), is_sep))
         counts = list(map(sub, ends, chain((-1,), ends)))
@@ -96,14 +111,13 @@ class _Graph:
         return self.targets[self.starts[i] : self.starts[i + 1]]
 
 
-def _roots(graph: _Graph, frames: dict[int, Any]) -> list[tuple[int, str]]:
-    """Named roots: modules (by name), then threads' frames."""
-    index = graph.index
-    out: list[tuple[int, str]] = []
+def _roots(frames: dict[int, Any]) -> tuple[list[Any], list[str]]:
+    """Named roots: modules (by name, ``__main__`` first), then threads' frames."""
+    objs: list[Any] = []
+    labels: list[str] = []
     for name, module in sorted(sys.modules.items(), key=lambda kv: kv[0] != "__main__"):
-        i = index.get(id(module))
-        if i:
-            out.append((i, f"module {name}"))
+        objs.append(module)
+        labels.append(f"module {name}")
     names = {}
     try:
         import threading
@@ -114,10 +128,40 @@ def _roots(graph: _Graph, frames: dict[int, Any]) -> list[tuple[int, str]]:
     for ident, frame in frames.items():
         f: Any = frame
         while f is not None:
-            i = index.get(id(f))
-            if i:
-                out.append((i, f"thread {names.get(ident, ident)} frame {f.f_code.co_name}()"))
+            objs.append(f)
+            labels.append(f"thread {names.get(ident, ident)} frame {f.f_code.co_name}()")
             f = f.f_back
+    return objs, labels
+
+
+def _frame_locals(roots: list[Any], ignore: set[int]) -> dict[int, Any]:
+    """Stand-ins for running function frames: their referents plus their locals.
+
+    A frame that is executing does not report its locals to the GC (CPython 3.11+
+    keeps them on the thread's stack), so a list only a running function holds would
+    look "held from C". The census walks this tuple instead of such a frame. The
+    locals snapshot (``f_locals``) and the tuple are memlens's own: ignored.
+
+    Before 3.13, ``f_locals`` is a dict cached on the frame that would keep every
+    value alive until the function returns, even after the function dropped it (a
+    leak in the target, for a main loop): it is emptied at once. With its keys gone
+    nothing is written back to the locals (CPython merges that dict into the frame
+    only for the keys it has).
+    """
+    out: dict[int, Any] = {}
+    for f in roots:
+        if type(f).__name__ != "frame" or id(f) in ignore or not f.f_code.co_flags & 1:
+            continue  # not a frame, memlens's own, or module code (f_locals is globals)
+        try:
+            local_vars = f.f_locals
+            stand_in = (*gc.get_referents(f), *local_vars.values())
+            if type(local_vars) is dict:
+                local_vars.clear()
+        except Exception:  # noqa: BLE001 - without it the locals look held from C
+            continue
+        ignore.update((id(local_vars), id(stand_in)))
+        out[id(f)] = stand_in
+    ignore.add(id(out))
     return out
 
 
@@ -230,6 +274,73 @@ def _dominators(
     return idom, single, preds
 
 
+class _PyHeap:
+    """The pure-Python engine, with the interface of ``memlens._census.Census``."""
+
+    def __init__(
+        self, objs: list[Any], ignore: set[int], roots: list[Any], substitute: dict[int, Any]
+    ) -> None:
+        ignore.add(id(self))
+        graph = _Graph(objs, ignore, roots, substitute)
+        index = graph.index
+        root_ids = list(dict.fromkeys(filter(None, map(index.get, map(id, roots)))))
+        order = _bfs(graph, root_ids)
+        self.idoms, self.single, self.preds = _dominators(graph, root_ids, order)
+        self.graph = graph
+        self.edges = len(graph.targets)
+        sizes = array("q", [0])
+        sizes.extend(map(sys.getsizeof, graph.nodes[1:]))
+        retained = array("q", sizes)
+        idom = self.idoms
+        for v in reversed(order):  # every node before its dominator
+            d = idom[v]
+            if d != v:
+                retained[d] += retained[v]
+        self.sizes, self.retains = sizes, retained
+        self.total = sum(sizes)
+
+    def __len__(self) -> int:
+        return len(self.graph.nodes) - 1
+
+    def index(self, obj: Any) -> int:
+        i = self.graph.index.get(id(obj), -1)
+        return -1 if i == _ROOT else i
+
+    def node(self, i: int) -> Any:
+        return self.graph.nodes[i]
+
+    def idom(self, i: int) -> int:
+        return self.idoms[i]
+
+    def size(self, i: int) -> int:
+        return self.sizes[i]
+
+    def retained(self, i: int) -> int:
+        return self.retains[i]
+
+    def successors(self, i: int) -> list[int]:
+        return list(self.graph.successors(i))
+
+    def predecessors(self, i: int) -> list[int]:
+        if i in self.preds:
+            return self.preds[i]
+        return [self.single[i]] if i in self.single else []
+
+    def largest(self, k: int) -> list[int]:
+        return nlargest(k, range(1, len(self.graph.nodes)), key=self.retains.__getitem__)
+
+    def types(self) -> list[tuple[type, int, int]]:
+        nodes = self.graph.nodes
+        counts = Counter(map(type, nodes[1:]))
+        type_bytes: dict[type, int] = dict.fromkeys(counts, 0)
+        for tp, size in zip(map(type, nodes[1:]), self.sizes[1:]):
+            type_bytes[tp] += size
+        return [(tp, number, type_bytes[tp]) for tp, number in counts.items()]
+
+    def close(self) -> None:
+        del self.graph, self.idoms, self.single, self.preds, self.sizes, self.retains
+
+
 def type_name(tp: type) -> str:
     module = getattr(tp, "__module__", "builtins")
     name = getattr(tp, "__qualname__", tp.__name__)
@@ -324,20 +435,19 @@ def _is_slot(klass: type, name: str) -> bool:
     return type(vars(klass).get(name)).__name__ == "member_descriptor"
 
 
-def _chain(links: array[int], i: int) -> list[int]:
+def _chain(heap: Any, i: int) -> list[int]:
+    """The dominator chain above ``i``, from the top."""
     out: list[int] = []
     seen = set()
     while i != _ROOT and i not in seen and i >= 0 and len(out) < 64:
         seen.add(i)
         out.append(i)
-        i = links[i]
+        i = heap.idom(i)
     out.reverse()
     return out
 
 
-def _shortest(
-    single: dict[int, int], preds: dict[int, list[int]], names: dict[int, str], i: int
-) -> list[int]:
+def _shortest(heap: Any, names: dict[int, str], i: int) -> list[int]:
     """The shortest referrer chain from a named root to ``i`` (breadth-first, backwards)."""
     came: dict[int, int] = {i: -1}
     frontier = [i]
@@ -349,7 +459,7 @@ def _shortest(
                 while came[out[-1]] != -1:
                     out.append(came[out[-1]])
                 return out
-            for p in preds.get(v) or ([single[v]] if v in single else []):
+            for p in heap.predecessors(v):
                 if p != _ROOT and p not in came:
                     came[p] = v
                     nxt.append(p)
@@ -357,32 +467,25 @@ def _shortest(
     return [i]
 
 
-def _path(
-    graph: _Graph,
-    links: tuple[array[int], dict[int, int], dict[int, list[int]]],
-    names: dict[int, str],
-    i: int,
-) -> list[str]:
+def _path(heap: Any, names: dict[int, str], i: int) -> list[str]:
     """Steps from a named root to node ``i``.
 
     The dominator chain is preferred (every step on it must be passed to reach the
     object: it is *why* the object is retained); where it does not start at a named
     root (the object is reachable from several), the shortest referrer chain is used.
     """
-    idom, single, preds = links
-    chain_ = _chain(idom, i)
+    chain_ = _chain(heap, i)
     if not chain_ or chain_[0] not in names:
-        chain_ = _shortest(single, preds, names, i)
-    nodes = graph.nodes
+        chain_ = _shortest(heap, names, i)
     first = chain_[0]
-    steps = [names.get(first, f"held from C: {describe(nodes[first])}")]
+    steps = [names.get(first, f"held from C: {describe(heap.node(first))}")]
     attribute = False  # the previous step was an object's __dict__: keys are attributes
     for a, b in zip(chain_, chain_[1:]):
-        if b not in graph.successors(a):
+        if b not in heap.successors(a):
             steps.append("…")
             attribute = False
             continue
-        step = _edge(nodes[a], nodes[b])
+        step = _edge(heap.node(a), heap.node(b))
         if step == ".__dict__":
             attribute = True
             continue
@@ -393,14 +496,90 @@ def _path(
     return steps
 
 
-def census(top_types: int = 25, top_objects: int = 15, paths: bool = True) -> dict[str, Any]:
+def _load_accel(accel: Any) -> Any:
+    """The C engine's module: ``accel`` itself, or loaded from the path it names.
+
+    Loading by path keeps the target's import state alone (nothing under ``memlens``
+    is imported there); any failure means the pure-Python engine.
+    """
+    if not isinstance(accel, str):
+        return accel
+    try:
+        from importlib.machinery import ExtensionFileLoader
+        from importlib.util import module_from_spec, spec_from_loader
+
+        loader = ExtensionFileLoader("memlens._census", accel)
+        spec = spec_from_loader("memlens._census", loader)
+        if spec is None:
+            return None
+        module = module_from_spec(spec)
+        loader.exec_module(module)
+        return module
+    except Exception:  # noqa: BLE001 - no accelerator: the pure-Python engine
+        return None
+
+
+def _skipped(heap: Any, roots: list[Any], labels: list[str]) -> set[int]:
+    """Nodes never listed as "largest": module roots, their dicts, frames, sys.modules."""
+    module_type = type(sys)
+    skip: set[int] = set()
+    for obj, label in zip(roots, labels):
+        if label.startswith("module ") or " frame " in label:
+            skip.add(heap.index(obj))
+        md = getattr(obj, "__dict__", None) if isinstance(obj, module_type) else None
+        if md is not None:
+            skip.add(heap.index(md))
+    skip.add(heap.index(sys.modules))
+    skip.discard(-1)
+    return skip
+
+
+def _largest(
+    heap: Any, names: dict[int, str], skip: set[int], top_objects: int, paths: bool
+) -> list[dict[str, Any]]:
+    """The objects with the largest retained size, an instance's ``__dict__`` folded in."""
+    largest: list[dict[str, Any]] = []
+    chosen: set[int] = set()
+    for i in heap.largest(top_objects * 6):
+        if len(largest) >= top_objects:
+            break
+        obj = heap.node(i)
+        if i in skip or isinstance(obj, type) or type(obj).__name__ in ("frame", "function"):
+            continue
+        d = heap.idom(i)
+        if (
+            d in chosen
+            and type(obj) is dict
+            and type(heap.node(d)) not in _CONTAINER_SET
+            and heap.retained(i) >= 0.8 * heap.retained(d)
+        ):
+            continue  # an instance's __dict__, already listed as the instance
+        chosen.add(i)
+        largest.append(
+            {
+                "type": type_name(type(obj)),
+                "description": describe(obj),
+                "shallow": heap.size(i),
+                "retained": heap.retained(i),
+                "path": _path(heap, names, i) if paths else [],
+            }
+        )
+    return largest
+
+
+def census(
+    top_types: int = 25, top_objects: int = 15, paths: bool = True, accel: Any = None
+) -> dict[str, Any]:
     """Count the live heap by type and find the objects with the largest retained size.
 
-    Returns ``{"objects", "bytes", "types": [...], "largest": [...], "seconds"}``: each
-    type row has ``type``, ``count``, ``bytes``; each large object ``type``,
-    ``description``, ``shallow``, ``retained`` and ``path`` (steps from a named root).
+    ``accel`` is the ``memlens._census`` module (or its shared library's path) for the
+    C engine; ``None`` uses the pure-Python one. Returns ``{"objects", "bytes",
+    "types": [...], "largest": [...], "seconds", "engine"}``: each type row has
+    ``type``, ``count``, ``bytes``; each large object ``type``, ``description``,
+    ``shallow``, ``retained`` and ``path`` (steps from a named root).
     """
     t0 = time.perf_counter()
+    module = _load_accel(accel)
     frame = sys._getframe()
     ignore = {id(frame), id(globals())}
     own = globals()["__name__"]
@@ -414,79 +593,34 @@ def census(top_types: int = 25, top_objects: int = 15, paths: bool = True) -> di
     # Materialize every thread's frames before the snapshot, so that what running
     # functions hold in their locals is reached through them (not "held from C").
     frames = sys._current_frames()
-    ignore.add(id(frames))
-    graph = _Graph(ignore)
-    named = _roots(graph, frames)
+    roots, labels = _roots(frames)
+    ignore.update((id(ignore), id(frames), id(roots), id(labels), id(module)))
+    substitute = _frame_locals(roots, ignore)
+    objs = gc.get_objects()
+    ignore.add(id(objs))
+    engine = module.Census if module is not None else _PyHeap
+    heap: Any = engine(objs, ignore, roots, substitute)
+    del objs
     names: dict[int, str] = {}
-    for i, label in named:
-        names.setdefault(i, label)
-    root_ids = list(dict.fromkeys(i for i, _ in named))
-    order = _bfs(graph, root_ids)
-    links = _dominators(graph, root_ids, order)
-    idom = links[0]
-    nodes = graph.nodes
-    getsizeof = sys.getsizeof
-    sizes = array("q", [0])
-    sizes.extend(map(getsizeof, nodes[1:]))
-    retained = array("q", sizes)
-    for v in reversed(order):  # every node before its dominator
-        d = idom[v]
-        if d != v:
-            retained[d] += retained[v]
-    types = Counter(map(type, nodes[1:]))
-    type_bytes: dict[type, int] = dict.fromkeys(types, 0)
-    for tp, size in zip(map(type, nodes[1:]), sizes[1:]):
-        type_bytes[tp] += size
-    type_rows: list[dict[str, Any]] = []
-    for tp, number in types.items():
-        type_rows.append({"type": type_name(tp), "count": number, "bytes": type_bytes[tp]})
+    for obj, label in zip(roots, labels):
+        i = heap.index(obj)
+        if i > 0:
+            names.setdefault(i, label)
+    type_rows = [
+        {"type": type_name(tp), "count": number, "bytes": size} for tp, number, size in heap.types()
+    ]
     type_rows.sort(key=lambda r: r["bytes"], reverse=True)
-    module_type = type(sys)
-    skip = {i for i, label in named if label.startswith("module ") or " frame " in label}
-    for i in list(skip):
-        md = getattr(nodes[i], "__dict__", None) if isinstance(nodes[i], module_type) else None
-        if md is not None:
-            j = graph.index.get(id(md))
-            if j is not None:
-                skip.add(j)
-    j = graph.index.get(id(sys.modules))
-    if j is not None:
-        skip.add(j)
-    largest: list[dict[str, Any]] = []
-    chosen: set[int] = set()
-    candidates = nlargest(top_objects * 6, range(1, len(nodes)), key=retained.__getitem__)
-    for i in candidates:
-        if len(largest) >= top_objects:
-            break
-        obj = nodes[i]
-        if i in skip or isinstance(obj, type) or type(obj).__name__ in ("frame", "function"):
-            continue
-        d = idom[i]
-        if (
-            d in chosen
-            and type(obj) is dict
-            and type(nodes[d]) not in _CONTAINER_SET
-            and retained[i] >= 0.8 * retained[d]
-        ):
-            continue  # an instance's __dict__, already listed as the instance
-        chosen.add(i)
-        largest.append(
-            {
-                "type": type_name(type(obj)),
-                "description": describe(obj),
-                "shallow": sizes[i],
-                "retained": retained[i],
-                "path": _path(graph, links, names, i) if paths else [],
-            }
-        )
+    largest = _largest(heap, names, _skipped(heap, roots, labels), top_objects, paths)
     out = {
-        "objects": len(nodes) - 1,
-        "bytes": sum(sizes),
-        "edges": len(graph.targets),
+        "objects": len(heap),
+        "bytes": heap.total,
+        "edges": heap.edges,
         "types": type_rows[:top_types],
         "type_count": len(type_rows),
         "largest": largest,
+        "engine": "c" if module is not None else "python",
         "seconds": time.perf_counter() - t0,
     }
-    del graph, nodes, order, idom, links, sizes, retained
+    heap.close()
+    del heap, roots, labels, frames, substitute
     return out

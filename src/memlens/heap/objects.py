@@ -15,15 +15,22 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import sys
 from typing import Any
 
 from memlens.core.errors import MemlensError
 from memlens.heap import census as _census
+from memlens.heap.native_ext import load_extension
 
 
 def census_self(top_types: int = 25, top_objects: int = 15, paths: bool = True) -> dict[str, Any]:
-    """The census of the calling process (see :func:`memlens.heap.census.census`)."""
-    data = _census.census(top_types=top_types, top_objects=top_objects, paths=paths)
+    """The census of the calling process (see :func:`memlens.heap.census.census`).
+
+    It uses the C engine (``memlens._census``) when it was built and is not disabled.
+    """
+    data = _census.census(
+        top_types=top_types, top_objects=top_objects, paths=paths, accel=load_extension("_census")
+    )
     data["pid"] = os.getpid()
     data["source"] = "self"
     return data
@@ -39,13 +46,9 @@ def census_pid(
     """The census of process ``pid``, run inside it; ``data["attach"]`` says the pause."""
     from memlens.heap import attach
 
-    result = attach.run_python(
-        pid,
-        inspect.getsource(_census),
-        "census",
-        {"top_types": top_types, "top_objects": top_objects, "paths": paths},
-        timeout=timeout,
-    )
+    kwargs: dict[str, Any] = {"top_types": top_types, "top_objects": top_objects, "paths": paths}
+    kwargs["accel"] = accelerator_for(attach.target_python(pid))
+    result = attach.run_python(pid, inspect.getsource(_census), "census", kwargs, timeout=timeout)
     data = dict(result.value)
     data["pid"] = pid
     data["source"] = "pid"
@@ -58,6 +61,19 @@ def census_pid(
         "summary": result.pause_line(),
     }
     return data
+
+
+def accelerator_for(version: tuple[int, int] | None) -> str | None:
+    """The C engine's shared library for a target running Python ``version``, if any.
+
+    Only the very Python memlens runs on can load it (the extension is built for one
+    ABI); any other target runs the pure-Python census.
+    """
+    module = load_extension("_census")
+    path = getattr(module, "__file__", None)
+    if not path or version != tuple(sys.version_info[:2]) or hasattr(sys, "gettotalrefcount"):
+        return None
+    return str(path)
 
 
 def census_url(url: str, token: str | None = None, timeout: float = 120.0) -> dict[str, Any]:
