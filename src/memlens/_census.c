@@ -617,6 +617,13 @@ static int check_index(Census *self, Py_ssize_t i) {
     return 0;
 }
 
+/* The node index in `arg`, checked; -1 with an exception set when it is not one. */
+static Py_ssize_t node_arg(Census *self, PyObject *arg) {
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) return -1;
+    return check_index(self, i) < 0 ? -1 : i;
+}
+
 static PyObject *index_list(const uint32_t *v, uint32_t lo, uint32_t hi) {
     PyObject *out = PyList_New(hi - lo);
     if (!out) return NULL;
@@ -637,41 +644,38 @@ static PyObject *c_index(Census *self, PyObject *obj) {
 }
 
 static PyObject *c_node(Census *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if ((i == -1 && PyErr_Occurred()) || check_index(self, i) < 0) return NULL;
+    Py_ssize_t i = node_arg(self, arg);
+    if (i < 0) return NULL;
     PyObject *obj = i ? self->node[i] : Py_None;
     Py_INCREF(obj);
     return obj;
 }
 
 static PyObject *c_idom(Census *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if ((i == -1 && PyErr_Occurred()) || check_index(self, i) < 0) return NULL;
-    return PyLong_FromUnsignedLong(self->idom[i]);
+    Py_ssize_t i = node_arg(self, arg);
+    return i < 0 ? NULL : PyLong_FromUnsignedLong(self->idom[i]);
 }
 
 static PyObject *c_size(Census *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if ((i == -1 && PyErr_Occurred()) || check_index(self, i) < 0) return NULL;
-    return PyLong_FromLongLong(self->size[i]);
+    Py_ssize_t i = node_arg(self, arg);
+    return i < 0 ? NULL : PyLong_FromLongLong(self->size[i]);
 }
 
 static PyObject *c_retained(Census *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if ((i == -1 && PyErr_Occurred()) || check_index(self, i) < 0) return NULL;
-    return PyLong_FromLongLong(self->retained[i]);
+    Py_ssize_t i = node_arg(self, arg);
+    return i < 0 ? NULL : PyLong_FromLongLong(self->retained[i]);
 }
 
 static PyObject *c_successors(Census *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if ((i == -1 && PyErr_Occurred()) || check_index(self, i) < 0) return NULL;
+    Py_ssize_t i = node_arg(self, arg);
+    if (i < 0) return NULL;
     if (i == 0) return index_list(self->kids, 0, self->n_kids);
     return index_list(self->fdst, self->fstart[i], self->fstart[i + 1]);
 }
 
 static PyObject *c_predecessors(Census *self, PyObject *arg) {
-    Py_ssize_t i = PyLong_AsSsize_t(arg);
-    if ((i == -1 && PyErr_Occurred()) || check_index(self, i) < 0) return NULL;
+    Py_ssize_t i = node_arg(self, arg);
+    if (i < 0) return NULL;
     return index_list(self->psrc, self->pstart[i], self->pstart[i + 1]);
 }
 

@@ -1,7 +1,8 @@
-"""The census's C engine (memlens._census) against independent answers.
+"""The census's engines against independent answers and known heaps.
 
-Dominators are checked against networkx's on the very graph the engine walked, sizes
-against ``sys.getsizeof`` for every node, and both engines must agree on a known heap.
+Dominators are checked against networkx's on the very graph the C engine walked,
+sizes against ``sys.getsizeof`` for every node, and both engines must give the known
+retained sizes and paths of a heap built for the purpose.
 Each check runs in a fresh interpreter, so that the heap is small and known.
 """
 
@@ -102,7 +103,12 @@ rows = [
     for r in data["largest"]
     if r["description"] in ("__main__.Holder object", "list of 50 items", "list of 300 items")
 ]
-print(json.dumps({"engine": data["engine"], "rows": sorted(rows)}))
+# `shared` is held by a and b: neither dict retains it, so it is not charged to them
+unshared = not any(
+    r["description"] == "dict of 1 items" and r["retained"] > 50 * 5_033 for r in data["largest"]
+)
+sane = data["objects"] > 10_000 and data["types"][0]["bytes"] > 0 and unshared
+print(json.dumps({"engine": data["engine"], "rows": sorted(rows), "sane": sane}))
 """
 
 
@@ -113,6 +119,7 @@ def test_both_engines_give_the_same_answer_on_a_known_heap() -> None:
     for env in ({}, {"MEMLENS_NO_EXTENSIONS": "1"}):
         out = json.loads(_run(_KNOWN, **env))
         answers[out["engine"]] = out["rows"]
+        assert out["sane"], out
     expected = {"python"} | ({"c"} if load_extension("_census") is not None else set())
     assert set(answers) == expected
     rows = {desc: (retained, path) for desc, retained, path in answers["python"]}
@@ -120,6 +127,9 @@ def test_both_engines_give_the_same_answer_on_a_known_heap() -> None:
     assert rows["list of 300 items"][1] == ["thread MainThread frame running()", "local only_here"]
     assert rows["list of 300 items"][0] >= 300 * 3033
     assert rows["__main__.Holder object"][1] == ["module __main__", ".holder"]
+    # 2,000 x bytes(1000) (1,033 B each) + the list: all freed with the holder
+    assert 2_000 * 1_033 <= rows["__main__.Holder object"][0] < 2_000 * 1_033 + 40_000
+    assert rows["list of 50 items"][0] >= 50 * 5_033
     assert rows["list of 50 items"][1][0] == "module __main__"
     if "c" in answers:
         assert answers["c"] == answers["python"]

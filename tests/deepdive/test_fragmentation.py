@@ -115,3 +115,56 @@ def test_trim_cli_by_pid_and_self(tmp_path: Path) -> None:
     assert out.returncode == 0 and "malloc_trim(0) in this process returned" in out.stdout
     bad = memlens("trim", db=tmp_path / "m.db")
     assert bad.returncode == 2 and "process id or --self" in one_line_error(bad.stderr)
+
+
+def _reading(free: int, trimmable: int, in_use: int = 50 * MIB) -> frag.Breakdown:
+    now = frag.Breakdown(rss=in_use + free, malloc=frag.MallocStats(in_use=in_use, free=free))
+    now.malloc.trimmable = trimmable  # type: ignore[union-attr]
+    now.verdict, now.reason = frag.verdict(now)
+    return now
+
+
+def test_native_growth_verdict_tells_a_leak_from_the_allocator() -> None:
+    # bytes in use account for the RSS growth: live native memory, a leak
+    verdict, reason = frag.native_growth_verdict(90 * MIB, 100 * MIB, _reading(MIB, 0))
+    assert verdict == frag.GROWING and "90.0 MiB" in reason
+    # RSS grew, bytes in use did not: free chunks scattered between live ones
+    verdict, reason = frag.native_growth_verdict(MIB, 200 * MIB, _reading(150 * MIB, 20 * MIB))
+    assert verdict == frag.FRAGMENTED and "malloc_trim(0) would return only" in reason
+    # ... or free memory at the top that a trim returns almost whole
+    verdict, _ = frag.native_growth_verdict(0, 200 * MIB, _reading(150 * MIB, 140 * MIB))
+    assert verdict == frag.HOLDING
+    # a leak beside a fragmented allocator says both
+    verdict, reason = frag.native_growth_verdict(
+        120 * MIB, 150 * MIB, _reading(150 * MIB, 20 * MIB)
+    )
+    assert verdict == frag.GROWING and "scattered" in reason
+    verdict, reason = frag.native_growth_verdict(None, 80 * MIB, _reading(MIB, 0))
+    assert verdict == frag.COMPACT and "cannot be told" in reason
+
+
+_NATIVE_DOCTOR = """
+import json, os, sys
+sys.path.insert(0, os.path.join({leaks!r}))
+from leakapp import native
+from memlens.heap.doctor import doctor
+
+diag = doctor(lambda i: native.encode(i), name="native")
+f = next(f for f in diag.findings if f.category == "native")
+print(json.dumps({{"allocator": f.evidence.get("allocator"), "why": f.why}}))
+"""
+
+
+def test_the_doctors_native_finding_carries_the_allocator_verdict() -> None:
+    leaks = str(CORPUS.parents[1] / "leaks")
+    proc = subprocess.run(
+        [sys.executable, "-c", _NATIVE_DOCTOR.format(leaks=leaks)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=leaks,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["allocator"] == frag.GROWING, got
+    assert "Allocator: bytes in use grew by" in got["why"]

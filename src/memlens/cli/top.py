@@ -8,76 +8,21 @@ a pipe sees every view.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
-import urllib.error
-import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
-from memlens.core.errors import MemlensError
+from memlens.core.endpoint import EndpointError, endpoint_url, get_json
 from memlens.core.units import format_bytes, format_duration
 
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-class EndpointError(MemlensError):
-    """The monitor endpoint cannot be reached or does not answer as expected."""
-
-
-_NETLOC = re.compile(r"^(?:[^@/\s]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?$")
-
-
-def endpoint_url(url: str) -> str:
-    """Accept ``host:port``, ``http://host:port`` or the full ``/debug/memory`` URL."""
-    given = url
-    if "://" not in url:
-        url = "http://" + url
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        parts = None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.netloc
-        or not _NETLOC.match(parts.netloc)
-    ):
-        raise EndpointError(
-            f"invalid URL {given!r}: expected a process id or e.g. http://127.0.0.1:9000"
-        )
-    path = parts.path.rstrip("/")
-    if not path.endswith("/debug/memory"):
-        path += "/debug/memory"
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
 def fetch(url: str, token: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
-    """GET the endpoint's JSON or raise :class:`EndpointError` with one clear line."""
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        hint = " (wrong or missing --token)" if exc.code == 401 else ""
-        raise EndpointError(f"{url} answered HTTP {exc.code}{hint}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise EndpointError(f"cannot reach {url}: {reason}") from None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise EndpointError(f"{url} did not return JSON: is it a memlens endpoint?") from None
-    if not isinstance(data, dict) or "readings" not in data:
-        raise EndpointError(f"{url} is not a memlens /debug/memory endpoint")
-    return data
+    """GET the ``/debug/memory`` JSON or raise :class:`EndpointError` with one clear line."""
+    return get_json(url, token, timeout, expect="readings")
 
 
 def sparkline(values: list[int], width: int = 48) -> str:

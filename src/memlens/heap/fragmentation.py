@@ -419,6 +419,41 @@ def verdict(now: Breakdown, before: Breakdown | None = None) -> tuple[str, str]:
     return COMPACT, "little free memory is held by the allocators"
 
 
+def native_growth_verdict(
+    in_use_growth: int | None, rss_growth: int, now: Breakdown | None = None
+) -> tuple[str, str]:
+    """``(verdict, reason)`` for memory a leak finder saw grow outside Python objects.
+
+    ``in_use_growth`` is how much the C allocator's bytes in use grew over the run
+    (``None`` where they cannot be read), ``rss_growth`` how much RSS grew, ``now``
+    a reading (taken here when omitted; no arena statistics, no smaps). Bytes in use
+    that grew by at least half of the RSS growth are a *growing heap*: live native
+    memory accumulates, a leak. Otherwise the growth is the allocator's: the reading's
+    verdict says whether it is *fragmented* or *holding* free memory, and what
+    ``malloc_trim(0)`` would return. The doctor's ``native`` findings carry this.
+    """
+    from memlens.core.units import format_bytes as fb
+
+    reading = now if now is not None else measure(pymalloc=False, smaps=False)
+    held = reading.verdict in (FRAGMENTED, HOLDING)
+    if in_use_growth is not None and in_use_growth > 0 and in_use_growth >= 0.5 * rss_growth:
+        reason = f"bytes in use grew by {fb(in_use_growth)}: live native memory accumulates"
+        if held:
+            reason += f"; besides, {reading.reason}"
+        return GROWING, reason
+    if held:
+        return reading.verdict, reading.reason
+    if in_use_growth is None:
+        return COMPACT, (
+            f"RSS grew by {fb(rss_growth, signed=True)}; the allocator's own figures are not"
+            " readable here, so a leak cannot be told from fragmentation"
+        )
+    return COMPACT, (
+        f"RSS grew by {fb(rss_growth, signed=True)} while bytes in use grew by"
+        f" {fb(in_use_growth, signed=True)}; {reading.reason}"
+    )
+
+
 def _in_use(b: Breakdown) -> int:
     return (b.python.in_use if b.python else 0) + (b.malloc.in_use if b.malloc else 0)
 

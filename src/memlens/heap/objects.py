@@ -13,12 +13,11 @@ source can run inside another process); this module picks where it runs:
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import sys
 from typing import Any
 
-from memlens.core.errors import MemlensError
+from memlens.core.endpoint import endpoint_url, get_json
 from memlens.heap import census as _census
 from memlens.heap.native_ext import load_extension
 
@@ -78,35 +77,7 @@ def accelerator_for(version: tuple[int, int] | None) -> str | None:
 
 def census_url(url: str, token: str | None = None, timeout: float = 120.0) -> dict[str, Any]:
     """The census served by a monitor's ``/debug/objects`` endpoint."""
-    import urllib.error
-    import urllib.request
-    from urllib.parse import urlsplit
-
-    if "://" not in url:
-        url = "http://" + url
-    parts = urlsplit(url)
-    base = parts.path.rstrip("/")
-    for suffix in ("/debug/objects", "/debug/memory"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    target = f"{parts.scheme}://{parts.netloc}{base}/debug/objects"
-    request = urllib.request.Request(target, headers={"Accept": "application/json"})
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        hint = " (wrong or missing --token)" if exc.code == 401 else ""
-        raise MemlensError(f"{target} answered HTTP {exc.code}{hint}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise MemlensError(f"cannot reach {target}: {getattr(exc, 'reason', exc)}") from None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise MemlensError(f"{target} did not return JSON") from None
-    if not isinstance(data, dict) or "types" not in data:
-        raise MemlensError(f"{target} is not a memlens /debug/objects endpoint")
+    data = get_json(endpoint_url(url, "/debug/objects"), token, timeout, expect="types")
     data["source"] = "url"
     return data
 

@@ -85,29 +85,24 @@ def fragmentation_view(data: dict[str, Any]) -> RenderableType:
     """Where the resident memory is, and the verdict."""
     from rich.console import Group
 
-    rows = _table("Resident memory", [("part", False), ("bytes", True), ("note", False)])
-    rows.add_row("RSS", format_bytes(data.get("rss", 0)), "")
-    py = data.get("python")
+    parts: list[tuple[str, int, str]] = [("RSS", data.get("rss", 0), "")]
+    py, m = data.get("python"), data.get("malloc")
     if py:
-        rows.add_row("Python small objects (pymalloc)", format_bytes(py["in_use"]), "live blocks")
-        rows.add_row(
-            "  free inside pymalloc arenas",
-            format_bytes(py["free"]),
-            f"{py['arenas']} arenas of {format_bytes(py['arena_bytes'])} in all",
-        )
+        parts.append(("Python small objects (pymalloc)", py["in_use"], "live blocks"))
+        arenas = f"{py['arenas']} arenas of {format_bytes(py['arena_bytes'])} in all"
+        parts.append(("  free inside pymalloc arenas", py["free"], arenas))
     if data.get("traced") is not None:
-        rows.add_row("Python objects traced (tracemalloc)", format_bytes(data["traced"]), "")
-    m = data.get("malloc")
+        parts.append(("Python objects traced (tracemalloc)", data["traced"], ""))
     if m:
-        rows.add_row("C allocator in use (malloc)", format_bytes(m["in_use"]), "")
-        rows.add_row(
-            "  free but held by malloc",
-            format_bytes(m["free"]),
-            f"malloc_trim(0) would return about {format_bytes(m['trimmable'])}",
-        )
+        trim = f"malloc_trim(0) would return about {format_bytes(m['trimmable'])}"
+        parts.append(("C allocator in use (malloc)", m["in_use"], ""))
+        parts.append(("  free but held by malloc", m["free"], trim))
     if data.get("file_backed") is not None:
-        rows.add_row("file-backed (code, mapped files)", format_bytes(data["file_backed"]), "")
-    rows.add_row("other (stacks, direct mmap, ...)", format_bytes(data.get("other", 0)), "")
+        parts.append(("file-backed (code, mapped files)", data["file_backed"], ""))
+    parts.append(("other (stacks, direct mmap, ...)", data.get("other", 0), ""))
+    rows = _table("Resident memory", [("part", False), ("bytes", True), ("note", False)])
+    for part, size, note in parts:
+        rows.add_row(part, format_bytes(size), note)
     verdict = Text()
     verdict.append(f"Verdict: {data.get('verdict', '?')}", style="bold")
     if data.get("reason"):

@@ -1,8 +1,9 @@
 """Run a self-contained piece of Python (or ``malloc_trim``) inside another process.
 
 One function does the platform-specific part: :func:`run_python`. On Python >= 3.14
-(both sides) it uses ``sys.remote_exec`` (PEP 768), which runs the script at the
-target's next safe point; otherwise gdb attaches, picks a thread blocked in a system
+(both sides; :func:`attach_method` decides) it uses ``sys.remote_exec`` (PEP 768),
+which runs the script at the target's next safe point, and falls back to gdb when the
+target refuses it; otherwise gdb attaches, picks a thread blocked in a system
 call, runs the code under ``PyGILState_Ensure`` and detaches (see ``gdb_driver.py``).
 
 The code that runs must use the standard library only (the target may not have
@@ -241,6 +242,25 @@ def payload_source(module_source: str, entry: str, kwargs: dict[str, Any], resul
     return module_source + footer.replace("@RESULT@", repr(result))
 
 
+REMOTE_EXEC_SINCE = (3, 14)  # PEP 768: sys.remote_exec
+
+
+def attach_method(target: tuple[int, int], own: tuple[int, int] | None = None) -> str:
+    """How to run code in a target running Python ``target`` from Python ``own``.
+
+    ``"remote_exec"`` when both are 3.14+ (PEP 768: no ptrace stop, the target runs
+    the script at its next safe point), else ``"gdb"``. A 3.14 target that refuses
+    remote execution (started with ``-X disable_remote_debug``) falls back to gdb.
+    """
+    mine = own if own is not None else (sys.version_info.major, sys.version_info.minor)
+    return "remote_exec" if min(target, mine) >= REMOTE_EXEC_SINCE else "gdb"
+
+
+# sys.remote_exec runs the script in a fresh namespace, without the wrapper gdb uses:
+# the script notes the modules loaded before it, so the footer can drop its imports.
+_REMOTE_HEADER = "__memlens_modules__ = set(__import__('sys').modules)\n"
+
+
 def run_python(
     pid: int,
     module_source: str,
@@ -248,27 +268,42 @@ def run_python(
     kwargs: dict[str, Any] | None = None,
     *,
     timeout: float = 30.0,
+    method: str | None = None,
 ) -> AttachResult:
     """Run ``entry(**kwargs)`` from ``module_source`` inside process ``pid``.
 
     ``module_source`` must import only the standard library; ``entry`` is a name it
-    defines; the return value must be marshal-able. Raises :class:`AttachError` with
-    one line when the target cannot be reached or the code raised there.
+    defines; the return value must be marshal-able. ``method`` forces
+    ``"remote_exec"`` or ``"gdb"`` (default: :func:`attach_method`). Raises
+    :class:`AttachError` with one line when the target cannot be reached or the code
+    raised there.
     """
     version = target_python(pid)
     if version is None:
         raise AttachError(f"process {pid} is not a Python program")
+    chosen = method or attach_method(version)
+    if chosen not in ("remote_exec", "gdb"):
+        raise ValueError(f"unknown attach method {chosen!r}")
     workdir = _private_dir(pid)
     try:
         result = workdir / "result.marshal"
         script = workdir / "payload.py"
-        script.write_text(payload_source(module_source, entry, kwargs or {}, str(result)))
-        os.chmod(script, 0o644)
-        if version >= (3, 14) and sys.version_info >= (3, 14):
-            outcome = _remote_exec(pid, script, result, timeout)
-        else:
+        payload = payload_source(module_source, entry, kwargs or {}, str(result))
+        refused = ""
+        if chosen == "remote_exec":
+            script.write_text(_REMOTE_HEADER + payload)
+            os.chmod(script, 0o644)
+            try:
+                outcome = _remote_exec(pid, script, result, timeout)
+            except _RemoteRefused as exc:
+                refused, chosen = str(exc), "gdb"
+        if chosen == "gdb":
+            script.write_text(payload)
+            os.chmod(script, 0o644)
             outcome = _gdb(pid, {"mode": "python", "code": _wrapper(script)}, workdir, timeout)
             outcome.details["python"] = ".".join(map(str, version))
+            if refused:
+                outcome.details["remote_exec_refused"] = refused
         if not result.exists():
             if outcome.details.get("status") not in (None, 0):
                 raise AttachError(f"process {pid} could not run the memlens code")
@@ -387,15 +422,23 @@ def _last_line(log: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+class _RemoteRefused(Exception):
+    """``sys.remote_exec`` is off in the target (or here): gdb may still attach."""
+
+
 def _remote_exec(pid: int, script: Path, result: Path, timeout: float) -> AttachResult:
     remote_exec = getattr(sys, "remote_exec", None)
-    if remote_exec is None:  # pragma: no cover - guarded by the caller
-        raise AttachError("sys.remote_exec needs Python 3.14")
+    if remote_exec is None:
+        raise AttachError(f"sys.remote_exec needs Python 3.14 (this is {sys.version.split()[0]})")
     try:
         remote_exec(pid, str(script))
     except PermissionError as exc:
         raise AttachError(_denied_message(pid, str(exc))) from None
-    except (OSError, RuntimeError) as exc:
+    except ProcessLookupError:
+        raise AttachError(f"no process with id {pid}") from None
+    except RuntimeError as exc:  # remote debugging disabled (-X disable_remote_debug)
+        raise _RemoteRefused(str(exc)) from None
+    except OSError as exc:
         raise AttachError(f"sys.remote_exec on process {pid} failed: {exc}") from None
     deadline = time.monotonic() + timeout
     while not result.exists():

@@ -40,6 +40,7 @@ from memlens.heap.doctor.sites import (
     source_line,
     user_stack,
 )
+from memlens.heap.fragmentation import native_growth_verdict
 
 _MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -391,7 +392,11 @@ class FindingBuilder:
             site, _, frames = self.native_site
         f = self._finding("native", site, frames or [site], sig.growth.rate, sig, None)
         f.root = "C allocator (outside Python objects)"
-        f.evidence = {"signals": ["native"]}
+        # A leak, or the allocator (fragmented, holding free memory)? See #12.
+        in_use = f.growth_bytes if sig.label == "malloc in use" else None
+        allocator, reason = native_growth_verdict(in_use, f.end_bytes - f.start_bytes)
+        f.why = f"{f.why} Allocator: {reason}."
+        f.evidence = {"signals": ["native"], "allocator": allocator}
         f.type_name = "native memory"
         return f
 
