@@ -14,6 +14,10 @@ and floats), then times, in this one process and in turn:
 Each runs with tracemalloc off, then on (``--traced-frames`` frames, as a traced
 ``memlens run`` has); ratios are to the getsizeof loop in the same state. Target:
 the census with retained sizes <= 5 s at 1M objects.
+
+With ``--attach`` it instead starts a separate process holding the same heap and
+runs ``memlens objects PID``'s census in it (gdb before Python 3.14), with the C
+engine and then the pure-Python one, printing what the target paid each time.
 """
 
 from __future__ import annotations
@@ -64,9 +68,50 @@ def memlens_census(engine: str) -> Callable[[], dict[str, Any]]:
     return run
 
 
+_TARGET = """
+import sys, time
+sys.path.insert(0, {here!r})
+from bench_census import Record
+data = [Record(i) for i in range({n})]
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def attach_run(objects: int) -> None:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from memlens.heap import native_ext
+    from memlens.heap import objects as census_objects
+
+    here = str(Path(__file__).resolve().parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _TARGET.format(here=here, n=objects // 5)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith("ready")
+        for engine in ("c", "python"):
+            if engine == "python":
+                os.environ[native_ext.DISABLE_ENV] = "1"
+            data = census_objects.census_pid(proc.pid, paths=True, timeout=600)
+            print(
+                f"{engine:<7} engine in the target: {data['objects']:,} objects; "
+                f"{data['attach']['summary']}"
+            )
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--objects", type=int, default=1_000_000)
+    parser.add_argument("--attach", action="store_true", help="census of another process")
     parser.add_argument("--traced-frames", type=int, default=25)
     parser.add_argument(
         "--skip", default="", help="comma-separated tools to leave out (e.g. 'memlens (Python)')"
@@ -74,6 +119,9 @@ def main() -> None:
     args = parser.parse_args()
     from memlens.heap.native_ext import load_extension
 
+    if args.attach:
+        attach_run(args.objects)
+        return
     if load_extension("_census") is None:
         raise SystemExit("memlens._census is not built: python setup.py build_ext --inplace")
     # Each Record brings 4 objects (instance, str, float, list; the int in the list

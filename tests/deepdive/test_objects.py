@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,46 @@ def test_a_target_that_raises_is_one_line_and_unharmed(target: subprocess.Popen[
     again = attach.run_python(target.pid, count, "n")
     assert ok.value == again.value  # what memlens imported was forgotten again
     assert target.poll() is None
+
+
+def _tracer(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    return 0
+
+
+@needs_gdb
+def test_ctrl_c_during_the_attach_leaves_the_target_running_and_untraced(
+    target: subprocess.Popen[str], tmp_path: Path
+) -> None:
+    import signal
+
+    from memlens.heap import attach
+
+    count = "import sys\ndef n():\n    return sorted(sys.modules)\n"
+    modules = attach.run_python(target.pid, count, "n").value
+    env = {**os.environ, "MEMLENS_DB": str(tmp_path / "m.db")}
+    for _ in range(5):  # until the interrupt lands while gdb holds the target
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "memlens", "objects", str(target.pid)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        while proc.poll() is None and _tracer(target.pid) == 0:
+            time.sleep(0.001)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+            break
+        proc.communicate()
+    else:
+        pytest.skip("the attach never overlapped the interrupt")
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert "waiting for the target to be released" in err
+    assert target.poll() is None and _tracer(target.pid) == 0
+    state = Path(f"/proc/{target.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    assert state in ("S", "R"), state  # running or sleeping, never left stopped
+    assert attach.run_python(target.pid, count, "n").value == modules

@@ -47,6 +47,7 @@ def census_view(data: dict[str, Any]) -> RenderableType:
         f"{data.get('objects', 0):,} objects, {format_bytes(data.get('bytes', 0))} "
         f"(shallow sizes), {data.get('type_count', 0):,} types; "
         f"census took {format_duration(float(data.get('seconds', 0.0)))}"
+        f" ({'C' if data.get('engine') == 'c' else 'pure-Python'} engine)"
     )
     parts: list[RenderableType] = [head]
     attach = data.get("attach")
