@@ -679,6 +679,20 @@ static PyObject *c_predecessors(Census *self, PyObject *arg) {
     return index_list(self->psrc, self->pstart[i], self->pstart[i + 1]);
 }
 
+/* Put v at the top of the min-heap heap[0..used) (by r[]) and sift it down. */
+static void sift_down(uint32_t *heap, Py_ssize_t used, uint32_t v, const int64_t *r) {
+    Py_ssize_t pos = 0;
+    for (;;) {
+        Py_ssize_t child = 2 * pos + 1;
+        if (child >= used) break;
+        if (child + 1 < used && r[heap[child + 1]] < r[heap[child]]) child++;
+        if (r[heap[child]] >= r[v]) break;
+        heap[pos] = heap[child];
+        pos = child;
+    }
+    heap[pos] = v;
+}
+
 /* largest(k): the k nodes with the largest retained size, largest first (a min-heap). */
 static PyObject *c_largest(Census *self, PyObject *arg) {
     Py_ssize_t k = PyLong_AsSsize_t(arg);
@@ -699,16 +713,7 @@ static PyObject *c_largest(Census *self, PyObject *arg) {
             }
             heap[pos] = v;
         } else if (r[v] > r[heap[0]]) {
-            pos = 0;
-            for (;;) { /* sift the new value down from the top */
-                Py_ssize_t child = 2 * pos + 1;
-                if (child >= used) break;
-                if (child + 1 < used && r[heap[child + 1]] < r[heap[child]]) child++;
-                if (r[heap[child]] >= r[v]) break;
-                heap[pos] = heap[child];
-                pos = child;
-            }
-            heap[pos] = v;
+            sift_down(heap, used, v, r); /* replaces the smallest */
         }
     }
     PyObject *out = PyList_New(used);
@@ -718,17 +723,7 @@ static PyObject *c_largest(Census *self, PyObject *arg) {
     }
     for (Py_ssize_t j = used - 1; j >= 0; j--) { /* pop the smallest into the back */
         uint32_t top = heap[0];
-        uint32_t last = heap[j];
-        Py_ssize_t pos = 0;
-        for (;;) {
-            Py_ssize_t child = 2 * pos + 1;
-            if (child >= j) break;
-            if (child + 1 < j && r[heap[child + 1]] < r[heap[child]]) child++;
-            if (r[heap[child]] >= r[last]) break;
-            heap[pos] = heap[child];
-            pos = child;
-        }
-        heap[pos] = last;
+        sift_down(heap, j, heap[j], r);
         PyObject *x = PyLong_FromUnsignedLong(top);
         if (!x) {
             free(heap);

@@ -122,20 +122,30 @@ def render(kind: str, data: dict[str, Any], width: int | None = None, color: boo
     return to_text(VIEWS[kind](data), width=width, color=color)
 
 
-def lines_view(data: dict[str, Any]) -> RenderableType:
-    """memory_profiler-style listing: each traced function with its lines."""
-    from rich.console import Group
-
+def _header(kind: str, data: dict[str, Any], summary: str) -> list[RenderableType]:
+    """``memlens KIND — target: summary``, then the target's error if it raised."""
     head = Text()
-    head.append(f"memlens lines — {data.get('target', '')}: ", style="bold")
-    head.append(
+    head.append(f"memlens {kind} — {data.get('target', '')}: ", style="bold")
+    head.append(summary)
+    parts: list[RenderableType] = [head]
+    if data.get("error"):
+        parts.append(Text(f"the target raised {data['error']}", style="red"))
+    return parts
+
+
+def _run_summary(data: dict[str, Any]) -> str:
+    return (
         f"{format_duration(float(data.get('duration', 0.0)))}, peak traced "
         f"{format_bytes(data.get('peak', 0))}, retained at the end "
         f"{format_bytes(data.get('retained', 0))}"
     )
-    parts: list[RenderableType] = [head]
-    if data.get("error"):
-        parts.append(Text(f"the target raised {data['error']}", style="red"))
+
+
+def lines_view(data: dict[str, Any]) -> RenderableType:
+    """memory_profiler-style listing: each traced function with its lines."""
+    from rich.console import Group
+
+    parts = _header("lines", data, _run_summary(data))
     for group in data.get("functions", []):
         table = _table(
             f"{group['file']} — {group['function']}",
@@ -166,15 +176,8 @@ def churn_view(data: dict[str, Any]) -> RenderableType:
     """Allocation patterns, hottest line first, with advice."""
     from rich.console import Group
 
-    head = Text()
-    head.append(f"memlens churn — {data.get('target', '')}: ", style="bold")
-    head.append(
-        f"{format_bytes(data.get('allocated', 0))} allocated in "
-        f"{format_duration(float(data.get('duration', 0.0)))}, peak traced "
-        f"{format_bytes(data.get('peak', 0))}, retained at the end "
-        f"{format_bytes(data.get('retained', 0))}"
-    )
-    parts: list[RenderableType] = [head]
+    allocated = f"{format_bytes(data.get('allocated', 0))} allocated in "
+    parts = _header("churn", data, allocated + _run_summary(data))
     table = _table(
         "Lines by bytes allocated per second",
         [
@@ -203,8 +206,6 @@ def churn_view(data: dict[str, Any]) -> RenderableType:
     for s in data.get("sites", []):
         if s["advice"]:
             parts.append(Text(f"• {s['location']} ({s['pattern']}): {s['advice']}"))
-    if data.get("error"):
-        parts.append(Text(f"the target raised {data['error']}", style="red"))
     return Group(*parts)
 
 
@@ -218,15 +219,12 @@ def slim_view(data: dict[str, Any]) -> RenderableType:
     from rich.padding import Padding
 
     recs = data.get("recommendations", [])
-    head = Text()
-    head.append(f"memlens slim — {data.get('target', '')}: ", style="bold")
-    head.append(
+    parts = _header(
+        "slim",
+        data,
         f"{len(recs)} recommendation(s), {format_bytes(data.get('saving', 0))} "
-        "saved in all (measured on the live objects)"
+        "saved in all (measured on the live objects)",
     )
-    parts: list[RenderableType] = [head]
-    if data.get("error"):
-        parts.append(Text(f"the target raised {data['error']}", style="red"))
     if not recs:
         parts.append(Text("Nothing to slim: no pattern saves 64 KiB or more."))
     for i, r in enumerate(recs, 1):
