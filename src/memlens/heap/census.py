@@ -594,7 +594,9 @@ def census(
     # functions hold in their locals is reached through them (not "held from C").
     frames = sys._current_frames()
     roots, labels = _roots(frames)
-    ignore.update((id(ignore), id(frames), id(roots), id(labels), id(module)))
+    ignore.update((id(ignore), id(frames), id(roots), id(labels)))
+    if module is not None:
+        ignore.add(id(module))
     substitute = _frame_locals(roots, ignore)
     objs = gc.get_objects()
     ignore.add(id(objs))
