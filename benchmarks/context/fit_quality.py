@@ -99,13 +99,7 @@ def langchain_trim(messages: list[dict[str, Any]], budget: int) -> list[dict[str
 
 # ---------------------------------------------------------------- measures
 def blob(messages: list[dict[str, Any]]) -> str:
-    parts = []
-    for m in messages:
-        content = m.get("content")
-        parts.append(content if isinstance(content, str) else str(content or ""))
-        for call in m.get("tool_calls") or []:
-            parts.append(str(call.get("function", {}).get("arguments", "")))
-    return "\n".join(parts)
+    return "\n".join(plain_texts(messages))
 
 
 def orphans(messages: list[dict[str, Any]]) -> int:
