@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from memlens.context.memory import fit_messages, keepset
+from memlens.context.memory import BudgetError, fit_messages, keepset
 from memlens.context.memory.messages import OPENAI, RequestFitter, _view, measure
 from memlens.context.tokens import CachedCounter, get_counter
 from tests.context.memory.agent_sessions import anthropic_session, openai_session
@@ -135,3 +135,16 @@ def test_the_planned_view_is_the_applied_window() -> None:
             v.payload for v in applied if v.kind != "summary"
         ]
         assert memory.tokens == plan.after
+
+
+def test_a_refused_budget_leaves_the_fitter_usable_and_the_input_unchanged() -> None:
+    messages = openai_session(20, seed=3)
+    before = json.dumps(messages, sort_keys=True)
+    fitter = RequestFitter(messages, pinned=[1])
+    with pytest.raises(BudgetError, match="cannot fit"):
+        fitter.fit(50)
+    budget = fitter.tokens_before // 3
+    assert _fingerprint(fitter.fit(budget)) == _fingerprint(
+        fit_messages(messages, pinned=[1], budget=budget)
+    )
+    assert json.dumps(messages, sort_keys=True) == before
