@@ -30,6 +30,7 @@ from memlens.context.readers.anthropic_messages import AnthropicMessagesReader
 from memlens.context.readers.common import compact_json, flatten_text
 from memlens.context.readers.openai_chat import OpenAIChatReader
 from memlens.context.session import ContextSession
+from memlens.context.tokens import digest_text
 from memlens.core.errors import ConfigError, InputFormatError
 
 if TYPE_CHECKING:
@@ -599,17 +600,21 @@ def _measure_openai(
     model: str | None,
     tools: Any,
     counter: Any,
-    cache: dict[str, int] | None = None,
+    cache: dict[bytes, int] | None = None,
 ) -> int:
     """Tokens of a fitted OpenAI list by the profiler's reader, exactly as
     :func:`measure` gives them: the reader counts each OpenAI message on its own
     (framing, text, calls, images), so a message copied unchanged costs what it cost in
     the original request, and a rewritten one is read once (``cache`` keeps its count
-    by its JSON for the next fit of the same list); the tools and the reply priming
-    are the count of an empty list."""
+    by its JSON's digest for the next fit of the same list); the tools and the reply
+    priming are the count of an empty list."""
     cache = {} if cache is None else cache
+    if len(cache) >= 65_536:  # a fitter reused for very many budgets
+        cache.clear()
     fresh = [m for m, source in zip(fitted, sources, strict=True) if source is None]
-    keys = [json.dumps(m, sort_keys=True, ensure_ascii=False, default=str) for m in fresh]
+    keys = [
+        digest_text(json.dumps(m, sort_keys=True, ensure_ascii=False, default=str)) for m in fresh
+    ]
     todo = {key: m for key, m in zip(keys, fresh, strict=True) if key not in cache}
     if todo:
         session = read_request(
@@ -618,10 +623,10 @@ def _measure_openai(
         counts = _message_tokens(session)
         for index, key in enumerate(todo):
             cache[key] = counts[index]
-    if "" not in cache:  # the request's fixed part: tools, reply priming
-        cache[""] = measure([], OPENAI, model=model, system=None, tools=tools, counter=counter)
+    if b"" not in cache:  # the request's fixed part: tools, reply priming
+        cache[b""] = measure([], OPENAI, model=model, system=None, tools=tools, counter=counter)
     copied = sum(per_message[source] for source in sources if source is not None)
-    return copied + cache[""] + sum(cache[key] for key in keys)
+    return copied + cache[b""] + sum(cache[key] for key in keys)
 
 
 class RequestFitter:
@@ -667,7 +672,7 @@ class RequestFitter:
         self._per_message = _message_tokens(self.reference) if fmt == OPENAI else {}
         self._template: ContextMemory | None = None
         self._planner: Planner | None = None
-        self._fresh_tokens: dict[str, int] = {}
+        self._fresh_tokens: dict[bytes, int] = {}
 
     def new_memory(self, budget: int) -> ContextMemory:
         """A fresh memory holding the list (what every fit starts from)."""

@@ -510,6 +510,8 @@ class Planner:
             summary.method,
             list(summary.notes),
         )
+        if len(self._groups) >= 4096:  # a planner reused for very many budgets
+            self._groups.clear()
         self._groups[key] = planned
         return planned
 
