@@ -153,7 +153,10 @@ def test_two_processes_saving_at_once_lose_nothing(tmp_path: Path) -> None:
     go = tmp_path / "go"
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    root = Path(__file__).resolve().parents[1]
+    # src/ first: the writers must import this tree, whatever memlens is installed.
+    paths = [str(root / "src"), str(root), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     count = 40
     procs = [
         subprocess.Popen([sys.executable, str(script), str(db), str(go), tag, str(count)], env=env)
