@@ -157,7 +157,8 @@ class ContextMemory:
     ``budget`` is a token count (``"200k"`` works) or, by default, the model's window.
     ``archive`` receives every original a summary or eviction replaces (an
     :class:`InMemoryArchive` unless given a :class:`SQLiteArchive`). ``keep_last_turns``
-    turns are never touched.
+    turns are never touched. ``id_prefix`` goes into every generated id
+    (``conversation:<prefix>1``), so memories that share items never pick the same id.
     """
 
     def __init__(
@@ -172,6 +173,7 @@ class ContextMemory:
         clock: Clock | None = None,
         session: ContextSession | None = None,
         message_overhead: int = 3,
+        id_prefix: str = "",
     ) -> None:
         self.session = session or ContextSession(model, keep_content=True, name="memory")
         self.session.keep_content = True
@@ -201,6 +203,7 @@ class ContextMemory:
         self._listeners: list[Callable[[MemoryEvent], None]] = []
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
+        self.id_prefix = id_prefix
         self._cache: dict[str, CacheSlot] = {}
         self._turn = 0
         self.last_activity = self.now()
@@ -265,7 +268,7 @@ class ContextMemory:
         if new_turn or (new_turn is None and role == "user" and kind == "text"):
             self._turn += 1
             self.session.new_turn(created, label=content[:80])
-        entry_id = id or f"{layer.value}:{next(self._ids)}"
+        entry_id = id or f"{layer.value}:{self.id_prefix}{next(self._ids)}"
         if entry_id in self.entries or entry_id in self.replaced_by:
             raise ConfigError(f"duplicate memory item id {entry_id!r}")
         extra = self.message_overhead if overhead is None else overhead
@@ -752,6 +755,63 @@ class ContextMemory:
         self.emit("archive_session", "inactive for 24 h", before, items=len(ids))
         self.last_activity = self.now()
         return len(ids)
+
+    # ------------------------------------------------------------------ replication
+    # Hooks for a memory shared between workers (memlens.context.shared.memory): take
+    # in an entry exactly as another worker wrote it (no recount, no new turn), or
+    # retire one that another worker summarised or evicted (it archived the original).
+    def install(self, entry: MemoryEntry, *, cache: CacheSlot | None = None) -> None:
+        """Put ``entry`` into the window as it is, replacing a live entry with its id
+        (``cache``: the cache key that points at it)."""
+        if entry.id in self.entries and entry.id in self.session.items:
+            self.session.remove(entry.id)
+        self.replaced_by.pop(entry.id, None)
+        self.entries[entry.id] = entry
+        score = DEFAULT_PRIORITY[entry.layer]
+        if entry.layer is not Layer.SYSTEM_PROMPT:
+            score = entry.priority.score
+        self.session.add(
+            entry.layer,
+            entry.content,
+            tokens=entry.tokens,
+            id=entry.id,
+            sublayer=entry.sublayer,
+            kind=entry.kind,
+            priority=score,
+            created=entry.created,
+            last_accessed=entry.last_accessed,
+        )
+        if entry.kind == "summary":
+            self.summary_of[entry.id] = list(entry.payload.get("covers", []))
+        # Later local items go after it, and count turns on from it.
+        self._seq = itertools.count(max(next(self._seq), entry.seq + 1))
+        self._turn = max(self._turn, entry.turn)
+        self._claim(entry.id)
+        if cache is not None:
+            self._cache[cache.key] = cache
+
+    def retire(
+        self, entry_id: str, *, by: str | None = None, archive: bool = False, reason: str = ""
+    ) -> None:
+        """Take ``entry_id`` out of the window (``by``: the summary that replaced it)."""
+        for key in [k for k, slot in self._cache.items() if slot.entry_id == entry_id]:
+            del self._cache[key]
+        if entry_id in self.entries:
+            self._drop(entry_id, archive=archive, reason=reason or "retired elsewhere", by=by)
+        else:
+            self.replaced_by[entry_id] = by
+        self._claim(entry_id)
+
+    def _claim(self, entry_id: str) -> None:
+        # An id this memory's prefix generated (before a restart): never generate it again.
+        _, _, tail = entry_id.partition(":")
+        number = tail[len(self.id_prefix) :] if tail.startswith(self.id_prefix) else ""
+        if number.isdigit():
+            self._ids = itertools.count(max(next(self._ids), int(number) + 1))
+
+    def cache_slots(self) -> dict[str, CacheSlot]:
+        """The cache's keys and the entries they point at (a copy)."""
+        return dict(self._cache)
 
     # ------------------------------------------------------------------ recovery, views
     def expand(self, item_id: str) -> list[ArchivedItem]:

@@ -3,6 +3,8 @@
 - :class:`DistributedMemoryManager`: a local cache per session, versioned sync with a
   record store on Redis or SQLite (compare-and-set, per-key conflict strategies,
   background sync, degraded local-only mode);
+- :class:`SharedContextMemory`: a ``ContextMemory`` whose items are one manager
+  session, so every worker sees one window (archive: :class:`RecordArchive`);
 - :func:`check_memory` / :func:`recover_corrupted_memory`: checksums, last good
   snapshot + journal, validation, rebuild;
 - :class:`SessionKnowledgeTransfer`: preferences, patterns, shortcuts and common tasks
@@ -17,6 +19,7 @@ from __future__ import annotations
 from memlens.context.shared.knowledge import KnowledgeItem, SessionKnowledgeTransfer, TransferResult
 from memlens.context.shared.lazy import LazyMemory, lazy_record, open_eager, open_lazy
 from memlens.context.shared.manager import DistributedMemoryManager, MemoryEvent
+from memlens.context.shared.memory import SharedContextMemory, open_shared_memory
 from memlens.context.shared.prefetch import AccessPredictor, HotCache, Prefetcher
 from memlens.context.shared.recovery import (
     CheckReport,
@@ -40,11 +43,13 @@ __all__ = [
     "Problem",
     "RecoveryResult",
     "SessionKnowledgeTransfer",
+    "SharedContextMemory",
     "SyncResult",
     "TransferResult",
     "check_memory",
     "lazy_record",
     "open_eager",
     "open_lazy",
+    "open_shared_memory",
     "recover_corrupted_memory",
 ]

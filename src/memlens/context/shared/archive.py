@@ -17,17 +17,22 @@ metadata and the SHA-256 of the text (checked again on every read, on top of the
 record's own checksum). An id is written once (compare-and-set on "does not exist"):
 putting different content under an archived id is refused, as the protocol requires.
 :meth:`RecordArchive.lazy` hands out the original as a proxy read on first use.
+
+When the store cannot be reached (Redis down), an original is kept in a local spill
+instead (readable as usual) and written by :meth:`RecordArchive.flush` — the shared
+context memory flushes on every sync — so a fit during an outage loses nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from memlens.context.memory.archive import ArchivedItem
 from memlens.context.shared.lazy import lazy_record
 from memlens.core.errors import StoreError
-from memlens.store.records import RecordStore, VersionConflict
+from memlens.store.records import RecordStore, StoreUnavailableError, VersionConflict
 
 PREFIX = "archive/"
 
@@ -35,10 +40,23 @@ PREFIX = "archive/"
 class RecordArchive:
     """An ``Archive`` (see ``memlens.context.memory.archive``) in a record store namespace."""
 
-    def __init__(self, store: RecordStore, namespace: str, *, writer: str = "") -> None:
-        self.store = store
+    def __init__(
+        self,
+        store: RecordStore | Callable[[], RecordStore],
+        namespace: str,
+        *,
+        writer: str = "",
+    ) -> None:
+        # A callable is asked for the store on each use (a manager's, reopened after fork).
+        self._store = store
         self.namespace = namespace
         self.writer = writer
+        #: Originals archived while the store was unreachable, by id (see ``flush``).
+        self.spilled: dict[str, ArchivedItem] = {}
+
+    @property
+    def store(self) -> RecordStore:
+        return self._store() if callable(self._store) else self._store
 
     @staticmethod
     def _digest(content: str) -> str:
@@ -47,6 +65,27 @@ class RecordArchive:
     def put(self, item_id: str, content: str, meta: dict[str, Any]) -> str:
         """Archive ``content`` under ``item_id`` once; returns its SHA-256."""
         digest = self._digest(content)
+        try:
+            self._write(item_id, content, meta, digest)
+        except StoreUnavailableError:
+            spilled = self.spilled.get(item_id)
+            if spilled is not None and spilled.checksum != digest:
+                raise StoreError(
+                    f"archived item {item_id!r} already holds different content"
+                ) from None
+            self.spilled[item_id] = ArchivedItem(item_id, content, dict(meta), digest)
+        return digest
+
+    def flush(self) -> int:
+        """Write the spilled originals to the store; returns how many were written."""
+        written = 0
+        for item_id, item in list(self.spilled.items()):
+            self._write(item_id, item.content, item.meta, item.checksum)
+            del self.spilled[item_id]
+            written += 1
+        return written
+
+    def _write(self, item_id: str, content: str, meta: dict[str, Any], digest: str) -> None:
         value = {"content": content, "meta": dict(meta), "sha256": digest}
         try:
             self.store.put(
@@ -56,15 +95,16 @@ class RecordArchive:
             current = conflict.current
             if current is not None and not current.deleted:
                 if isinstance(current.value, dict) and current.value.get("sha256") == digest:
-                    return digest  # the same original again: nothing to do
+                    return  # the same original again: nothing to do
                 raise StoreError(
                     f"archived item {item_id!r} already holds different content"
                 ) from None
             raise
-        return digest
 
     def get(self, item_id: str) -> ArchivedItem:
         """The original, both checksums verified; ``StoreError`` if unknown or corrupt."""
+        if item_id in self.spilled:
+            return self.spilled[item_id]
         record = self.store.get(self.namespace, PREFIX + item_id)
         if record is None or record.deleted:
             raise StoreError(f"no archived item {item_id!r} in {self.namespace}")
@@ -80,7 +120,12 @@ class RecordArchive:
     def __contains__(self, item_id: object) -> bool:
         if not isinstance(item_id, str):
             return False
-        record = self.store.get(self.namespace, PREFIX + item_id)
+        if item_id in self.spilled:
+            return True
+        try:
+            record = self.store.get(self.namespace, PREFIX + item_id)
+        except StoreUnavailableError:
+            return False  # unknown for now: a put spills it locally, ``get`` says why
         return record is not None and not record.deleted
 
     def ids(self) -> list[str]:
@@ -94,7 +139,7 @@ class RecordArchive:
                 if item not in ordered:
                     ordered.append(item)
         ordered += sorted(live - set(ordered))  # journal pruned by snapshots: the rest by id
-        return ordered
+        return ordered + [i for i in self.spilled if i not in live]
 
     def __len__(self) -> int:
         return len(self.ids())
