@@ -1,15 +1,23 @@
 """Predictive prefetching vs LRU alone vs no cache, on replayed access traces.
 
-Two kinds of trace, replayed through the same hot cache over a real record store
+Three kinds of trace, replayed through the same hot cache over a real record store
 (SQLite, values of ~2 KB each, every load a verified read):
 
 - **agent**: generated assistant sessions. A session runs tasks drawn (Zipf) from a
   set of workflows; each workflow reads its memory items in order (user profile,
   project notes, the files and tools of that task), with noise: a random extra
   item 10 % of the time, a skipped step 5 % of the time.
+- **repository**: a coding agent's accesses on a real code base (memlens's own
+  ``src/`` and ``tests/``, whose structure was not written for this benchmark). A
+  task on module M reads M, then the modules M imports (in the order its source
+  imports them, from ``ast``), runs the test files that import M, and reads M again.
+  Tasks are drawn (Zipf) over the modules, with the same noise as above. The
+  sequence structure is the code base's own dependency structure.
 - **context**: the tool calls (files read, commands run, searches) of a transcript
   made by the context benchmark's generator (``benchmarks/context/generate.py``),
-  in the order the assistant made them.
+  in the order the assistant made them. That generator picks each turn's file,
+  command and search at random, so this trace is the control: there is no sequence
+  to learn, and prefetching should cost little there rather than help.
 
 The predictor learns online from the trace itself (no pre-training). Figures: hit
 rate, prefetch precision (prefetched items used before eviction), wasted prefetch
@@ -23,6 +31,7 @@ counted separately because an application would run them off that path.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import random
 import sys
@@ -57,6 +66,63 @@ def agent_trace(accesses: int, seed: int = 3, workflows: int = 40, pool: int = 6
             out.append(step)
             if rng.random() < 0.10:
                 out.append(rng.choice(items))
+    return out[:accesses]
+
+
+def module_graph(root: Path = ROOT) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """memlens's modules, the memlens modules each imports (source order), and the
+    test files that import each one."""
+    src = root / "src"
+    files = {}
+    for path in sorted((src / "memlens").rglob("*.py")):
+        name = ".".join(path.relative_to(src).with_suffix("").parts)
+        files[name.removesuffix(".__init__")] = path
+    imports: dict[str, list[str]] = {}
+    for name, path in files.items():
+        found: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            for target in targets:
+                if target in files and target != name and target not in found:
+                    found.append(target)
+        imports[name] = found
+    tests: dict[str, list[str]] = {name: [] for name in files}
+    for path in sorted((root / "tests").rglob("test_*.py")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for name in files:
+            if f"from {name} import" in text or f"import {name}\n" in text:
+                tests[name].append(str(path.relative_to(root)))
+    return sorted(files), imports, tests
+
+
+def repository_trace(accesses: int, seed: int = 5) -> list[str]:
+    """A coding agent's accesses on memlens's own code base (see the module docstring)."""
+    rng = random.Random(seed)
+    modules, imports, tests = module_graph()
+    tasks = [m for m in modules if imports[m]]
+    rng.shuffle(tasks)
+    weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(tasks))]
+    every_file = [f"file:{m}" for m in modules]
+    out: list[str] = []
+    while len(out) < accesses:
+        module = rng.choices(tasks, weights)[0]
+        steps = [
+            f"task:{module}",
+            f"file:{module}",
+            *(f"file:{dep}" for dep in imports[module][:6]),
+            *(f"test:{path}" for path in tests[module][:3]),
+            f"file:{module}",
+        ]
+        for step in steps:
+            if rng.random() < 0.05:
+                continue
+            out.append(step)
+            if rng.random() < 0.10:
+                out.append(rng.choice(every_file))
     return out[:accesses]
 
 
@@ -159,7 +225,11 @@ def main() -> None:
     parser.add_argument("--capacity", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=0.6)
     args = parser.parse_args()
-    traces = {"agent": agent_trace(args.accesses), "context": context_trace(args.accesses)}
+    traces = {
+        "agent": agent_trace(args.accesses),
+        "repository": repository_trace(args.accesses),
+        "context": context_trace(args.accesses),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         store = open_record_store(f"sqlite:///{Path(tmp) / 'trace.db'}")
         keys = sorted({k for trace in traces.values() for k in trace})
@@ -173,7 +243,7 @@ def main() -> None:
             f"{args.accesses} accesses per trace, SQLite record store"
         )
         header = (
-            f"{'trace':8} {'policy':15} {'hit rate':>8} {'vs LRU':>7} {'precision':>9} "
+            f"{'trace':10} {'policy':15} {'hit rate':>8} {'vs LRU':>7} {'precision':>9} "
             f"{'prefetched':>10} {'wasted':>7} {'demand loads':>12} {'demand ms':>10} "
             f"{'prefetch ms':>11}"
         )
@@ -187,13 +257,13 @@ def main() -> None:
             for row in rows:
                 gain = f"{100 * (row.hit_rate - lru):+.1f}" if row.policy != "no cache" else ""
                 print(
-                    f"{name:8} {row.policy:15} {100 * row.hit_rate:7.1f}% {gain:>7} "
+                    f"{name:10} {row.policy:15} {100 * row.hit_rate:7.1f}% {gain:>7} "
                     f"{100 * row.precision:8.1f}% {row.prefetch_loads:10d} {row.wasted:7d} "
                     f"{row.demand_loads:12d} {1000 * row.demand_seconds:10.0f} "
                     f"{1000 * row.prefetch_seconds:11.0f}"
                 )
             distinct = len(set(trace))
-            print(f"{'':8} ({len(trace)} accesses, {distinct} distinct items)")
+            print(f"{'':10} ({len(trace)} accesses, {distinct} distinct items)")
         store.close()
 
 

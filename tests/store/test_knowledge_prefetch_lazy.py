@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 
 from memlens.context.shared import (
@@ -16,6 +22,8 @@ from memlens.context.shared import (
 from memlens.core.errors import ConfigError, NotFoundError
 from memlens.store import open_record_store
 from memlens.store.records import CorruptRecordError
+
+BENCH_PREFETCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_prefetch.py"
 
 
 def _learned_session(url: str) -> DistributedMemoryManager:
@@ -119,6 +127,37 @@ def test_prefetching_beats_lru_on_a_repeating_workflow() -> None:
     cache.put("c", 3)  # evicts "a" unused
     assert cache.stats.prefetch_wasted == 1 and cache.get("b") == (True, 2)
     assert cache.stats.prefetch_used == 1
+
+
+def _bench_prefetch() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_prefetch", BENCH_PREFETCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("bench_prefetch", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prefetching_learns_a_real_code_base_and_stays_quiet_on_random_accesses() -> None:
+    bench = _bench_prefetch()
+    modules, imports, tests = bench.module_graph()
+    # The graph is memlens's own: the shared manager imports the store protocol.
+    assert "memlens.store.records" in imports["memlens.context.shared.manager"]
+    assert "tests/store/test_shared_memory.py" in tests["memlens.context.shared"]
+
+    def hit_rates(trace: list[str], prefetch: bool) -> tuple[float, float]:
+        p = Prefetcher(lambda k: k, capacity=32, predictor=AccessPredictor(3), prefetch=prefetch)
+        for key in trace:
+            p.access("s", key)
+        return p.stats.hit_rate, p.stats.precision
+
+    structured = bench.repository_trace(6000)
+    (lru, _), (smart, precision) = hit_rates(structured, False), hit_rates(structured, True)
+    assert smart - lru >= 0.15 and precision >= 0.8, (lru, smart, precision)
+    rng = random.Random(3)
+    noise = [f"item:{rng.randrange(100)}" for _ in range(6000)]
+    (lru, _), (smart, precision) = hit_rates(noise, False), hit_rates(noise, True)
+    assert abs(smart - lru) < 0.03  # nothing to learn: no gain, and next to no cost
 
 
 def test_lazy_values_load_on_first_use_only(record_url: str) -> None:

@@ -100,8 +100,10 @@ def test_a_fit_on_one_worker_retires_on_the_other_and_expand_finds_originals(
             assert all(texts[i] == t for i, t in originals.items() if i in texts)
 
 
-def test_a_stored_window_is_rebuilt_from_the_archive(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+@pytest.mark.parametrize("how", ["recover", "sync", "cli"])
+def test_a_stored_window_is_rebuilt_from_the_archive(tmp_path: Path, how: str) -> None:
+    db = tmp_path / "m.db"
+    url = f"sqlite:///{db}"
     manager = DistributedMemoryManager(url, writer_id="w", keep_snapshots=1, snapshot_every=0)
     memory = SharedContextMemory(manager, "team", budget=100_000, keep_last_turns=1)
     for i in range(10):
@@ -119,9 +121,21 @@ def test_a_stored_window_is_rebuilt_from_the_archive(tmp_path: Path) -> None:
     store._conn.execute("UPDATE record_snapshots SET checksum = 'x'")
     key = ENTRY + victim.id
     _raw_set(store, "team", key, _raw_get(store, "team", key).replace("turn", "tvrn", 1))
-    result = memory.recover()
-    assert result.method == "rebuild" and result.rebuilt == [key] and result.valid, result
-    rebuilt = read_shared_memory(store, "team")
+    if how == "recover":
+        result = memory.recover()
+        assert result.method == "rebuild" and result.rebuilt == [key] and result.valid, result
+    elif how == "sync":
+        # Another worker opening the window meets the damage and repairs it first.
+        other = DistributedMemoryManager(url, writer_id="w2")
+        fresh = SharedContextMemory(other, "team", keep_last_turns=1)
+        assert fresh.last_sync is not None and fresh.last_sync.success
+        assert [e.kind for e in other.events] == ["recovered"] and not other.degraded
+        assert fresh.entries[victim.id].content == original
+    else:
+        done = memlens("memory", "recover", "team", "--db", str(db), db=db)
+        assert done.returncode == 0, done.stderr
+        assert "recovered by rebuild" in done.stdout and "rebuilt 1, lost 0" in done.stdout
+    rebuilt = read_shared_memory(open_record_store(url), "team")
     item = next(i for i in rebuilt.items if i.entry.id == victim.id)
     assert item.entry.content == original and "rebuilt from the archive" in item.entry.notes
 

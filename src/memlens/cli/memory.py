@@ -23,7 +23,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from memlens.cli._store_options import store_target
-from memlens.context.shared.memory import open_shared_memory, read_shared_memory
+from memlens.context.shared.memory import (
+    archive_rebuilder,
+    open_shared_memory,
+    read_shared_memory,
+)
 from memlens.context.shared.recovery import CheckReport, check_memory, recover_corrupted_memory
 from memlens.context.shared.sync import SyncResult
 from memlens.core.errors import MemlensError
@@ -93,12 +97,14 @@ def _print_reports(reports: list[CheckReport], location: str) -> None:
 @click.option("--db", "db", metavar="PATH|URL", default=None, help="The memory store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def recover(session_id: str, db: str | None, as_json: bool) -> None:
-    """Repair SESSION from its last good snapshot and the journal after it."""
+    """Repair SESSION from its last good snapshot and the journal after it (a shared
+    context memory's lost items are rebuilt from its archive)."""
     store = open_record_store(store_target(db), create=False)
     try:
         if session_id not in store.namespaces():
             raise MemlensError(f"no memory session {session_id!r} in {store.location}")
-        result = recover_corrupted_memory(store, session_id)
+        rebuild = archive_rebuilder(store, session_id)
+        result = recover_corrupted_memory(store, session_id, rebuild=rebuild)
     finally:
         store.close()
     if as_json:

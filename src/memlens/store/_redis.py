@@ -105,3 +105,35 @@ def text(value: Any) -> str:
 def require_client() -> Any:
     """The ``redis`` package (``MissingExtraError`` naming the extra if absent)."""
     return require("redis", "redis")
+
+
+R = TypeVar("R", bound="RedisStoreBase")
+
+
+class RedisStoreBase:
+    """What both Redis stores hold: the client, the key prefix, the URL shown in
+    messages, and the read-only flag; calls go through :func:`call`'s error wording."""
+
+    def __init__(self, url: str, *, readonly: bool = False, timeout: float = 5.0) -> None:
+        self._client, self.prefix, self._location = connect(url, timeout=timeout)
+        self.readonly = readonly
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self: R) -> R:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, fn: Any) -> Any:
+        return call(self._location, fn)
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"{self._location} was opened read-only")

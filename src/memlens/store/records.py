@@ -413,6 +413,30 @@ def make_record(
     return Record(namespace, key, stored_value, version, at, writer, deleted, digest)
 
 
+def encode_write(
+    namespace: str, request: PutRequest, version: int, writer: str
+) -> tuple[Record, str]:
+    """The record a write makes at ``version``, and its stored form (JSON)."""
+    record = make_record(
+        namespace,
+        request.key,
+        request.value,
+        version,
+        writer=writer,
+        deleted=request.delete,
+        updated_at=request.updated_at,
+    )
+    return record, dumps(record.to_dict())
+
+
+def check_restorable(namespace: str, records: Mapping[str, Record]) -> None:
+    """Recovery writes back only intact records of this namespace, each under its key."""
+    check_name("namespace", namespace)
+    for key, record in records.items():
+        if record.key != key or record.namespace != namespace or not record.is_intact():
+            raise StoreError(f"refusing to restore {namespace}/{key}: record is not intact")
+
+
 def decode_record(text: str | bytes, namespace: str, where: str, ref: str) -> Record | Damage:
     """Parse a stored record (``Record.to_dict`` as JSON) and verify it, or say why not."""
     try:
@@ -425,6 +449,20 @@ def decode_record(text: str | bytes, namespace: str, where: str, ref: str) -> Re
     if not record.is_intact():
         return Damage(namespace, where, ref, "checksum mismatch")
     return record
+
+
+def decode_indexed(
+    text: str | bytes, namespace: str, key: str, version: int | None
+) -> Record | Damage:
+    """A stored record, verified, and checked against the key and version it is indexed by."""
+    found = decode_record(text, namespace, "record", key)
+    if isinstance(found, Damage):
+        return found
+    if found.key != key:
+        return Damage(namespace, "record", key, f"holds the record of {found.key!r}")
+    if found.version != version:
+        return Damage(namespace, "record", key, "version index disagrees with the record")
+    return found
 
 
 def encode_snapshot(records: Iterable[Record]) -> tuple[str, str]:

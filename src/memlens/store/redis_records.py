@@ -41,11 +41,13 @@ from memlens.store.records import (
     SnapshotInfo,
     VersionConflict,
     check_name,
+    check_restorable,
+    decode_indexed,
     decode_record,
     decode_snapshot,
     dumps,
     encode_snapshot,
-    make_record,
+    encode_write,
 )
 
 _PUT = """
@@ -109,12 +111,11 @@ return out
 _MAX_RETRIES = 1000
 
 
-class RedisRecordStore(RecordStoreBase):
+class RedisRecordStore(_redis.RedisStoreBase, RecordStoreBase):
     """A :class:`~memlens.store.records.RecordStore` on a Redis server (``redis://…``)."""
 
     def __init__(self, url: str, *, readonly: bool = False, timeout: float = 5.0) -> None:
-        self._client, self.prefix, self._location = _redis.connect(url, timeout=timeout)
-        self.readonly = readonly
+        super().__init__(url, readonly=readonly, timeout=timeout)
         self._put_script = self._client.register_script(_PUT)
         self._snap_script = self._client.register_script(_SNAPSHOT)
         self._tail_script = self._client.register_script(_JOURNAL_TAIL)
@@ -122,32 +123,12 @@ class RedisRecordStore(RecordStoreBase):
         #: Retries taken by writes without an expected version (for benchmarks).
         self.retries = 0
 
-    @property
-    def location(self) -> str:
-        return self._location
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> RedisRecordStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _keys(self, namespace: str) -> dict[str, str]:
         p = self.prefix
         return {
             name: f"{p}:{name}:{namespace}"
             for name in ("rec", "ver", "jrnl", "jseq", "snap", "snapid", "dead")
         } | {"namespaces": f"{p}:namespaces"}
-
-    def _call(self, fn: Any) -> Any:
-        return _redis.call(self._location, fn)
-
-    def _writable(self) -> None:
-        if self.readonly:
-            raise StoreError(f"{self._location} was opened read-only")
 
     # -- writing -------------------------------------------------------------------
     def put_many(
@@ -172,16 +153,7 @@ class RedisRecordStore(RecordStoreBase):
             for i in pending:
                 req = requests[i]
                 base = versions[i] if i in versions else int(req.expected_version or 0)
-                record = make_record(
-                    namespace,
-                    req.key,
-                    req.value,
-                    base + 1,
-                    writer=writer,
-                    deleted=req.delete,
-                    updated_at=req.updated_at,
-                )
-                body = dumps(record.to_dict())
+                record, body = encode_write(namespace, req, base + 1, writer)
                 self._put_script(
                     keys=[
                         keys["rec"],
@@ -228,10 +200,7 @@ class RedisRecordStore(RecordStoreBase):
         preserve: Iterable[str] = (),
     ) -> None:
         self._writable()
-        check_name("namespace", namespace)
-        for key, record in records.items():
-            if record.key != key or record.namespace != namespace or not record.is_intact():
-                raise StoreError(f"refusing to restore {namespace}/{key}: record is not intact")
+        check_restorable(namespace, records)
         keys = self._keys(namespace)
         redis = _redis.require_client()
 
@@ -299,18 +268,11 @@ class RedisRecordStore(RecordStoreBase):
             return None
         if body is None:
             return Damage(namespace, "record", key, "record missing (its version is still indexed)")
-        found = decode_record(_redis.text(body), namespace, "record", key)
-        if isinstance(found, Damage):
-            return found
-        if found.key != key:
-            return Damage(namespace, "record", key, f"holds the record of {found.key!r}")
         try:
             indexed = int(version) if version is not None else None
         except ValueError:
             indexed = None
-        if indexed != found.version:
-            return Damage(namespace, "record", key, "version index disagrees with the record")
-        return found
+        return decode_indexed(_redis.text(body), namespace, key, indexed)
 
     def scan(self, namespace: str) -> RecordScan:
         keys = self._keys(namespace)

@@ -34,36 +34,15 @@ _SUMMARY = (
 )
 
 
-class RedisSessionStore:
+class RedisSessionStore(_redis.RedisStoreBase):
     """A :class:`~memlens.store.base.SessionStore` on a Redis server."""
 
     def __init__(self, url: str, *, readonly: bool = False, timeout: float = 5.0) -> None:
-        self._client, self.prefix, self._location = _redis.connect(url, timeout=timeout)
-        self.readonly = readonly
+        super().__init__(url, readonly=readonly, timeout=timeout)
         self._index = f"{self.prefix}:sessions"
-
-    @property
-    def location(self) -> str:
-        return self._location
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> RedisSessionStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _key(self, session_id: str) -> str:
         return f"{self.prefix}:session:{session_id}"
-
-    def _call(self, fn: Any) -> Any:
-        return _redis.call(self._location, fn)
-
-    def _writable(self) -> None:
-        if self.readonly:
-            raise StoreError(f"{self._location} was opened read-only")
 
     # -- writing -------------------------------------------------------------------
     def save(self, session: Session) -> str:

@@ -19,11 +19,8 @@ from __future__ import annotations
 import builtins
 import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, TypeVar
 
 from memlens.core.errors import NotFoundError, StoreError
@@ -32,7 +29,7 @@ from memlens.core.session import Session
 from memlens.store import codec
 from memlens.store.base import LATEST, SessionRow, series_from, session_from
 from memlens.store.migrations import MIGRATIONS, Migration
-from memlens.store.sqlite_db import immediate, is_busy, open_database, reason, retry
+from memlens.store.sqlite_db import SqliteFile, is_busy, reason, retry
 
 T = TypeVar("T")
 
@@ -42,7 +39,7 @@ _SUMMARY_COLUMNS = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqliteFile):
     """A :class:`~memlens.store.base.SessionStore` in one SQLite file.
 
     ``create=False`` refuses to create a missing file; ``readonly=True`` opens it
@@ -61,43 +58,13 @@ class SqliteStore:
         timeout: float = 30.0,
         migrations: tuple[Migration, ...] = MIGRATIONS,
     ) -> None:
-        self.path = Path(path).expanduser()
-        self.timeout = timeout
-        self.readonly = readonly
-        self._lock = threading.RLock()
-        self._conn = open_database(
-            self.path,
-            write=not readonly,
-            create=create and not readonly,
-            timeout=timeout,
-            migrations=migrations,
+        super().__init__(
+            path, create=create, readonly=readonly, timeout=timeout, migrations=migrations
         )
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """Call ``fn``, retrying while another process holds the lock."""
         return retry(fn, self.timeout)
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction holding the database's write lock from the start."""
-        if self.readonly:
-            raise StoreError(f"{self.path} was opened read-only")
-        with immediate(self._conn, self._lock, self.timeout) as conn:
-            yield conn
-
-    @property
-    def location(self) -> str:
-        return str(self.path)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- writing -------------------------------------------------------------------
     def save(self, session: Session) -> str:

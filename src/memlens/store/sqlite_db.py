@@ -31,6 +31,7 @@ from memlens.core.errors import NotFoundError, StoreError
 from memlens.store.migrations import MIGRATIONS, Migration, current_version, migrate
 
 T = TypeVar("T")
+F = TypeVar("F", bound="SqliteFile")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -237,3 +238,58 @@ def _probe_write(conn: sqlite3.Connection, path: Path, timeout: float) -> None:
         conn.execute("ROLLBACK")
     except sqlite3.OperationalError as exc:
         raise StoreError(f"cannot write session store {path}: {reason(exc)}") from exc
+
+
+class SqliteFile:
+    """One memlens SQLite file held by a store: the path, a lock, the connection.
+
+    The session store and the record store both hold one (see :func:`open_database`
+    for what ``create``, ``readonly`` and ``timeout`` mean); ``_write()`` is a
+    transaction that holds the database's write lock from the start. Safe to share
+    between threads of one process; use one instance per process.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        readonly: bool = False,
+        timeout: float = 30.0,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        missing_hint: str = "nothing recorded yet: try `memlens run script.py`",
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.timeout = timeout
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._conn = open_database(
+            self.path,
+            write=not readonly,
+            create=create and not readonly,
+            timeout=timeout,
+            migrations=migrations,
+            missing_hint=missing_hint,
+        )
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the database's write lock from the start."""
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
+        with immediate(self._conn, self._lock, self.timeout) as conn:
+            yield conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self: F) -> F:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

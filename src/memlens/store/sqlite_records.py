@@ -12,11 +12,9 @@ from __future__ import annotations
 import builtins
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from memlens.core.errors import StoreError
@@ -33,16 +31,18 @@ from memlens.store.records import (
     SnapshotInfo,
     VersionConflict,
     check_name,
+    check_restorable,
+    decode_indexed,
     decode_record,
     decode_snapshot,
     dumps,
     encode_snapshot,
-    make_record,
+    encode_write,
 )
-from memlens.store.sqlite_db import immediate, open_database, reason
+from memlens.store.sqlite_db import SqliteFile, reason
 
 
-class SqliteRecordStore(RecordStoreBase):
+class SqliteRecordStore(SqliteFile, RecordStoreBase):
     """A :class:`~memlens.store.records.RecordStore` in one SQLite file.
 
     ``create=False`` refuses to create a missing file; ``readonly=True`` never creates
@@ -58,14 +58,10 @@ class SqliteRecordStore(RecordStoreBase):
         readonly: bool = False,
         timeout: float = 30.0,
     ) -> None:
-        self.path = Path(path).expanduser()
-        self.timeout = timeout
-        self.writable = not readonly
-        self._lock = threading.RLock()
-        self._conn = open_database(
-            self.path,
-            write=not readonly,
-            create=create and not readonly,
+        super().__init__(
+            path,
+            create=create,
+            readonly=readonly,
             timeout=timeout,
             missing_hint="no memory stored yet",
         )
@@ -75,27 +71,11 @@ class SqliteRecordStore(RecordStoreBase):
             ).fetchone()
         )
 
-    @property
-    def location(self) -> str:
-        return str(self.path)
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> SqliteRecordStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- plumbing ------------------------------------------------------------------
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        if not self.writable:
-            raise StoreError(f"{self.path} was opened read-only")
         try:
-            with immediate(self._conn, self._lock, self.timeout) as conn:
+            with super()._write() as conn:
                 yield conn
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write {self.path}: {reason(exc)}") from exc
@@ -111,10 +91,7 @@ class SqliteRecordStore(RecordStoreBase):
 
     @staticmethod
     def _decode_row(namespace: str, key: str, version: int, body: str) -> Record | Damage:
-        found = decode_record(body, namespace, "record", key)
-        if isinstance(found, Record) and (found.key != key or found.version != version):
-            return Damage(namespace, "record", key, "index disagrees with the stored record")
-        return found
+        return decode_indexed(body, namespace, key, version)
 
     # -- writing -------------------------------------------------------------------
     def put_many(
@@ -147,16 +124,7 @@ class SqliteRecordStore(RecordStoreBase):
                 request.expected_version,
                 found if isinstance(found, Record) else None,
             )
-        record = make_record(
-            namespace,
-            request.key,
-            request.value,
-            current + 1,
-            writer=writer,
-            deleted=request.delete,
-            updated_at=request.updated_at,
-        )
-        body = dumps(record.to_dict())
+        record, body = encode_write(namespace, request, current + 1, writer)
         conn.execute(
             "INSERT OR REPLACE INTO records (namespace, key, version, deleted, body) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -176,10 +144,7 @@ class SqliteRecordStore(RecordStoreBase):
         expected_head: int | None = None,
         preserve: Iterable[str] = (),
     ) -> None:
-        check_name("namespace", namespace)
-        for key, record in records.items():
-            if record.key != key or record.namespace != namespace or not record.is_intact():
-                raise StoreError(f"refusing to restore {namespace}/{key}: record is not intact")
+        check_restorable(namespace, records)
         with self._write() as conn:
             if expected_head is not None:
                 head = self._head(conn, namespace)

@@ -53,6 +53,9 @@ class RecordArchive:
         self.writer = writer
         #: Originals archived while the store was unreachable, by id (see ``flush``).
         self.spilled: dict[str, ArchivedItem] = {}
+        # Set by an unreachable write: later puts spill at once instead of each waiting
+        # for a connection timeout; ``flush`` (the next sync) tries the store again.
+        self._down = False
 
     @property
     def store(self) -> RecordStore:
@@ -66,8 +69,11 @@ class RecordArchive:
         """Archive ``content`` under ``item_id`` once; returns its SHA-256."""
         digest = self._digest(content)
         try:
+            if self._down:
+                raise StoreUnavailableError("the store was unreachable at the last write")
             self._write(item_id, content, meta, digest)
         except StoreUnavailableError:
+            self._down = True
             spilled = self.spilled.get(item_id)
             if spilled is not None and spilled.checksum != digest:
                 raise StoreError(
@@ -79,6 +85,7 @@ class RecordArchive:
     def flush(self) -> int:
         """Write the spilled originals to the store; returns how many were written."""
         written = 0
+        self._down = False
         for item_id, item in list(self.spilled.items()):
             self._write(item_id, item.content, item.meta, item.checksum)
             del self.spilled[item_id]
@@ -122,6 +129,8 @@ class RecordArchive:
             return False
         if item_id in self.spilled:
             return True
+        if self._down:
+            return False
         try:
             record = self.store.get(self.namespace, PREFIX + item_id)
         except StoreUnavailableError:

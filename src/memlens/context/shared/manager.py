@@ -145,6 +145,9 @@ class DistributedMemoryManager:
         self.events: collections.deque[MemoryEvent] = collections.deque(maxlen=max_events)
         self.degraded = False
         self._sessions: dict[str, _SessionState] = {}
+        #: Per session, how :meth:`recover` rebuilds keys nothing else holds (a shared
+        #: context memory registers its archive here).
+        self.rebuilders: dict[str, Callable[[list[str]], Mapping[str, Any]]] = {}
         self._last_snapshot_head: dict[str, int] = {}
         # _lock guards the local copy and is never held during network calls;
         # _sync_lock lets one sync (or first load) at a time talk to the store.
@@ -201,7 +204,14 @@ class DistributedMemoryManager:
         with self._sync_lock:
             if not state.loaded:
                 try:
-                    self._pull(session_id, state, state.conflicts, self.strategy)
+                    try:
+                        self._pull(session_id, state, state.conflicts, self.strategy)
+                    except CorruptRecordError:
+                        # Damage is not an outage: repair first (or say so), then load.
+                        if not self.auto_recover:
+                            raise
+                        self.recover(session_id)
+                        self._pull(session_id, state, state.conflicts, self.strategy)
                 except StoreError as exc:
                     # Reading works locally even when the store does not; say so once.
                     self._unavailable(session_id, exc)
@@ -470,7 +480,9 @@ class DistributedMemoryManager:
     def recover(
         self, session_id: str, rebuild: Callable[[list[str]], Mapping[str, Any]] | None = None
     ) -> RecoveryResult:
-        """Repair the stored session (see :func:`recover_corrupted_memory`)."""
+        """Repair the stored session (see :func:`recover_corrupted_memory`); ``rebuild``
+        defaults to the one registered for the session in :attr:`rebuilders`."""
+        rebuild = rebuild or self.rebuilders.get(session_id)
         with self._sync_lock:
             result = recover_corrupted_memory(self.store, session_id, rebuild=rebuild)
             if result.detected:

@@ -48,6 +48,7 @@ from datetime import datetime
 from typing import Any
 
 from memlens.context.layers import Layer
+from memlens.context.memory.archive import Archive
 from memlens.context.memory.entries import MemoryEntry, Priority
 from memlens.context.memory.memory import CacheSlot, ContextMemory
 from memlens.context.shared.archive import RecordArchive
@@ -161,6 +162,7 @@ class SharedContextMemory(ContextMemory):
         self._synced_cache: dict[str, dict[str, Any]] = {}
         self._sync_lock = threading.RLock()
         self.last_sync: SyncResult | None = None
+        self.manager.rebuilders.setdefault(session_id, self.rebuild_from_archive)
         self.sync()
 
     # -- sync --------------------------------------------------------------------
@@ -291,42 +293,14 @@ class SharedContextMemory(ContextMemory):
 
     # -- recovery ----------------------------------------------------------------
     def recover(self) -> RecoveryResult:
-        """Repair the stored session; entries nothing else holds are rebuilt from the archive."""
+        """Repair the stored session; entries nothing else holds are rebuilt from the archive
+        (a sync that meets damage does the same, through the manager)."""
         with self._sync_lock:
             return self.manager.recover(self.session_id, rebuild=self.rebuild_from_archive)
 
     def rebuild_from_archive(self, keys: list[str]) -> dict[str, Any]:
         """Record values for lost ``entry/<id>`` keys, from their archived originals."""
-        archive = self.archive
-        out: dict[str, Any] = {}
-        for key in keys:
-            entry_id = key[len(ENTRY) :] if key.startswith(ENTRY) else None
-            if entry_id is None or entry_id not in archive:
-                continue
-            item = archive.get(entry_id)
-            meta = item.meta
-            tokens = int(meta.get("original_tokens") or meta.get("tokens") or 0)
-            out[key] = {
-                "layer": meta.get("layer", "conversation"),
-                "content": item.content,
-                "tokens": tokens,
-                "original_tokens": tokens,
-                "sublayer": meta.get("sublayer", ""),
-                "role": meta.get("role", ""),
-                "kind": meta.get("kind", "text"),
-                "priority": meta.get("priority", "normal"),
-                "pinned": bool(meta.get("pinned", False)),
-                "created": None,
-                "group": meta.get("group", entry_id),
-                "turn": int(meta.get("turn", 0)),
-                "level": 1,
-                "seq": 0,
-                "overhead": 0,
-                "archived": True,
-                "notes": ["rebuilt from the archive"],
-                "payload": dict(meta.get("payload") or {}),
-            }
-        return out
+        return rebuild_from_archive(self.archive, keys)
 
     def close(self) -> None:
         """A last sync; closes the manager if this memory opened it."""
@@ -339,6 +313,53 @@ class SharedContextMemory(ContextMemory):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def rebuild_from_archive(archive: Archive, keys: list[str]) -> dict[str, Any]:
+    """Entry records for lost ``entry/<id>`` keys whose originals ``archive`` holds.
+
+    The rebuilt entry is the original, verbatim (a summary shown in its place is
+    gone with the record); keys the archive cannot answer are left out (reported lost).
+    """
+    out: dict[str, Any] = {}
+    for key in keys:
+        entry_id = key[len(ENTRY) :] if key.startswith(ENTRY) else None
+        if entry_id is None or entry_id not in archive:
+            continue
+        item = archive.get(entry_id)
+        meta = item.meta
+        tokens = int(meta.get("original_tokens") or meta.get("tokens") or 0)
+        out[key] = {
+            "layer": meta.get("layer", "conversation"),
+            "content": item.content,
+            "tokens": tokens,
+            "original_tokens": tokens,
+            "sublayer": meta.get("sublayer", ""),
+            "role": meta.get("role", ""),
+            "kind": meta.get("kind", "text"),
+            "priority": meta.get("priority", "normal"),
+            "pinned": bool(meta.get("pinned", False)),
+            "created": None,
+            "group": meta.get("group", entry_id),
+            "turn": int(meta.get("turn", 0)),
+            "level": 1,
+            "seq": 0,
+            "overhead": 0,
+            "archived": True,
+            "notes": ["rebuilt from the archive"],
+            "payload": dict(meta.get("payload") or {}),
+        }
+    return out
+
+
+def archive_rebuilder(
+    store: RecordStore, session_id: str
+) -> Callable[[list[str]], dict[str, Any]] | None:
+    """The rebuild callback for a stored shared context memory, if it has an archive."""
+    if archive_namespace(session_id) not in store.namespaces():
+        return None
+    archive = RecordArchive(store, archive_namespace(session_id))
+    return lambda keys: rebuild_from_archive(archive, keys)
 
 
 def _combine(first: SyncResult, second: SyncResult) -> SyncResult:
