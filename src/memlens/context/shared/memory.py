@@ -329,6 +329,11 @@ def rebuild_from_archive(archive: Archive, keys: list[str]) -> dict[str, Any]:
         item = archive.get(entry_id)
         meta = item.meta
         tokens = int(meta.get("original_tokens") or meta.get("tokens") or 0)
+        payload = dict(meta.get("payload") or {})
+        raw, field_name = payload.get("raw"), payload.pop("raw_text", None)
+        if isinstance(raw, dict) and isinstance(field_name, str):
+            # The archive left the raw message's copy of the text out: put it back.
+            payload["raw"] = {**raw, field_name: item.content}
         out[key] = {
             "layer": meta.get("layer", "conversation"),
             "content": item.content,
@@ -347,7 +352,7 @@ def rebuild_from_archive(archive: Archive, keys: list[str]) -> dict[str, Any]:
             "overhead": 0,
             "archived": True,
             "notes": ["rebuilt from the archive"],
-            "payload": dict(meta.get("payload") or {}),
+            "payload": payload,
         }
     return out
 
