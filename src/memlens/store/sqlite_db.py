@@ -18,6 +18,7 @@ file when not creating) with one line that names the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -106,7 +107,8 @@ def open_database(
         if not (write and create):
             raise NotFoundError(f"no session store at {path} ({missing_hint})")
         _make_parent(path)
-    else:
+        _create(path, migrations)
+    if path.exists():
         _check_file(path, write)
     if write:
         conn = _connect(path, "rwc" if create else "rw", timeout)
@@ -138,6 +140,36 @@ def open_database(
         conn.close()
         raise
     return conn
+
+
+def _create(path: Path, migrations: Sequence[Migration]) -> None:
+    """Create the store whole, so no process ever sees it half made.
+
+    SQLite creates a file empty and writes its header later: a process opening the
+    store in that moment would see a 0-byte file and (rightly, for a file that stays
+    empty) refuse it. So the schema is written to a private file beside it, which is
+    then linked into place only if nothing is there yet; whoever links first wins and
+    the others open that store. Where hard links are not supported, SQLite creates the
+    file in place as before.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            migrate(conn, migrations, location=str(path))
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created the store first: use theirs
+        except OSError:
+            return  # no hard links here: let SQLite create the file in place
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot create session store {path}: {reason(exc)}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _make_parent(path: Path) -> None:
