@@ -57,17 +57,3 @@ def corpus_expected():
         yield evaluate
     finally:
         sys.path.remove(CORPUS)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give the doctor's time-budgeted tests two more tries.
-
-    The doctor decides within a wall-clock budget, so on a busy machine (or late in a
-    long pytest process with a big heap) a run can end with too few checkpoints or no
-    retainer found. That is a known open problem (issue #9, determinism); until it is
-    fixed, a verdict must hold in one of three runs here. Each try still asserts the
-    full answer, so a doctor that is wrong every time still fails.
-    """
-    for item in items:
-        if "tests/doctor/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("doctor/"):
-            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))

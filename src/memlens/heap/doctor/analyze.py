@@ -95,6 +95,11 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         )
         return diag
     diag.findings = group(diag.findings)
+    if diag.findings and engine.window_short:
+        # Growth seen at N is believed only if it still holds at widen × N: a run
+        # cut short before that cannot tell a leak from a bound not yet reached.
+        _cut_short(diag, engine)
+        return diag
     if diag.findings:
         diag.verdict = LEAK
         diag.reason = f"{len(diag.findings)} leak(s) with sustained growth"
@@ -102,6 +107,27 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         diag.verdict = INCONCLUSIVE
         diag.reason = "growth was detected but could not be attributed"
     return diag
+
+
+def _cut_short(diag: Diagnosis, engine: Engine) -> None:
+    first = diag.findings[0]
+    seen = engine.growth_seen_at or engine.iterations
+    target = int(engine.options.widen * seen)
+    limit = "--max-iterations" if engine.stop_reason == "max_iterations" else "--budget"
+    for f in diag.findings:
+        held = f" held by {f.root}" if f.root else ""
+        diag.notes.append(
+            f"{f.site}: grows {format_bytes(f.bytes_per_iteration, signed=True)} per call"
+            f"{held}, still growing at iteration {engine.iterations:,}"
+        )
+    diag.findings = []
+    diag.verdict = INCONCLUSIVE
+    diag.reason = (
+        f"memory allocated at {first.site} was still growing after {engine.iterations:,} "
+        f"iterations (first seen at {seen:,}), but the run ended ({engine.stop_reason}) "
+        f"before iteration {target:,}, where a cache still filling up to a bound would "
+        f"show its bound: raise {limit} to tell the two apart"
+    )
 
 
 def explained(f: Finding) -> bool:

@@ -12,8 +12,9 @@ from memlens.core.errors import MemlensError, TargetError
 from memlens.heap.doctor import pool_leaks
 from memlens.heap.doctor.analyze import apply_native_site, attribute_native, diagnose
 from memlens.heap.doctor.diagnosis import LEAK, Diagnosis
-from memlens.heap.doctor.guard import Deadline, StepTimeout
+from memlens.heap.doctor.guard import BudgetClock, Deadline, StepTimeout
 from memlens.heap.doctor.iterations import Engine, Options
+from memlens.heap.doctor.native_site import choose_native_site
 from memlens.heap.doctor.remedies import refine
 from memlens.heap.doctor.shallow import run_shallow
 from memlens.heap.doctor.sites import CodeMap
@@ -88,7 +89,7 @@ def doctor(
         began = True
         borrows = pool_leaks.start()  # pools' borrows, to name a pool leak at the end
         i = 0
-        with Deadline(_hard_deadline(budget)) as deadline:
+        with Deadline(_hard_deadline(budget), engine.clock) as deadline:
             while True:
                 deadline.armed = True
                 _guarded(partial(fn, i), pid, f"step raised at iteration {i}", (i, budget))
@@ -100,17 +101,17 @@ def doctor(
                     break
         engine.capture_context()
         # Native growth is charged to a line by re-running the step under a line
-        # tracer, on this thread (thread-locals, event loops stay the same).
-        with Deadline(max(2.0, 0.5 * budget)):
-            native_site = _guarded(
-                lambda: attribute_native(engine, fn),
-                pid,
-                "step raised while attributing native growth",
-                (i, budget),
-            )
+        # tracer, on this thread (thread-locals, event loops stay the same): once
+        # while tracemalloc runs (Python temporaries can then be told apart from
+        # native memory) and once after the analysis has stopped it (its own tables
+        # grow with every traced temporary, noise that hides a 256 B leak).
+        traced = _attribute(engine, fn, pid, i, budget)
         result = run_shallow(diagnose, engine, label)
+        engine.end()
+        untraced = _attribute(engine, fn, pid, i, budget) if traced is not None else None
+        native_site = choose_native_site(engine, traced, untraced)
         if native_site is not None:
-            apply_native_site(result, engine, native_site)  # type: ignore[arg-type]
+            apply_native_site(result, engine, native_site)
         for finding in result.findings:
             refine(finding)
         _note_no_bound(result, engine)
@@ -126,6 +127,18 @@ def doctor(
             loop.close()
     result.duration = time.perf_counter() - started
     return result
+
+
+def _attribute(
+    engine: Engine, fn: Callable[[int], object], pid: int, i: int, budget: float
+) -> object:
+    with Deadline(max(2.0, 0.5 * budget), BudgetClock()):
+        return _guarded(
+            lambda: attribute_native(engine, fn),
+            pid,
+            "step raised while attributing native growth",
+            (i, budget),
+        )
 
 
 def _note_no_bound(result: Diagnosis, engine: Engine) -> None:

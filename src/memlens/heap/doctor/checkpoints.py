@@ -23,8 +23,9 @@ import itertools
 import operator
 import sys
 import tracemalloc
+from collections import _count_elements  # type: ignore[attr-defined]
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, repeat
 
 from memlens.heap.doctor import native
 from memlens.heap.doctor.sites import CodeMap, Frame
@@ -36,7 +37,7 @@ _PYMALLOC_MAX = 512
 # what malloc spent (chunk headers, hash-table slack): measured at ~2.5x when its
 # traceback table grows, so that much of its growth is not the program's.
 OVERHEAD_FACTOR = 2.5
-_CONTAINER_TYPES = frozenset(
+CONTAINER_TYPES = frozenset(
     {
         list,
         dict,
@@ -86,10 +87,26 @@ class Checkpoint:
         )
 
 
+# Counts up to 256 are CPython's cached small ints: counting in chunks this long
+# creates no int per object, and every int the doctor creates is a traced
+# allocation (several microseconds each while tracemalloc runs). A plain Counter
+# over a 2M-object heap took ~5 s under tracing; chunked, ~0.25 s.
+_COUNT_CHUNK = 256
+
+
 def type_counts(objs: list[object]) -> dict[str, int]:
-    """Live objects per type name (counted by type object in C)."""
+    """Live objects per type name (counted by type object in C, in chunks)."""
+    by_type: dict[type, int] = {}
+    part: dict[type, int] = {}
+    types = list(map(type, objs))
+    for start in range(0, len(types), _COUNT_CHUNK):
+        _count_elements(part, types[start : start + _COUNT_CHUNK])
+        for t, n in part.items():
+            by_type[t] = by_type.get(t, 0) + n
+        part.clear()
+    del types
     counts: dict[str, int] = {}
-    for t, n in collections.Counter(map(type, objs)).items():
+    for t, n in by_type.items():
         mod = t.__module__
         name = t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
         counts[name] = counts.get(name, 0) + n
@@ -120,6 +137,10 @@ class Reader:
         self._window: tuple[int, int, int] | None = None
         self.per_block_cost = 0.0
         self.baseline_types: dict[str, int] = {}
+        # The heap frozen at the start (see ``frozen.FrozenHeap``): its containers
+        # and type counts, which gc.get_objects() no longer lists.
+        self.frozen_containers: list[object] = []
+        self.frozen_types: dict[str, int] = {}
 
     def site_of(self, frames: tuple[Frame, ...]) -> SiteKey | None:
         """The innermost user frame of a raw traceback (cached per traceback).
@@ -213,7 +234,6 @@ class Reader:
         # tracebacks are one shared tuple) and sum each group in C.
         size_of = operator.itemgetter(1)
         tb_of = operator.itemgetter(2)
-        above = _PYMALLOC_MAX.__lt__
         for tb, group in itertools.groupby(sorted(raw, key=tb_of), key=tb_of):
             site = site_of(tb)
             if site is own:
@@ -223,7 +243,7 @@ class Reader:
             size = sum(sizes)
             total += size
             blocks += n
-            big += sum(filter(above, sizes))
+            big += sum(compress(sizes, map(operator.lt, repeat(_PYMALLOC_MAX), sizes)))
             if site is not None:
                 site_bytes[site] = site_bytes.get(site, 0) + size
                 site_blocks[site] = site_blocks.get(site, 0) + n
@@ -246,15 +266,20 @@ class Reader:
         first = base is None
         objs = gc.get_objects()
         try:
-            conts = list(compress(objs, map(_CONTAINER_TYPES.__contains__, map(type, objs))))
+            conts = list(compress(objs, map(CONTAINER_TYPES.__contains__, map(type, objs))))
             if first:
-                self.baseline_types = type_counts(objs)
+                counts = type_counts(objs)
+                for name, n in self.frozen_types.items():
+                    counts[name] = counts.get(name, 0) + n
+                self.baseline_types = counts
         finally:
             del objs
+        conts.extend(self.frozen_containers)
         sizes = list(map(len, conts))
-        for obj, n in zip(
-            compress(conts, map(_MIN_LEN.__le__, sizes)), filter(_MIN_LEN.__le__, sizes)
-        ):
+        # ``operator.le`` is a fast C call; ``_MIN_LEN.__le__`` is a method-wrapper
+        # that allocates an argument tuple per call (a traced allocation): 25x slower.
+        long_enough = list(map(operator.le, repeat(_MIN_LEN), sizes))
+        for obj, n in zip(compress(conts, long_enough), compress(sizes, long_enough)):
             oid = id(obj)
             if oid in own:
                 continue

@@ -12,7 +12,37 @@ from __future__ import annotations
 import ctypes
 import signal
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType, TracebackType
+
+# A step that waits (I/O, sleep, a lock) uses little CPU: its budget also runs out
+# once wall-clock time reaches this many times the budget.
+WALL_FACTOR = 3.0
+
+
+class BudgetClock:
+    """Seconds of budget used: the process's CPU time since :meth:`start`, or a third
+    of the wall-clock time when that is more.
+
+    CPU time is what the doctor and the steps cost; a busy machine (other processes
+    on the same cores) stretches the wall clock but not that, so a run makes the same
+    number of iterations and checkpoints, and reaches the same verdict, on a loaded
+    machine as on a quiet one (only later).
+    """
+
+    def __init__(self) -> None:
+        self._cpu0 = time.process_time()
+        self._wall0 = time.perf_counter()
+
+    def start(self) -> None:
+        self._cpu0 = time.process_time()
+        self._wall0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        cpu = time.process_time() - self._cpu0
+        wall = time.perf_counter() - self._wall0
+        return max(cpu, wall / WALL_FACTOR)
 
 
 class StepTimeout(BaseException):
@@ -29,15 +59,26 @@ class Deadline:
     passes while the doctor itself works is delivered when user code runs again.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, clock: Callable[[], float] | None = None) -> None:
+        """``clock`` (a :class:`BudgetClock`) measures the seconds; the timer only
+        wakes up to look at it. Without one, wall-clock seconds from ``__enter__``."""
         self.seconds = max(0.01, seconds)
+        self.clock = clock
+        self._t0 = time.perf_counter()
         self.armed = True
         self._timer: threading.Timer | None = None
         self._old_handler: object = None
         self._use_signal = False
         self._done = threading.Event()
 
+    def _left(self) -> float:
+        """Seconds left before the deadline, by the clock."""
+        if self.clock is None:
+            return self.seconds - (time.perf_counter() - self._t0)
+        return self.seconds - self.clock()
+
     def __enter__(self) -> Deadline:
+        self._t0 = time.perf_counter()
         main = threading.current_thread() is threading.main_thread()
         if main and hasattr(signal, "setitimer"):
             current = signal.getsignal(signal.SIGALRM)
@@ -69,15 +110,20 @@ class Deadline:
             self._timer.cancel()
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        left = self._left()
+        if left > 0:  # the budget clock runs slower than the wall clock
+            signal.setitimer(signal.ITIMER_REAL, max(0.02, left))
+            return
         if self.armed:
             raise StepTimeout()
         signal.setitimer(signal.ITIMER_REAL, 0.02)  # try again once user code runs
 
     def _interrupt(self, ident: int) -> None:
         while not self._done.is_set():
-            if self.armed:
+            left = self._left()
+            if left <= 0 and self.armed:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(ident), ctypes.py_object(StepTimeout)
                 )
                 return
-            self._done.wait(0.02)
+            self._done.wait(max(0.02, min(left, 1.0)))

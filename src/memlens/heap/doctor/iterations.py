@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from memlens.heap.doctor import detect, growth, native
-from memlens.heap.doctor.checkpoints import Checkpoint, Reader
+from memlens.heap.doctor.checkpoints import Checkpoint, Reader, type_counts
+from memlens.heap.doctor.frozen import FrozenHeap
+from memlens.heap.doctor.guard import BudgetClock
 from memlens.heap.doctor.shallow import run_shallow
 from memlens.heap.doctor.sites import CodeMap
 
@@ -90,6 +92,9 @@ class Engine:
         self._gc_enabled = gc.isenabled()
         self.malloc = native.malloc_available()
         self.rss_start = 0
+        self.frozen = FrozenHeap()
+        self.clock = BudgetClock()
+        self.final_types: dict[str, int] = {}  # live objects per type at the end
         for obj in (
             self.own,
             self.checkpoints,
@@ -102,12 +107,20 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------------
     def begin(self) -> None:
-        self.started = time.perf_counter()
         self.rss_start = native.rss()
         if not tracemalloc.is_tracing():
             tracemalloc.start(self.options.nframes)
             self._started_tracing = True
         run_shallow(self.reader.calibrate)
+        # The heap that exists now is not the steps' doing: out of the GC's passes.
+        run_shallow(self.frozen.freeze)
+        self.reader.frozen_containers = self.frozen.containers
+        self.reader.frozen_types = self.frozen.types
+        self.own.add(id(self.frozen.containers))
+        # The clock starts after the one-time set-up, which scales with the heap
+        # that was already there, not with the steps.
+        self.started = time.perf_counter()
+        self.clock.start()
 
     def capture_context(self) -> None:
         """Remember the calling thread's contextvars mapping as a named root.
@@ -123,13 +136,15 @@ class Engine:
         self.contexts = {id(r): name for r in gc.get_referents(copy)}
 
     def end(self) -> None:
+        self.thaw()
         if self._started_tracing:
             tracemalloc.stop()
             self._started_tracing = False
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self.started
+        """Budget seconds used since :meth:`begin` (see :class:`guard.BudgetClock`)."""
+        return self.clock()
 
     @property
     def gc_enabled(self) -> bool:
@@ -142,11 +157,14 @@ class Engine:
         self.iterations += 1
         opts = self.options
         if self.warmup < 0:
-            # Warm-up: long enough for lazy imports and first-call caches to settle
-            # (at least 3 iterations, at most ~100 or a small slice of the budget).
+            # Warm-up: long enough for lazy imports and first-call caches to settle.
+            # A count of iterations, so that every run checkpoints at the same
+            # iterations; only a step slow enough that the count would take a tenth
+            # of the budget ends it by time (such a run is bounded by the budget
+            # anyway).
             limit = max(3, min(100, opts.max_iterations // 10))
             if self.iterations >= 3 and (
-                self.elapsed >= min(0.05 * opts.budget, 0.25) or self.iterations >= limit
+                self.iterations >= limit or self.elapsed >= 0.1 * opts.budget
             ):
                 self.warmup = self.iterations
                 self.step_time = self.elapsed / self.iterations
@@ -205,12 +223,11 @@ class Engine:
         Checkpoints stay equally spaced: the spacing grows by a power of two and the
         existing checkpoints are thinned to it, newest kept.
         """
-        target = self.options.widen * self.iterations
-        # Only as far as the budget reaches: thinning for a window the run will not
-        # get to would leave too few checkpoints for any verdict.
-        pace = self.elapsed / max(1, self.iterations)  # checkpoints included
-        reachable = self.iterations + (0.8 * self.options.budget - self.elapsed) / max(pace, 1e-9)
-        target = min(target, reachable, float(self.options.max_iterations))
+        # By iteration count only (not by how far the budget seems to reach), so
+        # that a loaded machine checkpoints at the same iterations as a quiet one.
+        # A run the budget cuts short of the target ends inconclusive (see
+        # ``window_short``), whatever its spacing.
+        target = min(self.options.widen * self.iterations, float(self.options.max_iterations))
         wanted = (target - self.iterations) / max(1, self.options.min_checkpoints)
         factor = 1
         while self.every * factor * 2 <= wanted:
@@ -221,6 +238,12 @@ class Engine:
         self.every *= factor
         self.next_at = self.iterations + self.every
 
+    def thaw(self) -> None:
+        """Give the heap frozen at :meth:`begin` back to the GC (before any analysis
+        walks the whole heap)."""
+        self.reader.frozen_containers = []
+        self.frozen.thaw()
+
     def _finish(self, reason: str) -> None:
         if len(self.checkpoints) >= 6:
             self.signals = detect.evaluate(
@@ -228,3 +251,29 @@ class Engine:
             )
         self.stop_reason = reason
         self.done = True
+        if self.frozen.active:
+            # Live objects per type now, counted while the old heap is still set
+            # aside (its counts are known): the sampling compares it to the baseline.
+            self.final_types = run_shallow(self._type_counts_now)
+        self.thaw()
+
+    def _type_counts_now(self) -> dict[str, int]:
+        counts = type_counts(gc.get_objects())
+        for name, n in self.frozen.types.items():
+            counts[name] = counts.get(name, 0) + n
+        return counts
+
+    @property
+    def window_target(self) -> int:
+        """The iteration growth first seen must still hold at (0: no growth seen)."""
+        if not self.growth_seen_at:
+            return 0
+        return int(self.options.widen * self.growth_seen_at)
+
+    @property
+    def window_short(self) -> bool:
+        """If growing signals remain: the run ended (budget, ``max_iterations``, a
+        caller) before the window widened to ``widen`` times where growth was first
+        seen, so a bound beyond this point cannot be ruled out."""
+        seen = self.growth_seen_at or self.iterations  # growth first seen at the end
+        return self.iterations < self.options.widen * seen

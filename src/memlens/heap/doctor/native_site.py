@@ -11,8 +11,9 @@ import functools
 import tracemalloc
 from collections.abc import Callable
 
+from memlens.core.units import format_bytes
 from memlens.heap.doctor import growth
-from memlens.heap.doctor.diagnosis import Diagnosis
+from memlens.heap.doctor.diagnosis import Diagnosis, Finding
 from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.native import LineAttributor, native_reader
 from memlens.heap.doctor.sites import Frame, function_at, short_path, source_line, user_stack
@@ -59,12 +60,62 @@ def attribute_native(
     return attributor.best()
 
 
+def choose_native_site(
+    engine: Engine, traced: object, untraced: object, runs: int = 6
+) -> Attribution | None:
+    """Of the two attributions (tracemalloc on, then off), the one to believe.
+
+    Without tracemalloc the allocator figures move only for C memory and Python
+    objects over 512 B, so a line that accounts for at least half the native rate
+    there is the allocation site; otherwise (a big Python temporary passed to the C
+    call moves the figures too) the traced run, which subtracts Python objects, says.
+    """
+    rate = max(
+        (s.growth.rate for s in engine.signals if s.kind == "native" and s.state == growth.GROWING),
+        default=0.0,
+    )
+    if isinstance(untraced, tuple) and rate > 0 and untraced[1] >= 0.5 * rate * runs:
+        return untraced
+    return traced if isinstance(traced, tuple) else None
+
+
 def apply_native_site(diag: Diagnosis, engine: Engine, site: Attribution) -> None:
-    """Point the native finding at the line the tracer charged (see ``attribute_native``)."""
+    """Point the native finding at the line the tracer charged (see ``attribute_native``).
+
+    When that line is also where a Python leak with a named retainer allocates (a
+    Pillow image, an lxml element kept in a list), the native bytes are what those
+    Python objects hold (pixel buffers, the C document tree): one leak, reported under
+    the retainer of the Python objects, with its native share added.
+    """
     frame, _, frames = site
-    for f in diag.findings:
-        if f.category == "native":
-            f.site = f"{short_path(frame[0])}:{frame[1]}"
-            f.function = function_at(*frame)
-            f.source = source_line(*frame)
-            f.stack = user_stack(frames or [frame], engine.code)
+    where = f"{short_path(frame[0])}:{frame[1]}"
+    for f in list(diag.findings):
+        if f.category != "native":
+            continue
+        f.site = where
+        f.function = function_at(*frame)
+        f.source = source_line(*frame)
+        f.stack = user_stack(frames or [frame], engine.code)
+        holder = next(
+            (
+                o
+                for o in diag.findings
+                if o is not f and o.root and o.category != "native" and where in _sites(o)
+            ),
+            None,
+        )
+        if holder is not None:
+            holder.bytes_per_iteration += f.bytes_per_iteration
+            holder.growth_bytes += f.growth_bytes
+            holder.evidence.setdefault("native_bytes_per_iteration", f.bytes_per_iteration)
+            holder.why += (
+                f" The objects kept also hold {format_bytes(f.bytes_per_iteration, signed=True)}"
+                " per call of native memory (allocated by the library's C code on the same"
+                " line), which is freed with them."
+            )
+            diag.findings.remove(f)
+    diag.findings.sort(key=lambda x: -x.bytes_per_iteration)
+
+
+def _sites(f: Finding) -> list[str]:
+    return [f.site, *f.related_sites]

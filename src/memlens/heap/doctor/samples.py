@@ -1,19 +1,20 @@
 """Sampling leaked objects: a few live objects per growing site, and where they sit.
 
 The doctor needs real objects to walk back to their roots. These helpers find them
-cheaply (C-level filters over ``gc.get_objects()``, newest entries first) inside a
-time box, so a big heap costs a bounded search.
+cheaply (C-level filters over ``gc.get_objects()``, newest entries first) within
+bounded counts, so a big heap costs a bounded search and every run looks at the
+same objects.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import operator
 import sys
-import time
 import weakref
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any
 
 from memlens.heap.doctor import detect
@@ -21,9 +22,14 @@ from memlens.heap.doctor.checkpoints import SiteKey, type_counts
 from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.sites import object_frames
 
-SAMPLE_SECONDS = 0.6  # time box for finding sample objects
+# The search is bounded by counts, not by time, so that a loaded machine looks at
+# exactly the objects a quiet one does (a time box made the samples, and so the
+# roots, depend on load).
+MAX_HOLDERS = 20_000  # big collections looked into, growing ones first
+MAX_INSTANCES = 50_000  # newest instances of grown types looked at
 _ATOMS = frozenset({str, bytes, bytearray, int, complex})
 _PLAIN = frozenset({dict, list, tuple, set, frozenset})
+_LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
 
 
 def collect_garbage() -> list[Any]:
@@ -60,13 +66,11 @@ def sample_objects(
     if not sites:
         return found
     site_of = engine.reader.site_of
-    objs_now = gc.get_objects()
     rates = detect.type_rates(
         engine.reader.baseline_types,
-        type_counts(objs_now),
+        engine.final_types or type_counts(gc.get_objects()),
         engine.iterations - engine.checkpoints[0].iteration,
     )
-    del objs_now
     # Instances of classes that grew; builtin containers and atoms are reached
     # through the big collections that hold them (below), which is far cheaper.
     grown = {name for name, r in rates.items() if r >= 0.2}
@@ -95,7 +99,6 @@ def sample_objects(
                 if len(bucket) >= want:
                     remaining.discard(site)
 
-    deadline = time.perf_counter() + SAMPLE_SECONDS
     for obj in garbage:
         if not remaining:
             break
@@ -113,11 +116,8 @@ def sample_objects(
             need = max(8, (engine.checkpoints[-1].iteration - engine.checkpoints[0].iteration) // 2)
             grown_ids = set(engine.checkpoints[-1].container_lens)
             holders = big_collections(objs, need, grown_ids)
-            # The time box covers looking through the holders, not finding them:
-            # on a big heap that scan alone can take longer than the box.
-            deadline = time.perf_counter() + SAMPLE_SECONDS
-            for holder in holders:
-                if not remaining or time.perf_counter() > deadline:
+            for holder in holders[:MAX_HOLDERS]:
+                if not remaining:
                     break
                 for item in newest(holder, 16):
                     consider(item)
@@ -129,8 +129,7 @@ def sample_objects(
             # the newest objects of the types that grew. Survivors are appended
             # to the oldest generation, so the newest are at the end.
             grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
-            deadline = time.perf_counter() + SAMPLE_SECONDS
-            budget = 50_000
+            budget = MAX_INSTANCES
             for obj in reversed(objs):
                 if not remaining or budget <= 0:
                     break
@@ -141,8 +140,6 @@ def sample_objects(
                 for ref in gc.get_referents(obj):
                     if type(ref) in _ATOMS:
                         consider(ref)
-                if budget % 1000 == 0 and time.perf_counter() > deadline:
-                    break
     finally:
         del objs
     return found
@@ -157,29 +154,29 @@ def big_collections(objs: list[Any], need: int, grew: set[int]) -> list[Any]:
     """
     kinds = _PLAIN | {collections.deque}
     tracked = list(compress(objs, map(kinds.__contains__, map(type, objs))))
-    big = list(compress(tracked, map(need.__le__, map(len, tracked))))
-    first = [o for o in big if id(o) in grew]
-    rest = [o for o in big if id(o) not in grew]
-    out = first
+    big = list(compress(tracked, map(operator.le, repeat(need), map(len, tracked))))
     seen = set(map(id, big))
+    is_growing = list(map(grew.__contains__, map(id, big)))
+    out = list(compress(big, is_growing))
+    rest = list(compress(big, map(operator.not_, is_growing)))
     refs = gc.get_referents(*objs)
     plain = list(compress(refs, map(_PLAIN.__contains__, map(type, refs))))
     untracked = list(compress(plain, map(operator.not_, map(gc.is_tracked, plain))))
-    for obj in compress(untracked, map(need.__le__, map(len, untracked))):
+    for obj in compress(untracked, map(operator.le, repeat(need), map(len, untracked))):
         if id(obj) not in seen:
             seen.add(id(obj))
             out.append(obj)
     out.extend(rest)
     # functools.lru_cache keeps bounded results in C links the GC cannot see into;
     # the wrapper itself reports them as its referents.
-    for obj in objs:
-        if type(obj).__name__ == "_lru_cache_wrapper":
-            try:
-                size = obj.cache_info().currsize
-            except Exception:  # noqa: BLE001
-                continue
-            if size >= need:
-                out.insert(0, obj)
+    wrappers = compress(objs, map(operator.is_, map(type, objs), repeat(_LRU_WRAPPER)))
+    for obj in wrappers:
+        try:
+            size = obj.cache_info().currsize
+        except Exception:  # noqa: BLE001
+            continue
+        if size >= need:
+            out.insert(0, obj)
     return out
 
 

@@ -1,0 +1,58 @@
+"""Set the heap that existed before the diagnosis aside, so checkpoints cost what the
+steps allocate, not what the program already held.
+
+Every checkpoint runs a full collection and lists the GC-tracked objects. On a big
+heap (a long pytest session, a service with millions of objects) those passes over
+objects the doctor did not see being created cost seconds each, so a run spent its
+budget on them and ended with whatever it had. ``gc.freeze()`` moves every object
+alive at the start into CPython's permanent generation, which collections skip and
+``gc.get_objects()`` does not list. Two things the doctor still needs from that
+heap are taken once, before freezing: the containers (a module-level dict created at
+import is the typical leaking holder; its length is read at every checkpoint) and
+the count of objects per type (the baseline the sampling compares against).
+:meth:`FrozenHeap.thaw` gives everything back to the oldest generation before the
+analysis walks the whole heap.
+
+A program that froze objects itself keeps its own freeze: the doctor then leaves the
+GC alone (its checkpoints just cost more).
+"""
+
+from __future__ import annotations
+
+import gc
+from itertools import compress
+from typing import Any
+
+from memlens.heap.doctor.checkpoints import CONTAINER_TYPES, type_counts
+
+
+class FrozenHeap:
+    """The objects alive when the diagnosis began, frozen out of the GC's passes."""
+
+    def __init__(self) -> None:
+        self.containers: list[Any] = []
+        self.types: dict[str, int] = {}
+        self.active = False
+
+    def freeze(self) -> None:
+        """Collect, remember the containers and type counts, then ``gc.freeze()``."""
+        if self.active or gc.get_freeze_count() > 0:
+            return
+        gc.collect()
+        objs = gc.get_objects()
+        try:
+            self.types = type_counts(objs)
+            self.containers = list(
+                compress(objs, map(CONTAINER_TYPES.__contains__, map(type, objs)))
+            )
+        finally:
+            del objs
+        gc.freeze()
+        self.active = True
+
+    def thaw(self) -> None:
+        """Give the frozen objects back to the collector (idempotent)."""
+        if self.active:
+            gc.unfreeze()
+            self.active = False
+        self.containers = []
