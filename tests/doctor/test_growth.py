@@ -60,7 +60,7 @@ def test_a_bound_reached_after_the_first_window_is_not_a_leak() -> None:
     if diag.verdict == "inconclusive":  # a slow machine ran out of budget first
         assert "still filling" in diag.reason or "without a retainer" in diag.reason
     else:
-        assert diag.verdict == "no leak" and diag.iterations > 800
+        assert diag.verdict == "no leak" and diag.iterations > 600  # past the cap, widely
 
 
 def test_a_leak_is_watched_past_first_sight_and_says_no_bound_was_seen() -> None:
@@ -115,5 +115,5 @@ def test_a_big_heap_that_was_there_before_does_not_change_the_verdicts(tmp_path)
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (capped, unbounded) = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert capped[0] == "no leak" and capped[1] > 800, capped
+    assert capped[0] == "no leak" and capped[1] > 600, capped
     assert unbounded[0] == "leak" and "unbounded" in unbounded[3][0], unbounded

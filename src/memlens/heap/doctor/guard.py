@@ -10,39 +10,69 @@ takes effect at the next Python bytecode.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 
-# A step that waits (I/O, sleep, a lock) uses little CPU: its budget also runs out
-# once wall-clock time reaches this many times the budget.
+# Without the scheduler's run-delay figures (not Linux), a step that waits (I/O,
+# sleep, a lock) uses little CPU: its budget also runs out once wall-clock time
+# reaches this many times the budget.
 WALL_FACTOR = 3.0
+# How often the run-delay figures are re-read (reading them costs ~50-200 us).
+_REFRESH = 0.02
+
+
+def _run_delay() -> float | None:
+    """Seconds the process's threads spent runnable but waiting for a CPU (Linux
+    schedstat), or None where that is not available."""
+    try:
+        total = 0
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat", "rb") as fh:
+                total += int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
 
 
 class BudgetClock:
-    """Seconds of budget used: the process's CPU time since :meth:`start`, or a third
-    of the wall-clock time when that is more.
+    """Seconds of budget used: wall-clock time since :meth:`start` minus the time the
+    process waited for a CPU that other processes were using (Linux ``schedstat``),
+    and never less than the process's CPU time.
 
-    CPU time is what the doctor and the steps cost; a busy machine (other processes
-    on the same cores) stretches the wall clock but not that, so a run makes the same
-    number of iterations and checkpoints, and reaches the same verdict, on a loaded
-    machine as on a quiet one (only later).
+    A busy machine (other processes on the same cores) stretches the wall clock but
+    not this, so a run makes the same number of iterations and checkpoints, and
+    reaches the same verdict, on a loaded machine as on a quiet one (only later);
+    a step that waits for I/O or sleeps still uses its budget as wall time. Without
+    schedstat: the CPU time, or a third of the wall time when that is more.
     """
 
     def __init__(self) -> None:
-        self._cpu0 = time.process_time()
-        self._wall0 = time.perf_counter()
+        self.start()
 
     def start(self) -> None:
         self._cpu0 = time.process_time()
         self._wall0 = time.perf_counter()
+        self._delay0 = _run_delay()
+        self._read_at = self._wall0
+        self._used = 0.0
 
     def __call__(self) -> float:
+        now = time.perf_counter()
+        wall = now - self._wall0
         cpu = time.process_time() - self._cpu0
-        wall = time.perf_counter() - self._wall0
-        return max(cpu, wall / WALL_FACTOR)
+        if self._delay0 is None:
+            return max(cpu, wall / WALL_FACTOR)
+        if now - self._read_at >= _REFRESH:
+            delay = _run_delay()
+            if delay is not None:
+                self._used = max(0.0, wall - (delay - self._delay0))
+                self._read_at = now
+        # Between readings, the wall time since the last one counts in full.
+        return max(cpu, self._used + (now - self._read_at))
 
 
 class StepTimeout(BaseException):

@@ -45,7 +45,7 @@ class Options:
     nframes: int = 20  # tracemalloc traceback depth
     horizon: int = 10_000  # iterations for "frees ≈ X" estimates
     samples_per_site: int = 5
-    widen: float = 6.0  # growth first seen at N must still hold at widen × N
+    widen: float = 4.0  # growth first seen at N must still hold at widen × N
 
     def validate(self) -> None:
         from memlens.core.errors import ConfigError
