@@ -276,4 +276,7 @@ class Engine:
         caller) before the window widened to ``widen`` times where growth was first
         seen, so a bound beyond this point cannot be ruled out."""
         seen = self.growth_seen_at or self.iterations  # growth first seen at the end
-        return self.iterations < self.options.widen * seen
+        # ``--max-iterations`` is the user's own limit on the window (and a count,
+        # so the verdict stays the same from run to run); the budget is not.
+        target = min(self.options.widen * seen, self.options.max_iterations)
+        return self.iterations < target
