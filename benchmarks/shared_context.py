@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _bench_redis import redis_url
+
 SESSION = "fleet-window"
 
 
@@ -174,18 +176,8 @@ def main() -> None:
             url = f"sqlite:///{Path(tmp) / 'shared.db'}"
             outcomes.append(run(url, "sqlite", args.workers, args.messages))
         if args.backend in ("redis", "both"):
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from tests.redis_server import RedisServer, redis_binary
-
-            binary = redis_binary()
-            if binary is None:
-                raise SystemExit("redis-server is not installed")
-            server = RedisServer(binary, Path(tmp))
-            server.start()
-            try:
-                outcomes.append(run(server.url, "redis", args.workers, args.messages))
-            finally:
-                server.stop()
+            with redis_url(Path(tmp)) as url:
+                outcomes.append(run(url, "redis", args.workers, args.messages))
     print(
         f"{args.workers} processes x {args.messages} messages (+ a shared cache key every 5, "
         "two concurrent fits), one shared context memory, sync after every message"

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _bench_redis import redis_url
+
 SESSION = "fleet-session"
 
 
@@ -177,21 +179,11 @@ def main() -> None:
                 run(url, "sqlite", args.workers, args.updates, args.keys, args.strategy)
             )
         if args.backend in ("redis", "both"):
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from tests.redis_server import RedisServer, redis_binary
-
-            binary = redis_binary()
-            if binary is None:
-                raise SystemExit("redis-server is not installed")
-            server = RedisServer(binary, Path(tmp))
-            server.start()
-            try:
+            with redis_url(Path(tmp)) as url:
                 outcomes.append(
-                    run(server.url, "redis", args.workers, args.updates, args.keys, args.strategy)
+                    run(url, "redis", args.workers, args.updates, args.keys, args.strategy)
                 )
                 print(outcomes[-1], flush=True)
-            finally:
-                server.stop()
     print(
         f"{args.workers} processes x {args.updates} updates to {args.keys} shared keys, "
         f"strategy {args.strategy}, sync after every update"
