@@ -208,6 +208,8 @@ def test_forked_child_defers_its_first_snapshot() -> None:
     )
     mon.start(thread=False)
     try:
+        # start() hands its first snapshot to the worker; on a big heap it may still run
+        assert mon.heapwatch.wait_background(timeout=120)
         mon.sample_now()
         assert mon.heapwatch.snapshots == 1  # the parent snapshots at once
         pid = os.fork()
