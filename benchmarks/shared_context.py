@@ -25,7 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _bench_redis import redis_url
+# Loaded by path from the tests too, so the sibling helper is found by its folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_redis import redis_url  # noqa: E402
 
 SESSION = "fleet-window"
 
