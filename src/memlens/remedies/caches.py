@@ -217,47 +217,65 @@ class WeakReferenceCache(Generic[K, V]):
         self._lock = threading.RLock()
 
 
-def _free_in_slices(lru: Any, batch: int = 512) -> float:
-    """Free a detached LRU's values a batch at a time, releasing the GIL in between;
+SLICE_TARGET = 0.0005  # seconds of GIL hold a clearing slice aims for
+
+
+class _Slicer:
+    """Runs work in slices sized to hold the GIL about :data:`SLICE_TARGET` each.
+
+    A slice's cost depends on what the freed objects own (a bare ``bytes`` or a
+    whole object graph), so the batch size adapts: halved after a slice that ran
+    long, doubled after one that ran short. Between slices a waiting thread (an event
+    loop) gets the GIL.
+    """
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+        self.longest = 0.0
+        self._yield_gil = threading.active_count() > 1  # only another thread can wait
+        self._began = time.perf_counter()
+
+    def hand_over(self) -> None:
+        held = time.perf_counter() - self._began
+        self.longest = max(self.longest, held)
+        if held > SLICE_TARGET:
+            self.batch = max(8, self.batch // 2)
+        elif held < SLICE_TARGET / 4:
+            self.batch = min(1 << 16, self.batch * 2)
+        if self._yield_gil:
+            time.sleep(0)  # hand the GIL to a waiting thread (an event loop)
+        self._began = time.perf_counter()
+
+
+def _free_in_slices(lru: Any, batch: int = 256) -> float:
+    """Free a detached LRU's values a slice at a time, releasing the GIL in between;
     returns the longest slice in seconds (the longest the GIL was held).
 
     One deallocation of a huge mapping holds the GIL (and stalls an event loop) for
-    its whole length. Keys and values are taken out of cachetools' storage dict in
-    one C call, its mappings are emptied in slices (only decrefs), then the entries
-    go ``batch`` at a time.
+    its whole length. So the detached cache is taken apart in place:
+    its index mappings are emptied in slices (only decrefs), then its storage dict, a
+    slice at a time.
     """
-    clock = time.perf_counter
-    longest = 0.0
-    began = clock()
-    yield_gil = threading.active_count() > 1  # only another thread can be kept waiting
-
-    def hand_over() -> None:
-        nonlocal longest, began
-        longest = max(longest, clock() - began)
-        if yield_gil:
-            time.sleep(0)  # hand the GIL to a waiting thread (an event loop)
-        began = clock()
-
+    slicer = _Slicer(batch)
     data = getattr(lru, "_Cache__data", None)  # cachetools' storage; else the slow way
     if not isinstance(data, dict):
         lru._on_evict = lambda key: None
         while lru:
-            for _ in range(min(len(lru), batch)):
+            for _ in range(min(len(lru), slicer.batch)):
                 lru.popitem()
-            hand_over()
-        return longest
-    # Hold keys and values in a plain list, so emptying the mappings only decrefs.
-    held = [*data.keys(), *data.values()]
-    for mapping in [m for m in vars(lru).values() if isinstance(m, dict)]:
+            slicer.hand_over()
+        return slicer.longest
+    # The index mappings first: the storage still holds their keys, so that only
+    # decrefs. Then the storage itself, whose popped entries are freed slice by slice.
+    others = [m for m in vars(lru).values() if isinstance(m, dict) and m is not data]
+    for mapping in [*others, data]:
+        slicer.batch = batch  # the storage's entries cost far more than index keys
         while mapping:
-            for _ in range(min(len(mapping), batch * 8)):
+            for _ in range(min(len(mapping), slicer.batch)):
                 mapping.popitem()
-            hand_over()
+            slicer.hand_over()
     del data, lru
-    while held:
-        del held[-batch:]
-        hand_over()
-    return longest
+    return slicer.longest
 
 
 class _Token:
