@@ -190,3 +190,55 @@ def test_deep_sizeof_counts_what_a_value_holds() -> None:
     assert deep_sizeof(strings) > 100 * 100
     assert deep_sizeof(strings, limit=10) < deep_sizeof(strings)
     assert deep_sizeof(Doc) < 1000  # classes are shared, not charged
+
+
+def test_big_caches_clear_in_slices_and_stay_usable_meanwhile(monkeypatch) -> None:
+    """A clear hands the GIL over between slices (so an event loop keeps running),
+    frees everything, and other threads may use the cache while it is emptied."""
+    from memlens.remedies import caches
+
+    slices = []
+    hand_over = caches._Slicer.hand_over
+
+    def counting(self: caches._Slicer) -> None:
+        slices.append(self.batch)
+        hand_over(self)
+
+    monkeypatch.setattr(caches._Slicer, "hand_over", counting)
+
+    @memoize(name="test.sliced", max_entries=None, max_bytes=None)
+    def render(n: int) -> bytes:
+        return bytes(100) + n.to_bytes(4, "little")
+
+    for i in range(30_000):
+        render(i)
+    weak = WeakReferenceCache[int, Doc](name="test.sliced-weak")
+    docs = [Doc(str(i)) for i in range(30_000)]
+    for i, doc in enumerate(docs):
+        weak.put(i, doc)
+
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def meanwhile() -> None:
+        try:
+            while not done.is_set():
+                assert render(7) == bytes(100) + (7).to_bytes(4, "little")
+                weak.put(-1, docs[0])
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    other = threading.Thread(target=meanwhile)
+    other.start()
+    try:
+        assert render.clear() >= 30_000
+        memo_slices = len(slices)
+        assert weak.clear() >= 30_000
+    finally:
+        done.set()
+        other.join()
+    assert not errors
+    # 30k entries in three mappings cannot go in a handful of slices of <= 64k.
+    assert memo_slices >= 6 and len(slices) - memo_slices >= 4
+    assert render.last_clear_pause > 0 and weak.last_clear_pause > 0
+    assert render.stats().entries <= 1 and len(weak) <= 1  # only what the thread re-added

@@ -98,6 +98,7 @@ class WeakReferenceCache(Generic[K, V]):
         self._dead: deque[tuple[K, weakref.ref[Any]]] = deque()
         self._lock = threading.RLock()
         self.hits = self.misses = self.evictions = 0
+        self.last_clear_pause = 0.0  # seconds: the longest slice of the last clear()
         registry.register(self)
 
     def _on_death(self, key: K) -> Callable[[weakref.ref[Any]], None]:
@@ -186,14 +187,20 @@ class WeakReferenceCache(Generic[K, V]):
         return iter(self.keys())
 
     def clear(self) -> int:
-        """Drop every entry; returns how many there were."""
+        """Drop every entry; returns how many there were.
+
+        The mappings are swapped for empty ones under the lock and emptied outside
+        it in short slices (:attr:`last_clear_pause` is the longest), so clearing a
+        big cache never holds the GIL for long.
+        """
         with self._lock:
             n = len(self._data)
-            self._data.clear()
-            self._sizes.clear()
+            detached: list[dict[Any, Any]] = [self._data, self._sizes]
+            self._data, self._sizes = {}, {}
             self._bytes = 0
             self._dead.clear()
-            return n
+        self.last_clear_pause = _drain_in_slices(detached, _Slicer(256))
+        return n
 
     def stats(self) -> CacheStats:
         with self._lock:
@@ -268,13 +275,21 @@ def _free_in_slices(lru: Any, batch: int = 256) -> float:
     # The index mappings first: the storage still holds their keys, so that only
     # decrefs. Then the storage itself, whose popped entries are freed slice by slice.
     others = [m for m in vars(lru).values() if isinstance(m, dict) and m is not data]
-    for mapping in [*others, data]:
-        slicer.batch = batch  # the storage's entries cost far more than index keys
+    del lru
+    return _drain_in_slices([*others, data], slicer)
+
+
+def _drain_in_slices(mappings: list[dict[Any, Any]], slicer: _Slicer) -> float:
+    """Empty detached mappings in order, a slice at a time; the longest slice (s)."""
+    first = slicer.batch
+    while mappings:
+        mapping = mappings.pop(0)
+        slicer.batch = first  # a new mapping's entries may cost far more than the last's
         while mapping:
             for _ in range(min(len(mapping), slicer.batch)):
                 mapping.popitem()
             slicer.hand_over()
-    del data, lru
+        del mapping
     return slicer.longest
 
 
