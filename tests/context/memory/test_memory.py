@@ -245,3 +245,30 @@ def test_memory_from_any_profiled_file() -> None:
             memory.fit(max(1, memory.tokens // 2), dry_run=True) if memory.tokens > 4000 else None
         )
         assert report is None or report.dry_run
+
+
+def test_in_memory_archive_compresses_in_batches_and_stays_lossless() -> None:
+    archive = InMemoryArchive(compress_after=1000)
+    texts = {f"t{i}": f"line {i} ünïcode\n" * (20 + i) for i in range(8)}
+    for key, text in texts.items():
+        archive.put(key, text, {"n": key})
+    # past 1000 waiting characters everything written so far was compressed
+    assert any(isinstance(row[0], bytes) for row in archive._rows.values())
+    archive.put("late", "short", {})
+    assert isinstance(archive._rows["late"][0], str)  # still waiting
+    archive.compact()
+    assert all(isinstance(row[0], bytes) for row in archive._rows.values())
+    for key, text in {**texts, "late": "short"}.items():
+        item = archive.get(key)
+        assert item.content == text
+    with pytest.raises(StoreError, match="different"):
+        archive.put("t0", "changed", {})
+
+
+def test_in_memory_archive_checks_texts_not_compressed_yet() -> None:
+    archive = InMemoryArchive()
+    archive.put("x", "original", {})
+    body, checksum, meta = archive._rows["x"]
+    archive._rows["x"] = ("tampered", checksum, meta)
+    with pytest.raises(StoreError, match="checksum"):
+        archive.get("x")

@@ -3,8 +3,9 @@
 An :class:`Archive` stores records by item id: the original text (zlib-compressed)
 with a SHA-256 checksum of the uncompressed bytes, checked on every read, and the
 item's metadata as JSON. Two implementations: :class:`InMemoryArchive` (a dict, for
-one process) and :class:`SQLiteArchive` (stdlib sqlite3 in WAL mode, the embedded
-default; one file can be shared by every process on a machine).
+one process; it compresses in batches, see :data:`COMPRESS_AFTER`) and
+:class:`SQLiteArchive` (stdlib sqlite3 in WAL mode, the embedded default; one file can
+be shared by every process on a machine).
 
 To archive into the shared record store (SQLite or Redis, with versions, journal and
 snapshots), pass ``memlens.context.shared.archive.RecordArchive``: it implements this
@@ -72,30 +73,64 @@ class Archive(Protocol):
         ...
 
 
-class InMemoryArchive:
-    """An archive in a dict: compressed and checksummed like the SQLite one."""
+#: Characters of text an :class:`InMemoryArchive` holds uncompressed before it
+#: compresses them all: a one-off fit archives strings its caller still holds (the
+#: same objects, so keeping them costs no memory, while compressing them would cost
+#: time and a second copy); a long-lived memory's archive stays bounded.
+COMPRESS_AFTER = 8 * 1024 * 1024
 
-    def __init__(self) -> None:
-        self._rows: dict[str, tuple[bytes, str, str]] = {}
+
+class InMemoryArchive:
+    """An archive in a dict, checksummed like the SQLite one; texts are compressed in
+    batches once more than ``compress_after`` characters wait (see :meth:`compact`)."""
+
+    def __init__(self, compress_after: int = COMPRESS_AFTER) -> None:
+        #: id -> (zlib bytes, or the text itself until compacted; checksum; meta JSON)
+        self._rows: dict[str, tuple[bytes | str, str, str]] = {}
         self._lock = threading.Lock()
+        self.compress_after = compress_after
+        self._waiting = 0
 
     def put(self, item_id: str, content: str, meta: dict[str, Any]) -> str:
-        blob, checksum = encode(content)
+        checksum = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
         with self._lock:
             old = self._rows.get(item_id)
             if old is not None:
                 if old[1] != checksum:
                     raise StoreError(f"archive already holds a different {item_id!r}")
                 return checksum
-            self._rows[item_id] = (blob, checksum, json.dumps(meta, default=str))
+            # the metadata is written out now: later changes to the caller's objects
+            # never reach the archive
+            self._rows[item_id] = (content, checksum, json.dumps(meta, default=str))
+            self._waiting += len(content)
+            if self._waiting > self.compress_after:
+                self._compact()
         return checksum
+
+    def compact(self) -> None:
+        """Compress every text not compressed yet."""
+        with self._lock:
+            self._compact()
+
+    def _compact(self) -> None:
+        for item_id, (body, checksum, meta) in self._rows.items():
+            if isinstance(body, str):
+                self._rows[item_id] = (encode(body)[0], checksum, meta)
+        self._waiting = 0
 
     def get(self, item_id: str) -> ArchivedItem:
         row = self._rows.get(item_id)
         if row is None:
             raise StoreError(f"no archived item {item_id!r}")
-        blob, checksum, meta = row
-        return ArchivedItem(item_id, decode(item_id, blob, checksum), json.loads(meta), checksum)
+        body, checksum, meta = row
+        if isinstance(body, str):
+            raw = body.encode("utf-8", "surrogatepass")
+            if hashlib.sha256(raw).hexdigest() != checksum:
+                raise StoreError(f"archived item {item_id!r} failed its checksum")
+            content = body
+        else:
+            content = decode(item_id, body, checksum)
+        return ArchivedItem(item_id, content, json.loads(meta), checksum)
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._rows

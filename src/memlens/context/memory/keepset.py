@@ -123,7 +123,9 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
         if old is None or WEIGHT[kind] > old.weight:
             found[value] = Keep(value, kind)
 
-    if prose:
+    # neither pattern holds a sentence end or a line break, so a sentence can match
+    # only where the whole text does: one search each spares most texts the loop
+    if prose and (_CONSTRAINT.search(text) or _DECISION.search(text)):
         for match in _SENTENCE.finditer(text):
             sentence = match.group(0)
             if _CONSTRAINT.search(sentence):
@@ -173,7 +175,8 @@ def _with_context(text: str, start: int, end: int, words: int = 3) -> str:
 
 
 _ERROR_HINTS = ("rror", "xception", "FAIL", "atal", "anic", "Traceback")
-_DEFINES = ("def ", "class ", "async def ", "function ", "func ", "fn ", "interface ", "struct ")
+#: words a definition line holds (``async def`` lines hold ``def ``)
+_DEFINES = ("def ", "class ", "function ", "func ", "fn ", "interface ", "struct ")
 
 
 def _lines_with(text: str, needle: str) -> list[tuple[int, str]]:

@@ -165,10 +165,10 @@ class ExtractiveSummarizer:
         chars_per_token = max(1.0, len(joined) / max(1, total))
         budget = target_tokens * chars_per_token
         for _ in range(4):
-            text, _, _ = _compose(keeps, sentences, ranked, budget)
+            text, composed, _ = _compose(keeps, sentences, ranked, budget)
             used = count(text)
             if used <= target_tokens:
-                kept, dropped = _split_present(keeps, text)
+                kept, dropped = _split_present(keeps, text, composed)
                 return Summary(text, kept, dropped, self.name)
             budget *= 0.92 * target_tokens / used
         text = _cut(text, count, target_tokens)
@@ -177,12 +177,19 @@ class ExtractiveSummarizer:
         return Summary(text, kept, dropped, self.name, ["cut to fit its target"])
 
 
-def _split_present(keeps: list[Keep], text: str) -> tuple[list[Keep], list[Keep]]:
-    """The keeps ``text`` carries verbatim, and the others (one substring test each)."""
+def _split_present(
+    keeps: list[Keep], text: str, composed: Sequence[Keep] = ()
+) -> tuple[list[Keep], list[Keep]]:
+    """The keeps ``text`` carries verbatim, and the others (one substring test each).
+
+    ``composed`` are keeps :func:`_compose` wrote into ``text``: present by
+    construction, so only the others are searched for (one may still occur inside a
+    kept sentence)."""
+    written = {k.text for k in composed}
     kept: list[Keep] = []
     dropped: list[Keep] = []
     for keep in keeps:
-        (kept if keep.text in text else dropped).append(keep)
+        (kept if keep.text in written or keep.text in text else dropped).append(keep)
     return kept, dropped
 
 
