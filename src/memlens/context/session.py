@@ -148,6 +148,7 @@ class ContextSession:
         keep_content: bool = False,
         source: str = "api",
         format: str = "api",
+        track_leaks: bool = True,
     ) -> None:
         if counter is None:
             if encoding is None:
@@ -162,6 +163,9 @@ class ContextSession:
         self.keep_content = keep_content
         self.source = source
         self.format = format
+        #: false for a session that only measures (a fit's reference read): the
+        #: observations leak diagnoses need are then not kept
+        self.track_leaks = track_leaks
         self.items: dict[str, ContextItem] = {}
         self.window_tokens = 0
         self.turns: list[Turn] = []
@@ -399,6 +403,8 @@ class ContextSession:
     # ----------------------------------------------------------------- events
     def observe(self, item: ContextItem, kind: str) -> None:
         """Remember a keyed item for leak detection (repeats, duplicates, growth)."""
+        if not self.track_leaks:
+            return
         obs = Observation(item.id, kind, item.tokens, item.digest, item.turn, item.label)
         if item.key:
             history = self.observations.setdefault(item.key, [])

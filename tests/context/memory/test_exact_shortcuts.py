@@ -73,6 +73,12 @@ def test_path_scan_matches_word_by_word_regex() -> None:
     keepset.clear_cache()
     outputs = [m["content"] for m in openai_session(20, seed=4) if m.get("role") == "tool"]
     outputs.append("see ./a/b.py, x/y.txt:12 and /etc/z.conf; not/a_path but a/b/c.md.")
+    # punctuation around and inside words (the scan cuts words at it), repeats
+    outputs.append(
+        "(src/a-b/c.py) 'x/y.json' [lib/z.ts]:3 -q/r.md a-/b.py x::y/z.rs é/ü.py "
+        "src/a.b/c.tar.gz--x/y.js=k/v.md {m/n.h};o/p.c|q/r.go@s/t.rb+u/v.kt "
+        "tests/t.py::test_x tests/t.py::test_y `w/x.sh` a/b.py:1:2: a/b.py,a/c.py"
+    )
     for text in outputs:
         expected: dict[str, None] = {}
         for word in text.split():

@@ -10,6 +10,7 @@ them, the heaviest are kept first and the rest are reported as dropped.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -215,12 +216,17 @@ def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
     if "://" in text:
         for match in _URL.finditer(text):
             put(match.group(0).rstrip(".,;:"), "url")
-    # str.split is far cheaper than a regex over the text; the words holding a slash
-    # go through the regex in one call (joined by spaces, which no path contains, so
-    # the matches are those of each word in turn), each distinct path put once
+    # str.split is far cheaper than a regex over the text. A path is made of word
+    # characters, ".", "/" and "-" only, and what stands before and after it is
+    # checked only for being none of those: so the words holding a slash are cut at
+    # every other punctuation mark, each distinct piece holding a slash is kept, and
+    # the pieces go through the regex in one call (joined by spaces): the matches of
+    # the text, in the same first-occurrence order, each distinct path put once
     words = [w for w in text.split() if "/" in w]
     if words:
-        for path in dict.fromkeys(_PATH_FAST.findall(" ".join(words))):
+        pieces = " ".join(words).translate(_NOT_IN_PATH).split()
+        runs = [r for r in dict.fromkeys(pieces) if "/" in r]
+        for path in dict.fromkeys(_PATH_FAST.findall(" ".join(runs))):
             put(path, "path")
 
 
@@ -229,7 +235,8 @@ def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
 _PATH_FAST = re.compile(r"(?<![\w/.])[\w.-]*[A-Za-z0-9_]/[\w./-]*\.[A-Za-z][A-Za-z0-9]{0,7}\b")
 
 
-_EXT_HINT = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}\b")
+#: ASCII punctuation no path holds (everything but ``. / - _``) -> a space
+_NOT_IN_PATH = str.maketrans({c: " " for c in string.punctuation if c not in "./-_"})
 
 
 def is_verifiable(keep: list[Keep], originals: str) -> bool:
