@@ -15,6 +15,13 @@
  * thread-local countdown; free = one hash and one byte load from a counting filter.
  * Everything else happens only for sampled blocks, under one mutex.
  *
+ * Peak: the estimated live total (the sum over live samples) and its highest value
+ * since start() or reset_peak() are kept as samples come and go. The live bytes of
+ * every stack at that peak are kept too, copy-on-write: a stack saves its value the
+ * first time it changes after a new peak, so reaching a peak costs O(1) and
+ * peak_stacks() reads each stack's saved value (or its current one if it has not
+ * changed since). Several readers keep their own peaks over this one (heap/peaks.py).
+ *
  * Threads and the GIL: the mem and object domains are always called with the GIL
  * held. The raw domain may be called without it: such allocations are counted
  * down but a sample taken without the GIL is not recorded (there is no Python
@@ -62,6 +69,9 @@ typedef struct {
     int nframes;
     double live_bytes, live_blocks, alloc_bytes, alloc_blocks;
     uint64_t live_samples, alloc_samples;
+    /* live figures at the latest peak, valid when peak_version == S.peak_version */
+    double peak_bytes, peak_blocks;
+    uint64_t peak_samples, peak_version;
     Frame frames[];
 } Stack;
 
@@ -89,6 +99,8 @@ static struct {
     Live *live;
     size_t live_mask, live_used;
     uint64_t samples, dropped_no_gil;
+    double live_total, peak_total; /* estimated live bytes, and their peak */
+    uint64_t peak_version;         /* bumped at each new peak (and reset) */
     uint8_t filter[1 << FILTER_BITS];
 } S = {.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP};
 
@@ -148,6 +160,24 @@ static inline int should_sample(size_t size) {
 }
 
 /* -- tables (called with S.lock held) --------------------------------------------- */
+/* Before a stack's live figures change: keep them if they are those of the peak. */
+static inline void save_for_peak(Stack *s) {
+    if (s->peak_version == S.peak_version) return;
+    s->peak_bytes = s->live_bytes;
+    s->peak_blocks = s->live_blocks;
+    s->peak_samples = s->live_samples;
+    s->peak_version = S.peak_version;
+}
+
+static inline void live_total_add(double bytes) {
+    S.live_total += bytes;
+    if (S.live_used == 0 || S.live_total < 0) S.live_total = 0; /* no float drift */
+    if (S.live_total > S.peak_total) {
+        S.peak_total = S.live_total;
+        S.peak_version++; /* every stack's current figures are now the peak's */
+    }
+}
+
 static uint64_t hash_frames(const Frame *frames, int n) {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
     for (int i = 0; i < n; i++) {
@@ -244,10 +274,12 @@ static void live_remove(uintptr_t p) {
     if (S.live[h].ptr != p) return;
     Live gone = S.live[h];
     Stack *s = S.stacks[gone.stack];
+    save_for_peak(s);
     s->live_bytes -= gone.bytes;
     s->live_blocks -= gone.blocks;
     s->live_samples--;
     S.live_used--;
+    live_total_add(-gone.bytes);
     uint8_t *f = &S.filter[filter_slot(p)];
     if (*f < 255 && *f > 0) __atomic_store_n(f, (uint8_t)(*f - 1), __ATOMIC_RELEASE);
     size_t i = h, j = h;
@@ -296,6 +328,7 @@ static void record(int domain, void *p, size_t size) {
     int64_t stack = stack_intern(frames, n);
     if (stack >= 0) {
         Stack *s = S.stacks[stack];
+        save_for_peak(s);
         s->alloc_bytes += sz / prob;
         s->alloc_blocks += 1.0 / prob;
         s->alloc_samples++;
@@ -303,6 +336,7 @@ static void record(int domain, void *p, size_t size) {
         s->live_blocks += 1.0 / prob;
         s->live_samples++;
         live_insert((uintptr_t)p, (uint32_t)stack, sz / prob, 1.0 / prob);
+        live_total_add(sz / prob);
         S.samples++;
     }
     pthread_mutex_unlock(&S.lock);
@@ -387,6 +421,8 @@ static void clear_data(void) {
     S.n_stacks = S.cap_stacks = 0;
     S.stack_mask = S.live_mask = S.live_used = 0;
     S.samples = S.dropped_no_gil = 0;
+    S.live_total = S.peak_total = 0;
+    S.peak_version++;
     memset(S.filter, 0, sizeof(S.filter));
 }
 
@@ -465,13 +501,15 @@ static PyObject *sampler_reset(PyObject *self, PyObject *Py_UNUSED(ignored)) {
 
 typedef struct {
     double live_bytes, live_blocks, alloc_bytes, alloc_blocks;
+    double peak_bytes, peak_blocks;
     int nframes;
     Frame frames[MAX_FRAMES_LIMIT];
 } Row;
 
-/* [(frames, live_bytes, live_blocks, alloc_bytes, alloc_blocks)] with frames
+/* at_peak == 0: [(frames, live_bytes, live_blocks, alloc_bytes, alloc_blocks)];
+ * at_peak == 1: [(frames, bytes, blocks)] live at the peak. Frames are
  * ((filename, lineno), ...) most recent first, like tracemalloc's raw traces. */
-static PyObject *sampler_stacks(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+static PyObject *stack_rows(int at_peak) {
     int was = tl_in_hook;
     tl_in_hook = 1; /* our own copies are not sampled */
     pthread_mutex_lock(&S.lock);
@@ -484,6 +522,10 @@ static PyObject *sampler_stacks(PyObject *self, PyObject *Py_UNUSED(ignored)) {
             rows[i].live_blocks = s->live_samples ? s->live_blocks : 0.0;
             rows[i].alloc_bytes = s->alloc_bytes;
             rows[i].alloc_blocks = s->alloc_blocks;
+            int saved = s->peak_version == S.peak_version;
+            uint64_t at_peak = saved ? s->peak_samples : s->live_samples;
+            rows[i].peak_bytes = at_peak ? (saved ? s->peak_bytes : s->live_bytes) : 0.0;
+            rows[i].peak_blocks = at_peak ? (saved ? s->peak_blocks : s->live_blocks) : 0.0;
             rows[i].nframes = s->nframes;
             memcpy(rows[i].frames, s->frames, s->nframes * sizeof(Frame));
             for (int k = 0; k < s->nframes; k++) Py_INCREF(s->frames[k].code);
@@ -504,10 +546,13 @@ static PyObject *sampler_stacks(PyObject *self, PyObject *Py_UNUSED(ignored)) {
             }
             PyTuple_SET_ITEM(frames, k, fr);
         }
-        PyObject *row = frames ? Py_BuildValue("(Ndddd)", frames, rows[i].live_bytes,
-                                               rows[i].live_blocks, rows[i].alloc_bytes,
-                                               rows[i].alloc_blocks)
-                               : NULL;
+        PyObject *row = NULL;
+        if (frames && at_peak) {
+            row = Py_BuildValue("(Ndd)", frames, rows[i].peak_bytes, rows[i].peak_blocks);
+        } else if (frames) {
+            row = Py_BuildValue("(Ndddd)", frames, rows[i].live_bytes, rows[i].live_blocks,
+                                rows[i].alloc_bytes, rows[i].alloc_blocks);
+        }
         if (!row || PyList_Append(out, row) < 0) Py_CLEAR(out);
         Py_XDECREF(row);
     }
@@ -516,6 +561,33 @@ static PyObject *sampler_stacks(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     }
     free(rows);
     return out;
+}
+
+static PyObject *sampler_stacks(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return stack_rows(0);
+}
+
+static PyObject *sampler_peak_stacks(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    return stack_rows(1);
+}
+
+/* (live, peak): estimated live sampled bytes now and at their peak since start()
+ * or reset_peak(). */
+static PyObject *sampler_peak(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    pthread_mutex_lock(&S.lock);
+    double live = S.live_total, peak = S.peak_total;
+    pthread_mutex_unlock(&S.lock);
+    return Py_BuildValue("(dd)", live, peak);
+}
+
+/* Count the peak from now: the peak becomes the live total, the stacks' figures at
+ * the peak their current ones. */
+static PyObject *sampler_reset_peak(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    pthread_mutex_lock(&S.lock);
+    S.peak_total = S.live_total;
+    S.peak_version++;
+    pthread_mutex_unlock(&S.lock);
+    Py_RETURN_NONE;
 }
 
 static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
@@ -544,6 +616,10 @@ static PyMethodDef methods[] = {
     {"reset", sampler_reset, METH_NOARGS, "drop every sample (when stopped)"},
     {"stacks", sampler_stacks, METH_NOARGS,
      "[(frames, live_bytes, live_blocks, alloc_bytes, alloc_blocks)], estimates"},
+    {"peak_stacks", sampler_peak_stacks, METH_NOARGS,
+     "[(frames, bytes, blocks)] live at the peak since start() or reset_peak()"},
+    {"peak", sampler_peak, METH_NOARGS, "(live bytes, peak live bytes), estimates"},
+    {"reset_peak", sampler_reset_peak, METH_NOARGS, "count the peak from now"},
     {"stats", sampler_stats, METH_NOARGS, "counters of the sampler itself"},
     {NULL}};
 

@@ -12,6 +12,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -225,6 +226,10 @@ class Profiler:
             site.size_diff, site.count_diff = site.size, site.count
         session.top_sites = sites
         session.final_traced = sampler.live_bytes()
+        # The peak during the session (live sampled bytes start at zero with it), and
+        # what was live then: a temporary freed before the end shows only here.
+        session.peak_traced = max(sampler.peak_bytes(), session.final_traced)
+        session.analyses["peak_sites"] = [asdict(s) for s in sampler.peak_sites(limit=self.top)]
         if sampler.components:
             self._component_tracker.update(
                 {n: (0, 0) for n in sampler.components.names}, sampler.components.names

@@ -46,6 +46,13 @@ EXIT_INCONCLUSIVE = 3
     help="Time budget in seconds for the iterations (the analysis adds a little).",
 )
 @click.option(
+    "--max-memory",
+    metavar="SIZE",
+    help="Resident memory the steps may add (e.g. 2GiB); the run stops before a call "
+    "that would pass it and decides on what it saw. Default: the smaller of 2 GiB and "
+    "a quarter of the memory available.",
+)
+@click.option(
     "-f",
     "--format",
     "fmt",
@@ -66,6 +73,7 @@ def command(
     max_iterations: int,
     min_iterations: int,
     budget: float,
+    max_memory: str | None,
     fmt: str,
     output: str | None,
     db: str | None,
@@ -85,6 +93,7 @@ def command(
 
     if min_iterations > max_iterations:
         raise click.BadParameter("must not exceed --max-iterations", param_hint="--min-iterations")
+    limit = _max_memory(max_memory)
     if output:
         _check_writable(output)  # fail before the run, not after it
     loaded = load(target, setup)
@@ -97,6 +106,7 @@ def command(
             max_iterations=max_iterations,
             min_iterations=min_iterations,
             budget=budget,
+            max_memory=limit,
             name=loaded.name,
             user_roots=loaded.user_roots,
             progress=progress,
@@ -111,6 +121,20 @@ def command(
     if diag.verdict == INCONCLUSIVE:
         code = EXIT_INCONCLUSIVE
     _exit(code)
+
+
+def _max_memory(text: str | None) -> int | None:
+    from memlens.core.units import parse_size
+
+    if text is None:
+        return None
+    try:
+        size = parse_size(text)
+    except MemlensError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-memory") from None
+    if size <= 0:
+        raise click.BadParameter("must be greater than zero", param_hint="--max-memory")
+    return size
 
 
 def _check_writable(output: str) -> None:

@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 from memlens.heap.frames import is_user_file
+from memlens.heap.peaks import PeakWatch, reset_peak
 
 Line = tuple[str, int]
 # A new peak is copied only when it beats the last copy by this much: copying every
@@ -147,6 +148,7 @@ class LineTracer:
         self._last_mem = 0
         self._last_t = 0.0
         self._started_tracing = False
+        self._watch: PeakWatch  # this tracer's peak reader, from start() on
         self._previous: Any = None
         self._t0 = 0.0
         self._user_cache: dict[str, bool] = {}
@@ -193,7 +195,11 @@ class LineTracer:
         at start (:meth:`_calibrate`) and subtracted instead.
         """
         current, peak = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
+        watch = self._watch
+        if watch._carried > peak:  # another reader reset the peak in this window
+            peak = watch._carried
+        # Through heap/peaks.py: a profiler or monitor running meanwhile keeps its peak.
+        reset_peak(watch)
         now = time.perf_counter()
         key = self._last
         if key is not None:
@@ -244,10 +250,11 @@ class LineTracer:
         if not tracemalloc.is_tracing():
             tracemalloc.start(self.depth)
             self._started_tracing = True
+        self._watch = PeakWatch()
         self._calibrate()
         self._peak_seen = 0
         self._peak_copy = {}
-        tracemalloc.reset_peak()
+        reset_peak(self._watch)
         self._last_mem = tracemalloc.get_traced_memory()[0]
         self._last_t = self._t0 = time.perf_counter()
         self._previous = sys.gettrace()
@@ -258,7 +265,8 @@ class LineTracer:
         self._close(None, None)
         duration = time.perf_counter() - self._t0
         snapshot = tracemalloc.take_snapshot()
-        peak = max(self._peak_seen, tracemalloc.get_traced_memory()[1])
+        peak = max(self._peak_seen, self._watch.peak())
+        self._watch.close()
         if self._started_tracing:
             tracemalloc.stop()
         retained = self._charge_retained(snapshot)

@@ -18,6 +18,11 @@ Where the extension is missing (no compiler at install time, a Python other than
 CPython 3.11/3.12) or ``MEMLENS_NO_EXTENSIONS=1``, the same API runs on exact
 tracemalloc (``backend == "tracemalloc"``), with tracemalloc's cost.
 
+Peak: :meth:`peak_bytes` is the highest estimated live total since :meth:`start`
+(or :meth:`begin_peak`), kept in C as samples come and go, and :meth:`peak_sites`
+the sites live at that moment; each sampler reads its own peak through
+``heap/peaks.py``, so a reset elsewhere never lowers it.
+
 One sampler runs per process (the hooks are process-wide); starting a second one
 raises :class:`RuntimeError` instead of silently sharing or stealing its data.
 """
@@ -38,6 +43,7 @@ from memlens.heap.heap_meter import (
     sites_of_groups,
 )
 from memlens.heap.native_ext import load_extension
+from memlens.heap.peaks import PeakWatch, SampledSource
 
 DEFAULT_INTERVAL = 512 * 1024
 SAMPLING = "sampling"
@@ -69,6 +75,10 @@ class AllocationSampler:
         # The heap meter does the attribution (and is the exact fallback).
         self.meter = HeapMeter(depth, components)
         self._running = False
+        self._peak: PeakWatch | None = None
+        self._traced_start = 0  # exact fallback: traced bytes when it started
+        self._last_peak = 0  # the peak and its rows when last stopped
+        self._last_peak_rows: list[tuple[Frames, int, int]] = []
 
     @property
     def backend(self) -> str:
@@ -96,8 +106,11 @@ class AllocationSampler:
                     interval=float(self.interval), max_frames=self.depth, seed=self.seed
                 )
                 _owner = self
+                self._peak = PeakWatch(SampledSource(self._ext))
             else:
                 self.meter.start()
+                self.meter.begin_peak()
+                self._traced_start = self.meter.read().get("traced", 0)
             self._running = True
         return self
 
@@ -108,9 +121,15 @@ class AllocationSampler:
             if not self._running:
                 return
             if self._ext is not None:
+                self._last_peak = self.peak_bytes()
+                self._last_peak_rows = self._peak_rows()
+                if self._peak is not None:
+                    self._peak.close()
+                    self._peak = None
                 self._ext.stop()
                 _owner = None
             else:
+                self._last_peak = self.peak_bytes()
                 self.meter.stop()
             self._running = False
 
@@ -165,6 +184,42 @@ class AllocationSampler:
         if self._ext is None:
             return self.meter.read().get("traced", 0)
         return round(sum(row[1] for row in self._ext.stacks()))
+
+    # -- the peak -----------------------------------------------------------------
+    def begin_peak(self) -> None:
+        """Count the peak from now (other readers of the same sampler keep theirs)."""
+        if self._ext is None:
+            self.meter.begin_peak()
+            self._traced_start = self.meter.read().get("traced", 0)
+        elif self._peak is not None:
+            self._peak.restart()
+
+    def peak_bytes(self) -> int:
+        """Highest estimated live bytes allocated while sampling, since :meth:`start`
+        or :meth:`begin_peak` (exact traced growth on the fallback); after
+        :meth:`stop`, the peak it had then."""
+        if not self._running:
+            return self._last_peak
+        if self._ext is None:
+            peak = self.meter.read().get("traced_peak", 0)
+            return max(0, peak - self._traced_start)
+        return self._peak.peak() if self._peak is not None else 0
+
+    def _peak_rows(self) -> list[tuple[Frames, int, int]]:
+        if self._ext is None or self._peak is None or self._peak.carried:
+            return []  # the sampler's own peak is no longer this reader's
+        return [
+            (frames, round(b), round(k))
+            for frames, b, k in self._ext.peak_stacks()
+            if b > 0 and not (frames and is_own_frame(frames[0][0]))
+        ]
+
+    def peak_sites(self, limit: int = 10) -> list[AllocationSite]:
+        """The ``limit`` largest sites live at the peak (sampling backend; empty on
+        the exact fallback, or when another reader reset the peak after this one's
+        was reached)."""
+        rows = self._peak_rows() if self._running else self._last_peak_rows
+        return self.meter.rank_sites(sites_of_groups(rows), None, limit)
 
     def stats(self) -> dict[str, Any]:
         """The sampler's own counters (samples, live samples, its memory)."""

@@ -116,6 +116,13 @@ def _figures(session: Session) -> Table:
         )
     elif session.tags.get("allocation_sites"):
         grid.add_row("Allocation sites", session.tags["allocation_sites"], "", "")
+        if session.peak_traced:
+            grid.add_row(
+                "Peak sampled",
+                f"~{format_bytes(session.peak_traced)}",
+                "Final sampled",
+                f"~{format_bytes(session.final_traced)}",
+            )
     else:
         # only `memlens run --no-trace` turns tracing off by a flag; a monitor or a
         # profile without tracemalloc simply did not trace

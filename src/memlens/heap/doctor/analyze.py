@@ -38,11 +38,13 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
     )
     if not engine.gc_enabled:
         diag.notes.append("the program disabled the cyclic GC: nothing was collected away")
+    if engine.memory_pressure:
+        _note_pressure(diag, engine)
     if len(cps) < 6:
         diag.verdict = INCONCLUSIVE
+        raise_what = "--max-memory" if engine.memory_pressure else "--budget or --max-iterations"
         diag.reason = (
-            f"only {len(cps)} checkpoints in {engine.iterations} iterations; "
-            "raise --budget or --max-iterations"
+            f"only {len(cps)} checkpoints in {engine.iterations} iterations; raise {raise_what}"
         )
         return diag
     signals = engine.signals
@@ -103,10 +105,28 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
     if diag.findings:
         diag.verdict = LEAK
         diag.reason = f"{len(diag.findings)} leak(s) with sustained growth"
+        if engine.memory_pressure:
+            diag.reason += (
+                f" until the run stopped for memory pressure after {engine.iterations:,} calls"
+            )
     else:  # pragma: no cover - every growing signal yields a finding
         diag.verdict = INCONCLUSIVE
         diag.reason = "growth was detected but could not be attributed"
     return diag
+
+
+def _note_pressure(diag: Diagnosis, engine: Engine) -> None:
+    """Say that (and why) the run stopped before its memory limit."""
+    mem = engine.memory
+    diag.notes.append(mem.describe())
+    diag.details["stopped"] = {
+        "cause": "memory_pressure",
+        "limit_bytes": mem.allowance,
+        "limit_source": "max_memory" if mem.user_set else "default",
+        "grown_bytes": mem.grown,
+        "bytes_per_call": mem.rate,
+        "calls": engine.iterations,
+    }
 
 
 def _cut_short(diag: Diagnosis, engine: Engine) -> None:

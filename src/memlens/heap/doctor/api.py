@@ -54,6 +54,7 @@ def doctor(
     min_iterations: int = 0,
     budget: float = 20.0,
     warmup: int | None = None,
+    max_memory: int | str | None = None,
     name: str | None = None,
     user_roots: Iterable[str] = (),
     progress: Callable[[Engine], None] | None = None,
@@ -67,14 +68,24 @@ def doctor(
     it is confident (or ``max_iterations``/``budget`` seconds run out) and returns a
     :class:`Diagnosis` whose ``verdict`` is ``"leak"``, ``"no leak"`` or
     ``"inconclusive"``. ``progress`` is called with the engine after every
-    checkpoint. A step that raises (anything, ``SystemExit`` included) or is still
+    checkpoint. ``max_memory`` (bytes, or a size such as ``"2 GiB"``) is the
+    resident memory the steps may add; the run stops before a call that would pass
+    it and decides on what it saw (the default: the smaller of 2 GiB and a quarter
+    of the memory available, see :mod:`~memlens.heap.doctor.pressure`). A step that raises (anything, ``SystemExit`` included) or is still
     running well past the budget ends the diagnosis with
     :class:`~memlens.core.errors.TargetError`.
     """
     loop = EventLoop()
     fn = as_step(step, loop=loop)
     label = name or getattr(step, "__qualname__", None) or repr(step)
-    opts = _options(max_iterations, budget, warmup, min_iterations=min_iterations, **options)
+    opts = _options(
+        max_iterations,
+        budget,
+        warmup,
+        min_iterations=min_iterations,
+        max_memory=_size(max_memory),
+        **options,
+    )
     engine = Engine(CodeMap(user_roots), opts, progress)
     pid = os.getpid()
     started = time.perf_counter()
@@ -105,13 +116,20 @@ def doctor(
         # while tracemalloc runs (Python temporaries can then be told apart from
         # native memory) and once after the analysis has stopped it (its own tables
         # grow with every traced temporary, noise that hides a 256 B leak).
-        traced = _attribute(engine, fn, pid, i, budget)
+        # Re-running a step that used up the memory allowance would pass the limit.
+        rerun = not engine.memory_pressure
+        traced = _attribute(engine, fn, pid, i, budget) if rerun else None
         result = run_shallow(diagnose, engine, label)
         engine.end()
         untraced = _attribute(engine, fn, pid, i, budget) if traced is not None else None
         native_site = choose_native_site(engine, traced, untraced)
         if native_site is not None:
             apply_native_site(result, engine, native_site)
+        if not rerun and any(f.category == "native" for f in result.findings):
+            result.notes.append(
+                "native growth was not charged to a line: re-running the step to find "
+                "it would pass the memory limit"
+            )
         for finding in result.findings:
             refine(finding)
         _note_no_bound(result, engine)
@@ -127,6 +145,14 @@ def doctor(
             loop.close()
     result.duration = time.perf_counter() - started
     return result
+
+
+def _size(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    from memlens.core.units import parse_size
+
+    return parse_size(value)
 
 
 def _attribute(
@@ -222,11 +248,13 @@ class Watch:
         max_iterations: int = 5000,
         budget: float = 20.0,
         warmup: int | None = None,
+        max_memory: int | str | None = None,
         name: str = "watched block",
         user_roots: Iterable[str] = (),
     ) -> None:
         self.name = name
-        self.engine = Engine(CodeMap(user_roots), _options(max_iterations, budget, warmup))
+        opts = _options(max_iterations, budget, warmup, max_memory=_size(max_memory))
+        self.engine = Engine(CodeMap(user_roots), opts)
         self._started = False
         self._t0 = 0.0
         self._diagnosis: Diagnosis | None = None

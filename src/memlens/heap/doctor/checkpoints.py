@@ -131,6 +131,9 @@ class Reader:
         # Container lengths at the first checkpoint; later checkpoints keep only the
         # containers that have grown since, which keeps the bookkeeping small.
         self.baseline_lens: dict[int, tuple[str, int]] | None = None
+        # Shortest container followed; a run under memory pressure starts at one
+        # entry, as it makes only a few calls (see ``Engine``).
+        self.min_len = _MIN_LEN
         self.own_malloc = 0
         self.own_rss = 0
         self.own_overhead = 0
@@ -278,7 +281,7 @@ class Reader:
         sizes = list(map(len, conts))
         # ``operator.le`` is a fast C call; ``_MIN_LEN.__le__`` is a method-wrapper
         # that allocates an argument tuple per call (a traced allocation): 25x slower.
-        long_enough = list(map(operator.le, repeat(_MIN_LEN), sizes))
+        long_enough = list(map(operator.le, repeat(self.min_len), sizes))
         for obj, n in zip(compress(conts, long_enough), compress(sizes, long_enough)):
             oid = id(obj)
             if oid in own:

@@ -47,8 +47,13 @@ def evaluate(
     malloc: bool,
     gc_disabled: bool,
     baseline_lens: dict[int, tuple[str, int]] | None = None,
+    native_floor: float = 0.0,
 ) -> list[Signal]:
-    """All signals that are not flat (growing or unclear), biggest rate first."""
+    """All signals that are not flat (growing or unclear), biggest rate first.
+
+    ``native_floor`` raises the smallest native rate worth a verdict (bytes per
+    iteration) above the allocator's own floor.
+    """
     xs = _xs(cps)
     out: list[Signal] = []
     first, last = cps[0], cps[-1]
@@ -73,7 +78,7 @@ def evaluate(
     g = growth.assess(
         xs,
         ys,
-        MIN_NATIVE_RATE if malloc else MIN_NATIVE_RATE_RSS,
+        max(native_floor, MIN_NATIVE_RATE if malloc else MIN_NATIVE_RATE_RSS),
         noise=NATIVE_NOISE if malloc else NATIVE_NOISE_RSS,
     )
     if g.state != growth.FLAT:

@@ -11,6 +11,12 @@ window looks exactly like a leak there. Once growth is seen at iteration N, the
 engine keeps observing (the doubling spacing widens the window) until iteration
 ``widen × N`` — while budget remains — and only a series still growing then is a
 leak; one that levelled off in between reached a bound.
+
+A step that keeps much memory per call cannot run that long: :class:`MemoryLimit`
+(``pressure``) sees when the allowance would run out before the schedule ends. The
+engine then checkpoints after every call and stops before the call that would pass
+the limit (a memory-pressure stop). The memory limit ends the window as
+``max_iterations`` does: a bound beyond it cannot be reached on this machine anyway.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from memlens.heap.doctor import detect, growth, native
 from memlens.heap.doctor.checkpoints import Checkpoint, Reader, type_counts
 from memlens.heap.doctor.frozen import FrozenHeap
 from memlens.heap.doctor.guard import BudgetClock
+from memlens.heap.doctor.pressure import MemoryLimit
 from memlens.heap.doctor.shallow import run_shallow
 from memlens.heap.doctor.sites import CodeMap
 
@@ -46,6 +53,7 @@ class Options:
     horizon: int = 10_000  # iterations for "frees ≈ X" estimates
     samples_per_site: int = 5
     widen: float = 4.0  # growth first seen at N must still hold at widen × N
+    max_memory: int | None = None  # bytes the steps may add to RSS (None: pressure.py)
 
     def validate(self) -> None:
         from memlens.core.errors import ConfigError
@@ -58,6 +66,16 @@ class Options:
             raise ConfigError("budget must be greater than zero seconds")
         if self.nframes < 1:
             raise ConfigError("nframes must be at least 1")
+        if self.max_memory is not None and (
+            isinstance(self.max_memory, bool)
+            or not isinstance(self.max_memory, int)
+            or self.max_memory <= 0
+        ):
+            raise ConfigError("max_memory must be a positive number of bytes")
+
+
+MEMORY_PRESSURE = "memory pressure"
+DENSE_NATIVE_FLOOR = 64 * 1024  # bytes per call
 
 
 class Engine:
@@ -94,6 +112,8 @@ class Engine:
         self.rss_start = 0
         self.frozen = FrozenHeap()
         self.clock = BudgetClock()
+        self.memory = MemoryLimit(options.max_memory)
+        self.dense = False  # a checkpoint after every call (memory pressure)
         self.final_types: dict[str, int] = {}  # live objects per type at the end
         for obj in (
             self.own,
@@ -121,6 +141,7 @@ class Engine:
         # that was already there, not with the steps.
         self.started = time.perf_counter()
         self.clock.start()
+        self.memory.start()
 
     def capture_context(self) -> None:
         """Remember the calling thread's contextvars mapping as a named root.
@@ -156,6 +177,8 @@ class Engine:
             return True
         self.iterations += 1
         opts = self.options
+        pressed = self.memory.observe(self.iterations)
+        tight = pressed or self.memory.calls_left() < (opts.min_checkpoints + 1) * self.every
         if self.warmup < 0:
             # Warm-up: long enough for lazy imports and first-call caches to settle.
             # A count of iterations, so that every run checkpoints at the same
@@ -163,19 +186,42 @@ class Engine:
             # of the budget ends it by time (such a run is bounded by the budget
             # anyway).
             limit = max(3, min(100, opts.max_iterations // 10))
-            if self.iterations >= 3 and (
-                self.iterations >= limit or self.elapsed >= 0.1 * opts.budget
+            # A step that would use up the memory allowance first warms up no
+            # longer: every call it makes is needed as evidence.
+            if tight or (
+                self.iterations >= 3
+                and (self.iterations >= limit or self.elapsed >= 0.1 * opts.budget)
             ):
                 self.warmup = self.iterations
                 self.step_time = self.elapsed / self.iterations
                 self.next_at = self.iterations + self.every
-            return False
+                if tight:
+                    # Every call counts, this one too; and the collection that
+                    # grows holds only as many entries as there are calls.
+                    self.every = 1
+                    self.dense = True
+                    self.reader.min_len = 1
+                    self._checkpoint()
+                    self.next_at = self.iterations + 1
+            if pressed and not self.done:
+                self._finish(MEMORY_PRESSURE)
+            return self.done
         if self.warmup < 0 or self.iterations < self.warmup:
             return False
+        if tight and not self.dense:
+            # The allowance runs out before the next checkpoints would: take one
+            # after every call from now on.
+            self.every = 1
+            self.dense = True
+            self.next_at = min(self.next_at, self.iterations + 1)
         if self.iterations >= self.next_at:
             self._checkpoint()
             self.next_at = self.iterations + self.every
-        if self.iterations >= opts.max_iterations:
+        if self.done:
+            pass
+        elif pressed:
+            self._finish(MEMORY_PRESSURE)
+        elif self.iterations >= opts.max_iterations:
             self._finish("max_iterations")
         elif self.iterations < opts.min_iterations:
             pass
@@ -187,6 +233,8 @@ class Engine:
     def _checkpoint(self) -> None:
         self._gc_enabled = gc.isenabled()
         cp = run_shallow(self.reader.read, self.iterations)
+        # What the reading itself left resident is not the steps' rate.
+        self.memory.rebase(self.iterations)
         self.checkpoints.append(cp)
         self.own.add(id(cp))
         self.own.add(id(self.reader.baseline_lens))
@@ -201,9 +249,7 @@ class Engine:
             len(self.checkpoints) >= self.options.min_checkpoints
             and measured >= self.options.min_measured
         ):
-            self.signals = detect.evaluate(
-                self.checkpoints, self.malloc, not self._gc_enabled, self.reader.baseline_lens
-            )
+            self.signals = self._evaluate()
             growing = any(s.state == growth.GROWING for s in self.signals)
             if growing and not self.growth_seen_at:
                 self.growth_seen_at = self.iterations
@@ -217,6 +263,22 @@ class Engine:
         if self.progress is not None:
             self.progress(self)
 
+    def _evaluate(self) -> list[detect.Signal]:
+        # Under memory pressure a checkpoint follows every call, so the doctor's own
+        # few kilobytes per checkpoint would read as native growth per call: there,
+        # native growth below DENSE_NATIVE_FLOOR or a hundredth of the resident
+        # growth per call is not told apart.
+        floor = 0.0
+        if self.dense:
+            floor = max(DENSE_NATIVE_FLOOR, 0.01 * self.memory.grown / max(1, self.iterations))
+        return detect.evaluate(
+            self.checkpoints,
+            self.malloc,
+            not self._gc_enabled,
+            self.reader.baseline_lens,
+            native_floor=floor,
+        )
+
     def _widen(self) -> None:
         """Space checkpoints so that about ``min_checkpoints`` more reach ``widen × N``.
 
@@ -228,6 +290,8 @@ class Engine:
         # A run the budget cuts short of the target ends inconclusive (see
         # ``window_short``), whatever its spacing.
         target = min(self.options.widen * self.iterations, float(self.options.max_iterations))
+        # Nor beyond the call where the memory allowance runs out.
+        target = min(target, self.iterations + self.memory.calls_left())
         wanted = (target - self.iterations) / max(1, self.options.min_checkpoints)
         factor = 1
         while self.every * factor * 2 <= wanted:
@@ -246,9 +310,7 @@ class Engine:
 
     def _finish(self, reason: str) -> None:
         if len(self.checkpoints) >= 6:
-            self.signals = detect.evaluate(
-                self.checkpoints, self.malloc, not self._gc_enabled, self.reader.baseline_lens
-            )
+            self.signals = self._evaluate()
         self.stop_reason = reason
         self.done = True
         if self.frozen.active:
@@ -271,10 +333,19 @@ class Engine:
         return int(self.options.widen * self.growth_seen_at)
 
     @property
+    def memory_pressure(self) -> bool:
+        """True when the run stopped before a call that would pass the memory limit."""
+        return self.stop_reason == MEMORY_PRESSURE
+
+    @property
     def window_short(self) -> bool:
         """If growing signals remain: the run ended (budget, ``max_iterations``, a
         caller) before the window widened to ``widen`` times where growth was first
         seen, so a bound beyond this point cannot be ruled out."""
+        if self.memory_pressure:
+            # Like --max-iterations, the memory limit is the end of the window: a
+            # bound the memory cannot reach is no bound for this program.
+            return False
         seen = self.growth_seen_at or self.iterations  # growth first seen at the end
         # ``--max-iterations`` is the user's own limit on the window (and a count,
         # so the verdict stays the same from run to run); the budget is not.
