@@ -29,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from memlens.heap.frames import is_user_file
-from memlens.heap.peaks import PeakWatch, reset_peak
+from memlens.heap.peaks import PeakWatch, reset_peak, reset_traced_peak
 
 Line = tuple[str, int]
 # A new peak is copied only when it beats the last copy by this much: copying every
@@ -199,7 +199,7 @@ class LineTracer:
         if watch._carried > peak:  # another reader reset the peak in this window
             peak = watch._carried
         # Through heap/peaks.py: a profiler or monitor running meanwhile keeps its peak.
-        reset_peak(watch)
+        reset_traced_peak(watch)
         now = time.perf_counter()
         key = self._last
         if key is not None:

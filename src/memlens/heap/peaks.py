@@ -130,6 +130,19 @@ def reset_peak(restarting: PeakWatch | None = None, source: PeakSource = TRACEMA
             restarting._carried = 0
 
 
+def reset_traced_peak(restarting: PeakWatch) -> None:
+    """:func:`reset_peak` of traced memory for ``restarting``, for a caller that
+    resets at every event (the line tracer): when no other watch is open, just the
+    C call."""
+    watches = _watches
+    if len(watches) == 1 and watches[0]() is restarting:
+        _tracemalloc.reset_peak()
+        if restarting._carried:
+            restarting._carried = 0
+        return
+    reset_peak(restarting)
+
+
 def _same(a: PeakSource, b: PeakSource) -> bool:
     if isinstance(a, SampledSource) and isinstance(b, SampledSource):
         return a.ext is b.ext
