@@ -154,3 +154,19 @@ def test_a_refused_budget_leaves_the_fitter_usable_and_the_input_unchanged() -> 
         fit_messages(messages, pinned=[1], budget=budget)
     )
     assert json.dumps(messages, sort_keys=True) == before
+
+
+def test_occurring_equals_one_substring_test_per_needle() -> None:
+    rng = random.Random(11)
+    alphabet = "ab/._- \nxyzé€"
+    for size in (0, 7, 8, 9, 400, 5_000, 60_000):
+        haystack = "".join(rng.choice(alphabet) for _ in range(size))
+        needles = [
+            haystack[i : i + n]
+            for i, n in ((rng.randrange(size + 1), rng.randrange(1, 30)) for _ in range(300))
+        ]
+        needles += [
+            "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 20))) for _ in range(300)
+        ]
+        needles += [haystack[:8], haystack[-8:], haystack, haystack + "a", "", "z" * 9]
+        assert keepset.occurring(needles, haystack) == {n for n in needles if n in haystack}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from memlens.context.tokens import digest_text
@@ -87,7 +87,8 @@ _CACHE: dict[tuple[bytes, bool], tuple[Keep, ...]] = {}
 _CACHE_SIZE = 8192
 
 
-def _extract(text: str, prose: bool) -> tuple[Keep, ...]:
+def extract_shared(text: str, prose: bool) -> tuple[Keep, ...]:
+    """:func:`extract`'s cached result itself (a tuple shared by every caller)."""
     key = (digest_text(text), prose)
     found = _CACHE.get(key)
     if found is None:
@@ -110,18 +111,20 @@ def extract(text: str, *, prose: bool = True) -> list[Keep]:
     sizes, so only numbers in prose (what the user and assistant said) are kept.
     Results are cached by text: a fit's rounds and retries see the same items.
     """
-    return list(_extract(text, prose))
+    return list(extract_shared(text, prose))
 
 
 def _extract_uncached(text: str, prose: bool) -> list[Keep]:
     found: dict[str, Keep] = {}
 
     def put(value: str, kind: str) -> None:
-        value = _clip(value)
+        value = value.strip()
+        if len(value) > MAX_STRING:
+            value = _clip(value)
         if len(value) < 2:
             return
         old = found.get(value)
-        if old is None or WEIGHT[kind] > old.weight:
+        if old is None or WEIGHT[kind] > WEIGHT[old.kind]:
             found[value] = Keep(value, kind)
 
     # neither pattern holds a sentence end or a line break, so a sentence can match
@@ -237,6 +240,29 @@ _PATH_FAST = re.compile(r"(?<![\w/.])[\w.-]*[A-Za-z0-9_]/[\w./-]*\.[A-Za-z][A-Za
 
 #: ASCII punctuation no path holds (everything but ``. / - _``) -> a space
 _NOT_IN_PATH = str.maketrans({c: " " for c in string.punctuation if c not in "./-_"})
+
+
+#: Length of the text pieces :func:`occurring` indexes.
+_GRAM = 8
+
+
+def occurring(needles: Iterable[str], haystack: str) -> set[str]:
+    """Which ``needles`` occur in ``haystack``: exactly ``{n for n in needles if n in
+    haystack}``, found faster when many strings are looked up in a long text.
+
+    Every 8-character piece of the text goes into a set first; a needle whose first or
+    last 8 characters are not among them cannot occur, so only the others are
+    searched for (a summary's keep-set has thousands of strings to look up).
+    """
+    wanted = list(dict.fromkeys(needles))
+    if len(wanted) * len(haystack) < 1_000_000:  # a few plain searches cost less
+        return {n for n in wanted if n in haystack}
+    grams = {haystack[i : i + _GRAM] for i in range(len(haystack) - _GRAM + 1)}
+    return {
+        n
+        for n in wanted
+        if (len(n) < _GRAM or (n[:_GRAM] in grams and n[-_GRAM:] in grams)) and n in haystack
+    }
 
 
 def is_verifiable(keep: list[Keep], originals: str) -> bool:

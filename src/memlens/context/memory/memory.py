@@ -272,7 +272,8 @@ class ContextMemory:
         if entry_id in self.entries or entry_id in self.replaced_by:
             raise ConfigError(f"duplicate memory item id {entry_id!r}")
         extra = self.message_overhead if overhead is None else overhead
-        when = created or self.now()
+        now = self.now()
+        when = created or now
         prio = Priority.parse(priority)
         item = self.session.add(
             layer,
@@ -304,7 +305,7 @@ class ContextMemory:
             payload=dict(payload or {}),
         )
         self.entries[entry_id] = entry
-        self.last_activity = self.now()
+        self.last_activity = now
         return entry
 
     def add_system(self, text: str, **kw: Any) -> MemoryEntry:

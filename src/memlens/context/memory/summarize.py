@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from memlens.context.memory.keepset import Keep, extract
+from memlens.context.memory.keepset import WEIGHT, Keep, extract, extract_shared, occurring
 
 Count = Callable[[str], int]
 
@@ -130,7 +130,8 @@ def _cut(text: str, count: Count, target: int) -> str:
 
 
 def _render_keeps(keeps: list[Keep], present: str) -> str:
-    extra = [k.text for k in keeps if k.text not in present]
+    found = occurring((k.text for k in keeps), present)
+    extra = [k.text for k in keeps if k.text not in found]
     return ("kept: " + " | ".join(extra)) if extra else ""
 
 
@@ -172,8 +173,7 @@ class ExtractiveSummarizer:
                 return Summary(text, kept, dropped, self.name)
             budget *= 0.92 * target_tokens / used
         text = _cut(text, count, target_tokens)
-        kept = [k for k in keeps if k.text in text]
-        dropped = [k for k in keeps if k.text not in text]
+        kept, dropped = _split_present(keeps, text)
         return Summary(text, kept, dropped, self.name, ["cut to fit its target"])
 
 
@@ -186,10 +186,11 @@ def _split_present(
     construction, so only the others are searched for (one may still occur inside a
     kept sentence)."""
     written = {k.text for k in composed}
+    found = occurring((k.text for k in keeps if k.text not in written), text)
     kept: list[Keep] = []
     dropped: list[Keep] = []
     for keep in keeps:
-        (kept if keep.text in written or keep.text in text else dropped).append(keep)
+        (kept if keep.text in written or keep.text in found else dropped).append(keep)
     return kept, dropped
 
 
@@ -202,9 +203,9 @@ def keep_set(texts: Sequence[str], tool_output: Sequence[bool]) -> list[Keep]:
     """The keep-set of several texts, without repeats, in first occurrence order."""
     seen: dict[str, Keep] = {}
     for text, flag in zip(texts, tool_output):
-        for keep in extract(text, prose=not flag):
+        for keep in extract_shared(text, not flag):
             old = seen.get(keep.text)
-            if old is None or keep.weight > old.weight:
+            if old is None or WEIGHT[keep.kind] > WEIGHT[old.kind]:
                 seen[keep.text] = keep
     return list(seen.values())
 
@@ -274,7 +275,8 @@ def _compose(
     # a constraint or decision is a whole sentence: put it in the prose, in order
     sentence_kinds = ("constraint", "decision", "error")
     whole = [k for k in kept if k.kind in sentence_kinds]
-    prose = " … ".join(filter(None, [body, *(k.text for k in whole if k.text not in body)]))
+    in_body = occurring((k.text for k in whole), body)
+    prose = " … ".join(filter(None, [body, *(k.text for k in whole if k.text not in in_body)]))
     rest = _render_keeps([k for k in kept if k.kind not in sentence_kinds], prose)
     text = "\n".join(filter(None, [prose, rest]))
     return text, kept, dropped
@@ -300,16 +302,15 @@ def trim_output(
     chars_per_token = max(1.0, len(text) / max(1, total))
     budget = target_tokens * chars_per_token
     result = ""
+    keeps = extract(text, prose=False)
     for _ in range(5):
-        result, head, tail = _trim_once(lines, budget, extract(text, prose=False))
+        result, head, tail = _trim_once(lines, budget, keeps)
         if count(result) <= target_tokens:
             break
         budget *= 0.85
     else:
         result = _cut(result, count, target_tokens)
-    keeps = extract(text, prose=False)
-    kept = [k for k in keeps if k.text in result]
-    dropped = [k for k in keeps if k.text not in result]
+    kept, dropped = _split_present(keeps, result)
     return Summary(result, kept, dropped, "trim")
 
 
