@@ -12,16 +12,15 @@ the mode's preset, so ``Config(mode="production")`` is cheap and
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from memlens.core.errors import ConfigError
+from memlens.core.record import field, fields, record, replace
 from memlens.core.units import parse_duration
 
 MODES = ("off", "basic", "standard", "advanced", "production", "debug")
@@ -65,7 +64,7 @@ CONTEXT_THRESHOLDS = (
 LEVEL_TOP_N = {"low": 5, "medium": 10, "high": 25, "detailed": 100}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     """memlens settings. See ``docs/configuration.md`` for every field."""
 
@@ -147,7 +146,7 @@ class Config:
         return int(self.memory_critical_threshold_mb * 1024 * 1024)
 
     def replace(self, **changes: Any) -> Config:
-        return dataclasses.replace(self, **changes)
+        return replace(self, **changes)
 
 
 _FALLBACKS: dict[str, Any] = {"trace_depth": 8, "snapshot_interval": 300.0}
@@ -266,7 +265,7 @@ def _validate(cfg: Config) -> None:
 
 
 # -- loading -----------------------------------------------------------------------
-_FIELD_TYPES = {f.name: f.type for f in fields(Config)}
+_FIELD_TYPES = {name: Config.__annotations__[name] for name in fields(Config)}
 
 
 #: ``MEMLENS_*`` environment variables that are not config fields but are read elsewhere.

@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from memlens.core.record import record
 
 NAN = float("nan")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sample:
     """One reading of every field at time ``t``."""
 
@@ -31,7 +32,7 @@ class Sample:
         return self.values[key]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Aggregate:
     """Min/mean/max/count of one field over the window ``[start, start + width)``."""
 
@@ -43,7 +44,7 @@ class Aggregate:
     count: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TierSpec:
     """An aggregate tier: windows of ``width`` seconds kept for ``retention`` seconds."""
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
+from memlens.core.record import asdict, field, fields, is_record, record
 from memlens.core.redact import redact_argv
 from memlens.core.series import Series
 
@@ -81,7 +81,7 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
-@dataclass
+@record
 class Metadata:
     """Where and when a session ran."""
 
@@ -99,7 +99,7 @@ class Metadata:
         self.argv = redact_argv(self.argv)
 
 
-@dataclass
+@record
 class AllocationSite:
     """Memory allocated at one line of the user's code, attributed to a component.
 
@@ -123,7 +123,7 @@ class AllocationSite:
         return f"{self.filename}:{self.lineno}"
 
 
-@dataclass
+@record
 class GcGenerationStats:
     """Garbage-collector activity in one generation during the session."""
 
@@ -137,7 +137,7 @@ class GcGenerationStats:
     pause_histogram: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@record
 class ComponentUsage:
     """Traced memory attributed to one named component (module or path prefix)."""
 
@@ -148,7 +148,7 @@ class ComponentUsage:
     count: int = 0
 
 
-@dataclass
+@record
 class Session:
     """A profiling run's results; see the module docstring."""
 
@@ -193,12 +193,10 @@ class Session:
         import copy
 
         # Not asdict(self): it would deep-copy the series' buffers only to replace them.
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {name: getattr(self, name) for name in fields(self)}
         for name, value in data.items():
             if isinstance(value, list):
-                data[name] = [
-                    asdict(v) if is_dataclass(v) and not isinstance(v, type) else v for v in value
-                ]
+                data[name] = [asdict(v) if is_record(v) else v for v in value]
         data["metadata"] = asdict(self.metadata)
         data["analyses"] = copy.deepcopy(self.analyses)
         data["tags"] = dict(self.tags)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from memlens.core.record import record
 
 _MAX_PAIRS = 20_000
 
@@ -86,7 +87,7 @@ def _ranks(values: Sequence[float]) -> list[float]:
     return ranks
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MannKendall:
     """Result of the Mann–Kendall test: ``p_increasing`` is the one-sided p-value."""
 
@@ -187,7 +188,7 @@ def window_minima(
     return out_t, out_y
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Trend:
     """Growth of one series: rate, significance and whether it has levelled off.
 

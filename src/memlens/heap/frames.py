@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
+@lru_cache(maxsize=1)
 def _library_prefixes() -> tuple[str, ...]:
+    # On first use, not at import: sysconfig is 0.1 MiB the always-on monitor never needs.
+    import sysconfig
+
     paths = sysconfig.get_paths()
     prefixes = {
         paths.get("stdlib", ""),
@@ -27,9 +30,6 @@ def _library_prefixes() -> tuple[str, ...]:
         os.path.dirname(os.__file__),
     }
     return tuple(sorted(p.rstrip(os.sep) + os.sep for p in prefixes if p))
-
-
-_LIBRARY_PREFIXES = _library_prefixes()
 
 
 HOST_FILES: set[str] = set()
@@ -56,7 +56,7 @@ def is_user_file(filename: str) -> bool:
         return False
     if "site-packages" in filename or "dist-packages" in filename:
         return False
-    return not filename.startswith(_LIBRARY_PREFIXES)
+    return not filename.startswith(_library_prefixes())
 
 
 def innermost_user_index(filenames: Sequence[str]) -> int:

@@ -19,17 +19,16 @@ from __future__ import annotations
 # tracing starts or a snapshot is taken: the always-on monitor never needs it (#15).
 import _tracemalloc
 import itertools
-import linecache  # noqa: F401 - imported before tracing so its own allocations are not traced
 import operator
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import tracemalloc
 
+from memlens.core.record import record
 from memlens.core.session import AllocationSite, ComponentUsage
 from memlens.heap.frames import (
     HOST_FILES,
@@ -85,7 +84,7 @@ def _on_memlens_behalf(frames: Frames) -> bool:
 
     Scanning from the most recent frame: memlens reached before any real user file
     means memlens asked for it (the ``threading.Thread`` of a recorder, the
-    ``<string>`` a dataclass generates while memlens imports, in another thread's
+    ``<string>`` a record or dataclass generates while memlens imports, in another thread's
     session); ``<string>``-like frames on the way are not the user's unless the user's
     own code comes first. A traceback only in ``threading.py`` is a thread's start-up.
     """
@@ -125,7 +124,7 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> list[tuple[Frames, int, int]
     return out
 
 
-@dataclass
+@record
 class _SiteAcc:
     size: int = 0
     count: int = 0
@@ -167,9 +166,13 @@ class HeapMeter:
         with _share_lock:
             if self._started_here:
                 return
-            if not _tracemalloc.is_tracing():
-                import tracemalloc  # noqa: F401 - before tracing: its import is not traced
+            # tracemalloc.py and linecache (which sites read) are imported before
+            # tracing starts, so their own allocations are not traced; the always-on
+            # monitor never traces and never loads them.
+            import linecache  # noqa: F401
+            import tracemalloc  # noqa: F401
 
+            if not _tracemalloc.is_tracing():
                 _tracemalloc.start(self.depth)
                 _started_by_memlens = True
             else:
@@ -296,6 +299,8 @@ class HeapMeter:
         cached = self._function_cache.get(key)
         if cached is not None:
             return cached
+        import linecache
+
         self._function_cache[key] = name = _enclosing_function(linecache.getlines(filename), lineno)
         return name
 

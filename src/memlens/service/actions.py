@@ -6,17 +6,17 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from memlens.core.errors import MemlensError
+from memlens.core.record import asdict, record
 from memlens.service.events import MemoryOperationCompleted, MemoryOperationStarted
 
 if TYPE_CHECKING:
     from memlens.service.monitor import Monitor
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GcResult:
     """What ``force_garbage_collection()`` achieved."""
 

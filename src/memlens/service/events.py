@@ -14,9 +14,9 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from memlens.core.record import asdict, field, record
 from memlens.core.units import format_bytes
 
 # The logging module's level numbers (fixed by the stdlib): logging itself is imported
@@ -30,7 +30,7 @@ def _logger() -> Any:
     return logging.getLogger("memlens.monitor")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MonitorEvent:
     """Base of every monitor event; ``time`` is UTC epoch seconds."""
 
@@ -53,7 +53,7 @@ class MonitorEvent:
         return data
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemoryOperationStarted(MonitorEvent):
     """A tracked operation (``Monitor.track_operation``) began."""
 
@@ -69,7 +69,7 @@ class MemoryOperationStarted(MonitorEvent):
         return f"operation {self.operation!r} started at RSS {format_bytes(self.rss)}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemoryOperationCompleted(MonitorEvent):
     """A tracked operation ended; ``rss_delta`` is RSS after minus before."""
 
@@ -92,7 +92,7 @@ class MemoryOperationCompleted(MonitorEvent):
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PerformanceThresholdExceeded(MonitorEvent):
     """Memory crossed the ``level`` (warning/critical) threshold upwards."""
 
@@ -112,7 +112,7 @@ class PerformanceThresholdExceeded(MonitorEvent):
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PerformanceThresholdRecovered(MonitorEvent):
     """Memory fell back below a threshold by the hysteresis margin."""
 
@@ -128,7 +128,7 @@ class PerformanceThresholdRecovered(MonitorEvent):
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LeakSuspected(MonitorEvent):
     """A sustained, significant growth was found; ``leak`` is the alert as a dict."""
 
@@ -149,7 +149,7 @@ class LeakSuspected(MonitorEvent):
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LeakCleared(MonitorEvent):
     """An alert ended: growth stopped (``reason='stopped'``) or it was cleared by hand."""
 
@@ -161,7 +161,7 @@ class LeakCleared(MonitorEvent):
         return f"leak alert {self.leak_id} in {self.component} cleared ({self.reason})"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SnapshotSkipped(MonitorEvent):
     """A heap snapshot that was due was not taken, or was cut short and not used;
     ``reason`` says why, ``cause`` is its kind and ``skipped`` the count so far.

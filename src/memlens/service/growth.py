@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from memlens.core.errors import MemlensError
-from memlens.core.findings import Diagnosis
 from memlens.core.trend import window_minima
 from memlens.service.components import FIELD_PREFIX
 from memlens.service.events import LeakCleared, LeakSuspected
 from memlens.service.leaks import MB, LeakAlert, assess_growth, projected_seconds, recommend
 
 if TYPE_CHECKING:
+    from memlens.core.findings import Diagnosis
     from memlens.service.monitor import Monitor
 
 
@@ -122,6 +122,8 @@ def memory_trends(
 
 def diagnosis(mon: Monitor) -> Diagnosis[Any]:
     """The active leak alerts as a :class:`~memlens.core.findings.Diagnosis`."""
+    from memlens.core.findings import Diagnosis  # here: the findings model needs dataclasses
+
     active = mon.leaks.active()
     return Diagnosis(
         target=mon.name,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from memlens.core.record import field, record
 from memlens.core.units import format_bytes, format_duration
 from memlens.service.leaks import LeakAlert
 from memlens.service.thresholds import CRITICAL, OK, WARNING
@@ -16,7 +16,7 @@ _RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 LEAK_CRITICAL_HORIZON = 3600.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Health:
     """The monitor's verdict; ``status`` is the worst of ``reasons``' levels."""
 

@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.core.clock import utc_iso
-from memlens.core.findings import BYTES, Finding, Remedy
+from memlens.core.record import field, record
 from memlens.core.session import AllocationSite
 from memlens.core.trend import Trend, assess_trend, window_minima
 from memlens.core.units import format_bytes, format_duration
 
+if TYPE_CHECKING:
+    from memlens.core.findings import Finding
+
 MB = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GrowthAssessment:
     """The verdict on one series: ``growing`` plus the evidence behind it."""
 
@@ -90,7 +92,7 @@ def _evidence(a: GrowthAssessment) -> tuple[float, float, float, int, float]:
     return a.slope, a.recent_slope, a.p_value, a.points, a.span
 
 
-@dataclass
+@record
 class LeakAlert:
     """One active leak alert (see :meth:`to_dict` for the public shape)."""
 
@@ -144,6 +146,8 @@ class LeakAlert:
 
     def to_finding(self) -> Finding:
         """This alert in the shared findings vocabulary (a rate in bytes per second)."""
+        from memlens.core.findings import BYTES, Finding, Remedy  # needs dataclasses: on demand
+
         projected = self.projected_seconds_to_critical
         soon = projected is not None and projected < 3600
         return Finding(

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from memlens.core.clock import SYSTEM_CLOCK, Clock
 from memlens.core.config import Config, load_config
 from memlens.core.errors import NotFoundError
-from memlens.core.findings import Diagnosis
 from memlens.core.recorder import Recorder
 from memlens.core.series import Series
 from memlens.core.session import (
@@ -65,6 +64,7 @@ from memlens.service.leaks import (
 from memlens.service.thresholds import ThresholdTracker
 
 if TYPE_CHECKING:
+    from memlens.core.findings import Diagnosis
     from memlens.remedies.ladder import RecoveryLadder
     from memlens.service.http import MonitorServer
 

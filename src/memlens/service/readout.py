@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from memlens.core.clock import utc_iso
+from memlens.core.record import asdict
 
 if TYPE_CHECKING:
     from memlens.service.monitor import Monitor

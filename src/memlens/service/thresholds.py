@@ -6,13 +6,13 @@ falls below ``threshold * (1 - hysteresis)``. Each transition is reported once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from memlens.core.record import record
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 _RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Transition:
     """A change of state: ``level`` is the threshold crossed, ``upward`` its direction."""
 
