@@ -14,6 +14,11 @@ where the fixed costs no longer count.
 
     python benchmarks/bench_run_overhead.py             # 5 rounds
     python benchmarks/bench_run_overhead.py --rounds 3 --seconds 2 --traced-seconds 0.2
+    python benchmarks/bench_run_overhead.py --baseline-src /path/to/other/checkout/src
+
+``--baseline-src`` adds ``memlens (traced, baseline)``: the same traced command with
+another memlens source tree first on ``PYTHONPATH``, to compare two versions side by
+side in one run.
 """
 
 from __future__ import annotations
@@ -70,9 +75,12 @@ def memlens_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "memlens"]
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+def timed(
+    cmd: list[str], cwd: Path, env: dict[str, str], extra: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Run ``cmd``; return (wall seconds, the workload's own elapsed seconds)."""
     start = time.perf_counter()
+    env = {**env, **(extra or {})}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if result.returncode != 0:
@@ -126,6 +134,9 @@ def main() -> None:
     parser.add_argument(
         "--depth", type=int, default=None, help="tracemalloc frames (default: memlens's)"
     )
+    parser.add_argument(
+        "--baseline-src", metavar="DIR", help="another memlens src/ to run traced, side by side"
+    )
     args = parser.parse_args()
 
     from memlens.heap.heap_meter import DEFAULT_DEPTH
@@ -149,18 +160,18 @@ def main() -> None:
             "memlens --no-trace": [*ml, "run", "--no-trace", str(script)],
             f"tracemalloc={depth}": [sys.executable, "-X", f"tracemalloc={depth}", str(script)],
             "memlens (traced)": [*ml, "run", "--trace-depth", str(depth), str(script)],
-            # The same command entered through memlens.cli.run.main, which skips
-            # click's frames (see docs/user-guide.md: frames under the program cost
-            # tracemalloc time on every allocation).
-            "memlens (traced, shallow)": [
-                sys.executable,
-                "-c",
-                "import sys; from memlens.cli.run import main; main(sys.argv[1:])",
-                "--trace-depth",
-                str(depth),
-                str(script),
-            ],
+            # The program in memlens's own process (MEMLENS_RUN_REEXEC=0), under the
+            # CLI's frames: each one costs tracemalloc time on every allocation.
+            "memlens (traced, in-process)": [*ml, "run", "--trace-depth", str(depth)]
+            + [str(script)],
         }
+        extra_env: dict[str, dict[str, str]] = {
+            "memlens (traced, in-process)": {"MEMLENS_RUN_REEXEC": "0"}
+        }
+        if args.baseline_src:
+            variants["memlens (traced, baseline)"] = variants["memlens (traced)"]
+            src = str(Path(args.baseline_src).resolve())
+            extra_env["memlens (traced, baseline)"] = {"PYTHONPATH": src}
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         names = list(variants)
         print(
@@ -172,7 +183,8 @@ def main() -> None:
             order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
             for name in order:
                 n = iterations if name in ("bare", "memlens --no-trace") else traced_iterations
-                results[name].append(timed([*variants[name], str(n)], cwd, env))
+                cmd = [*variants[name], str(n)]
+                results[name].append(timed(cmd, cwd, env, extra_env.get(name)))
                 for leftover in cwd.glob("memlens-report-*.html"):
                     leftover.unlink()
             print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr)
@@ -181,21 +193,30 @@ def main() -> None:
         return statistics.median(x[k] for x in results[name])
 
     print()
-    print(f"{'variant':<28}{'wall (s)':>10}{'program (s)':>13}")
+    print(f"{'variant':<30}{'wall (s)':>10}{'program (s)':>13}")
     for name in names:
-        print(f"{name:<28}{median(name, 0):>10.3f}{median(name, 1):>13.3f}")
+        print(f"{name:<30}{median(name, 0):>10.3f}{median(name, 1):>13.3f}")
     print()
     print(f"{'ratio':<42}{'wall':>8}{'program':>10}{'target':>9}")
     pairs = [
         ("memlens --no-trace / bare", "memlens --no-trace", "bare", "≤ 1.02"),
         (f"memlens / tracemalloc={depth}", "memlens (traced)", f"tracemalloc={depth}", "≤ 1.10"),
         (
-            f"memlens shallow / tracemalloc={depth}",
-            "memlens (traced, shallow)",
+            f"in-process / tracemalloc={depth}",
+            "memlens (traced, in-process)",
             f"tracemalloc={depth}",
-            "≤ 1.10",
+            "",
         ),
     ]
+    if "memlens (traced, baseline)" in results:
+        pairs.append(
+            (
+                f"baseline / tracemalloc={depth}",
+                "memlens (traced, baseline)",
+                f"tracemalloc={depth}",
+                "",
+            )
+        )
     for label, a, b, target in pairs:
         wall = median(a, 0) / median(b, 0)
         prog = median(a, 1) / median(b, 1)

@@ -178,11 +178,22 @@ def prepare_main(program: Program, module: types.ModuleType) -> None:
 
     Used by the re-executed host, which never needs to restore memlens's own.
     """
+    reraise_sigint_at_exit()
+    sys.argv[:] = program.argv
+    prepare_path(program)
+    sys.modules["__main__"] = module
+
+
+def reraise_sigint_at_exit() -> None:
+    """Let :func:`exit_like_interrupt` work: register its hook before the program runs
+    (``atexit`` runs hooks last-registered-first, so it runs after the program's)."""
     if os.name == "posix":
         atexit.register(_reraise_sigint)
-    sys.argv[:] = program.argv
+
+
+def prepare_path(program: Program) -> None:
+    """``sys.path[0]`` as the interpreter sets it for a script: its real directory."""
     _set_path0(os.path.dirname(os.path.realpath(program.target)))
-    sys.modules["__main__"] = module
 
 
 def outcome_of(exc: BaseException | None, namespace: dict[str, Any] | None = None) -> Outcome:

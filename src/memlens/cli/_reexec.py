@@ -1,27 +1,52 @@
-"""Host a traced program one frame deep by re-executing the interpreter.
+"""Host a traced program at the bottom of the stack by re-executing the interpreter.
 
 tracemalloc records up to N frames of every allocation, and each frame costs time
 on every allocation. A program launched through ``memlens`` (console script,
 click, the run command, the runner) sits five or more frames above the bottom of
 the stack, all of which ``python -X tracemalloc=N script.py`` does not pay for.
 So for traced runs on POSIX, ``memlens run`` replaces itself (``os.execv``: same
-pid, same file descriptors, environment and working directory) with a fresh
-interpreter whose ``-c`` code starts the profiler and ``exec``-s the script at its
-top level: one frame under the program. Everything after the program ends
-(stopping the profiler, saving, reporting, the exit code) is the run command's
-own code, shared with the in-process path.
+pid, same file descriptors, environment and working directory, same interpreter
+flags) with a fresh interpreter that runs the script's own code as ``__main__``,
+with nothing under it: exactly the stack of ``python -X tracemalloc=N script.py``.
+
+How: the script is compiled here, with a memlens prologue and epilogue around its
+top-level statements, into a one-off ``.pyc`` that the new interpreter is given
+as its script (Python runs a ``.pyc`` named on the command line directly). The
+code's file name is the script's, so frames, tracebacks and allocation sites name
+the script and its lines. In the new interpreter:
+
+- the prologue (:func:`begin`) restores what ``python script.py`` would have set
+  (``sys.argv[0]`` as typed, ``sys.path[0]``, ``__file__``, ``__loader__``),
+  deletes the ``.pyc`` and starts the profiler: this is the start-up hook;
+- the statements run in the module's own frame, the bottom one;
+- the epilogue (:func:`end`), in ``try: … except BaseException as e: end(e)`` /
+  ``else: end(None)``, holds the exception that ended the program, so it knows the
+  outcome exactly (``SystemExit(n)``'s code, the traceback, Ctrl-C). It stops the
+  profiler, saves, prints what Python would have printed and the summary, and ends
+  the process as the in-process path does (``SystemExit`` with the program's code;
+  death by SIGINT after a ``KeyboardInterrupt``, once the ``atexit`` hooks ran).
+
+A hook in ``sitecustomize`` (run before the script, with an ``atexit`` hook after
+it) cannot do this: the interpreter consumes a ``SystemExit`` before any hook sees
+its code, so the session would not know it. A waiting parent process would know
+it, but the program would no longer run under the command's pid.
+
+A script that does not compile, or is not a plain source file (a zipapp), runs
+through the older ``-c`` bootstrap below, one frame under the program; it records
+a syntax error as the program's failure.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
+    import types
+
     from memlens.cli._run_session import Plan, Started
 
 # Set in the re-executed interpreter so it never re-executes again.
@@ -29,8 +54,8 @@ _MARK = "MEMLENS_RUN_HOSTED"
 # MEMLENS_RUN_REEXEC=0 keeps every run in the launching process (for debugging).
 _SWITCH = "MEMLENS_RUN_REEXEC"
 
-# The code the new interpreter runs. It is the only frame under the program; its
-# frames ("<string>") are cut from the program's tracebacks.
+# The fallback: code the new interpreter runs with -c. It is the only frame under the
+# program; its frames ("<string>") are cut from the program's tracebacks.
 BOOTSTRAP = """\
 import sys
 from memlens.cli._reexec import host
@@ -40,6 +65,20 @@ try:
 except BaseException as _memlens_exc:
     _memlens_hosted.finish(_memlens_exc)
 _memlens_hosted.finish(None)
+"""
+
+# Wrapped around the script's statements (after its docstring and __future__
+# imports); STATEMENTS is replaced by them. No name is left in the program's
+# globals: the except clause deletes its own.
+_WRAPPER = """\
+__import__("memlens.cli._reexec", fromlist=["begin"]).begin(PAYLOAD)
+try:
+    STATEMENTS
+except BaseException as __memlens_ending__:
+    __import__("memlens.cli._reexec", fromlist=["end"]).end(__memlens_ending__)
+    raise
+else:
+    __import__("memlens.cli._reexec", fromlist=["end"]).end(None)
 """
 
 
@@ -57,14 +96,85 @@ def should_reexec(plan: Plan) -> bool:
 
 
 def reexec(plan: Plan) -> NoReturn:
-    """Replace this process with the bootstrap interpreter hosting ``plan``."""
+    """Replace this process with an interpreter hosting ``plan`` (see module docstring)."""
+    import subprocess
+
+    payload = json.dumps(plan_to_dict(plan))
+    pyc = hosted_pyc(plan.program.target, payload)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.environ[_MARK] = "1"
     # Keep the interpreter's own flags (-X options, -W, -O, -u …) as the user gave them.
     flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
-    payload = json.dumps(plan_to_dict(plan))
-    os.execv(sys.executable, [sys.executable, *flags, "-c", BOOTSTRAP, payload])
+    if pyc is None:
+        argv = [sys.executable, *flags, "-c", BOOTSTRAP, payload]
+    else:
+        argv = [sys.executable, *flags, pyc, *plan.program.args]
+    try:
+        os.execv(sys.executable, argv)
+    except OSError:
+        if pyc is not None:
+            _remove(pyc)
+        raise
+
+
+def hosted_pyc(target: str, payload: str) -> str | None:
+    """Compile ``target`` with the hosting prologue and epilogue into a one-off ``.pyc``.
+
+    Returns its path, or ``None`` when the script is not a plain source file that
+    compiles (the ``-c`` bootstrap then runs it and reports the error as Python would).
+    """
+    import ast
+    import importlib.util
+    import io
+    import marshal
+    import tempfile
+
+    path = os.path.abspath(target)
+    try:
+        with io.open_code(path) as handle:
+            source = handle.read()
+        tree = ast.parse(source, path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    head = 0  # the docstring and __future__ imports stay first, as Python requires
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        head = 1 if isinstance(body[0].value.value, str) else 0
+    while head < len(body) and isinstance(body[head], ast.ImportFrom):
+        if body[head].module != "__future__":  # type: ignore[attr-defined]
+            break
+        head += 1
+    wrapper = ast.parse(_WRAPPER.replace("PAYLOAD", repr(payload)))
+    for node in ast.walk(wrapper):
+        if "lineno" in node._attributes:
+            # memlens's own lines point at the script's first line, never past its end
+            node.lineno = node.end_lineno = 1  # type: ignore[attr-defined]
+            node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
+    attempt = wrapper.body[1]
+    assert isinstance(attempt, ast.Try)
+    attempt.body = body[head:] or [ast.Pass()]
+    tree.body = [*body[:head], *wrapper.body]
+    ast.fix_missing_locations(tree)
+    try:
+        code = compile(tree, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    folder = tempfile.mkdtemp(prefix="memlens-run-")
+    pyc = os.path.join(folder, Path(path).stem + ".pyc")
+    header = importlib.util.MAGIC_NUMBER + bytes(12)  # flags, mtime, size: unchecked
+    with open(pyc, "wb") as out:
+        out.write(header + marshal.dumps(code))
+    return pyc
+
+
+def _remove(pyc: str) -> None:
+    import contextlib
+
+    with contextlib.suppress(OSError):
+        os.unlink(pyc)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(pyc))
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -161,3 +271,55 @@ def _host(payload: str) -> Hosted:
     started = start(plan)
     prepare_main(plan.program, module)
     return Hosted(plan, started, code, module.__dict__)
+
+
+# -- inside the hosted interpreter (see the module docstring) ---------------------------
+_hosting: tuple[Plan, Started] | None = None
+
+
+def begin(payload: str) -> None:
+    """The prologue: make ``__main__`` what ``python script.py`` makes it, then profile.
+
+    A memlens error here (the store vanished between launch and now) is one line and
+    exit code 2, as anywhere else in the CLI.
+    """
+    global _hosting
+    import importlib.machinery
+
+    from memlens.cli._program import prepare_path, reraise_sigint_at_exit
+    from memlens.cli._run_session import start
+    from memlens.core.errors import MemlensError
+
+    main: types.ModuleType = sys.modules["__main__"]
+    _remove(main.__file__ or "")  # the one-off .pyc: read already
+    plan = plan_from_dict(json.loads(payload))
+    path = os.path.abspath(plan.program.target)
+    loader = importlib.machinery.SourceFileLoader("__main__", path)
+    main.__dict__.update(__file__=path, __cached__=None, __loader__=loader)
+    sys.argv[0] = plan.program.target
+    prepare_path(plan.program)
+    reraise_sigint_at_exit()
+    try:
+        _hosting = (plan, start(plan))
+    except MemlensError as exc:
+        sys.stderr.write(f"memlens: error: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
+
+
+def end(ending: BaseException | None) -> NoReturn:
+    """The epilogue: stop, save and report, then end the process as the program did.
+
+    Called with the exception that ended the program (``None`` if it ran to the end)
+    in the module's own frame, so the outcome is exact: ``SystemExit(n)``'s code, the
+    traceback (printed through ``sys.excepthook``, as Python does), Ctrl-C. It raises
+    ``SystemExit`` with the program's exit code (after a ``KeyboardInterrupt``, the
+    process then dies by SIGINT once the ``atexit`` hooks ran, as Python's does).
+    """
+    from memlens.cli._program import outcome_of
+    from memlens.cli._run_session import finish
+
+    if _hosting is None:  # pragma: no cover - begin() exited before the program ran
+        raise SystemExit(2)
+    plan, started = _hosting
+    finish(plan, started, outcome_of(ending))
+    raise AssertionError("finish() exits")  # pragma: no cover

@@ -78,6 +78,16 @@ def start(plan: Plan) -> Started:
 
 def finish(plan: Plan, started: Started, outcome: Outcome) -> None:
     """Stop profiling, save, report, and exit with the program's code."""
+    memlens_failed = conclude(plan, started, outcome)
+    _exit(outcome, memlens_failed)
+
+
+def conclude(plan: Plan, started: Started, outcome: Outcome, *, show_outcome: bool = True) -> bool:
+    """Stop profiling, save and report; ``True`` if saving or a report file failed.
+
+    ``show_outcome`` prints the program's traceback or exit message as the interpreter
+    would; a host that lets the interpreter itself end the program passes ``False``.
+    """
     from memlens.report.progress import busy
 
     # On a terminal, a stop that takes a while (a big heap's snapshot) says so.
@@ -90,9 +100,10 @@ def finish(plan: Plan, started: Started, outcome: Outcome) -> None:
         say("memlens: saving the session")
         save_error = _save(session, started.store)
     _flush_program_output()
-    print_outcome(outcome)
+    if show_outcome:
+        print_outcome(outcome)
     failed = _report(session, plan.outputs, save_error, plan.quiet)
-    _exit(outcome, failed or save_error is not None)
+    return failed or save_error is not None
 
 
 @dataclass
