@@ -21,6 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+from memlens.core.record import asdict as record_asdict
+from memlens.core.record import is_record
+
 #: Version of the JSON written by ``Diagnosis.to_dict``; data without one is version 1.
 SCHEMA_VERSION = 2
 
@@ -106,7 +109,11 @@ class Finding:
                 value = [dataclasses.asdict(h) for h in value]
             elif f.name == "remedies":
                 value = [r.to_dict() for r in value]
-            elif dataclasses.is_dataclass(value) or isinstance(value, (list, dict)):
+            elif (
+                dataclasses.is_dataclass(value)
+                or is_record(value)
+                or isinstance(value, (list, dict))
+            ):
                 value = _plain(value)
             out[f.name] = value
         return out
@@ -223,6 +230,8 @@ def _build(cls: type[Any], values: Mapping[str, Any]) -> Any:
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
+    if is_record(value):  # memlens.core.record value classes (AllocationSite, Trend…)
+        return record_asdict(value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
