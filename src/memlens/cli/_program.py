@@ -99,10 +99,7 @@ class Program:
         Never raises for the program's own failures (they are in the outcome);
         ``sys.argv`` and ``sys.path[0]`` are restored afterwards.
         """
-        if os.name == "posix":
-            # atexit runs hooks last-registered-first: registering before the
-            # program runs puts this one after any the program adds.
-            atexit.register(_reraise_sigint)
+        reraise_sigint_at_exit()
         saved_argv = sys.argv[:]
         saved_path0 = sys.path[0] if sys.path else None
         sys.argv[:] = self.argv
