@@ -189,7 +189,10 @@ def reraise_sigint_at_exit() -> None:
 
 
 def prepare_path(program: Program) -> None:
-    """``sys.path[0]`` as the interpreter sets it for a script: its real directory."""
+    """``sys.path[0]`` as the interpreter sets it for a script: its real directory
+    (none under ``-P``, where Python adds nothing)."""
+    if getattr(sys.flags, "safe_path", False):
+        return
     _set_path0(os.path.dirname(os.path.realpath(program.target)))
 
 
