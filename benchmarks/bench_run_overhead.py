@@ -10,7 +10,9 @@ every round so that machine noise hits them alike, and reports medians:
 Two ratios are given for each pair: *wall* is the whole command as a user runs
 it (start-up, the summary, saving, the HTML report); *program* is the time the
 workload measures around its own loop, i.e. the cost while a service runs,
-where the fixed costs no longer count.
+where the fixed costs no longer count. *cpu* is the CPU time of the whole process
+(every thread: memlens's sampling thread too) around that loop: on a loaded machine
+the wall ratios also measure the neighbours, the CPU ratio measures only the cost.
 
     python benchmarks/bench_run_overhead.py             # 5 rounds
     python benchmarks/bench_run_overhead.py --rounds 3 --seconds 2 --traced-seconds 0.2
@@ -54,12 +56,13 @@ WORKLOAD = textwrap.dedent(
 
     def main(iterations):
         recent, index = deque(maxlen=1000), {}
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         total = 0
         for i in range(iterations):
             total += handle(i, recent, index)
         elapsed = time.perf_counter() - start
-        print(f"elapsed {elapsed:.6f} total {total}")
+        cpu = time.process_time() - start_cpu
+        print(f"elapsed {elapsed:.6f} cpu {cpu:.6f} total {total}")
 
     main(int(sys.argv[1]))
     """
@@ -77,8 +80,8 @@ def memlens_command() -> list[str]:
 
 def timed(
     cmd: list[str], cwd: Path, env: dict[str, str], extra: dict[str, str] | None = None
-) -> tuple[float, float]:
-    """Run ``cmd``; return (wall seconds, the workload's own elapsed seconds)."""
+) -> tuple[float, float, float]:
+    """Run ``cmd``; return (wall seconds, the workload's elapsed and CPU seconds)."""
     start = time.perf_counter()
     env = {**env, **(extra or {})}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -86,13 +89,13 @@ def timed(
     if result.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(cmd)}\n{result.stderr}")
     line = next(x for x in result.stdout.splitlines() if x.startswith("elapsed "))
-    return wall, float(line.split()[1])
+    return wall, float(line.split()[1]), float(line.split()[3])
 
 
 def calibrate(script: Path, cwd: Path, seconds: float) -> int:
     """Iterations that make the bare workload run about ``seconds``."""
     iterations = 20_000
-    _, took = timed([sys.executable, str(script), str(iterations)], cwd, dict(os.environ))
+    _, took, _ = timed([sys.executable, str(script), str(iterations)], cwd, dict(os.environ))
     return max(1000, int(iterations * seconds / max(took, 1e-3)))
 
 
@@ -172,7 +175,7 @@ def main() -> None:
             variants["memlens (traced, baseline)"] = variants["memlens (traced)"]
             src = str(Path(args.baseline_src).resolve())
             extra_env["memlens (traced, baseline)"] = {"PYTHONPATH": src}
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
         names = list(variants)
         print(
             f"workload: {iterations} iterations (~{args.seconds:g} s bare) untraced, "
@@ -193,11 +196,12 @@ def main() -> None:
         return statistics.median(x[k] for x in results[name])
 
     print()
-    print(f"{'variant':<30}{'wall (s)':>10}{'program (s)':>13}")
+    print(f"{'variant':<30}{'wall (s)':>10}{'program (s)':>13}{'cpu (s)':>10}")
     for name in names:
-        print(f"{name:<30}{median(name, 0):>10.3f}{median(name, 1):>13.3f}")
+        times = f"{median(name, 0):>10.3f}{median(name, 1):>13.3f}{median(name, 2):>10.3f}"
+        print(f"{name:<30}{times}")
     print()
-    print(f"{'ratio':<42}{'wall':>8}{'program':>10}{'target':>9}")
+    print(f"{'ratio':<42}{'wall':>8}{'program':>10}{'cpu':>8}{'target':>9}")
     pairs = [
         ("memlens --no-trace / bare", "memlens --no-trace", "bare", "≤ 1.02"),
         (f"memlens / tracemalloc={depth}", "memlens (traced)", f"tracemalloc={depth}", "≤ 1.10"),
@@ -220,7 +224,8 @@ def main() -> None:
     for label, a, b, target in pairs:
         wall = median(a, 0) / median(b, 0)
         prog = median(a, 1) / median(b, 1)
-        print(f"{label:<42}{wall:>8.3f}{prog:>10.3f}{target:>9}")
+        cpu = median(a, 2) / median(b, 2)
+        print(f"{label:<42}{wall:>8.3f}{prog:>10.3f}{cpu:>8.3f}{target:>9}")
     fixed = (
         median("memlens --no-trace", 0)
         - median("memlens --no-trace", 1)
