@@ -126,3 +126,21 @@ def test_memlens_records_round_trip() -> None:
     assert again.top_sites == session.top_sites
     assert again.metadata == session.metadata
     assert isinstance(again.metadata, Metadata)
+
+
+def test_the_dataclasses_functions_work_on_records() -> None:
+    # Code written for the dataclasses these classes were (the profiler's peak sites,
+    # a user's own asdict/replace) keeps working.
+    import dataclasses
+
+    site = AllocationSite("a.py", 2, stack=["a.py:2 in f"])
+    assert dataclasses.is_dataclass(site) and dataclasses.is_dataclass(AllocationSite)
+    assert dataclasses.asdict(site) == asdict(site)
+    assert dataclasses.replace(site, lineno=5) == AllocationSite("a.py", 5, stack=site.stack)
+    assert [f.name for f in dataclasses.fields(Config)] == list(fields(Config))
+    assert dataclasses.replace(Config(), mode="production") == Config(mode="production")
+    event = LeakSuspected(1.0, "id", "heap", 0.5, "look")
+    assert [f.name for f in dataclasses.fields(event)][:2] == ["time", "leak_id"]
+    point = dataclasses.replace(Point(1, tags=["a"]), y=4)
+    assert point == Point(1, 4, ["a"])
+    assert dataclasses.fields(Point)[2].default_factory() == []  # type: ignore[misc]

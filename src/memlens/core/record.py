@@ -14,9 +14,11 @@ annotations in order (inherited records' fields first):
 
 :func:`fields`, :func:`asdict` and :func:`replace` do what the ``dataclasses`` functions
 of the same names do (``fields`` returns the names; ``asdict`` copies records, lists,
-tuples and dicts recursively and keeps other values as they are). Instances keep a
-``__dict__``, so ``copy``, ``pickle`` and ``vars()`` work unchanged. Type checkers see a
-dataclass (``dataclass_transform``).
+tuples and dicts recursively and keeps other values as they are), without importing
+it. The ``dataclasses`` functions themselves work on records too: a record's
+``__dataclass_fields__`` is built the first time something looks for it. Instances keep
+a ``__dict__``, so ``copy``, ``pickle`` and ``vars()`` work unchanged. Type checkers
+see a dataclass (``dataclass_transform``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,43 @@ def field(*, default: Any = _MISSING, default_factory: Callable[[], Any] | None 
     if default is not _MISSING:
         raise TypeError("a field takes default or default_factory, not both")
     return _Factory(default_factory)
+
+
+class _DataclassFields:
+    """A record's ``__dataclass_fields__``, built on first use.
+
+    Code written for dataclasses (``dataclasses.asdict``, ``replace``, ``fields``,
+    ``is_dataclass``, pytest's and rich's displays) then works on records too. Whoever
+    looks has imported ``dataclasses`` already; the monitor's path never looks.
+    """
+
+    def __get__(self, obj: object, cls: type) -> dict[str, Any]:
+        built: dict[str, Any] | None = cls.__dict__.get("_record_dataclass_fields")
+        if built is None:
+            built = _dataclass_fields(cls)
+            type.__setattr__(cls, "_record_dataclass_fields", built)
+        return built
+
+
+def _dataclass_fields(cls: type) -> dict[str, Any]:
+    import dataclasses
+
+    annotations: dict[str, Any] = {}
+    for base in reversed(cls.__mro__):
+        annotations.update(base.__dict__.get("__annotations__", {}))
+    out: dict[str, Any] = {}
+    for name in fields(cls):
+        value = cls.__record_defaults__.get(name, _MISSING)  # type: ignore[attr-defined]
+        if isinstance(value, _Factory):
+            spec = dataclasses.field(default_factory=value.make)
+        elif value is _MISSING:
+            spec = dataclasses.field()
+        else:
+            spec = dataclasses.field(default=value)
+        spec.name, spec.type = name, annotations.get(name, Any)
+        spec._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+        out[name] = spec
+    return out
 
 
 def _is_classvar(annotation: object) -> bool:
@@ -147,6 +186,7 @@ def _build(cls: type, frozen: bool) -> type:
     cls.__record_defaults__ = defaults  # type: ignore[attr-defined]
     cls.__record_frozen__ = frozen  # type: ignore[attr-defined]
     cls.__match_args__ = tuple(names)  # type: ignore[attr-defined,misc]
+    cls.__dataclass_fields__ = _DataclassFields()  # type: ignore[attr-defined]
     return cls
 
 
