@@ -189,3 +189,30 @@ def test_sessions_in_two_threads_show_only_the_users_sites():
             assert not site.filename.startswith("<"), site.location
             assert site.filename != threading.__file__, site.location
             assert not any(frame.startswith(MEMLENS_DIR) for frame in site.stack), site.stack
+
+
+@pytest.mark.parametrize("options", [{}, {"sample": 4096}], ids=["traced", "sampled"])
+def test_decorator_stacks_hold_no_memlens_frames(options: dict) -> None:
+    """The decorator's own wrapper (``profiling.py``) sits between the caller and the
+    function on every stack: it must not appear in the sites' stacks (#14)."""
+    from memlens.heap.frames import MEMLENS_DIR
+    from memlens.heap.native_ext import load_extension
+
+    if options and load_extension("_sampler") is None:
+        pytest.skip("memlens._sampler was not built")
+
+    @profile(**options)
+    def build():
+        return [bytearray(2000) for _ in range(3000)]
+
+    kept = build()
+    s = build.last_session
+    top = s.top_sites[0]
+    assert top.filename == __file__ and top.function == "build"
+    stacks = [site.stack for site in s.top_sites]
+    stacks += [site["stack"] for site in s.analyses.get("peak_sites", [])]
+    # build's line, then its caller in this file: no wrapper frame in between.
+    assert [f.rsplit(":", 1)[0] for f in top.stack[:3]] == [__file__] * 3, top.stack
+    for stack in stacks:
+        assert not any(frame.startswith(MEMLENS_DIR) for frame in stack), stack
+    assert len(kept) == 3000

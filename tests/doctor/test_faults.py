@@ -3,6 +3,7 @@ and the right exit status, through the real CLI in a subprocess."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -195,3 +196,40 @@ def test_api_base_exception_is_a_target_error(where: str) -> None:
     step = boom if where == "step" else (lambda i: None)
     with pytest.raises(TargetError, match="Stop: x"):
         doctor(step, budget=5, **kwargs)
+
+
+def test_console_script_frame_is_not_in_the_stacks(tmp_path: Path) -> None:
+    """Run through a ``memlens`` console script (as pip writes it into ``venv/bin``):
+    its ``<module>`` line is memlens's launcher, never a frame of the leak (#14)."""
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "memlens").write_text(
+        "# -*- coding: utf-8 -*-\n"
+        "import re\n"
+        "import sys\n"
+        "from memlens.cli.main import main\n"
+        "if __name__ == '__main__':\n"
+        "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        "    sys.exit(main())\n"
+    )
+    _write(
+        tmp_path,
+        "leaky.py",
+        """
+        _seen = []
+
+        def step(i):
+            _seen.append("x" * 1000 + str(i))
+        """,
+    )
+    proc = subprocess.run(
+        [sys.executable, "venv/bin/memlens", "doctor", "leaky.py", "--no-save", "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(tmp_path),
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    data = json.loads(proc.stdout)
+    stack = data["findings"][0]["stack"]
+    assert stack and all(frame.startswith("leaky.py:") for frame in stack), stack

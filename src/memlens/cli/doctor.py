@@ -89,11 +89,13 @@ def command(
     from memlens.heap.doctor.api import doctor
     from memlens.heap.doctor.diagnosis import INCONCLUSIVE
     from memlens.heap.doctor.targets import load
+    from memlens.heap.frames import mark_launcher
     from memlens.report.doctor_progress import Progress
 
     if min_iterations > max_iterations:
         raise click.BadParameter("must not exceed --max-iterations", param_hint="--min-iterations")
     limit = _max_memory(max_memory)
+    mark_launcher(sys.argv[0] if sys.argv else "")  # the console script is no step frame
     if output:
         _check_writable(output)  # fail before the run, not after it
     loaded = load(target, setup)

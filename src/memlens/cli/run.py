@@ -149,12 +149,9 @@ def execute(plan: Plan) -> None:
         # Problems with the store show here, as one line, before anything runs.
         open_store(plan.outputs.db).close()
         reexec(plan)  # continues in a fresh interpreter: see memlens.cli._reexec
-    from memlens.heap.frames import mark_host_file
+    from memlens.heap.frames import mark_launcher
 
-    launcher = sys.argv[0] if sys.argv else ""
-    if os.path.basename(launcher).startswith("memlens"):  # the console script
-        mark_host_file(os.path.abspath(launcher))
-        mark_host_file(launcher)
+    mark_launcher(sys.argv[0] if sys.argv else "")  # the console script
     started = start(plan)
     finish(plan, started, plan.program.run())
 

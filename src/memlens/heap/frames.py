@@ -43,6 +43,14 @@ def mark_host_file(filename: str) -> None:
     is_user_file.cache_clear()
 
 
+def mark_launcher(argv0: str) -> None:
+    """Treat the ``memlens`` console script that started this process (``argv0``,
+    as given and absolute) as a host file; anything else is left alone."""
+    if os.path.basename(argv0).startswith("memlens"):
+        mark_host_file(os.path.abspath(argv0))
+        mark_host_file(argv0)
+
+
 @lru_cache(maxsize=8192)
 def is_user_file(filename: str) -> bool:
     """True when ``filename`` is the user's own code rather than a library's."""

@@ -94,6 +94,7 @@ class MemoryLimit:
         self.rss = 0
         self.peak_rss = 0
         self.rate = 0.0  # bytes per call since the previous reading
+        self.steady = False  # the last two readings grew at a like rate
         self.exceeded = False
         self.reason = ""
         self._at = 0  # iteration of the last reading
@@ -113,6 +114,7 @@ class MemoryLimit:
         self._available = available_memory()
         self._available_t = self._read_t
         self.rate = 0.0
+        self.steady = False
         self.exceeded = False
         self.reason = ""
 
@@ -129,7 +131,8 @@ class MemoryLimit:
         recent = (rss - self.rss) / calls
         # The recent rate, not the average: a one-time load on the first call must
         # not look like growth on every later one.
-        self.rate = max(0.0, recent)
+        previous, self.rate = self.rate, max(0.0, recent)
+        self.steady = min(previous, self.rate) >= 0.5 * max(previous, self.rate) > 0
         self.rss, self._at, self._read_t = rss, iteration, now
         self.peak_rss = max(self.peak_rss, rss)
         if now - self._available_t >= _AVAILABLE_EVERY:
@@ -161,8 +164,9 @@ class MemoryLimit:
         return self.rss - self.rss_start
 
     def calls_left(self) -> float:
-        """Calls the allowance still takes at the current rate (inf: no growth)."""
-        if self.rate <= 0:
+        """Calls the allowance still takes at the current rate (inf: no growth, or
+        growth not yet seen twice at a like rate: a one-time load is no rate)."""
+        if self.rate <= 0 or not self.steady:
             return float("inf")
         return max(0.0, (self.allowance - self.grown) / self.rate)
 

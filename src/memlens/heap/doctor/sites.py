@@ -17,6 +17,8 @@ import tracemalloc
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from memlens.heap.frames import HOST_FILES
+
 Frame = tuple[str, int]  # (filename, lineno) as tracemalloc stores it
 
 _MEMLENS_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,9 +55,11 @@ class CodeMap:
         return cached
 
     def _classify(self, filename: str) -> bool:
-        if not filename or filename.startswith("<"):
+        if not filename or filename.startswith("<") or filename in HOST_FILES:
             return False
         path = os.path.realpath(filename)
+        if path in HOST_FILES:  # the memlens console script that runs the doctor
+            return False
         if path.startswith(_MEMLENS_DIR + os.sep):
             return False
         if any(path.startswith(r + os.sep) or path == r for r in self.user_roots):
