@@ -14,6 +14,11 @@ tokenized twice. Texts not yet counted can be counted in one batch
 ``MEMLENS_TOKEN_THREADS`` asks for one (see ``WORKERS``: tiktoken 0.14 holds the GIL
 while it encodes, so threads do not help it).
 
+Long tool outputs can be counted in blocks cut where counts add up
+(:meth:`CachedCounter.count_in_blocks`, exactly their whole counts), so a trim of one
+that keeps its first and last lines is counted from the blocks it shares with it
+(:func:`count_cut`): only the cut ends and what stands between them are new text.
+
 Loading an encoding (decompressing and parsing its BPE file, then building the
 tokenizer) is a one-off per process; the parsed ranks are also cached on disk (see
 :func:`rank_cache_dir`) so later processes skip the parsing. The time spent loading is
@@ -24,6 +29,7 @@ profiling time.
 from __future__ import annotations
 
 import binascii
+import bisect
 import gzip
 import hashlib
 import marshal
@@ -59,6 +65,10 @@ WORKERS = max(1, min(8, int(os.environ.get("MEMLENS_TOKEN_THREADS", "1") or 1)))
 #: character other than whitespace or ``/`` (see :meth:`CachedCounter.count_concat`).
 _ADDITIVE = frozenset({"cl100k_base", "o200k_base"})
 
+#: A long text is counted in blocks of at least this many characters (see
+#: :meth:`CachedCounter.count_in_blocks`).
+BLOCK_CHARS = 512
+
 #: Header of a rank cache file: magic, then a 16-byte BLAKE2b digest of the payload.
 _CACHE_MAGIC = b"memlens-ranks-1\n"
 
@@ -66,6 +76,25 @@ _CACHE_MAGIC = b"memlens-ranks-1\n"
 def digest_text(text: str) -> bytes:
     """The 16-byte content digest memlens uses for caching and de-duplication."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def block_starts(text: str, size: int | None = None) -> list[int]:
+    """Where ``text``'s blocks start: 0, then each first line break at least ``size``
+    characters further on that is followed by a character neither whitespace nor
+    ``/`` (where counts add up, see :meth:`CachedCounter.count_concat`)."""
+    size = BLOCK_CHARS if size is None else size
+    starts = [0]
+    n = len(text)
+    pos = size
+    while pos < n:
+        i = text.find("\n", pos - 1)
+        while 0 <= i < n - 1 and (text[i + 1].isspace() or text[i + 1] == "/"):
+            i = text.find("\n", i + 1)
+        if i < 0 or i >= n - 1:
+            break
+        starts.append(i + 1)
+        pos = i + 1 + size
+    return starts
 
 
 def approximate_tokens(text: str) -> int:
@@ -364,6 +393,42 @@ class CachedCounter:
             return tokens
         return self.count(head + tail)
 
+    @property
+    def joins_add_up(self) -> bool:
+        """True when a text cut after a line break at a character that is neither
+        whitespace nor ``/`` counts as the sum of its parts (see :meth:`count_concat`)."""
+        return self.name in _ADDITIVE
+
+    def remember(self, text: str, tokens: int) -> None:
+        """Cache ``tokens`` as the count of ``text``: only for a count derived exactly
+        from parts that add up, so the text is never tokenized again."""
+        if text:
+            digest = digest_text(text)
+            if digest not in self._cache:
+                self._store(digest, tokens)
+
+    def count_in_blocks(self, texts: Iterable[str]) -> None:
+        """Count long texts as the sum of their blocks (:func:`block_starts`), exactly
+        their whole counts where joins add up: a trimmed copy of one (its first and last
+        lines) is then counted from the blocks it shares with it (see
+        :func:`count_cut`). Other texts, and every text with other encodings, are
+        counted whole. Each text's count is cached."""
+        whole: list[str] = []
+        split: list[tuple[str, list[str]]] = []
+        for text in texts:
+            if not self.joins_add_up or len(text) < 2 * BLOCK_CHARS:
+                whole.append(text)
+                continue
+            starts = block_starts(text)
+            if len(starts) < 2:
+                whole.append(text)
+                continue
+            ends = [*starts[1:], len(text)]
+            split.append((text, [text[a:b] for a, b in zip(starts, ends, strict=True)]))
+        self.prime(whole + [block for _, blocks in split for block in blocks])
+        for text, blocks in split:
+            self.remember(text, sum(self.count(block) for block in blocks))
+
     def count_many(self, texts: Iterable[str]) -> list[int]:
         """Token counts of several texts (cache first, then one batch for the rest)."""
         items = list(texts)
@@ -377,6 +442,45 @@ class CachedCounter:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+
+def count_cut(counter: CachedCounter, text: str, head: int, middle: str, tail: int) -> int | None:
+    """Exact tokens of ``text[:head] + middle + "\n" + text[len(text) - tail:]`` from
+    ``text``'s blocks, or ``None`` when the parts do not add up that way.
+
+    ``text[:head]`` must end with a line break (or be empty), ``middle`` must start with
+    a character neither whitespace nor ``/``, and the tail must start a line
+    (``tail`` = 0: no tail and no break before it). Only the head's last partial
+    block, the middle and the tail's first partial block are new text.
+    """
+    n = len(text)
+    if (
+        not counter.joins_add_up
+        or not middle
+        or middle[0].isspace()
+        or middle[0] == "/"
+        or (head and text[head - 1] != "\n")
+        or (tail and text[n - tail - 1] != "\n")
+        or head + tail > n
+    ):
+        return None
+    starts = block_starts(text)
+    ends = [*starts[1:], n]
+    tokens = 0
+    if head:
+        k = bisect.bisect_right(starts, head) - 1
+        tokens += sum(counter.count(text[starts[j] : ends[j]]) for j in range(k))
+        tokens += counter.count(text[starts[k] : head])
+    if not tail:
+        return tokens + counter.count(middle)
+    first = n - tail
+    k = bisect.bisect_left(starts, first)
+    if k < len(starts) and starts[k] == first:
+        tokens += counter.count(middle + "\n")
+    else:
+        lead_end = starts[k] if k < len(starts) else n
+        tokens += counter.count(middle + "\n" + text[first:lead_end])
+    return tokens + sum(counter.count(text[starts[j] : ends[j]]) for j in range(k, len(starts)))
 
 
 def get_counter(encoding: str = "cl100k_base") -> CachedCounter:

@@ -170,3 +170,62 @@ def test_occurring_equals_one_substring_test_per_needle() -> None:
         ]
         needles += [haystack[:8], haystack[-8:], haystack, haystack + "a", "", "z" * 9]
         assert keepset.occurring(needles, haystack) == {n for n in needles if n in haystack}
+
+
+def _odd_lines(seed: int, n: int) -> list[str]:
+    rng = random.Random(seed)
+    starts = ["", "  x = 1", "/usr/lib/a.so", "\tTab", "Error: bad", "é ü", "}", "1.5", " "]
+    ends = ["", " tail", "/x", "\r", "  ", "."]
+    return [rng.choice(starts) + rng.choice(ends) for _ in range(n)]
+
+
+@pytest.mark.parametrize("block", [1, 16, 512])
+@pytest.mark.parametrize("encoding", ["cl100k_base", "o200k_base"])
+def test_counts_from_blocks_equal_counting_whole(
+    encoding: str, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memlens.context import tokens
+
+    # small blocks put a block start at (nearly) every break where counts add up
+    monkeypatch.setattr(tokens, "BLOCK_CHARS", block)
+    outputs = [m["content"] for m in openai_session(16, seed=5) if m.get("role") == "tool"]
+    outputs += ["\n".join(_odd_lines(3, 3_000)), "\r\n".join(_odd_lines(4, 600)), TRICKY * 30]
+    blocks = CachedCounter(encoding)
+    blocks.count_in_blocks(outputs)
+    rng = random.Random(block)
+    checked = 0
+    for text in outputs:
+        assert blocks.count(text) == CachedCounter(encoding).count(text)
+        breaks = [m.end() for m in re.finditer("\n", text)]
+        for _ in range(25):
+            head = rng.choice([0, *breaks])
+            later = [b for b in breaks if b > head]
+            start = rng.choice(later) if later and rng.random() < 0.8 else len(text)
+            tail = len(text) - start
+            middle = rng.choice(["[… 3 lines elided by memlens …]", "[m]\n  a | b", "x"])
+            cut = tokens.count_cut(blocks, text, head, middle, tail)
+            assert cut is not None
+            expected = text[:head] + middle + ("\n" + text[start:] if tail else "")
+            assert cut == CachedCounter(encoding).count(expected), (head, tail, middle)
+            checked += 1
+    assert checked > 100
+    assert tokens.count_cut(blocks, "ab\ncd", 1, "x", 0) is None  # head not at a break
+    assert tokens.count_cut(blocks, "ab\ncd", 3, " x", 0) is None  # middle starts with a space
+
+
+def test_trims_counted_from_blocks_equal_trims_counted_whole() -> None:
+    from memlens.context.memory import summarize
+
+    outputs = [m["content"] for m in openai_session(30, seed=6) if m.get("role") == "tool"]
+    outputs += ["\n".join(_odd_lines(7, 2_000))]
+    primed = CachedCounter("cl100k_base")
+    primed.count_in_blocks(outputs)
+    fresh = CachedCounter("cl100k_base")
+    for text in outputs:
+        total = fresh.count(text)
+        for share in (0.6, 0.3, 0.1):
+            target = max(20, int(total * share))
+            a = summarize.trim_output(text, target, count=primed.count)
+            b = summarize.trim_output(text, target, count=lambda t: fresh.count(t))
+            assert (a.text, a.kept, a.dropped, a.method) == (b.text, b.kept, b.dropped, b.method)
+            assert fresh.count(a.text) <= target or a.method == "verbatim"

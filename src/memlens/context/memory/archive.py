@@ -73,6 +73,10 @@ class Archive(Protocol):
         ...
 
 
+#: Writes metadata as ``json.dumps(meta, default=str)`` does, without building an
+#: encoder for every item.
+_META = json.JSONEncoder(default=str)
+
 #: Characters of text an :class:`InMemoryArchive` holds uncompressed before it
 #: compresses them all: a one-off fit archives strings its caller still holds (the
 #: same objects, so keeping them costs no memory, while compressing them would cost
@@ -101,7 +105,7 @@ class InMemoryArchive:
                 return checksum
             # the metadata is written out now: later changes to the caller's objects
             # never reach the archive
-            self._rows[item_id] = (content, checksum, json.dumps(meta, default=str))
+            self._rows[item_id] = (content, checksum, _META.encode(meta))
             self._waiting += len(content)
             if self._waiting > self.compress_after:
                 self._compact()

@@ -583,12 +583,15 @@ def read_request(
 def prime_counts(messages: Sequence[Any], fmt: str, counter: Any) -> None:
     """Count the texts the reader will count (message texts, text blocks, tool results)
     in one tight batch first: the same exact counts, found faster than one by one
-    between the reader's bookkeeping, and the reader's own counts are then cache hits."""
+    between the reader's bookkeeping, and the reader's own counts are then cache hits.
+    Tool results are counted in blocks (:meth:`CachedCounter.count_in_blocks`)."""
     texts: list[str] = []
+    outputs: list[str] = []
     for m in messages:
         content = m.get("content") if isinstance(m, dict) else None
         if fmt == OPENAI or isinstance(content, str):
-            texts.append(flatten_text(content)[0] if not isinstance(content, str) else content)
+            text = flatten_text(content)[0] if not isinstance(content, str) else content
+            (outputs if m.get("role") in ("tool", "function") else texts).append(text)
             continue
         for b in content if isinstance(content, list) else ():
             if not isinstance(b, dict):
@@ -596,8 +599,11 @@ def prime_counts(messages: Sequence[Any], fmt: str, counter: Any) -> None:
             if b.get("type") == "text":
                 texts.append(str(b.get("text", "")))
             elif b.get("type") == "tool_result":
-                texts.append(flatten_text(b.get("content"))[0])
+                outputs.append(flatten_text(b.get("content"))[0])
     counter.prime(texts)
+    # tool output is what gets trimmed to its first and last lines: counted in blocks,
+    # a trim's count comes from the blocks it keeps
+    counter.count_in_blocks(outputs)
 
 
 def measure(

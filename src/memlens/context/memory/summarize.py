@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from memlens.context.memory.keepset import WEIGHT, Keep, extract, extract_shared, occurring
+from memlens.context.tokens import CachedCounter, count_cut
 
 Count = Callable[[str], int]
 
@@ -304,8 +305,8 @@ def trim_output(
     result = ""
     keeps = extract(text, prose=False)
     for _ in range(5):
-        result, head, tail = _trim_once(lines, budget, keeps)
-        if count(result) <= target_tokens:
+        result, head, tail, middle = _trim_once(lines, budget, keeps)
+        if _trim_tokens(text, lines, result, head, tail, middle, count) <= target_tokens:
             break
         budget *= 0.85
     else:
@@ -314,7 +315,29 @@ def trim_output(
     return Summary(result, kept, dropped, "trim")
 
 
-def _trim_once(lines: list[str], budget: float, keeps: list[Keep]) -> tuple[str, int, int]:
+def _trim_tokens(
+    text: str, lines: list[str], result: str, head: int, tail: int, middle: str, count: Count
+) -> int:
+    """Tokens of a trim of ``text``: from the blocks it shares with ``text`` when the
+    caller's counter counted ``text`` in blocks (:func:`count_cut`), else counted."""
+    counter = getattr(count, "__self__", None)
+    if isinstance(counter, CachedCounter) and counter.joins_add_up:
+        head_chars = sum(len(line) + 1 for line in lines[:head])
+        tail_chars = sum(len(line) + 1 for line in lines[len(lines) - tail :]) - 1 if tail else 0
+        expected = text[:head_chars] + middle
+        if tail:
+            expected += "\n" + text[len(text) - tail_chars :]
+        if expected == result:
+            tokens = count_cut(counter, text, head_chars, middle, tail_chars)
+            if tokens is not None:
+                counter.remember(result, tokens)
+                return tokens
+    return count(result)
+
+
+def _trim_once(lines: list[str], budget: float, keeps: list[Keep]) -> tuple[str, int, int, str]:
+    """A trim of ``lines`` within ``budget`` characters: the text, how many first and
+    last lines it keeps, and the marker (and notes) between them."""
     head_budget, tail_budget = budget * 0.4, budget * 0.25
     head: list[str] = []
     used = 0.0
@@ -345,8 +368,5 @@ def _trim_once(lines: list[str], budget: float, keeps: list[Keep]) -> tuple[str,
                 continue
             notes.append(keep.text)
             room -= len(keep.text) + 3
-    parts = [*head, marker]
-    if notes:
-        parts.append("  " + " | ".join(notes))
-    parts.extend(tail)
-    return "\n".join(parts), len(head), len(tail)
+    middle_text = "\n".join([marker, "  " + " | ".join(notes)]) if notes else marker
+    return "\n".join([*head, middle_text, *tail]), len(head), len(tail), middle_text
