@@ -14,10 +14,27 @@ Three kinds of trace, replayed through the same hot cache over a real record sto
   Tasks are drawn (Zipf) over the modules, with the same noise as above. The
   sequence structure is the code base's own dependency structure.
 - **context**: the tool calls (files read, commands run, searches) of a transcript
-  made by the context benchmark's generator (``benchmarks/context/generate.py``),
-  in the order the assistant made them. That generator picks each turn's file,
-  command and search at random, so this trace is the control: there is no sequence
-  to learn, and prefetching should cost little there rather than help.
+  made by the context profiler benchmark's generator (``benchmarks/context/
+  generate.py``), in the order the assistant made them. That generator picks each
+  turn's file, command and search at random, so this trace is the control: there is
+  no sequence to learn, and prefetching should cost little there rather than help.
+- **context-fit**: the tool calls of every session the context memory's quality
+  benchmark runs (``benchmarks/context/fit_quality.py``: its three 500-turn quality
+  sessions and its five random-budget sessions, from ``fit_sessions.py``), in order,
+  one session after the other. Each turn reads a file, runs that area's tests and
+  sometimes greps for a function the file defines; the area, file and function are
+  drawn at random per turn. (The benchmark's ``ContextMemory`` itself reads nothing
+  back, no ``expand``, ``cache_get`` or ``touch``: a fit is one pass, so the items an
+  agent asks for are the only accesses there are to record.)
+
+Two bounds follow each trace. **ceiling**: every access but an item's first a hit
+(a first access cannot be predicted by anything that learns from the trace).
+**learnable**: an access is an LRU hit, or its item followed the same previous item
+at least once before. A sequence model of any order, whose contexts end with the
+previous item, gives an item that never followed it no weight, so ``learnable -
+LRU`` roughly bounds what such a predictor can add (roughly: an item prefetched
+earlier may still sit in the cache). On a dense random trace nearly every pair has
+followed once, so this bound is loose there; on a sparse one it is tight.
 
 The predictor learns online from the trace itself (no pre-training). Figures: hit
 rate, prefetch precision (prefetched items used before eviction), wasted prefetch
@@ -37,6 +54,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +169,50 @@ def context_trace(accesses: int) -> list[str]:
     return out[:accesses]
 
 
+#: The sessions ``fit_quality.py`` runs by default: (seed, tool output size).
+FIT_QUALITY_RUNS = [(seed, 1.0) for seed in (1, 2, 3)] + [(1000 + i, 0.1) for i in range(5)]
+
+
+def fit_quality_trace(
+    runs: list[tuple[int, float]] = FIT_QUALITY_RUNS, turns: int = 500
+) -> list[str]:
+    """Tool calls, in order, of the sessions ``fit_quality.py`` runs (its defaults)."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "context"))
+    from fit_sessions import generate  # type: ignore[import-not-found]
+
+    out: list[str] = []
+    for seed, size in runs:
+        messages, _probes = generate(turns, seed=seed, size=size)
+        for message in messages:
+            for call in message.get("tool_calls") or []:
+                args = json.loads(call["function"]["arguments"])
+                out.append(f"{call['function']['name']}:{next(iter(args.values()), '')}")
+    return out
+
+
+def ceiling(trace: list[str]) -> float:
+    """Hit rate if every access but an item's first were a hit (see the module doc)."""
+    return (len(trace) - len(set(trace))) / len(trace) if trace else 0.0
+
+
+def learnable(trace: list[str], capacity: int) -> float:
+    """Share of accesses that are an LRU hit or followed their predecessor before."""
+    lru: OrderedDict[str, None] = OrderedDict()
+    follows: dict[str, set[str]] = {}
+    hits = 0
+    previous: str | None = None
+    for key in trace:
+        hits += key in lru or key in follows.get(previous or "", ())
+        lru[key] = None
+        lru.move_to_end(key)
+        if len(lru) > capacity:
+            lru.popitem(last=False)
+        if previous is not None:
+            follows.setdefault(previous, set()).add(key)
+        previous = key
+    return hits / len(trace) if trace else 0.0
+
+
 @dataclass
 class Row:
     policy: str
@@ -229,6 +291,7 @@ def main() -> None:
         "agent": agent_trace(args.accesses),
         "repository": repository_trace(args.accesses),
         "context": context_trace(args.accesses),
+        "context-fit": fit_quality_trace(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         store = open_record_store(f"sqlite:///{Path(tmp) / 'trace.db'}")
@@ -243,7 +306,7 @@ def main() -> None:
             f"{args.accesses} accesses per trace, SQLite record store"
         )
         header = (
-            f"{'trace':10} {'policy':15} {'hit rate':>8} {'vs LRU':>7} {'precision':>9} "
+            f"{'trace':11} {'policy':15} {'hit rate':>8} {'vs LRU':>7} {'precision':>9} "
             f"{'prefetched':>10} {'wasted':>7} {'demand loads':>12} {'demand ms':>10} "
             f"{'prefetch ms':>11}"
         )
@@ -257,13 +320,17 @@ def main() -> None:
             for row in rows:
                 gain = f"{100 * (row.hit_rate - lru):+.1f}" if row.policy != "no cache" else ""
                 print(
-                    f"{name:10} {row.policy:15} {100 * row.hit_rate:7.1f}% {gain:>7} "
+                    f"{name:11} {row.policy:15} {100 * row.hit_rate:7.1f}% {gain:>7} "
                     f"{100 * row.precision:8.1f}% {row.prefetch_loads:10d} {row.wasted:7d} "
                     f"{row.demand_loads:12d} {1000 * row.demand_seconds:10.0f} "
                     f"{1000 * row.prefetch_seconds:11.0f}"
                 )
-            distinct = len(set(trace))
-            print(f"{'':10} ({len(trace)} accesses, {distinct} distinct items)")
+            top, able = ceiling(trace), learnable(trace, args.capacity)
+            print(
+                f"{'':11} ({len(trace)} accesses, {len(set(trace))} distinct items; ceiling "
+                f"{100 * top:.1f}% ({100 * (top - lru):+.1f} over LRU), learnable "
+                f"{100 * able:.1f}% ({100 * (able - lru):+.1f} over LRU))"
+            )
         store.close()
 
 

@@ -217,3 +217,15 @@ def test_context_memory_archives_originals_in_the_shared_store(record_url: str) 
     from memlens.context.shared import check_memory
 
     assert check_memory(elsewhere.store, "user-42").ok
+
+
+def test_the_prefetch_benchmark_bounds_what_a_trace_allows() -> None:
+    bench = _bench_prefetch()
+    # Worked by hand: a b a b with room for one item. Every access but the first two
+    # could be a hit; only the last "b" had followed "a" before (LRU holds none).
+    assert bench.ceiling(["a", "b", "a", "b"]) == 0.5
+    assert bench.learnable(["a", "b", "a", "b"], 1) == 0.25
+    assert bench.learnable(["a", "a", "b"], 1) == 1 / 3  # the second "a" is an LRU hit
+    trace = bench.fit_quality_trace([(1, 0.1)], turns=40)
+    assert len(trace) > 80 and trace[0].startswith("read_file:src/shop/")
+    assert {key.split(":")[0] for key in trace} == {"read_file", "run_tests", "grep", "bash"}

@@ -74,6 +74,87 @@ def test_a_raced_cache_key_is_decided_listed_and_the_loser_archived(record_url: 
     assert a.expand(loser.id)[0].content == loser.content  # archived, not dropped
 
 
+def _edits() -> list[tuple[str, object]]:
+    """One edit per field a stored entry carries (the in-place ones a fingerprint must see)."""
+    from datetime import datetime, timezone
+
+    from memlens.context.layers import Layer
+    from memlens.context.memory.entries import Priority
+
+    def payload_in_place(e: object) -> None:
+        e.payload["raw"]["text"] = "edited in place"  # type: ignore[attr-defined]
+
+    def notes_in_place(e: object) -> None:
+        e.notes.append("checked")  # type: ignore[attr-defined]
+
+    return [
+        ("layer", Layer.WORKING_MEMORY),
+        ("content", "a new text"),
+        ("tokens", 99),
+        ("original_tokens", 101),
+        ("sublayer", "files"),
+        ("role", "assistant"),
+        ("kind", "file"),
+        ("priority", Priority.HIGH),
+        ("pinned", True),
+        ("created", datetime(2026, 1, 2, tzinfo=timezone.utc)),
+        ("group", "g-7"),
+        ("turn", 41),
+        ("level", 2),
+        ("seq", 777),
+        ("overhead", 9),
+        ("archived", True),
+        ("notes", notes_in_place),
+        ("payload", payload_in_place),
+    ]
+
+
+@pytest.mark.parametrize("field,edit", _edits(), ids=[name for name, _ in _edits()])
+def test_every_edit_of_an_entry_travels_even_in_place(
+    record_url: str, field: str, edit: object
+) -> None:
+    from memlens.context.shared.memory import decode_entry, encode_entry
+
+    a, b = _memory(record_url, "w-a"), _memory(record_url, "w-b")
+    item = a.add_message("user", "Where is the refund?", payload={"raw": {"text": "x"}})
+    filler = [a.add_message("assistant", f"note {i}").id for i in range(5)]
+    assert a.sync().success and b.sync().success
+    before = dict(b.entries[item.id].__dict__)
+    if callable(edit):
+        edit(a.entries[item.id])
+    else:
+        setattr(a.entries[item.id], field, edit)
+    result = a.sync()
+    assert result.success and result.pushed == 1  # only the edited entry was written
+    assert b.sync().success
+    theirs = b.entries[item.id]
+    assert getattr(theirs, field) != before[field]
+    assert encode_entry(theirs) == encode_entry(a.entries[item.id])
+    assert decode_entry(item.id, encode_entry(theirs)).__dict__[field] == getattr(theirs, field)
+    assert all(b.entries[i].content == a.entries[i].content for i in filler)
+    assert a.sync().pushed == 0 and b.sync().pushed == 0  # nothing left to write
+
+
+def test_the_change_feed_names_only_what_changed(record_url: str) -> None:
+    manager = DistributedMemoryManager(record_url, writer_id="w-a")
+    manager.set("s", "one", 1)
+    manager.set("s", "two", 2)
+    first = manager.changes("s")
+    assert first.values == {"one": 1, "two": 2} and not first.deleted
+    assert manager.sync("s").success
+    assert manager.changes("s", first.stamp).values == {}  # a sync of our own writes
+    other = DistributedMemoryManager(record_url, writer_id="w-b")
+    other.set("s", "two", 20)
+    other.delete("s", "one")
+    assert other.sync("s").success
+    assert manager.sync("s").success
+    later = manager.changes("s", first.stamp)
+    assert later.values == {"two": 20} and later.deleted == {"one"}
+    assert manager.changes("s", later.stamp).values == {}
+    manager.close()
+    other.close()
+
+
 def test_a_fit_on_one_worker_retires_on_the_other_and_expand_finds_originals(
     record_url: str,
 ) -> None:

@@ -88,6 +88,7 @@ class _Entry:
     dirty: bool = False
     deleted: bool = False
     gen: int = 0  # bumped by every local change, so a sync can tell it raced one
+    stamp: int = 0  # the session's change count when the value last changed (any side)
 
 
 @dataclass
@@ -98,6 +99,21 @@ class _SessionState:
     loaded: bool = False
     # Conflicts decided while loading (before a sync asked): reported by the next sync.
     conflicts: list[Conflict] = field(default_factory=list)
+    stamp: int = 0  # bumped by every change of a local value, local or pulled
+
+    def changed(self, entry: _Entry) -> None:
+        self.stamp += 1
+        entry.stamp = self.stamp
+
+
+@dataclass
+class Changes:
+    """What changed in a session's local copy since a stamp (see
+    :meth:`DistributedMemoryManager.changes`)."""
+
+    stamp: int  # pass it back next time
+    values: dict[str, Any]  # live keys whose value changed, and the value now
+    deleted: set[str]  # keys deleted since
 
 
 class DistributedMemoryManager:
@@ -237,10 +253,11 @@ class DistributedMemoryManager:
             entry = state.entries.get(key)
             now = time.time()
             if entry is None:
-                state.entries[key] = _Entry(value, 0, now, dirty=True, gen=1)
+                entry = state.entries[key] = _Entry(value, 0, now, dirty=True, gen=1)
             else:
                 entry.value, entry.updated_at, entry.dirty, entry.deleted = value, now, True, False
                 entry.gen += 1
+            state.changed(entry)
 
     def delete(self, session_id: str, key: str) -> None:
         """Delete ``key`` locally; the next sync writes a tombstone."""
@@ -256,6 +273,7 @@ class DistributedMemoryManager:
                 time.time(),
             )
             entry.gen += 1
+            state.changed(entry)
 
     def items(self, session_id: str) -> dict[str, Any]:
         """Every live key of the session and its local value."""
@@ -265,6 +283,25 @@ class DistributedMemoryManager:
 
     def keys(self, session_id: str) -> list[str]:
         return list(self.items(session_id))
+
+    def changes(self, session_id: str, since: int = 0) -> Changes:
+        """The keys whose local value changed after ``since`` (a stamp an earlier call
+        returned; 0: every key), by local edits or by a sync.
+
+        A reader that mirrors the session (a shared context memory) takes only
+        these instead of comparing every value on every sync.
+        """
+        state = self._ensure_loaded(session_id)
+        with self._lock:
+            values: dict[str, Any] = {}
+            deleted: set[str] = set()
+            for key, entry in state.entries.items():
+                if entry.stamp > since:
+                    if entry.deleted:
+                        deleted.add(key)
+                    else:
+                        values[key] = entry.value
+            return Changes(state.stamp, values, deleted)
 
     def pending(self, session_id: str) -> list[str]:
         """Keys changed locally and not yet written to the store."""
@@ -362,7 +399,7 @@ class DistributedMemoryManager:
                     if remote is None:  # the key vanished meanwhile: write it as new
                         entry.version = 0
                         continue
-                    self._resolve(key, entry, remote, strategy, conflicts)
+                    self._resolve(key, entry, remote, strategy, conflicts, state)
             if raced:
                 result.retries += 1
         else:
@@ -403,16 +440,18 @@ class DistributedMemoryManager:
             for remote in changed:
                 local = state.entries.get(remote.key)
                 if local is None:
-                    state.entries[remote.key] = _Entry(
+                    local = state.entries[remote.key] = _Entry(
                         remote.value, remote.version, remote.updated_at, deleted=remote.deleted
                     )
+                    state.changed(local)
                     count += 1
                 elif remote.version > local.version:
                     if local.dirty:
-                        self._resolve(remote.key, local, remote, strategy, conflicts)
+                        self._resolve(remote.key, local, remote, strategy, conflicts, state)
                     else:
                         local.value, local.version = remote.value, remote.version
                         local.updated_at, local.deleted = remote.updated_at, remote.deleted
+                        state.changed(local)
                     count += 1
             state.seen_head = max(head, state.seen_head)
             state.loaded = True
@@ -439,6 +478,7 @@ class DistributedMemoryManager:
         remote: Record,
         default: Strategy,
         conflicts: list[Conflict],
+        state: _SessionState,
     ) -> None:
         if remote.deleted == entry.deleted and (entry.deleted or remote.value == entry.value):
             # The store already holds this very value (our own write whose answer was
@@ -455,6 +495,7 @@ class DistributedMemoryManager:
         else:
             entry.value, entry.version, entry.dirty = remote.value, remote.version, False
             entry.updated_at, entry.deleted = remote.updated_at, remote.deleted
+        state.changed(entry)
 
     def _maybe_snapshot(self, session_id: str, head: int) -> None:
         if not self.snapshot_every:

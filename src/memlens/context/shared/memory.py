@@ -28,10 +28,14 @@ namespace ``SESSION/archive`` of the same store (the default archive here), so
 workers never pick the same id.
 
 :meth:`SharedContextMemory.sync` stages the local changes since the last sync
-(by comparing each entry with what was last synced), runs the manager's sync
-(compare-and-set, conflicts decided per key and listed in the result), then makes
-the window equal to the merged state: new and changed items installed, replaced
-ones retired, a cache key taken by another worker's entry archives the local one.
+(each entry's fields compared with those last synced, in C, as a tuple; only a
+changed entry is encoded), runs the manager's sync (compare-and-set, conflicts
+decided per key and listed in the result), then makes the window equal to the
+merged state: new and changed items installed, replaced ones retired, a cache key
+taken by another worker's entry archives the local one. It takes from the manager
+only the keys whose value changed since the last sync (:meth:`~memlens.context.
+shared.manager.DistributedMemoryManager.changes`), so a sync costs what changed,
+not the size of the window.
 Sync at turn boundaries (before a model call, after a fit); a ``ContextMemory`` is
 not thread-safe, so this class has no background thread of its own.
 """
@@ -39,6 +43,7 @@ not thread-safe, so this class has no background thread of its own.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 import threading
@@ -92,6 +97,37 @@ def encode_entry(entry: MemoryEntry) -> dict[str, Any]:
         # JSON-plain (tuples become lists), so a value compares equal to its stored copy.
         "payload": json.loads(dumps(entry.payload)),
     }
+
+
+def fingerprint(entry: MemoryEntry) -> tuple[Any, ...]:
+    """The fields :func:`encode_entry` writes, as one tuple (keep the two in step):
+    equal fingerprints mean equal record values, and comparing two is a C loop, not
+    an encode. The payload is compared by value, so an edit made in place shows."""
+    return (
+        entry.layer,
+        entry.content,
+        entry.tokens,
+        entry.original_tokens,
+        entry.sublayer,
+        entry.role,
+        entry.kind,
+        entry.priority,
+        entry.pinned,
+        entry.created,
+        entry.group,
+        entry.turn,
+        entry.level,
+        entry.seq,
+        entry.overhead,
+        entry.archived,
+        tuple(entry.notes),
+        entry.payload,
+    )
+
+
+def _kept(print_: tuple[Any, ...]) -> tuple[Any, ...]:
+    # A copy of the payload, so a later edit of the live one in place is seen as a change.
+    return (*print_[:-1], copy.deepcopy(print_[-1]))
 
 
 def decode_entry(entry_id: str, data: Mapping[str, Any]) -> MemoryEntry:
@@ -157,9 +193,14 @@ class SharedContextMemory(ContextMemory):
             )
         kw.setdefault("id_prefix", _id_prefix(self.manager.writer_id))
         super().__init__(budget, **kw)
-        self._synced: dict[str, dict[str, Any]] = {}  # entry id -> value last synced
-        self._synced_replaced: set[str] = set()
+        self._synced: dict[str, tuple[Any, ...]] = {}  # entry id -> fingerprint last synced
+        self._staged: dict[str, Any] = {}  # entry id -> the value this sync handed over
         self._synced_cache: dict[str, dict[str, Any]] = {}
+        # The manager's local copy of the session, mirrored from its change feed.
+        self._stamp = 0
+        self._stored: dict[str, Any] = {}  # entry id -> record value
+        self._stored_replaced: dict[str, Any] = {}  # entry id -> the summary that replaced it
+        self._stored_cache: dict[str, dict[str, Any]] = {}  # cache key -> its slot
         self._sync_lock = threading.RLock()
         self.last_sync: SyncResult | None = None
         self.manager.rebuilders.setdefault(session_id, self.rebuild_from_archive)
@@ -199,11 +240,14 @@ class SharedContextMemory(ContextMemory):
         """Hand every local change since the last sync to the manager."""
         manager, sid = self.manager, self.session_id
         for entry_id, entry in self.entries.items():
-            value = encode_entry(entry)
-            if self._synced.get(entry_id) != value:
+            print_ = fingerprint(entry)
+            if self._synced.get(entry_id) != print_:
+                value = encode_entry(entry)
                 manager.set(sid, ENTRY + entry_id, value)
+                self._staged[entry_id] = value
+                self._synced[entry_id] = _kept(print_)
         for entry_id, by in self.replaced_by.items():
-            if entry_id not in self._synced_replaced:
+            if entry_id not in self._stored_replaced:
                 manager.set(sid, REPLACED + entry_id, by)
                 if manager.get(sid, ENTRY + entry_id) is not None:
                     manager.delete(sid, ENTRY + entry_id)
@@ -215,40 +259,65 @@ class SharedContextMemory(ContextMemory):
         for key in self._synced_cache.keys() - slots.keys():
             manager.delete(sid, CACHE + key)
 
+    def _take_changes(self) -> tuple[set[str], dict[str, Any]]:
+        """Mirror what changed in the manager's copy; return the entry ids to look at
+        again (changed, or pointed at by a changed cache key) and the new replacements."""
+        changes = self.manager.changes(self.session_id, self._stamp)
+        self._stamp = changes.stamp
+        visit: set[str] = set()
+        new_replaced: dict[str, Any] = {}
+        for key, value in changes.values.items():
+            if key.startswith(ENTRY):
+                self._stored[key[len(ENTRY) :]] = value
+                visit.add(key[len(ENTRY) :])
+            elif key.startswith(REPLACED):
+                self._stored_replaced[key[len(REPLACED) :]] = value
+                new_replaced[key[len(REPLACED) :]] = value
+            elif key.startswith(CACHE):
+                if isinstance(value, dict):
+                    self._stored_cache[key[len(CACHE) :]] = value
+                    visit.add(str(value.get("entry")))
+                else:
+                    self._stored_cache.pop(key[len(CACHE) :], None)
+        for key in changes.deleted:
+            if key.startswith(ENTRY):
+                self._stored.pop(key[len(ENTRY) :], None)
+            elif key.startswith(REPLACED):
+                self._stored_replaced.pop(key[len(REPLACED) :], None)
+            elif key.startswith(CACHE):
+                self._stored_cache.pop(key[len(CACHE) :], None)
+        return visit, new_replaced
+
     def _apply(self) -> bool:
         """Make the window what the manager holds now (the merged state).
 
         Returns True if that retired local items the store does not know about yet.
         """
         manager, sid = self.manager, self.session_id
-        entries: dict[str, Any] = {}
-        replaced: dict[str, Any] = {}
-        cache: dict[str, dict[str, Any]] = {}
-        for key, value in manager.items(sid).items():
-            if key.startswith(ENTRY):
-                entries[key[len(ENTRY) :]] = value
-            elif key.startswith(REPLACED):
-                replaced[key[len(REPLACED) :]] = value
-            elif key.startswith(CACHE) and isinstance(value, dict):
-                cache[key[len(CACHE) :]] = value
+        visit, new_replaced = self._take_changes()
+        entries, replaced, cache = self._stored, self._stored_replaced, self._stored_cache
         before_slots = self.cache_slots()
         retired: list[str] = []
         # Replaced is final: an entry edited on one worker while another replaced it
         # leaves the window (the worker that replaced it archived the original).
-        for entry_id, by in replaced.items():
+        for entry_id, by in new_replaced.items():
             if entry_id in self.entries or entry_id not in self.replaced_by:
                 self.retire(entry_id, by=by if isinstance(by, str) else None)
+        for entry_id in [i for i in (visit | new_replaced.keys()) if i in replaced]:
             if entry_id in entries:
                 manager.delete(sid, ENTRY + entry_id)
                 del entries[entry_id]
         slot_of = {v.get("entry"): k for k, v in cache.items()}
-        for entry_id, value in sorted(entries.items(), key=lambda kv: _seq_of(kv[1])):
+        for entry_id in sorted(visit & entries.keys(), key=lambda i: _seq_of(entries[i])):
+            value = entries[entry_id]
             local = self.entries.get(entry_id)
             cache_key = slot_of.get(entry_id)
             slot = None
             if cache_key is not None:
                 slot = CacheSlot(cache_key, entry_id, cache[cache_key].get("expires"))
-            if local is not None and encode_entry(local) == value:
+            if local is not None and (
+                value is self._staged.get(entry_id) or encode_entry(local) == value
+            ):
                 if slot is not None and before_slots.get(slot.key) != slot:
                     self.install(local, cache=slot)
                 continue
@@ -256,6 +325,8 @@ class SharedContextMemory(ContextMemory):
             if local is not None and local.last_accessed:
                 entry.last_accessed = local.last_accessed
             self.install(entry, cache=slot)
+            self._synced[entry_id] = _kept(fingerprint(entry))
+        self._staged.clear()
         for key, old in before_slots.items():
             winner = cache.get(key, {}).get("entry")
             if old.entry_id != winner and old.entry_id in self.entries:
@@ -264,17 +335,23 @@ class SharedContextMemory(ContextMemory):
                 self.retire(old.entry_id, archive=True, reason="cache key taken by another")
                 retired.append(old.entry_id)
         pointed = {v.get("entry") for v in cache.values()}
-        for entry_id, entry in list(self.entries.items()):
-            if entry.layer is Layer.CACHE and entry_id not in pointed and entry_id not in retired:
+        unpointed = [
+            entry_id
+            for entry_id, entry in self.entries.items()
+            if entry.layer is Layer.CACHE and entry_id not in pointed
+        ]
+        for entry_id in unpointed:
+            if entry_id not in retired:
                 # A cache value whose key another worker's value took: archived, not shown.
                 self.retire(entry_id, archive=True, reason="cache key taken by another")
                 retired.append(entry_id)
-        for entry_id in [i for i in self.entries if i not in entries and i not in retired]:
+        gone = [i for i in self.entries if (i not in entries or i in replaced) and i not in retired]
+        for entry_id in gone:
             self.retire(entry_id, archive=True, reason="removed by another worker")
             retired.append(entry_id)
         retired += self._retire_duplicate_summaries(replaced)
-        self._synced = {i: encode_entry(e) for i, e in self.entries.items()}
-        self._synced_replaced = set(replaced)
+        for entry_id in [i for i in self._synced if i not in self.entries]:
+            del self._synced[entry_id]
         self._synced_cache = {
             k: {"entry": s.entry_id, "expires": s.expires} for k, s in self.cache_slots().items()
         }
