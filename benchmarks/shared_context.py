@@ -3,10 +3,11 @@
 N worker processes open the same ``SharedContextMemory`` session and each adds M
 messages with unique texts, syncing after every one; every fifth message they also
 put a shared cache key (``status``: all workers race for it), and two workers fit the
-whole window into a small budget halfway through (concurrent summaries and
-evictions of each other's items). At the end every text a worker added must be in
-the store: live in the window with that text, or in the shared archive under its id
-with that text. Anything else is "silently lost".
+whole window into a small budget halfway through (400 tokens, or the least its last
+turns need: concurrent summaries and evictions of each other's items). At the end
+every text a worker added must be in the store: live in the window with that text,
+or in the shared archive under its id with that text. Anything else is "silently
+lost".
 
     python benchmarks/shared_context.py                     # 8 workers x 60 messages, both backends
     python benchmarks/shared_context.py --workers 4 --messages 20 --backend sqlite
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +28,7 @@ from pathlib import Path
 # Loaded by path from the tests too, so the sibling helper is found by its folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_redis import redis_url  # noqa: E402
+from _bench_workers import run_workers, sync_until_success  # noqa: E402
 
 SESSION = "fleet-window"
 
@@ -53,15 +54,14 @@ def worker(url: str, writer: str, messages: int, fit_budget: int) -> dict:
             status = f"{writer} status after {i}"
             added[memory.cache_put("status", status).id] = status
         if fit_budget and i == messages // 2:
-            memory.fit(min(fit_budget, memory.tokens))
-        while True:
-            result = memory.sync()
-            syncs += 1
-            conflicts += len(result.conflicts)
-            if result.success:
-                break
-            failed += 1
-            time.sleep(0.01)
+            # As small as asked, or as small as the last turns allow (how many items
+            # they hold depends on how the workers' messages interleaved).
+            budget = min(fit_budget, memory.tokens)
+            memory.fit(max(budget, memory.plan(budget).after))
+        results, failures = sync_until_success(memory.sync)
+        syncs += len(results)
+        failed += failures
+        conflicts += sum(len(result.conflicts) for result in results)
     seconds = time.perf_counter() - started
     manager.close()
     return {
@@ -124,28 +124,10 @@ def account(url: str, tallies: list[dict]) -> tuple[int, int, int, int, int]:
 
 def run(url: str, backend: str, workers: int, messages: int, fit_budget: int = 400) -> Outcome:
     """Start the workers at once, wait for them, and account for every added item."""
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                url,
-                f"w{n}",
-                str(messages),
-                str(fit_budget if n < 2 else 0),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(workers)
-    ]
-    tallies = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=3600)
-        if proc.returncode != 0:
-            raise SystemExit(f"worker failed with exit code {proc.returncode}")
-        tallies.append(json.loads(out.strip().splitlines()[-1]))
+    tallies = run_workers(
+        __file__,
+        [[url, f"w{n}", str(messages), str(fit_budget if n < 2 else 0)] for n in range(workers)],
+    )
     live, archived, lost, items, tokens = account(url, tallies)
     return Outcome(
         backend,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from typing import Any
 # Loaded by path from the tests too, so the sibling helper is found by its folder.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_redis import redis_url  # noqa: E402
+from _bench_workers import run_workers, sync_until_success  # noqa: E402
 
 SESSION = "fleet-session"
 
@@ -49,8 +49,9 @@ def worker(url: str, writer: str, updates: int, keys: int, seed: int, strategy: 
     started = time.perf_counter()
     for i in range(updates):
         manager.set(SESSION, f"k{rng.randrange(keys)}", {"w": writer, "i": i})
-        while True:
-            result = manager.sync(SESSION)
+        results, failures = sync_until_success(lambda: manager.sync(SESSION))
+        failed_syncs += failures
+        for result in results:
             conflicts += len(result.conflicts)
             retries += result.retries
             for conflict in result.conflicts:
@@ -61,10 +62,6 @@ def worker(url: str, writer: str, updates: int, keys: int, seed: int, strategy: 
                     and mine.get("w") == writer
                 ):
                     lost.append(int(mine["i"]))
-            if result.success:
-                break
-            failed_syncs += 1
-            time.sleep(0.01)
     seconds = time.perf_counter() - started
     manager.close()
     return {
@@ -100,32 +97,11 @@ def run(url: str, backend: str, workers: int, updates: int, keys: int, strategy:
     """Start the workers at once, wait for them, and account for every update."""
     from memlens.store import open_record_store
 
-    procs = []
     started = time.perf_counter()
-    for n in range(workers):
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    url,
-                    f"w{n}",
-                    str(updates),
-                    str(keys),
-                    str(1000 + n),
-                    strategy,
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-    tallies = []
-    for proc in procs:
-        out, _ = proc.communicate(timeout=3600)
-        if proc.returncode != 0:
-            raise SystemExit(f"worker failed with exit code {proc.returncode}")
-        tallies.append(json.loads(out.strip().splitlines()[-1]))
+    tallies = run_workers(
+        __file__,
+        [[url, f"w{n}", str(updates), str(keys), str(1000 + n), strategy] for n in range(workers)],
+    )
     # Throughput over the workers' own update loops (process start-up excluded).
     seconds = max(t["seconds"] for t in tallies) if tallies else time.perf_counter() - started
     store = open_record_store(url)

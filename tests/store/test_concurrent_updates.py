@@ -6,23 +6,15 @@ every update must end up merged (in the journal) or reported as lost in a confli
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "shared_updates.py"
+from tests.bench_module import load_benchmark
 
 
 def _workload() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("shared_updates", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("shared_updates", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("shared_updates")
 
 
 @pytest.mark.parametrize("strategy", ["timestamp", "remote-wins"])

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -22,8 +19,7 @@ from memlens.context.shared import (
 from memlens.core.errors import ConfigError, NotFoundError
 from memlens.store import open_record_store
 from memlens.store.records import CorruptRecordError
-
-BENCH_PREFETCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_prefetch.py"
+from tests.bench_module import load_benchmark
 
 
 def _learned_session(url: str) -> DistributedMemoryManager:
@@ -130,12 +126,7 @@ def test_prefetching_beats_lru_on_a_repeating_workflow() -> None:
 
 
 def _bench_prefetch() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_prefetch", BENCH_PREFETCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_prefetch", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_prefetch")
 
 
 def test_prefetching_learns_a_real_code_base_and_stays_quiet_on_random_accesses() -> None:

@@ -9,9 +9,7 @@ middle to check the outage path; a damaged store is rebuilt from the archive.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,20 +19,14 @@ from memlens.context.shared import DistributedMemoryManager, SharedContextMemory
 from memlens.context.shared.memory import ENTRY, archive_namespace, read_shared_memory
 from memlens.store import open_record_store
 from memlens.store.sqlite_records import SqliteRecordStore
+from tests.bench_module import load_benchmark
 from tests.memlens_cli import memlens
 from tests.redis_server import RedisServer
 from tests.store.test_memory_faults import _raw_get, _raw_set
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "shared_context.py"
-
 
 def _workload() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("shared_context", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("shared_context", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("shared_context")
 
 
 def _memory(url: str, writer: str, **kw: object) -> SharedContextMemory:
