@@ -226,12 +226,17 @@ def _sentences(texts: Sequence[str]) -> list[tuple[str, bool]]:
 
 def _rank(sentences: list[tuple[str, bool]]) -> list[int]:
     """Sentence indexes, best first (deterministic: ties keep document order)."""
-    words = [[w.lower() for w in _WORD.findall(s)] for s, _ in sentences]
+    # lowering an ASCII sentence first finds the same words, lowered
+    words = [
+        _WORD.findall(s.lower()) if s.isascii() else [w.lower() for w in _WORD.findall(s)]
+        for s, _ in sentences
+    ]
     tf = Counter(w for ws in words for w in set(ws) if w not in _STOP)
+    weight = {w: math.log1p(n) for w, n in tf.items()}
     scores = []
     for index, ((sentence, first), ws) in enumerate(zip(sentences, words)):
         unique = {w for w in ws if w not in _STOP}
-        score = sum(math.log1p(tf[w]) for w in unique) / math.sqrt(len(ws) + 1)
+        score = sum(weight[w] for w in unique) / math.sqrt(len(ws) + 1)
         if first:
             score += 1.0
         if any(map(str.isdigit, sentence)) or "/" in sentence or "_" in sentence:
