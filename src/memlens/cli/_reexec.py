@@ -160,11 +160,18 @@ def hosted_pyc(target: str, payload: str) -> str | None:
         code = compile(tree, path, "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
         return None
-    folder = tempfile.mkdtemp(prefix="memlens-run-")
-    pyc = os.path.join(folder, Path(path).stem + ".pyc")
     header = importlib.util.MAGIC_NUMBER + bytes(12)  # flags, mtime, size: unchecked
-    with open(pyc, "wb") as out:
-        out.write(header + marshal.dumps(code))
+    try:
+        folder = tempfile.mkdtemp(prefix="memlens-run-")
+    except OSError:  # no writable temporary directory: the bootstrap needs none
+        return None
+    pyc = os.path.join(folder, Path(path).stem + ".pyc")
+    try:
+        with open(pyc, "wb") as out:
+            out.write(header + marshal.dumps(code))
+    except OSError:
+        _remove(pyc)
+        return None
     return pyc
 
 
