@@ -3,8 +3,8 @@
 One worker opens a ``SharedContextMemory`` on a fresh session, fills it to ``--items``
 messages (syncing as it goes), then times ``--rounds`` turns of "add one message,
 sync" and as many syncs with nothing changed. Each code base runs in its own
-subprocess on the same store server, one after the other in one run, so the ratio
-holds under the machine's load:
+subprocess on the same store server, the trees taking turns ``--repeat`` times (the
+median is shown), so the ratio holds under the machine's load:
 
     python benchmarks/shared_sync_speed.py                          # this tree only
     python benchmarks/shared_sync_speed.py --baseline /path/to/old/src  # side by side
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, nargs="+", default=[50, 200, 800])
     parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="turns per tree (median)")
     parser.add_argument("--backend", choices=["sqlite", "redis", "both"], default="both")
     parser.add_argument("--baseline", type=Path, help="src folder of the code to compare with")
     args = parser.parse_args()
@@ -104,10 +106,17 @@ def main() -> None:
                 backends.append(("redis", rurl))
             for backend, url in backends:
                 for items in args.items:
+                    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in trees}
+                    for turn in range(args.repeat):
+                        for name, src in trees:
+                            session = f"speed-{name.replace(' ', '-')}-{items}-{turn}"
+                            runs[name].append(measure(src, url, session, items, args.rounds))
                     first: dict[str, float] | None = None
-                    for name, src in trees:
-                        session = f"speed-{name.replace(' ', '-')}-{items}"
-                        got = measure(src, url, session, items, args.rounds)
+                    for name, _src in trees:
+                        got = {
+                            k: statistics.median(r[k] for r in runs[name])
+                            for k in ("changed", "idle")
+                        }
                         ratio = f"{got['changed'] / first['changed']:.1f}x" if first else ""
                         first = first or got
                         print(

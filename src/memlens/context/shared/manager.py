@@ -372,6 +372,7 @@ class DistributedMemoryManager:
             conflicts.extend(state.conflicts)
             state.conflicts.clear()
         result.pulled += self._pull(session_id, state, conflicts, strategy)
+        wrote = False
         for _round in range(_MAX_PUSH_ROUNDS):
             with self._lock:
                 dirty = [(k, e, e.gen) for k, e in sorted(state.entries.items()) if e.dirty]
@@ -382,6 +383,7 @@ class DistributedMemoryManager:
             if not dirty:
                 break
             outcomes = store.put_many(session_id, requests, writer=self.writer_id)
+            wrote = True
             raced = False
             for (key, entry, gen), outcome in zip(dirty, outcomes):
                 if isinstance(outcome, Record):
@@ -404,7 +406,8 @@ class DistributedMemoryManager:
                 result.retries += 1
         else:
             raise StoreError(f"could not write {session_id}: the keys kept changing")
-        head = store.head(session_id)
+        # Nothing written: the journal position is the one the pull just read.
+        head = store.head(session_id) if wrote else state.seen_head
         state.acked_head = max(state.acked_head, head)
         result.version = head
         result.conflicts.extend(conflicts)
@@ -434,7 +437,10 @@ class DistributedMemoryManager:
                 for entry in state.entries.values():
                     entry.version, entry.dirty = 0, True
             state.seen_head = state.acked_head = 0
-        changed = self._changed_since(session_id, state.seen_head if state.loaded else 0)
+        if state.loaded and head == state.seen_head:
+            changed = []  # the journal has not moved since the last pull: nothing to read
+        else:
+            changed = self._changed_since(session_id, state.seen_head if state.loaded else 0)
         count = 0
         with self._lock:
             for remote in changed:
