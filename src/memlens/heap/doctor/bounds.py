@@ -1,27 +1,22 @@
 """Is a growing holder bounded? A cache that stops by itself is not a leak.
 
-Two sources: interpreter and library caches with a known bound, and bounds written
-in the user's code on the retaining path (``lru_cache(maxsize=…)``, ``deque(maxlen=…)``,
-cachetools-style ``maxsize``).
+Two sources, both read from the code that owns the holder: a library's module
+global that its own code evicts from once it reaches a size (``if len(_cache) >=
+_MAXCACHE: del _cache[...]``, as re does), and bounds written on the retaining path
+(``lru_cache(maxsize=…)``, ``deque(maxlen=…)``, cachetools-style ``maxsize``, a
+capacity attribute).
 """
 
 from __future__ import annotations
 
+import ast
 import collections
+import inspect
 import re
 import sys
 from typing import Any
 
 from memlens.heap.doctor.retention import Path
-
-# Interpreter caches with a fixed bound: growth there stops by itself.
-_KNOWN_BOUNDED = {
-    ("re", "_cache"): "re's pattern cache (bounded by re._MAXCACHE)",
-    ("re", "_cache2"): "re's pattern cache (bounded)",
-    ("linecache", "cache"): "linecache (one entry per source file)",
-    ("sre_compile", "_cache"): "re's compiler cache (bounded)",
-}
-
 
 def library_bound(path: Path, code: Any) -> str | None:
     """Why a library root is a bounded cache, or None."""
@@ -39,9 +34,7 @@ def library_bound(path: Path, code: Any) -> str | None:
             return f"a library lru_cache bounded at {maxsize} entries"
     if path.root_kind == "module" and path.hops:
         name = path.hops[0].label.removeprefix("global ")
-        known = _KNOWN_BOUNDED.get((module, name))
-        if known:
-            return known
+        return module_bound(mod, name, path.objects[0] if path.objects else None)
     return None
 
 
@@ -109,3 +102,95 @@ def _capacity_attribute(owner: Any, below: list[Any]) -> str | None:
 
 def _so_far(current: int, bound: int | float) -> str:
     return "at its bound, evicting" if current >= bound else f"{current:,} so far"
+
+
+_EVICT = frozenset({"pop", "popitem", "clear", "popleft"})
+
+
+def module_bound(module: Any, name: str, holder: Any) -> str | None:
+    """The module's own code evicts from its global ``name`` once it reaches a size.
+
+    Read from the module's source: a test ``len(name) > / >= bound`` whose branch
+    deletes from, pops from or clears ``name``. A bound that names a module-level
+    int is checked against the holder's current size. A registry that only some
+    maintenance call empties (``linecache.clearcache()``) has no such test.
+    """
+    try:
+        source = inspect.getsource(module)
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.If):
+            continue
+        limit = _len_test(node.test, name)
+        if limit is not None and _evicts(node.body, name):
+            text = _bound_text(module, name, limit, holder, source, node)
+            if text:
+                return text
+    return None
+
+
+def _len_test(test: ast.AST, name: str) -> ast.AST | None:
+    """The bound ``X`` of a test ``len(name) >= X`` (or ``X <= len(name)``, ``>``)."""
+    if not isinstance(test, ast.Compare) or len(test.ops) != 1:
+        return None
+    left, op, right = test.left, test.ops[0], test.comparators[0]
+    if isinstance(op, (ast.Gt, ast.GtE)) and _is_len_of(left, name):
+        return right
+    if isinstance(op, (ast.Lt, ast.LtE)) and _is_len_of(right, name):
+        return left
+    return None
+
+
+def _is_len_of(expr: ast.AST, name: str) -> bool:
+    return (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Name)
+        and expr.func.id == "len"
+        and len(expr.args) == 1
+        and isinstance(expr.args[0], ast.Name)
+        and expr.args[0].id == name
+    )
+
+
+def _evicts(body: list[ast.stmt], name: str) -> bool:
+    for node in (n for stmt in body for n in ast.walk(stmt)):
+        if isinstance(node, ast.Delete) and any(
+            isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id == name
+            for t in node.targets
+        ):
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _EVICT
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == name
+        ):
+            return True
+    return False
+
+
+def _bound_text(
+    module: Any, name: str, limit: ast.AST, holder: Any, source: str, node: ast.If
+) -> str | None:
+    value: object = None
+    if isinstance(limit, ast.Constant):
+        value = limit.value
+    elif isinstance(limit, ast.Name):
+        value = getattr(module, limit.id, None)
+    size = _size(holder)
+    if isinstance(value, int) and size is not None and size > value:
+        return None  # past the stated bound: the test does not hold it
+    test = ast.get_source_segment(source, node.test) or "len(...)"
+    where = f"{module.__name__}.{name}"
+    at = f" ({_so_far(size, value)})" if isinstance(value, int) and size is not None else ""
+    return f"{where} is evicted from by its own code once `{test}`{at}"
+
+
+def _size(obj: Any) -> int | None:
+    try:
+        return len(obj)
+    except Exception:  # noqa: BLE001 - not sized
+        return None
