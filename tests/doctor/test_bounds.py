@@ -74,3 +74,17 @@ def test_the_standard_library_read_as_it_is() -> None:
     # was given (attrs and dataclass-like generators register a new one per class).
     assert module_bound(re, "_cache", re._cache)  # type: ignore[attr-defined]
     assert module_bound(linecache, "cache", linecache.cache) is None
+
+
+def test_a_sized_object_with_no_container_above_it_is_a_collection() -> None:
+    from memlens.heap.doctor.classify import _is_collection
+
+    class Table:
+        def __len__(self) -> int:
+            return 3
+
+    class Snapshot:
+        pass
+
+    assert _is_collection(Table()) and _is_collection((1, 2))
+    assert not _is_collection(Snapshot()) and not _is_collection("abc")

@@ -99,3 +99,10 @@ def test_same_verdict_site_and_root_five_times_cli_and_api(tmp_path) -> None:
         answers.add((d["verdict"], first["site"], first["root"], first["category"]))
     assert len(answers) == 1, answers
     assert next(iter(answers))[0] == "leak"
+
+
+def test_an_object_rebuilt_bigger_on_every_call_is_found_and_is_a_growing_collection() -> None:
+    # One DataFrame, concatenated onto each call: no more objects, only bigger ones.
+    got = run_scenario(os.path.join("real", "leak_pandas_concat_history.py"))
+    assert got["verdict"] == "leak", got
+    assert "global history" in got["root"] and got["category"] == "growing_collection"

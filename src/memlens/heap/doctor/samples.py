@@ -143,6 +143,12 @@ def sample_objects(
                 for ref in gc.get_referents(obj):
                     if type(ref) in _ATOMS:
                         consider(ref)
+        if remaining:
+            # No more objects than before, yet more bytes: objects the site made
+            # keep getting bigger (a DataFrame rebuilt with one more row per call,
+            # a buffer extended in place). The biggest objects it allocated are it.
+            for site, objs_at in biggest_at(objs, remaining, site_of, want).items():
+                found[site].extend(o for o in objs_at if all(o is not x for x in found[site]))
     finally:
         del objs
     return found
@@ -208,3 +214,28 @@ def newest(holder: Any, n: int) -> list[Any]:
         return list(holder)[-n:]
     except Exception:  # noqa: BLE001 - mutated concurrently or odd subclass
         return []
+
+
+def biggest_at(
+    objs: list[Any], sites: set[SiteKey], site_of: Any, want: int
+) -> dict[SiteKey, list[Any]]:
+    """The ``want`` biggest (``sys.getsizeof``) of the newest tracked objects allocated
+    at each site, any type (bounded by :data:`MAX_INSTANCES`, newest first)."""
+    picked: dict[SiteKey, list[tuple[int, int, Any]]] = {}
+    budget = MAX_INSTANCES
+    for order, obj in enumerate(reversed(objs)):
+        if budget <= 0:
+            break
+        budget -= 1
+        if type(obj) in _ATOMS or issubclass(type(obj), (type, weakref.ref)):
+            continue
+        frames = object_frames(obj)
+        site = site_of(frames) if frames else None
+        if site not in sites:
+            continue
+        try:
+            size = sys.getsizeof(obj, 0)
+        except Exception:  # noqa: BLE001 - a __sizeof__ that fails
+            continue
+        picked.setdefault(site, []).append((-size, order, obj))
+    return {site: [o for _, _, o in sorted(c, key=lambda t: t[:2])[:want]] for site, c in picked.items()}
