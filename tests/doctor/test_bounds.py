@@ -60,10 +60,7 @@ def test_past_its_stated_bound_the_test_does_not_hold_it(tmp_path) -> None:
     mod = _module(
         tmp_path,
         "broken_lib",
-        "LIMIT = 5\n_seen = {}\n\n"
-        "def trim():\n"
-        "    if len(_seen) > LIMIT:\n"
-        "        _seen.clear()\n",
+        "LIMIT = 5\n_seen = {}\n\ndef trim():\n    if len(_seen) > LIMIT:\n        _seen.clear()\n",
     )
     mod._seen.update((k, k) for k in range(50))  # grown past it: trim() is never called
     assert module_bound(mod, "_seen", mod._seen) is None
@@ -77,7 +74,7 @@ def test_the_standard_library_read_as_it_is() -> None:
 
 
 def test_a_sized_object_with_no_container_above_it_is_a_collection() -> None:
-    from memlens.heap.doctor.classify import _is_collection
+    from memlens.heap.doctor.classify import is_collection
 
     class Table:
         def __len__(self) -> int:
@@ -86,5 +83,35 @@ def test_a_sized_object_with_no_container_above_it_is_a_collection() -> None:
     class Snapshot:
         pass
 
-    assert _is_collection(Table()) and _is_collection((1, 2))
-    assert not _is_collection(Snapshot()) and not _is_collection("abc")
+    assert is_collection(Table()) and is_collection((1, 2))
+    assert not is_collection(Snapshot()) and not is_collection("abc")
+
+
+def test_the_native_lines_long_lived_collections_are_read_from_its_code(tmp_path) -> None:
+    from memlens.heap.doctor.native_holder import candidates, find_holder
+
+    mod = _module(
+        tmp_path,
+        "holder_case",
+        "class Log:\n"
+        "    def __init__(self):\n"
+        "        self.entries = []\n"
+        "        self.fixed = [0, 0]\n\n"
+        "log = Log()\n"
+        "names = ['a']\n\n"
+        "def step(i):\n"
+        "    names = ['local']\n"
+        "    log.entries.append(names + [str(i)] + log.fixed)\n",
+    )
+    sys.modules["holder_case"] = mod
+    try:
+        site = (mod.__file__, 11)
+        chains = [h.chain for h in candidates(site)]
+        # the global ``names`` is shadowed by the local, and calls are not evaluated
+        assert ("log", "entries") in chains and ("log", "fixed") in chains
+        assert ("names",) not in chains
+        holder = find_holder(site, mod.step, 0)
+        assert holder is not None and holder.chain == ("log", "entries")
+        assert holder.root == "module holder_case → global log → .entries"
+    finally:
+        del sys.modules["holder_case"]

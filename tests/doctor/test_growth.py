@@ -39,6 +39,29 @@ def test_too_few_points_is_unclear() -> None:
     assert assess([1.0, 2.0], [1.0, 2.0], min_rate=0).state == UNCLEAR
 
 
+def _blocks(xs: list[float], every: float, block: float = 32_000.0) -> list[float]:
+    # An arena that takes a new 32 KB block every ``every`` calls.
+    return [5_000_000 + block * (1 + int(x // every)) for x in xs]
+
+
+def test_memory_growing_in_blocks_is_not_flat_between_two_blocks() -> None:
+    xs = [105.0 + 10 * k for k in range(14)]  # 105 … 235: one block, at 155
+    ys = _blocks([x - 20 for x in xs], 135)
+    assert assess(xs, ys, min_rate=256, noise=4096).state == FLAT  # as before
+    assert assess(xs, ys, min_rate=256, noise=4096, chunked=True).state == UNCLEAR
+
+
+def test_blocks_that_stopped_long_ago_are_flat() -> None:
+    xs = [105.0 + 10 * k for k in range(24)]  # 105 … 335: the only block at 125
+    ys = [5_000_000.0 if x < 125 else 5_032_000.0 for x in xs]
+    assert assess(xs, ys, min_rate=256, noise=4096, chunked=True).state == FLAT
+
+
+def test_blocks_over_a_long_window_are_growing() -> None:
+    xs = [200.0 * k for k in range(1, 25)]
+    assert assess(xs, _blocks(xs, 130), min_rate=128, noise=4096, chunked=True).growing
+
+
 def test_segment_minima() -> None:
     assert segment_minima([5, 1, 7, 2, 9, 3], 3) == [1, 2, 3]
 

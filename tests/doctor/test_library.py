@@ -106,3 +106,21 @@ def test_an_object_rebuilt_bigger_on_every_call_is_found_and_is_a_growing_collec
     got = run_scenario(os.path.join("real", "leak_pandas_concat_history.py"))
     assert got["verdict"] == "leak", got
     assert "global history" in got["root"] and got["category"] == "growing_collection"
+
+
+def test_the_users_data_kept_in_a_librarys_wrapper_is_the_site() -> None:
+    # The Futures executor.submit returns are bigger, but they are the library's
+    # wrapper around the page the user's render() made: the page is the leak.
+    got = run_scenario(os.path.join("real", "leak_futures_kept_results.py"))
+    assert got["verdict"] == "leak", got
+    assert got["site"].endswith("leak_futures_kept_results.py:17"), got
+    assert "global _jobs" in got["root"]
+
+
+def test_native_memory_behind_a_growing_extension_collection_is_that_collection() -> None:
+    # upb keeps a repeated field's entries in its C arena, which grows in blocks: the
+    # growth is native, and the line's long-lived sized object is what holds it.
+    got = run_scenario(os.path.join("real", "leak_protobuf_repeated_field.py"))
+    assert got["verdict"] == "leak", got
+    assert got["site"].endswith("leak_protobuf_repeated_field.py:16"), got
+    assert "global audit" in got["root"] and got["category"] == "growing_collection"

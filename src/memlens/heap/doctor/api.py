@@ -14,6 +14,7 @@ from memlens.heap.doctor.analyze import apply_native_site, attribute_native, dia
 from memlens.heap.doctor.diagnosis import LEAK, Diagnosis
 from memlens.heap.doctor.guard import BudgetClock, Deadline, StepTimeout
 from memlens.heap.doctor.iterations import Engine, Options
+from memlens.heap.doctor.native_holder import Holder, apply_holder, find_holder
 from memlens.heap.doctor.native_site import choose_native_site
 from memlens.heap.doctor.remedies import refine
 from memlens.heap.doctor.shallow import run_shallow
@@ -125,6 +126,7 @@ def doctor(
         native_site = choose_native_site(engine, traced, untraced)
         if native_site is not None:
             apply_native_site(result, engine, native_site)
+            _native_holder(result, engine, fn, pid, native_site[0], budget)
         if not rerun and any(f.category == "native" for f in result.findings):
             result.notes.append(
                 "native growth was not charged to a line: re-running the step to find "
@@ -165,6 +167,30 @@ def _attribute(
             "step raised while attributing native growth",
             (i, budget),
         )
+
+
+def _native_holder(
+    result: Diagnosis,
+    engine: Engine,
+    fn: Callable[[int], object],
+    pid: int,
+    site: tuple[str, int],
+    budget: float,
+) -> None:
+    """Native growth on a line that adds to a long-lived collection is that
+    collection's growth (see ``native_holder``)."""
+    if not any(f.category == "native" for f in result.findings):
+        return
+    start = engine.iterations + 1000  # fresh iteration numbers, past the attribution's
+    with Deadline(max(2.0, 0.25 * budget), BudgetClock()):
+        holder = _guarded(
+            lambda: find_holder(site, fn, start),
+            pid,
+            "step raised while looking for what holds native growth",
+            (start, budget),
+        )
+    if isinstance(holder, Holder):
+        apply_holder(result, holder, engine.code)
 
 
 def _note_no_bound(result: Diagnosis, engine: Engine) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from memlens.heap.doctor.retention import Path
 
+
 def library_bound(path: Path, code: Any) -> str | None:
     """Why a library root is a bounded cache, or None."""
     module = path.root_module or ""

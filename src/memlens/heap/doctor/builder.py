@@ -190,6 +190,9 @@ class FindingBuilder:
                     break
         for gk, members in groups.items():
             members.sort(key=lambda m: -m[1].growth.rate)
+            payload = self._payload(members, samples)
+            if payload:
+                members.insert(0, members.pop(payload))
             site, sig, first_path, in_garbage = members[0]
             chosen = next((m[2] for m in members if m[2] is not None), first_path)
             rate = sum(m[1].growth.rate for m in members)
@@ -213,6 +216,39 @@ class FindingBuilder:
             finding.samples = sum(len(samples.get(m[0], [])) for m in members)
             out.append((finding, chosen or Path(root="", root_kind="none")))
         return out
+
+    def _payload(
+        self,
+        members: list[tuple[SiteKey, detect.Signal, Path | None, bool]],
+        samples: dict[SiteKey, list[Any]],
+    ) -> int:
+        """Index of the member that is the user's own data held by the top member's
+        library objects, or 0.
+
+        When the biggest site's objects were made inside a library call (a
+        ``Future`` that ``executor.submit`` returns) and hold what the user's own
+        code made at another site (the result the Future keeps), the leaked data is
+        the latter; the library's wrapper is listed as a related site.
+        """
+        code = self.reader.code
+        top = members[0][0]
+        frames = self.reader.site_frames.get(top, (top,))
+        if not frames or code.is_user(frames[0][0]):
+            return 0
+        wrappers = {
+            type(o)
+            for o in samples.get(top, [])
+            if type(o).__module__ not in ("builtins", "collections")
+        }
+        if not wrappers:
+            return 0
+        for k, (site, _sig, path, _g) in enumerate(members[1:], 1):
+            made = self.reader.site_frames.get(site, (site,))
+            if not made or not code.is_user(made[0][0]) or path is None:
+                continue
+            if any(type(o) in wrappers for o in path.objects[:-1]):
+                return k
+        return 0
 
     def _finding(
         self,

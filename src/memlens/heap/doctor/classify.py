@@ -110,14 +110,14 @@ def classify(ev: Evidence) -> str:
         ):
             return "unbounded_memo"
         return "growing_collection"
-    if objs and _is_collection(objs[-1]):
+    if objs and is_collection(objs[-1]):
         # No container on the path: the leaked object is itself a collection that
         # is rebuilt or extended bigger on every call (a DataFrame, a table).
         return "growing_collection"
     return "other"
 
 
-def _is_collection(obj: object) -> bool:
+def is_collection(obj: object) -> bool:
     """A sized object that is not an atom (its length counts entries, not chars)."""
     kind = type(obj)
     if issubclass(kind, (str, bytes, bytearray, memoryview, type)):

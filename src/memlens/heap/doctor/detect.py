@@ -80,6 +80,7 @@ def evaluate(
         ys,
         max(native_floor, MIN_NATIVE_RATE if malloc else MIN_NATIVE_RATE_RSS),
         noise=NATIVE_NOISE if malloc else NATIVE_NOISE_RSS,
+        chunked=True,
     )
     if g.state != growth.FLAT:
         out.append(Signal("native", None, g, "malloc in use" if malloc else "RSS"))

@@ -67,11 +67,14 @@ def assess(
     need: int = 4,
     flat_steps: int = 2,
     alpha: float = 0.01,
+    chunked: bool = False,
 ) -> Growth:
     """Classify ``ys`` (values at iterations ``xs``) as growing, flat or unclear.
 
     ``min_rate`` is the smallest growth per iteration worth reporting; ``noise`` is
-    the change per segment that is still considered no change.
+    the change per segment that is still considered no change. ``chunked`` is for
+    memory that grows in blocks (an allocator's arena, a pool): such a series is not
+    called flat while the quiet stretch since its last block is too short to tell.
     """
     n = len(ys)
     if n < segments + 1:
@@ -89,10 +92,25 @@ def assess(
     consistent = rising and min(recent) >= 0.2 * max(recent)
     if consistent and trend.p_value < alpha and rate >= min_rate:
         state = GROWING
-    elif all(s <= threshold for s in steps[-flat_steps:]):
+    elif all(s <= threshold for s in steps[-flat_steps:]) and not (
+        chunked and _quiet_too_short(xs, ys, threshold)
+    ):
         state = FLAT
     else:
         state = UNCLEAR
     if math.isnan(rate):
         rate = 0.0
     return Growth(state, rate, trend.p_value, steps, float(ys[0]), float(ys[-1]))
+
+
+def _quiet_too_short(xs: Sequence[float], ys: Sequence[float], threshold: float) -> bool:
+    """Memory that grows in blocks looks flat between two blocks. The readings rose
+    by a held block (a jump of more than ``threshold`` never given back) at
+    iteration J; as with growth first seen (see ``iterations``), quiet is believed
+    only once it has lasted as long again, to iteration 2·J, so that blocks coming
+    further and further apart (an arena doubling) are not taken for a bound."""
+    last = 0.0
+    for k in range(1, len(ys)):
+        if ys[k] - ys[k - 1] > threshold and min(ys[k:]) > ys[k - 1] + 0.5 * threshold:
+            last = xs[k]
+    return last > 0 and xs[-1] < 2 * last

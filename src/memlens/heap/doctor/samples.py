@@ -238,4 +238,6 @@ def biggest_at(
         except Exception:  # noqa: BLE001 - a __sizeof__ that fails
             continue
         picked.setdefault(site, []).append((-size, order, obj))
-    return {site: [o for _, _, o in sorted(c, key=lambda t: t[:2])[:want]] for site, c in picked.items()}
+    return {
+        site: [o for _, _, o in sorted(c, key=lambda t: t[:2])[:want]] for site, c in picked.items()
+    }
