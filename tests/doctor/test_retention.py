@@ -207,3 +207,50 @@ def test_graph_counts_every_referrer(n: int) -> None:
         assert {id(h) for h in holders} <= set(refs)
     finally:
         graph.close()
+
+
+def test_a_class_no_module_names_is_not_a_root() -> None:
+    from unittest import mock
+
+    from memlens.heap.doctor.retention import _named_class
+
+    # unittest.mock makes a subclass per mock, whose magic-method attributes point
+    # back at the mock: that class is kept by the mock, not a root holding it.
+    assert not _named_class(type(mock.MagicMock()))
+    assert _named_class(mock.MagicMock) and _named_class(int)
+
+    def factory() -> type:
+        class Local:
+            pass
+
+        return Local
+
+    assert not _named_class(factory())
+
+
+def test_what_the_gc_does_not_list_is_found_below_a_tracked_object() -> None:
+    import gc
+
+    from memlens.heap.doctor.samples import untracked_below
+
+    payload = {"to": "user@example.invalid", "id": 7}
+    args = (payload,)  # a tuple holding a dict stays tracked (like mock's call args)
+    gc.collect()
+    assert gc.is_tracked(args) and not gc.is_tracked(payload)
+    seen: list[object] = []
+    untracked_below(args, seen.append)
+    assert any(o is payload for o in seen) and "user@example.invalid" in seen
+
+
+def test_the_users_data_leads_over_the_librarys_wrapper_that_holds_it() -> None:
+    from memlens.heap.doctor.builder import Made, payload_index
+
+    class Future:  # stands for a library type on the path
+        pass
+
+    wrapper = Made(by_user=False, own=frozenset({Future}), through=frozenset({dict}))
+    data = Made(by_user=True, own=frozenset(), through=frozenset({dict, Future}))
+    unrelated = Made(by_user=True, own=frozenset(), through=frozenset({dict}))
+    assert payload_index([wrapper, unrelated, data]) == 2
+    assert payload_index([wrapper, unrelated]) == 0  # not held by the wrapper
+    assert payload_index([data, wrapper]) == 0  # the biggest is the user's already

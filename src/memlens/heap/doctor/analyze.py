@@ -96,7 +96,7 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
             "no leak is claimed without a retainer"
         )
         return diag
-    diag.findings = group(diag.findings)
+    diag.findings = group(diag.findings, builder.lead)
     if diag.findings and engine.window_short:
         # Growth seen at N is believed only if it still holds at widen × N: a run
         # cut short before that cannot tell a leak from a bound not yet reached.

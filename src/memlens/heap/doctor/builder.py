@@ -11,6 +11,7 @@ import gc
 import os
 import sys
 import types
+from dataclasses import dataclass
 from typing import Any
 
 from memlens.heap.doctor import detect
@@ -62,6 +63,7 @@ class FindingBuilder:
         self.user_bound: dict[int, str] = {}
         self.garbage_by_site: dict[SiteKey, list[Any]] = {}
         self.garbage: list[Any] = []
+        self.made: dict[int, Made] = {}  # id(finding) -> who made its main site's objects
 
     # -- main ----------------------------------------------------------------------
     def build(self) -> list[Finding]:
@@ -129,6 +131,11 @@ class FindingBuilder:
         out.sort(key=lambda f: -f.bytes_per_iteration)
         return dedupe(out)
 
+    def lead(self, members: list[Finding]) -> int:
+        """For ``grouping.group``: which of one retainer's findings leads (see
+        :func:`payload_index`)."""
+        return payload_index([self.made.get(id(f), _NOBODY) for f in members])
+
     def _own_frames(self) -> set[int]:
         out: set[int] = set()
         for frame in sys._current_frames().values():
@@ -190,9 +197,11 @@ class FindingBuilder:
                     break
         for gk, members in groups.items():
             members.sort(key=lambda m: -m[1].growth.rate)
-            payload = self._payload(members, samples)
+            made = [self._traits(m[0], samples.get(m[0], []), m[2]) for m in members]
+            payload = payload_index(made)
             if payload:
                 members.insert(0, members.pop(payload))
+                made.insert(0, made.pop(payload))
             site, sig, first_path, in_garbage = members[0]
             chosen = next((m[2] for m in members if m[2] is not None), first_path)
             rate = sum(m[1].growth.rate for m in members)
@@ -214,41 +223,17 @@ class FindingBuilder:
                 finding.root = "atexit registry"
             finding.related_sites = [f"{short_path(m[0][0])}:{m[0][1]}" for m in members[1:]]
             finding.samples = sum(len(samples.get(m[0], [])) for m in members)
+            self.made[id(finding)] = made[0]
             out.append((finding, chosen or Path(root="", root_kind="none")))
         return out
 
-    def _payload(
-        self,
-        members: list[tuple[SiteKey, detect.Signal, Path | None, bool]],
-        samples: dict[SiteKey, list[Any]],
-    ) -> int:
-        """Index of the member that is the user's own data held by the top member's
-        library objects, or 0.
-
-        When the biggest site's objects were made inside a library call (a
-        ``Future`` that ``executor.submit`` returns) and hold what the user's own
-        code made at another site (the result the Future keeps), the leaked data is
-        the latter; the library's wrapper is listed as a related site.
-        """
-        code = self.reader.code
-        top = members[0][0]
-        frames = self.reader.site_frames.get(top, (top,))
-        if not frames or code.is_user(frames[0][0]):
-            return 0
-        wrappers = {
-            type(o)
-            for o in samples.get(top, [])
-            if type(o).__module__ not in ("builtins", "collections")
-        }
-        if not wrappers:
-            return 0
-        for k, (site, _sig, path, _g) in enumerate(members[1:], 1):
-            made = self.reader.site_frames.get(site, (site,))
-            if not made or not code.is_user(made[0][0]) or path is None:
-                continue
-            if any(type(o) in wrappers for o in path.objects[:-1]):
-                return k
-        return 0
+    def _traits(self, site: SiteKey, samples: list[Any], path: Path | None) -> Made:
+        """Who made a site's objects, and what its path goes through (see ``Made``)."""
+        frames = self.reader.site_frames.get(site, (site,))
+        by_user = bool(frames) and self.reader.code.is_user(frames[0][0])
+        own = frozenset(type(o) for o in samples if type(o).__module__ not in _PLAIN_MODULES)
+        through = frozenset(type(o) for o in path.objects[:-1]) if path is not None else frozenset()
+        return Made(by_user, own, through)
 
     def _finding(
         self,
@@ -442,6 +427,43 @@ class FindingBuilder:
         f.root = "atexit registry"
         f.objects_per_iteration = sig.growth.rate
         return f
+
+
+_PLAIN_MODULES = ("builtins", "collections")
+
+
+@dataclass(frozen=True)
+class Made:
+    """Who made a site's objects and how they are held, to tell data from wrapper.
+
+    ``by_user``: the allocation's innermost frame is the user's code (not a line
+    inside a library call); ``own``: the non-builtin types of its sampled objects;
+    ``through``: the types its retaining path passes through.
+    """
+
+    by_user: bool
+    own: frozenset[type]
+    through: frozenset[type]
+
+
+_NOBODY = Made(False, frozenset(), frozenset())
+
+
+def payload_index(made: list[Made]) -> int:
+    """Index of the site that is the user's own data held by the first (biggest)
+    site's library objects, or 0.
+
+    When the biggest site's objects were made inside a library call (the ``Future``
+    that ``executor.submit`` returns, the call records a ``MagicMock`` keeps) and
+    hold what the user's own code made at another site (the result, the payload),
+    the leaked data is the latter; the library's wrapper is a related site.
+    """
+    if not made or made[0].by_user or not made[0].own:
+        return 0
+    for k, other in enumerate(made[1:], 1):
+        if other.by_user and other.through & made[0].own:
+            return k
+    return 0
 
 
 def dedupe(findings: list[Finding]) -> list[Finding]:

@@ -10,6 +10,8 @@ added to it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from memlens.heap.doctor.diagnosis import Finding
 
 # Categories that describe how memory is kept without a path to a named root.
@@ -26,14 +28,22 @@ def retainer(f: Finding) -> str:
     return " → ".join(parts[:2])
 
 
-def group(findings: list[Finding]) -> list[Finding]:
-    """Merge findings with one retainer; biggest first, related sites under it."""
+def group(
+    findings: list[Finding], lead: Callable[[list[Finding]], int] | None = None
+) -> list[Finding]:
+    """Merge findings with one retainer; biggest first, related sites under it.
+
+    ``lead`` may pick another member (by index, biggest first) to lead its group:
+    the user's data a library's wrapper holds, rather than the wrapper.
+    """
     by_key: dict[str, list[Finding]] = {}
     for f in findings:
         by_key.setdefault(retainer(f), []).append(f)
     out: list[Finding] = []
     for members in by_key.values():
         members.sort(key=lambda f: -f.bytes_per_iteration)
+        if lead is not None and len(members) > 1:
+            members.insert(0, members.pop(lead(members)))
         main, rest = members[0], members[1:]
         alone = main.bytes_per_iteration
         for other in rest:

@@ -10,6 +10,7 @@ logger. The hops are labelled the way a person would write them (``global _cache
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import sys
 import threading
@@ -72,6 +73,11 @@ class Roots:
                 self.module_dicts.setdefault(id(d), name)
         self.class_dicts: dict[int, type] = {}
         for obj in graph.classes():
+            if not _named_class(obj):
+                # A class no module names is only as alive as what holds it: the
+                # subclass unittest.mock makes for every mock, whose attributes point
+                # back at the mock, is kept by the mock, not the other way round.
+                continue
             try:
                 real = gc.get_referents(obj.__dict__)
             except Exception:  # noqa: BLE001 - odd metaclasses
@@ -114,6 +120,23 @@ class Roots:
         if oid in self.contexts:
             return "context"
         return None
+
+
+def _named_class(cls: type) -> bool:
+    """``cls`` is what its module's namespace names it (``module.Outer.Inner``)."""
+    module = sys.modules.get(getattr(cls, "__module__", None) or "")
+    if module is None:
+        return False
+    qualname = getattr(cls, "__qualname__", "") or ""
+    if "<locals>" in qualname:
+        return False
+    obj: Any = module
+    try:
+        for part in qualname.split("."):
+            obj = inspect.getattr_static(obj, part)
+    except AttributeError:
+        return False
+    return obj is cls
 
 
 def find_path(target: Any, graph: ReverseGraph, roots: Roots) -> Path:

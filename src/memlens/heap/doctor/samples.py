@@ -140,9 +140,7 @@ def sample_objects(
                     continue
                 budget -= 1
                 consider(obj)
-                for ref in gc.get_referents(obj):
-                    if type(ref) in _ATOMS:
-                        consider(ref)
+                untracked_below(obj, consider)
         if remaining:
             # No more objects than before, yet more bytes: objects the site made
             # keep getting bigger (a DataFrame rebuilt with one more row per call,
@@ -241,3 +239,16 @@ def biggest_at(
     return {
         site: [o for _, _, o in sorted(c, key=lambda t: t[:2])[:want]] for site, c in picked.items()
     }
+
+
+def untracked_below(obj: Any, consider: Any, depth: int = 3) -> None:
+    """Offer what ``obj`` holds that the GC does not list: atoms, and plain containers
+    the GC stopped tracking because they hold only atoms or untracked containers
+    (``{"to": "…", "id": 7}`` inside a ``(payload,)`` args tuple), a few levels deep."""
+    for ref in gc.get_referents(obj):
+        kind = type(ref)
+        if kind in _ATOMS:
+            consider(ref)
+        elif depth > 1 and kind in _PLAIN and not gc.is_tracked(ref):
+            consider(ref)
+            untracked_below(ref, consider, depth - 1)
