@@ -115,3 +115,42 @@ def test_the_native_lines_long_lived_collections_are_read_from_its_code(tmp_path
         assert holder.root == "module holder_case → global log → .entries"
     finally:
         del sys.modules["holder_case"]
+
+
+def test_a_capacity_is_a_bound_only_where_the_class_evicts_at_it(tmp_path) -> None:
+    import logging.handlers
+
+    from memlens.heap.doctor.bounds import _enforces, capacity_attribute
+
+    mod = _module(
+        tmp_path,
+        "capacity_lib",
+        "class Culled:\n"
+        "    def __init__(self):\n"
+        "        self._max_entries = 300\n"
+        "        self._cache = {}\n\n"
+        "    def set(self, k, v):\n"
+        "        if len(self._cache) >= self._max_entries:\n"
+        "            self._cull()\n"
+        "        self._cache[k] = v\n\n"
+        "    def _cull(self):\n"
+        "        self._cache.clear()\n\n\n"
+        "class Warned:\n"
+        "    def __init__(self):\n"
+        "        self.capacity = 300\n"
+        "        self.items = []\n\n"
+        "    def add(self, x):\n"
+        "        if len(self.items) >= self.capacity:\n"
+        "            print('full')\n"
+        "        self.items.append(x)\n",
+    )
+    culled, warned = mod.Culled(), mod.Warned()
+    sys.modules["capacity_lib"] = mod  # where inspect finds the classes' source
+    try:
+        assert capacity_attribute(culled, [culled._cache])
+        assert capacity_attribute(warned, [warned.items]) is None
+    finally:
+        del sys.modules["capacity_lib"]
+    # logging's MemoryHandler compares its buffer with its capacity only to decide
+    # when to flush, and its flush() clears the buffer only when there is a target.
+    assert not _enforces(logging.handlers.MemoryHandler, "buffer", "capacity")

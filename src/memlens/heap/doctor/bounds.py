@@ -14,6 +14,7 @@ import collections
 import inspect
 import re
 import sys
+import textwrap
 from typing import Any
 
 from memlens.heap.doctor.retention import Path
@@ -67,7 +68,7 @@ def explicit_bound(path: Path) -> str | None:
                 return (
                     f"{type(obj).__name__} bounded at maxsize={bound:,} ({_so_far(current, bound)})"
                 )
-        found = _capacity_attribute(obj, path.objects[i + 1 :])
+        found = capacity_attribute(obj, path.objects[i + 1 :])
         if found:
             return found
     return None
@@ -80,7 +81,7 @@ _CAPACITY = re.compile(
 )
 
 
-def _capacity_attribute(owner: Any, below: list[Any]) -> str | None:
+def capacity_attribute(owner: Any, below: list[Any]) -> str | None:
     """``owner`` (an instance of a class) has an int capacity attribute and the next
     collection on the path holds no more entries than it: the owner enforces it."""
     if type(owner).__module__ == "builtins":
@@ -92,13 +93,117 @@ def _capacity_attribute(owner: Any, below: list[Any]) -> str | None:
     held = next((o for o in below if isinstance(o, (dict, list, set, collections.deque))), None)
     if held is None:
         return None
+    held_name = next((k for k, v in attrs.items() if v is held), None)
     for name, value in list(attrs.items()):
-        if type(value) is int and value > 0 and _CAPACITY.match(name) and len(held) <= value:
+        if (
+            type(value) is int
+            and value > 0
+            and _CAPACITY.match(name)
+            and len(held) <= value
+            and _enforces(type(owner), held_name, name)
+        ):
             return (
                 f"{type(owner).__name__}.{name} bounds it at {value:,} entries "
                 f"({_so_far(len(held), value)})"
             )
     return None
+
+
+def _enforces(cls: type, held: str | None, capacity: str) -> bool:
+    """The class's own code evicts from ``self.<held>`` once its length reaches
+    ``self.<capacity>``: a branch tested on ``len(self.held)`` against
+    ``self.capacity`` deletes, pops or clears it, itself or through a method of the
+    class it calls (``if len(self._cache) >= self._max_entries: self._cull()``).
+
+    A capacity that only decides when to hand records on (logging's MemoryHandler
+    without a target flushes nothing away) is no bound. A class whose code cannot
+    be read (a C type) is taken at its word.
+    """
+    methods: dict[str, ast.AST] = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__ == "builtins":
+            continue
+        try:
+            tree = ast.parse(_dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                methods[node.name] = node
+    if not methods:
+        return True
+    if held is None:
+        return False
+    for func in methods.values():
+        for node in ast.walk(func):
+            if not isinstance(node, ast.If) or not _tests_len_against(node.test, held, capacity):
+                continue
+            if _evicts_self(node.body, held) or any(
+                name in methods and _evicts_self([methods[name]], held)
+                for name in _self_calls(node.body)
+            ):
+                return True
+    return False
+
+
+def _dedent(source: str) -> str:
+    return textwrap.dedent(source)
+
+
+def _self_attr(expr: ast.AST, name: str) -> bool:
+    return (
+        isinstance(expr, ast.Attribute)
+        and expr.attr == name
+        and isinstance(expr.value, ast.Name)
+        and expr.value.id == "self"
+    )
+
+
+def _tests_len_against(test: ast.AST, held: str, capacity: str) -> bool:
+    for node in ast.walk(test):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            sides = (node.left, node.comparators[0])
+            has_len = any(
+                isinstance(x, ast.Call)
+                and isinstance(x.func, ast.Name)
+                and x.func.id == "len"
+                and len(x.args) == 1
+                and _self_attr(x.args[0], held)
+                for x in sides
+            )
+            if has_len and any(_self_attr(x, capacity) for x in sides):
+                return True
+    return False
+
+
+def _evicts_self(body: list[Any], held: str) -> bool:
+    for node in (n for stmt in body for n in ast.walk(stmt)):
+        if isinstance(node, ast.Delete) and any(
+            isinstance(t, ast.Subscript) and _self_attr(t.value, held) for t in node.targets
+        ):
+            return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _EVICT
+            and _self_attr(node.func.value, held)
+        ):
+            return True
+        if isinstance(node, ast.Assign) and any(_self_attr(t, held) for t in node.targets):
+            return True
+    return False
+
+
+def _self_calls(body: list[ast.stmt]) -> set[str]:
+    return {
+        node.func.attr
+        for stmt in body
+        for node in ast.walk(stmt)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+    }
 
 
 def _so_far(current: int, bound: int | float) -> str:

@@ -7,6 +7,7 @@ that share a root into one finding, and classifies and prices each finding.
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import sys
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memlens.heap.doctor import detect
-from memlens.heap.doctor.bounds import explicit_bound, library_bound
+from memlens.heap.doctor.bounds import capacity_attribute, explicit_bound, library_bound
 from memlens.heap.doctor.checkpoints import SiteKey, type_name
 from memlens.heap.doctor.classify import WHY, Evidence, classify, holder_index, holder_name
 from memlens.heap.doctor.cycles import cycle_hops
@@ -63,6 +64,7 @@ class FindingBuilder:
         self.user_bound: dict[int, str] = {}
         self.garbage_by_site: dict[SiteKey, list[Any]] = {}
         self.garbage: list[Any] = []
+        self._graph: ReverseGraph | None = None  # while findings are built
         self.made: dict[int, Made] = {}  # id(finding) -> who made its main site's objects
 
     # -- main ----------------------------------------------------------------------
@@ -102,6 +104,7 @@ class FindingBuilder:
         ignore.update(self._own_frames())
         ignore.update(self.engine.own)
         graph = ReverseGraph(targets, ignore)
+        self._graph = graph
         try:
             roots = Roots(graph, ignore, self.engine.contexts)
             growing_ids = frozenset(container_signals)
@@ -119,6 +122,7 @@ class FindingBuilder:
                 covered.update(id(o) for o in path.objects)
                 findings.append(self._container_finding(sig, obj, path, growing_ids))
         finally:
+            self._graph = None
             graph.close()
         out = [f for f, _ in findings]
         if garbage_signal and not any(f.category == "gc_disabled_cycles" for f in out):
@@ -290,10 +294,24 @@ class FindingBuilder:
             elif category != "cached_instances":
                 # lru_cache on a method (B019) keeps instances alive up to its bound,
                 # which is the leak; any other explicit bound stops the growth.
-                user = explicit_bound(path)
+                user = explicit_bound(path) or self._owner_bound(path)
                 if user:
                     self.user_bound[id(f)] = user
         return f
+
+    def _owner_bound(self, path: Path) -> str | None:
+        """A capacity enforced by an object that owns a collection on the path without
+        being on it: Django's LocMemCache bounds the OrderedDict it shares with the
+        module's ``_caches`` registry, through which the shortest path runs."""
+        graph = self._graph
+        if graph is None:
+            return None
+        for held in [o for o in path.objects if isinstance(o, _COLLECTIONS)][:3]:
+            for owner in _attribute_owners(held, graph):
+                found = capacity_attribute(owner, [held])
+                if found:
+                    return found
+        return None
 
     def _user_frames(self, frames: Any) -> list[Frame]:
         # A memo is one the user wrote: a library's get-or-create registry keyed by
@@ -430,6 +448,32 @@ class FindingBuilder:
 
 
 _PLAIN_MODULES = ("builtins", "collections")
+_COLLECTIONS = (dict, list, set, collections.deque)
+
+
+def _attribute_owners(held: Any, graph: ReverseGraph, limit: int = 8) -> list[Any]:
+    """Instances of non-builtin classes holding ``held`` as an attribute (directly, or
+    through their ``__dict__``)."""
+    out: list[Any] = []
+    for rid in graph.referrers(id(held))[:64]:
+        ref = graph.get(rid)
+        if ref is None:
+            continue
+        candidates = [ref]
+        if type(ref) is dict:
+            candidates = [graph.get(x) for x in graph.referrers(rid)[:16]]
+        for obj in candidates:
+            if obj is None or type(obj).__module__ in _PLAIN_MODULES:
+                continue
+            try:
+                attrs = object.__getattribute__(obj, "__dict__")
+            except Exception:  # noqa: BLE001 - no instance dict
+                continue
+            if type(attrs) is dict and any(v is held for v in attrs.values()):
+                out.append(obj)
+                if len(out) >= limit:
+                    return out
+    return out
 
 
 @dataclass(frozen=True)
