@@ -141,11 +141,17 @@ def sample_objects(
                 budget -= 1
                 consider(obj)
                 untracked_below(obj, consider)
-        if remaining:
+        span = max(1, last.iteration - first.iteration)
+        swelling = {
+            site
+            for site in remaining
+            if last.site_blocks.get(site, 0) - first.site_blocks.get(site, 0) < 0.5 * span
+        }
+        if swelling:
             # No more objects than before, yet more bytes: objects the site made
             # keep getting bigger (a DataFrame rebuilt with one more row per call,
             # a buffer extended in place). The biggest objects it allocated are it.
-            for site, objs_at in biggest_at(objs, remaining, site_of, want).items():
+            for site, objs_at in biggest_at(objs, swelling, site_of, want).items():
                 found[site].extend(o for o in objs_at if all(o is not x for x in found[site]))
     finally:
         del objs
@@ -215,30 +221,27 @@ def newest(holder: Any, n: int) -> list[Any]:
 
 
 def biggest_at(
-    objs: list[Any], sites: set[SiteKey], site_of: Any, want: int
+    objs: list[Any], sites: set[SiteKey], site_of: Any, want: int, look: int = 2000
 ) -> dict[SiteKey, list[Any]]:
-    """The ``want`` biggest (``sys.getsizeof``) of the newest tracked objects allocated
-    at each site, any type (bounded by :data:`MAX_INSTANCES`, newest first)."""
-    picked: dict[SiteKey, list[tuple[int, int, Any]]] = {}
-    budget = MAX_INSTANCES
-    for order, obj in enumerate(reversed(objs)):
-        if budget <= 0:
-            break
-        budget -= 1
+    """The ``want`` biggest (``sys.getsizeof``) objects allocated at each site, among
+    the ``look`` biggest of the newest :data:`MAX_INSTANCES` tracked objects (sizes
+    first: reading an object's traceback costs far more than its size)."""
+    sized: list[tuple[int, int, Any]] = []
+    for order, obj in enumerate(objs[: -MAX_INSTANCES - 1 : -1]):
         if type(obj) in _ATOMS or issubclass(type(obj), (type, weakref.ref)):
             continue
-        frames = object_frames(obj)
-        site = site_of(frames) if frames else None
-        if site not in sites:
-            continue
         try:
-            size = sys.getsizeof(obj, 0)
+            sized.append((-sys.getsizeof(obj, 0), order, obj))
         except Exception:  # noqa: BLE001 - a __sizeof__ that fails
             continue
-        picked.setdefault(site, []).append((-size, order, obj))
-    return {
-        site: [o for _, _, o in sorted(c, key=lambda t: t[:2])[:want]] for site, c in picked.items()
-    }
+    sized.sort(key=lambda t: t[:2])
+    picked: dict[SiteKey, list[Any]] = {}
+    for _, _, obj in sized[:look]:
+        frames = object_frames(obj)
+        site = site_of(frames) if frames else None
+        if site in sites and len(picked.setdefault(site, [])) < want:
+            picked[site].append(obj)
+    return picked
 
 
 def untracked_below(obj: Any, consider: Any, depth: int = 3) -> None:
