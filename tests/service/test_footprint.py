@@ -135,3 +135,30 @@ def test_help_still_lists_every_command() -> None:
     )
     for name, (_module, short_help) in COMMANDS.items():
         assert f"{name}  " in out.stdout and short_help in out.stdout, name
+
+
+def test_persisting_history_does_not_load_openssl(tmp_path: object) -> None:
+    # hashlib loads OpenSSL's libcrypto (~3.7 MiB resident); the store's checksums use
+    # CPython's built-in SHA-256 (memlens.core.digest) instead.
+    bare = _modules("pass", tmp_path)
+    loaded = _modules(
+        "import time\n"
+        "import memlens\n"
+        "m = memlens.Monitor(memlens.load_config(None, mode='production',\n"
+        "    persist_history=True, db_path='history.sqlite')).start()\n"
+        "time.sleep(0.3)\n"
+        "m.stop()\n"
+        "import os; assert os.path.getsize('history.sqlite') > 0",
+        tmp_path,
+    )
+    assert "memlens.store" in loaded  # the history was persisted through the store
+    assert not {"hashlib", "_hashlib"} & (loaded - bare), sorted({"hashlib", "_hashlib"} & loaded)
+
+
+def test_builtin_sha256_matches_hashlib() -> None:
+    import hashlib
+
+    from memlens.core.digest import sha256_hex
+
+    for data in (b"", b"abc", bytes(range(256)) * 1000):
+        assert sha256_hex(data) == hashlib.sha256(data).hexdigest()

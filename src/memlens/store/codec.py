@@ -7,11 +7,11 @@ checksum pages, which is why memlens adds one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from typing import Any
 
+from memlens.core.digest import sha256_hex
 from memlens.core.errors import StoreError
 
 CODEC = "json+zlib"
@@ -19,7 +19,7 @@ CODEC = "json+zlib"
 
 def checksum(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)
 
 
 def encode(obj: Any) -> tuple[bytes, str]:

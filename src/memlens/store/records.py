@@ -51,7 +51,6 @@ Timestamps are UNIX seconds (UTC) as floats. Values must be JSON-serializable
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 import math
 import time
@@ -59,6 +58,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from memlens.core.digest import sha256_hex
 from memlens.core.errors import StoreError
 
 #: How many snapshots a namespace keeps unless told otherwise.
@@ -391,7 +391,7 @@ def record_checksum(
 ) -> str:
     """SHA-256 over everything a record says, so any changed byte is detected."""
     canonical = dumps([namespace, key, int(version), bool(deleted), value, updated_at, writer])
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return sha256_hex(canonical.encode("utf-8"))
 
 
 def make_record(
@@ -468,7 +468,7 @@ def decode_indexed(
 def encode_snapshot(records: Iterable[Record]) -> tuple[str, str]:
     """Snapshot body (JSON list of records, by key) and its SHA-256."""
     body = dumps([r.to_dict() for r in sorted(records, key=lambda r: r.key)])
-    return body, hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return body, sha256_hex(body.encode("utf-8"))
 
 
 def decode_snapshot(
@@ -476,7 +476,7 @@ def decode_snapshot(
 ) -> dict[str, Record]:
     """Verify and parse a snapshot body; ``CorruptRecordError`` naming what failed."""
     raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-    if hashlib.sha256(raw).hexdigest() != checksum:
+    if sha256_hex(raw) != checksum:
         raise CorruptRecordError(Damage(namespace, "snapshot", ref, "checksum mismatch"))
     out: dict[str, Record] = {}
     try:
