@@ -124,3 +124,11 @@ def test_native_memory_behind_a_growing_extension_collection_is_that_collection(
     assert got["verdict"] == "leak", got
     assert got["site"].endswith("leak_protobuf_repeated_field.py:16"), got
     assert "global audit" in got["root"] and got["category"] == "growing_collection"
+
+
+def test_native_memory_of_a_bounded_caches_objects_is_not_a_leak() -> None:
+    # sqlite3's statement cache is an lru_cache bounded at cached_statements; each
+    # cached statement holds its prepared C statement: native growth on the line
+    # that fills a bounded cache is that cache filling.
+    got = run_scenario(os.path.join("real", "ok_sqlite3_statement_cache_late.py"))
+    assert got["verdict"] == "no leak", got

@@ -71,6 +71,10 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         bound = builder.bounded.get(id(f)) or builder.user_bound.get(id(f))
         if bound:
             diag.notes.append(f"{f.site}: {bound}; not a leak")
+            # Native memory charged to these lines later is what the cached objects
+            # hold (see ``native_site.apply_native_site``).
+            for site in (f.site, *f.related_sites):
+                diag.details.setdefault("bounded_sites", {}).setdefault(site, bound)
         else:
             diag.findings.append(f)
     if findings and not diag.findings:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from memlens.core.units import format_bytes
 from memlens.heap.doctor import growth
-from memlens.heap.doctor.diagnosis import Diagnosis, Finding
+from memlens.heap.doctor.diagnosis import LEAK, NO_LEAK, Diagnosis, Finding
 from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.native import LineAttributor, native_reader
 from memlens.heap.doctor.sites import Frame, function_at, short_path, source_line, user_stack
@@ -114,6 +114,18 @@ def apply_native_site(diag: Diagnosis, engine: Engine, site: Attribution) -> Non
                 " line), which is freed with them."
             )
             diag.findings.remove(f)
+        elif where in diag.details.get("bounded_sites", {}):
+            # The line fills a bounded cache (sqlite3's statement cache): the native
+            # memory is what the cached objects hold, freed as they are evicted.
+            bound = diag.details["bounded_sites"][where]
+            diag.notes.append(
+                f"{where}: {format_bytes(f.bytes_per_iteration, signed=True)} per call of "
+                f"native memory, held by the objects of a bounded cache ({bound}); not a leak"
+            )
+            diag.findings.remove(f)
+    if not diag.findings and diag.verdict == LEAK:
+        diag.verdict = NO_LEAK
+        diag.reason = "growth only in bounded caches that are still filling up to their bound"
     diag.findings.sort(key=lambda x: -x.bytes_per_iteration)
 
 
