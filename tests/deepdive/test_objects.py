@@ -126,6 +126,11 @@ def test_ptrace_denied_is_one_line_naming_the_setting(tmp_path: Path) -> None:
         ],
     )
     try:
+        # setpriv execs the interpreter: until then the pid is setpriv, not Python.
+        deadline = time.monotonic() + 60
+        while "python" not in os.path.basename(os.readlink(f"/proc/{target.pid}/exe")):
+            assert time.monotonic() < deadline, "the target never became python3"
+            time.sleep(0.05)
         out = subprocess.run(
             [
                 "setpriv",
