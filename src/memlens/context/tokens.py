@@ -334,9 +334,12 @@ class CachedCounter:
     ``name`` is the encoding (or ``"approximate"``); ``approximate`` is true when no
     tokenizer was available and the byte estimator is used. ``misses`` counts texts
     tokenized (one by one or in a batch), ``hits`` lookups answered from the cache.
+    ``native=False`` counts with tiktoken even when the C counter is there.
     """
 
-    def __init__(self, encoding: str = "cl100k_base", max_entries: int = 200_000) -> None:
+    def __init__(
+        self, encoding: str = "cl100k_base", max_entries: int = 200_000, *, native: bool = True
+    ) -> None:
         self._encoding = load_encoding(encoding) if encoding != APPROXIMATE else None
         self.name = encoding if self._encoding is not None else APPROXIMATE
         self.approximate = self._encoding is None
@@ -347,7 +350,7 @@ class CachedCounter:
         self._native = None
         if self._encoding is not None:
             self._encode = self._encoding.encode_ordinary
-            self._native = native_counter(encoding)
+            self._native = native_counter(encoding) if native else None
         self._cache_lock = threading.Lock()
 
     @property
@@ -486,6 +489,13 @@ class CachedCounter:
         whitespace nor ``/`` counts as the sum of its parts (see :meth:`count_concat`)."""
         return self.name in _ADDITIVE
 
+    @property
+    def counts_in_blocks(self) -> bool:
+        """True when :meth:`count_in_blocks` really cuts texts into blocks: joins add up
+        and counting is tiktoken's (the C counter counts a trim afresh faster than the
+        blocks' bookkeeping would find its count)."""
+        return self.name in _ADDITIVE and self._native is None
+
     def remember(self, text: str, tokens: int) -> None:
         """Cache ``tokens`` as the count of ``text``: only for a count derived exactly
         from parts that add up, so the text is never tokenized again."""
@@ -499,7 +509,11 @@ class CachedCounter:
         their whole counts where joins add up: a trimmed copy of one (its first and last
         lines) is then counted from the blocks it shares with it (see
         :func:`count_cut`). Other texts, and every text with other encodings, are
-        counted whole. Each text's count is cached."""
+        counted whole. Each text's count is cached. With the C counter every text is
+        counted whole (see :attr:`counts_in_blocks`)."""
+        if not self.counts_in_blocks:
+            self.prime(texts)
+            return
         whole: list[str] = []
         split: list[tuple[str, list[str]]] = []
         for text in texts:
@@ -523,8 +537,10 @@ class CachedCounter:
         return [self.count(text) for text in items]
 
     def clear(self) -> None:
-        """Forget every cached count."""
+        """Forget every cached count (the C counter's piece counts too)."""
         self._cache.clear()
+        if self._native is not None:
+            self._native.clear()
         self.hits = self.misses = 0
 
     def __len__(self) -> int:
@@ -542,7 +558,7 @@ def count_cut(counter: CachedCounter, text: str, head: int, middle: str, tail: i
     """
     n = len(text)
     if (
-        not counter.joins_add_up
+        not counter.counts_in_blocks
         or not middle
         or middle[0].isspace()
         or middle[0] == "/"

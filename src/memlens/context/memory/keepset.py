@@ -13,6 +13,7 @@ import re
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from memlens.context.tokens import digest_text
 
@@ -196,29 +197,53 @@ def _lines_with(text: str, needle: str) -> list[tuple[int, str]]:
     return out
 
 
+_scanner: list[Any] = []
+
+
+def _textscan() -> Any | None:
+    """``memlens._textscan`` (the same scans in one pass each), or None."""
+    if not _scanner:
+        from memlens.heap.native_ext import load_extension
+
+        _scanner.append(load_extension("_textscan"))
+    return _scanner[0]
+
+
+def _lines_with_any(text: str, needles: tuple[str, ...], scan: Any | None) -> list[str]:
+    """The lines of ``text`` holding any of ``needles``, in order, each once."""
+    if scan is not None:
+        lines: list[str] = scan.lines_with(text, needles)
+        return lines
+    found: dict[int, str] = {}
+    for needle in needles:
+        found.update(_lines_with(text, needle))
+    return [line for _, line in sorted(found.items())]
+
+
 def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
     """Tool output is large: find candidate lines with ``str.find``, regexes only on them.
 
     Only error lines, URLs, paths and the names a file defines are kept from it (every
     name a log or a file *uses* would swamp the keep-set).
     """
-    lines: dict[int, str] = {}
-    for hint in _ERROR_HINTS:
-        lines.update(_lines_with(text, hint))
-    for _, line in sorted(lines.items()):
+    scan = _textscan()
+    for line in _lines_with_any(text, _ERROR_HINTS, scan):
         match = _ERROR.search(line)
         if match:
             put(match.group(0), "error")
-    defined: dict[int, str] = {}
-    for keyword in _DEFINES:
-        defined.update(_lines_with(text, keyword))
-    for _, line in sorted(defined.items()):
+    for line in _lines_with_any(text, _DEFINES, scan):
         match = _DEFINITION.match(line)
         if match:
             put(match.group(1), "identifier")
     if "://" in text:
         for match in _URL.finditer(text):
             put(match.group(0).rstrip(".,;:"), "url")
+    if scan is not None:
+        runs = scan.path_runs(text)
+        if runs:
+            for path in dict.fromkeys(_PATH_FAST.findall(" ".join(runs))):
+                put(path, "path")
+        return
     # str.split is far cheaper than a regex over the text. A path is made of word
     # characters, ".", "/" and "-" only, and what stands before and after it is
     # checked only for being none of those: so the words holding a slash are cut at

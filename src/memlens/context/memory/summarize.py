@@ -324,9 +324,10 @@ def _trim_tokens(
     text: str, lines: list[str], result: str, head: int, tail: int, middle: str, count: Count
 ) -> int:
     """Tokens of a trim of ``text``: from the blocks it shares with ``text`` when the
-    caller's counter counted ``text`` in blocks (:func:`count_cut`), else counted."""
+    caller's counter counted ``text`` in blocks (:func:`count_cut`), else counted
+    (the C counter counts a trim faster than its blocks can be looked up)."""
     counter = getattr(count, "__self__", None)
-    if isinstance(counter, CachedCounter) and counter.joins_add_up:
+    if isinstance(counter, CachedCounter) and counter.counts_in_blocks:
         head_chars = sum(len(line) + 1 for line in lines[:head])
         tail_chars = sum(len(line) + 1 for line in lines[len(lines) - tail :]) - 1 if tail else 0
         expected = text[:head_chars] + middle

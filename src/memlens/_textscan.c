@@ -1,0 +1,205 @@
+/* Single-pass text scans for the keep-set of tool output (memlens._textscan).
+ *
+ * lines_with(text, needles) -> the lines of text (cut at "\n", without it) that hold
+ *     at least one of the ASCII needles, in text order, each line once: what
+ *     gathering the lines that hold each needle with str.find and sorting them by
+ *     where they start gives, in one pass instead of one per needle.
+ * path_runs(text) -> the distinct pieces, in first-occurrence order, of the words of
+ *     text (str.split()'s whitespace) that hold a "/", cut at every ASCII punctuation
+ *     mark but . / - _, keeping the pieces that hold a "/": what
+ *     " ".join(w for w in text.split() if "/" in w).translate(...).split() filtered
+ *     and de-duplicated gives.
+ *
+ * keepset.py keeps the pure-Python versions, used when this extension is missing.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_NEEDLES 32
+#define MAX_NEEDLE 32
+
+/* the lines-with loop over one string kind (T: its code unit type) */
+#define SCAN_LINES(T)                                                              \
+    do {                                                                           \
+        const T *u = (const T *)data;                                              \
+        Py_ssize_t line = 0, i = 0;                                                \
+        while (i < n) {                                                            \
+            T ch = u[i];                                                           \
+            if (ch == '\n') {                                                      \
+                line = ++i;                                                        \
+                continue;                                                          \
+            }                                                                      \
+            if (ch >= 128 || !first[ch]) {                                         \
+                i++;                                                               \
+                continue;                                                          \
+            }                                                                      \
+            int hit = 0;                                                           \
+            for (Py_ssize_t k = 0; k < count && !hit; k++) {                       \
+                if (pat[k][0] != ch || i + len[k] > n)                             \
+                    continue;                                                      \
+                Py_ssize_t j = 1;                                                  \
+                while (j < len[k] && u[i + j] == pat[k][j])                        \
+                    j++;                                                           \
+                hit = j == len[k];                                                 \
+            }                                                                      \
+            if (!hit) {                                                            \
+                i++;                                                               \
+                continue;                                                          \
+            }                                                                      \
+            Py_ssize_t end = i;                                                    \
+            while (end < n && u[end] != '\n')                                      \
+                end++;                                                             \
+            PyObject *s = PyUnicode_Substring(text, line, end);                    \
+            if (s == NULL || PyList_Append(out, s) < 0) {                          \
+                Py_XDECREF(s);                                                     \
+                failed = 1;                                                        \
+                break;                                                             \
+            }                                                                      \
+            Py_DECREF(s);                                                          \
+            i = end;                                                               \
+        }                                                                          \
+    } while (0)
+
+static PyObject *
+lines_with(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *text, *needles;
+    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, &needles))
+        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(needles);
+    if (count > MAX_NEEDLES) {
+        PyErr_SetString(PyExc_ValueError, "too many needles");
+        return NULL;
+    }
+    unsigned char pat[MAX_NEEDLES][MAX_NEEDLE];
+    Py_ssize_t len[MAX_NEEDLES];
+    unsigned char first[128] = {0};
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *needle = PyTuple_GET_ITEM(needles, k);
+        if (!PyUnicode_Check(needle) || !PyUnicode_IS_ASCII(needle) ||
+            PyUnicode_GET_LENGTH(needle) < 1 || PyUnicode_GET_LENGTH(needle) > MAX_NEEDLE) {
+            PyErr_SetString(PyExc_ValueError, "needles must be short non-empty ASCII str");
+            return NULL;
+        }
+        len[k] = PyUnicode_GET_LENGTH(needle);
+        memcpy(pat[k], PyUnicode_DATA(needle), (size_t)len[k]);
+        first[pat[k][0]] = 1;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int failed = 0;
+    switch (kind) {
+    case PyUnicode_1BYTE_KIND:
+        SCAN_LINES(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        SCAN_LINES(Py_UCS2);
+        break;
+    default:
+        SCAN_LINES(Py_UCS4);
+        break;
+    }
+    if (failed) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* ASCII punctuation (string.punctuation) but . / - _ */
+static int
+cuts_path(Py_UCS4 ch)
+{
+    return ch < 128 && ch != '.' && ch != '/' && ch != '-' && ch != '_' &&
+           strchr("!\"#$%&'()*+,:;<=>?@[\\]^`{|}~", (int)ch) != NULL && ch != 0;
+}
+
+static PyObject *
+path_runs(PyObject *Py_UNUSED(module), PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "path_runs() takes a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = PyList_New(0);
+    PyObject *seen = PySet_New(NULL);
+    if (out == NULL || seen == NULL)
+        goto fail;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        while (i < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
+            i++;
+        Py_ssize_t start = i;
+        int slash = 0;
+        while (i < n) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+            if (Py_UNICODE_ISSPACE(ch))
+                break;
+            slash |= ch == '/';
+            i++;
+        }
+        if (!slash)
+            continue;
+        /* the word [start, i) holds a slash: its pieces between punctuation marks */
+        Py_ssize_t p = start;
+        while (p < i) {
+            while (p < i && cuts_path(PyUnicode_READ(kind, data, p)))
+                p++;
+            Py_ssize_t q = p;
+            int has = 0;
+            while (q < i) {
+                Py_UCS4 ch = PyUnicode_READ(kind, data, q);
+                if (cuts_path(ch))
+                    break;
+                has |= ch == '/';
+                q++;
+            }
+            if (q > p && has) {
+                PyObject *piece = PyUnicode_Substring(text, p, q);
+                if (piece == NULL)
+                    goto fail;
+                int known = PySet_Contains(seen, piece);
+                if (known < 0 || (!known && (PySet_Add(seen, piece) < 0 ||
+                                             PyList_Append(out, piece) < 0))) {
+                    Py_DECREF(piece);
+                    goto fail;
+                }
+                Py_DECREF(piece);
+            }
+            p = q;
+        }
+    }
+    Py_DECREF(seen);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_XDECREF(seen);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"lines_with", lines_with, METH_VARARGS,
+     "lines_with(text, needles) -> the lines holding a needle, in order, once each"},
+    {"path_runs", path_runs, METH_O,
+     "path_runs(text) -> distinct slash-holding pieces of the words holding a slash"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "memlens._textscan",
+    "Single-pass scans of tool output for the keep-set.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__textscan(void)
+{
+    return PyModule_Create(&module);
+}

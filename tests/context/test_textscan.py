@@ -1,0 +1,83 @@
+"""The keep-set's one-pass scans (``memlens._textscan``) equal the pure-Python ones.
+
+``keepset._scan_output`` uses the C scans when the extension is built and the
+``str.find``/``str.split`` versions otherwise; both must give the same keep-set on the
+same text: checked on the benchmark's tool outputs and on random text made of the
+characters the scans decide on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memlens.context.memory import keepset
+from memlens.heap.native_ext import extensions_disabled, load_extension
+
+ROOT = Path(__file__).resolve().parents[2]
+_module = load_extension("_textscan")
+if _module is None and not extensions_disabled() and shutil.which("cc") is not None:
+    pytest.fail("memlens._textscan is not built (python3 setup.py build_ext --inplace)")
+pytestmark = pytest.mark.skipif(_module is None, reason="C extension not built or disabled")
+
+
+def _python_keepset(text: str, monkeypatch: pytest.MonkeyPatch) -> list[keepset.Keep]:
+    with monkeypatch.context() as patch:
+        patch.setattr(keepset, "_scanner", [None])
+        return keepset._extract_uncached(text, False)
+
+
+def _python_runs(text: str) -> list[str]:
+    words = [w for w in text.split() if "/" in w]
+    pieces = " ".join(words).translate(keepset._NOT_IN_PATH).split()
+    return [r for r in dict.fromkeys(pieces) if "/" in r]
+
+
+def test_tool_outputs_give_the_same_keep_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks" / "context"))
+    try:
+        from fit_sessions import generate
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks" / "context"))
+    messages, _ = generate(60, seed=4)
+    outputs = [m["content"] for m in messages if m.get("role") == "tool"]
+    assert len(outputs) > 50
+    found = 0
+    for text in outputs:
+        fast = keepset._extract_uncached(text, False)
+        assert fast == _python_keepset(text, monkeypatch)
+        found += len(fast)
+    assert found > 200
+
+
+scan_text = st.lists(
+    st.one_of(
+        st.sampled_from(list("\n\r\t \x1c\u3000/._-:;,()[]'\"`é€日")),
+        st.sampled_from(["def ", "class ", "fn ", "Error", "FAIL", "Traceback", "atal", "anic"]),
+        st.sampled_from(["src/a.py", "x/y", "//", "http://h/p.md", "a_b.c", "xception"]),
+        st.characters(blacklist_categories=("Cs",)),
+    ),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=scan_text)
+def test_random_text_scans_like_python(text: str) -> None:
+    needles = keepset._ERROR_HINTS + keepset._DEFINES
+    assert _module.lines_with(text, needles) == keepset._lines_with_any(text, needles, None)
+    assert _module.path_runs(text) == _python_runs(text)
+
+
+def test_bad_needles_are_refused() -> None:
+    with pytest.raises(ValueError):
+        _module.lines_with("x", ("",))
+    with pytest.raises(ValueError):
+        _module.lines_with("x", ("é",))
+    with pytest.raises(TypeError):
+        _module.path_runs(b"a/b")
