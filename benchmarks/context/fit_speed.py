@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit_sessions import generate  # noqa: E402
 
-from memlens.context.memory import fit_messages, keepset  # noqa: E402
+from memlens.context.memory import fit_messages, keepset, summarize  # noqa: E402
 from memlens.context.memory.messages import measure  # noqa: E402
 from memlens.context.tokens import get_counter, load_encoding  # noqa: E402
 
@@ -41,6 +41,9 @@ def _clear_keepsets() -> None:
         clear()
     else:  # older versions: the same cache, no function for it
         keepset._CACHE.clear()
+    clear = getattr(summarize, "clear_cache", None)  # the sentences, on newer versions
+    if clear is not None:
+        clear()
 
 
 def main() -> None:

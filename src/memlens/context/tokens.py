@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import binascii
 import bisect
+import contextlib
 import gzip
 import hashlib
 import marshal
@@ -46,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import util as importlib_util
 from pathlib import Path
@@ -106,9 +107,47 @@ NATIVE_PATTERNS = {
 _CACHE_MAGIC = b"memlens-ranks-1\n"
 
 
+class _Memo(threading.local):
+    #: while :func:`digest_memo` is active: ``id(text) -> (text, digest)``
+    table: dict[int, tuple[str, bytes]] | None = None
+
+
+_memo = _Memo()
+
+#: Shorter texts are digested again rather than remembered (it costs about as much).
+MEMO_MIN_CHARS = 64
+
+
 def digest_text(text: str) -> bytes:
     """The 16-byte content digest memlens uses for caching and de-duplication."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    table = _memo.table
+    if table is not None:
+        known = table.get(id(text))
+        # the table holds the text, so its id cannot have been reused meanwhile
+        if known is not None and known[0] is text:
+            return known[1]
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    if table is not None and len(text) >= MEMO_MIN_CHARS:
+        table[id(text)] = (text, digest)
+    return digest
+
+
+@contextlib.contextmanager
+def digest_memo() -> Iterator[None]:
+    """Within this block, :func:`digest_text` digests each ``str`` object once.
+
+    A fit hands the same message texts to the counter, the readers and the keep-set
+    many times; their digests are remembered by object identity, holding the objects
+    until the block ends (in this thread; nested blocks share the outer one).
+    """
+    if _memo.table is not None:
+        yield
+        return
+    _memo.table = {}
+    try:
+        yield
+    finally:
+        _memo.table = None
 
 
 def block_starts(text: str, size: int | None = None) -> list[int]:

@@ -130,7 +130,7 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
 
     # neither pattern holds a sentence end or a line break, so a sentence can match
     # only where the whole text does: one search each spares most texts the loop
-    if prose and (_CONSTRAINT.search(text) or _DECISION.search(text)):
+    if prose and _may_hold_rule(text) and (_CONSTRAINT.search(text) or _DECISION.search(text)):
         for match in _SENTENCE.finditer(text):
             sentence = match.group(0)
             if _CONSTRAINT.search(sentence):
@@ -146,7 +146,8 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
         for match in _PATH.finditer(text):
             put(match.group(0), "path")
         for match in _IDENT.finditer(text):
-            put(next(g for g in match.groups() if g), "identifier")
+            # each alternative has one group, never empty: the one that took part
+            put(match.group(match.lastindex or 0), "identifier")
         for match in _NUMBER.finditer(text):
             if len(match.group(0)) >= 2:
                 put(_with_context(text, match.start(), match.end()), "number")
@@ -158,6 +159,44 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
 
 
 _WHOLE = ("constraint", "decision", "error")
+
+#: A literal every match of :data:`_CONSTRAINT` or :data:`_DECISION` holds, lowered
+_RULE_WORDS = (
+    "must",
+    "never",
+    "always",
+    "do not",
+    "don't",
+    "should",
+    "require",
+    "only use",
+    "not allowed",
+    "forbidden",
+    "at most",
+    "at least",
+    "no more than",
+    "constraint",
+    "decided",
+    "decision",
+    "we'll use",
+    "we will use",
+    "let's use",
+    "going with",
+    "agreed",
+    "chose",
+    "instead of",
+    "switch",
+    "settled on",
+)
+
+
+def _may_hold_rule(text: str) -> bool:
+    """False only when neither pattern can match: an ASCII text (where ignoring case
+    is lowering) holding none of their words; other texts are always searched."""
+    if not text.isascii():
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in _RULE_WORDS)
 
 
 def _with_context(text: str, start: int, end: int, words: int = 3) -> str:

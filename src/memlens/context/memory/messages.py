@@ -30,7 +30,7 @@ from memlens.context.readers.anthropic_messages import AnthropicMessagesReader
 from memlens.context.readers.common import compact_json, flatten_text
 from memlens.context.readers.openai_chat import OpenAIChatReader
 from memlens.context.session import ContextSession
-from memlens.context.tokens import digest_text
+from memlens.context.tokens import digest_memo, digest_text
 from memlens.core.errors import ConfigError, InputFormatError
 
 if TYPE_CHECKING:
@@ -700,16 +700,17 @@ class RequestFitter:
         self.system, self.tools = system, tools
         self.keep_last_turns, self.pinned = keep_last_turns, tuple(pinned)
         self.memory_options = dict(memory_options or {})
-        prime_counts(messages, fmt, self.counter)
-        self.reference = read_request(
-            messages,
-            fmt,
-            model=model,
-            system=system,
-            tools=tools,
-            counter=self.counter,
-            track_leaks=False,
-        )
+        with digest_memo():
+            prime_counts(messages, fmt, self.counter)
+            self.reference = read_request(
+                messages,
+                fmt,
+                model=model,
+                system=system,
+                tools=tools,
+                counter=self.counter,
+                track_leaks=False,
+            )
         self.tokens_before = self.reference.window_tokens
         self._per_message = _message_tokens(self.reference) if fmt == OPENAI else {}
         self._template: ContextMemory | None = None
@@ -750,6 +751,10 @@ class RequestFitter:
         to it, eagerly) and ends the fitter's reuse; otherwise ``result.memory`` is
         built from a fresh copy when first used.
         """
+        with digest_memo():  # the same texts are digested many times over
+            return self._fit(budget, keep_memory)
+
+    def _fit(self, budget: int | str, keep_memory: bool) -> FitResult:
         tokens = self._parse(budget)
         if self._template is None:
             self._template = self.new_memory(tokens)
@@ -843,17 +848,18 @@ def fit_messages(
     :class:`BudgetError` when what must be kept does not fit. To fit one list to
     several budgets, :class:`RequestFitter` reads it only once.
     """
-    fitter = RequestFitter(
-        messages,
-        model=model,
-        tools=tools,
-        system=system,
-        format=format,
-        keep_last_turns=keep_last_turns,
-        pinned=pinned,
-        memory_options=memory_options,
-    )
-    return fitter.fit(budget, keep_memory=True)
+    with digest_memo():
+        fitter = RequestFitter(
+            messages,
+            model=model,
+            tools=tools,
+            system=system,
+            format=format,
+            keep_last_turns=keep_last_turns,
+            pinned=pinned,
+            memory_options=memory_options,
+        )
+        return fitter.fit(budget, keep_memory=True)
 
 
 def _memory(

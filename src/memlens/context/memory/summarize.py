@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from memlens.context.memory.keepset import WEIGHT, Keep, extract, extract_shared, occurring
-from memlens.context.tokens import CachedCounter, count_cut
+from memlens.context.tokens import CachedCounter, count_cut, digest_text
 
 Count = Callable[[str], int]
 
@@ -162,8 +162,14 @@ class ExtractiveSummarizer:
         # stable sort: first occurrence order within a kind
         keeps = sorted(keep_set(texts, flags), key=lambda k: -k.weight)
         # sentences come from prose; tool output contributes its keep-set only
-        sentences = _sentences([t for t, flag in zip(texts, flags) if not flag])
-        ranked = _rank(sentences)
+        prose = [t for t, flag in zip(texts, flags) if not flag]
+        analysed = [_prose_of(t) for t in prose]
+        sentences = [s for a in analysed for s in a[0]]
+        ranked = _rank(
+            sentences,
+            [w for a in analysed for w in a[1]],
+            [m for a in analysed for m in a[2]],
+        )
         chars_per_token = max(1.0, len(joined) / max(1, total))
         budget = target_tokens * chars_per_token
         for _ in range(4):
@@ -211,26 +217,69 @@ def keep_set(texts: Sequence[str], tool_output: Sequence[bool]) -> list[Keep]:
     return list(seen.values())
 
 
-def _sentences(texts: Sequence[str]) -> list[tuple[str, bool]]:
-    """Sentences of every text, with a flag for the first sentence of a text."""
-    out: list[tuple[str, bool]] = []
-    for text in texts:
+#: Per text (by content digest): its sentences with their first-sentence flags, and
+#: each sentence's words. A fit's builds summarise the same texts in other groupings.
+_Prose = tuple[tuple[tuple[str, bool], ...], tuple[list[str], ...], tuple[bool, ...]]
+_PROSE: dict[bytes, _Prose] = {}
+_PROSE_SIZE = 8192
+
+
+def _prose_of(text: str) -> _Prose:
+    key = digest_text(text)
+    found = _PROSE.get(key)
+    if found is None:
+        sentences: list[tuple[str, bool]] = []
         first = True
         for part in _SPLIT.split(text):
             part = part.strip()
             if len(part) >= 3:
-                out.append((part, first))
+                sentences.append((part, first))
                 first = False
+        # lowering an ASCII sentence first finds the same words, lowered
+        words = tuple(
+            _WORD.findall(s.lower()) if s.isascii() else [w.lower() for w in _WORD.findall(s)]
+            for s, _ in sentences
+        )
+        if len(_PROSE) >= _PROSE_SIZE:
+            for old in list(_PROSE)[: _PROSE_SIZE // 2]:
+                del _PROSE[old]
+        marked = tuple(_marked(s) for s, _ in sentences)
+        found = _PROSE[key] = (tuple(sentences), words, marked)
+    return found
+
+
+def clear_cache() -> None:
+    """Forget the cached sentences (benchmarks time a cold start with it)."""
+    _PROSE.clear()
+
+
+def _sentences(texts: Sequence[str]) -> list[tuple[str, bool]]:
+    """Sentences of every text, with a flag for the first sentence of a text."""
+    out: list[tuple[str, bool]] = []
+    for text in texts:
+        out.extend(_prose_of(text)[0])
     return out
 
 
-def _rank(sentences: list[tuple[str, bool]]) -> list[int]:
-    """Sentence indexes, best first (deterministic: ties keep document order)."""
-    # lowering an ASCII sentence first finds the same words, lowered
-    words = [
-        _WORD.findall(s.lower()) if s.isascii() else [w.lower() for w in _WORD.findall(s)]
-        for s, _ in sentences
-    ]
+def _marked(sentence: str) -> bool:
+    """A sentence with a digit, a slash or an underscore (ranked a little higher)."""
+    return any(map(str.isdigit, sentence)) or "/" in sentence or "_" in sentence
+
+
+def _rank(
+    sentences: list[tuple[str, bool]],
+    words: Sequence[list[str]] | None = None,
+    marked: Sequence[bool] | None = None,
+) -> list[int]:
+    """Sentence indexes, best first (deterministic: ties keep document order);
+    ``words`` and ``marked`` are each sentence's words and :func:`_marked` when the
+    caller has them."""
+    if words is None:
+        # lowering an ASCII sentence first finds the same words, lowered
+        words = [
+            _WORD.findall(s.lower()) if s.isascii() else [w.lower() for w in _WORD.findall(s)]
+            for s, _ in sentences
+        ]
     tf = Counter(w for ws in words for w in set(ws) if w not in _STOP)
     weight = {w: math.log1p(n) for w, n in tf.items()}
     scores = []
@@ -239,7 +288,7 @@ def _rank(sentences: list[tuple[str, bool]]) -> list[int]:
         score = sum(weight[w] for w in unique) / math.sqrt(len(ws) + 1)
         if first:
             score += 1.0
-        if any(map(str.isdigit, sentence)) or "/" in sentence or "_" in sentence:
+        if marked[index] if marked is not None else _marked(sentence):
             score += 0.5
         scores.append((-score, index))
     scores.sort()
