@@ -5,6 +5,8 @@ every round so that machine noise hits them alike, and reports medians:
 
 - ``memlens run --no-trace`` against a bare ``python workload.py``;
 - ``memlens run`` (tracemalloc at depth N) against ``python -X tracemalloc=N``;
+- ``memlens run -m workload`` against ``python -X tracemalloc=N -m workload``
+  (and the same run kept in memlens's process, as ``-m`` ran before it was hosted);
 - the cost of one process-meter read, in microseconds.
 
 Two ratios are given for each pair: *wall* is the whole command as a user runs
@@ -168,8 +170,16 @@ def main() -> None:
             "memlens (traced, in-process)": [*ml, "run", "--trace-depth", str(depth)]
             + [str(script)],
         }
+        # The same workload as a module (python -m puts the current directory, where
+        # it is, first on the path); python -m runs it two runpy frames deep.
+        module = [*ml, "run", "--trace-depth", str(depth), "-m", script.stem]
+        variants[f"tracemalloc={depth} -m"] = [sys.executable, "-X", f"tracemalloc={depth}"]
+        variants[f"tracemalloc={depth} -m"] += ["-m", script.stem]
+        variants["memlens (traced) -m"] = module
+        variants["memlens (traced, in-process) -m"] = module
         extra_env: dict[str, dict[str, str]] = {
-            "memlens (traced, in-process)": {"MEMLENS_RUN_REEXEC": "0"}
+            "memlens (traced, in-process)": {"MEMLENS_RUN_REEXEC": "0"},
+            "memlens (traced, in-process) -m": {"MEMLENS_RUN_REEXEC": "0"},
         }
         if args.baseline_src:
             variants["memlens (traced, baseline)"] = variants["memlens (traced)"]
@@ -196,10 +206,10 @@ def main() -> None:
         return statistics.median(x[k] for x in results[name])
 
     print()
-    print(f"{'variant':<30}{'wall (s)':>10}{'program (s)':>13}{'cpu (s)':>10}")
+    print(f"{'variant':<34}{'wall (s)':>10}{'program (s)':>13}{'cpu (s)':>10}")
     for name in names:
         times = f"{median(name, 0):>10.3f}{median(name, 1):>13.3f}{median(name, 2):>10.3f}"
-        print(f"{name:<30}{times}")
+        print(f"{name:<34}{times}")
     print()
     print(f"{'ratio':<42}{'wall':>8}{'program':>10}{'cpu':>8}{'target':>9}")
     pairs = [
@@ -209,6 +219,20 @@ def main() -> None:
             f"in-process / tracemalloc={depth}",
             "memlens (traced, in-process)",
             f"tracemalloc={depth}",
+            "",
+        ),
+    ]
+    pairs += [
+        (
+            f"memlens -m / tracemalloc={depth} -m",
+            "memlens (traced) -m",
+            f"tracemalloc={depth} -m",
+            "≤ 1.10",
+        ),
+        (
+            f"in-process -m / tracemalloc={depth} -m",
+            "memlens (traced, in-process) -m",
+            f"tracemalloc={depth} -m",
             "",
         ),
     ]

@@ -1,6 +1,8 @@
 """Run a Python program in this process the way ``python script.py`` would.
 
-``memlens run`` profiles the program in-process (like ``python -m cProfile``), so
+Where ``memlens run`` cannot host the program in a re-executed interpreter
+(``cli/_reexec.py``: not POSIX, ``MEMLENS_RUN_REEXEC=0``, a module that is not a
+plain source file), it profiles it in-process (like ``python -m cProfile``), so
 the program must not notice it is hosted: ``sys.argv``, ``sys.path[0]`` and
 ``__main__`` are set as the interpreter sets them, and its exit code and uncaught
 exceptions come out as they would without memlens. This module does only that;
@@ -20,13 +22,16 @@ import sys
 import traceback
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.core.errors import TargetError
 from memlens.core.session import COMPLETED, FAILED, INTERRUPTED
+
+if TYPE_CHECKING:
+    from memlens.cli._module import ModuleMain
 
 # Frames from these files are memlens's own scaffolding and are cut from the
 # program's tracebacks, so users see exactly what Python would have shown.
@@ -58,6 +63,9 @@ class Program:
     target: str
     args: Sequence[str] = ()
     module: bool = False
+    # For -m: the source file python -m would run, found by check() without importing
+    # (None where only an import can tell; then the program runs in-process).
+    located: ModuleMain | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -81,10 +89,15 @@ class Program:
             raise TargetError(f"can't open file {self.target!r}: permission denied")
 
     def _check_module(self) -> None:
+        from memlens.cli._module import locate
+
         saved = sys.path[0] if sys.path else None
         _set_path0(os.getcwd())
         try:
-            spec = importlib.util.find_spec(self.target)
+            # First without importing anything (the program must not start here);
+            # only a module that is not a plain source file found so is imported.
+            self.located = locate(self.target)
+            spec = self.located or importlib.util.find_spec(self.target)
         except (ImportError, ValueError) as exc:
             raise TargetError(f"cannot run module {self.target!r}: {exc}") from None
         finally:
@@ -189,11 +202,14 @@ def reraise_sigint_at_exit() -> None:
 
 
 def prepare_path(program: Program) -> None:
-    """``sys.path[0]`` as the interpreter sets it for a script: its real directory
-    (none under ``-P``, where Python adds nothing)."""
+    """``sys.path[0]`` as the interpreter sets it: a script's real directory, the
+    current directory for ``-m`` (none under ``-P``, where Python adds nothing)."""
     if getattr(sys.flags, "safe_path", False):
         return
-    _set_path0(os.path.dirname(os.path.realpath(program.target)))
+    if program.module:
+        _set_path0(os.getcwd())
+    else:
+        _set_path0(os.path.dirname(os.path.realpath(program.target)))
 
 
 def outcome_of(exc: BaseException | None, namespace: dict[str, Any] | None = None) -> Outcome:

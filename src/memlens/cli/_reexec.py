@@ -1,13 +1,14 @@
-"""Host a traced program at the bottom of the stack by re-executing the interpreter.
+"""Host the program at the bottom of the stack by re-executing the interpreter.
 
 tracemalloc records up to N frames of every allocation, and each frame costs time
 on every allocation. A program launched through ``memlens`` (console script,
 click, the run command, the runner) sits five or more frames above the bottom of
 the stack, all of which ``python -X tracemalloc=N script.py`` does not pay for.
-So for traced runs on POSIX, ``memlens run`` replaces itself (``os.execv``: same
-pid, same file descriptors, environment and working directory, same interpreter
-flags) with a fresh interpreter that runs the script's own code as ``__main__``,
-with nothing under it: exactly the stack of ``python -X tracemalloc=N script.py``.
+So on POSIX, ``memlens run`` (traced, ``--sample`` or ``--no-trace``) replaces
+itself (``os.execv``: same pid, same file descriptors, environment and working
+directory, same interpreter flags) with a fresh interpreter that runs the script's
+own code as ``__main__``, with nothing under it: exactly the stack of
+``python -X tracemalloc=N script.py``, and no memlens frame in any recorded stack.
 
 How: the script is compiled here, with a memlens prologue and epilogue around its
 top-level statements, into a one-off ``.pyc`` that the new interpreter is given
@@ -25,6 +26,18 @@ the script and its lines. In the new interpreter:
   profiler, saves, prints what Python would have printed and the summary, and ends
   the process as the in-process path does (``SystemExit`` with the program's code;
   death by SIGINT after a ``KeyboardInterrupt``, once the ``atexit`` hooks ran).
+
+``-m module`` runs the same way: the module's source file, found in the launching
+process without importing anything (``cli/_module.py``), is compiled the same way;
+its prologue makes ``__main__`` what ``python -m`` makes it (``sys.argv[0]`` is
+``"-m"`` while the module's package is imported, then the module's file;
+``sys.path[0]`` is the current directory), and before the module's first statement,
+in its own frame, the package is imported and :func:`enter` sets ``__spec__``,
+``__file__``, ``__package__``, ``__loader__`` and ``__cached__`` from the module's
+spec as ``runpy`` does. The module's frame is then the bottom one (``python -m``
+has two ``runpy`` frames under it, which tracemalloc pays for; memlens does not).
+A module that is not a plain source file (an extension, a zip) or does not compile
+runs in the launching process, through ``runpy``.
 
 A hook in ``sitecustomize`` (run before the script, with an ``atexit`` hook after
 it) cannot do this: the interpreter consumes a ``SystemExit`` before any hook sees
@@ -47,6 +60,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     import types
 
+    from memlens.cli._program import Program
     from memlens.cli._run_session import Plan, Started
 
 # Set in the re-executed interpreter so it never re-executes again.
@@ -81,26 +95,43 @@ else:
     __import__("memlens.cli._reexec", fromlist=["end"]).end(None)
 """
 
+# For -m, first in the try block: import the module's package, as runpy does before
+# it runs the module (in the module's frame, so no memlens frame is under the
+# package's allocations), then make __main__ the module (its spec, file, package).
+_MODULE_ENTRY = """\
+__import__(PARENT)
+__import__("memlens.cli._reexec", fromlist=["enter"]).enter()
+"""
+
 
 def should_reexec(plan: Plan) -> bool:
-    """Re-execute for traced runs of script files on POSIX, once."""
+    """Re-execute on POSIX, once: script files, and modules found as source files."""
+    program = plan.program
     return (
-        plan.trace
-        and not plan.program.module
-        and os.name == "posix"
+        os.name == "posix"
         and hasattr(os, "execv")
         and not os.environ.get(_MARK)
         and os.environ.get(_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
-        and Path(plan.program.target).is_file()
+        and (program.located is not None if program.module else Path(program.target).is_file())
     )
 
 
-def reexec(plan: Plan) -> NoReturn:
-    """Replace this process with an interpreter hosting ``plan`` (see module docstring)."""
+def reexec(plan: Plan) -> None:
+    """Replace this process with an interpreter hosting ``plan`` (see module docstring).
+
+    Returns (having done nothing) only for a module whose source does not compile:
+    it then runs in this process, where ``runpy`` reports the error as Python does.
+    """
     import subprocess
 
     payload = json.dumps(plan_to_dict(plan))
-    pyc = hosted_pyc(plan.program.target, payload)
+    located = plan.program.located
+    if located is not None:
+        pyc = hosted_pyc(located.origin, payload, parent=located.parent)
+        if pyc is None:
+            return
+    else:
+        pyc = hosted_pyc(plan.program.target, payload)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.environ[_MARK] = "1"
@@ -118,11 +149,14 @@ def reexec(plan: Plan) -> NoReturn:
         raise
 
 
-def hosted_pyc(target: str, payload: str) -> str | None:
+def hosted_pyc(target: str, payload: str, parent: str | None = None) -> str | None:
     """Compile ``target`` with the hosting prologue and epilogue into a one-off ``.pyc``.
 
-    Returns its path, or ``None`` when the script is not a plain source file that
-    compiles (the ``-c`` bootstrap then runs it and reports the error as Python would).
+    ``parent`` is given for a ``-m`` module (``""`` for a top-level one): its code
+    then first imports the package and becomes the module (:func:`enter`).
+    Returns the ``.pyc``'s path, or ``None`` when the file is not a plain source file
+    that compiles (the ``-c`` bootstrap then runs a script and reports the error as
+    Python would).
     """
     import ast
     import importlib.util
@@ -151,9 +185,18 @@ def hosted_pyc(target: str, payload: str) -> str | None:
             # memlens's own lines point at the script's first line, never past its end
             node.lineno = node.end_lineno = 1  # type: ignore[attr-defined]
             node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
+    entry: list[ast.stmt] = []
+    if parent is not None:
+        entry = ast.parse(_MODULE_ENTRY.replace("PARENT", repr(parent))).body
+        if not parent:
+            entry = entry[1:]  # a top-level module: no package to import
+    for node in [n for statement in entry for n in ast.walk(statement)]:
+        if "lineno" in node._attributes:
+            node.lineno = node.end_lineno = 1  # type: ignore[attr-defined]
+            node.col_offset = node.end_col_offset = 0  # type: ignore[attr-defined]
     attempt = wrapper.body[1]
     assert isinstance(attempt, ast.Try)
-    attempt.body = body[head:] or [ast.Pass()]
+    attempt.body = [*entry, *body[head:]] or [ast.Pass()]
     tree.body = [*body[:head], *wrapper.body]
     ast.fix_missing_locations(tree)
     try:
@@ -186,9 +229,13 @@ def _remove(pyc: str) -> None:
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     out = plan.outputs
+    located = plan.program.located
     return {
         "target": plan.program.target,
         "args": list(plan.program.args),
+        "module": [located.name, located.origin] if located is not None else None,
+        "trace": plan.trace,
+        "sample": plan.sample,
         "name": plan.name,
         "interval": plan.interval,
         "trace_depth": plan.trace_depth,
@@ -204,6 +251,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 
 def plan_from_dict(data: dict[str, Any]) -> Plan:
+    from memlens.cli._module import ModuleMain
     from memlens.cli._program import Program
     from memlens.cli._run_session import Outputs, Plan
 
@@ -214,16 +262,21 @@ def plan_from_dict(data: dict[str, Any]) -> Plan:
         json=Path(data["json"]) if data["json"] else None,
         launch_dir=Path(data["launch_dir"]),
     )
+    module = data["module"]
+    program = Program(data["target"], data["args"], module=module is not None)
+    if module is not None:
+        program.located = ModuleMain(*module)
     return Plan(
-        Program(data["target"], data["args"]),
+        program,
         data["name"],
         data["interval"],
-        True,
+        data["trace"],
         data["trace_depth"],
         data["components"],
         outputs,
         data["quiet"],
         data["command"],
+        data["sample"],
     )
 
 
@@ -282,35 +335,105 @@ def _host(payload: str) -> Hosted:
 
 # -- inside the hosted interpreter (see the module docstring) ---------------------------
 _hosting: tuple[Plan, Started] | None = None
+_entered = False  # -m: the module's own statements have started (enter() ran)
 
 
 def begin(payload: str) -> None:
-    """The prologue: make ``__main__`` what ``python script.py`` makes it, then profile.
+    """The prologue: make ``__main__`` what ``python script.py`` (or ``python -m``)
+    makes it, then profile.
 
     A memlens error here (the store vanished between launch and now) is one line and
     exit code 2, as anywhere else in the CLI.
     """
-    global _hosting
+    global _hosting, _entered
     import importlib.machinery
 
+    import memlens.profiling  # noqa: F401 - memlens's imports, before the program's path
     from memlens.cli._program import prepare_path, reraise_sigint_at_exit
     from memlens.cli._run_session import start
     from memlens.core.errors import MemlensError
 
+    # The program's own children (a nested `memlens run`) start afresh, not hosted.
+    os.environ.pop(_MARK, None)
     main: types.ModuleType = sys.modules["__main__"]
-    _remove(main.__file__ or "")  # the one-off .pyc: read already
+    pyc = main.__file__ or ""
+    _remove(pyc)  # the one-off .pyc: read already
     plan = plan_from_dict(json.loads(payload))
-    path = os.path.abspath(plan.program.target)
-    loader = importlib.machinery.SourceFileLoader("__main__", path)
-    main.__dict__.update(__file__=path, __cached__=None, __loader__=loader)
-    sys.argv[0] = plan.program.target
-    prepare_path(plan.program)
+    program = plan.program
+    _restore_orig_argv(pyc, program)
+    if program.located is not None:
+        # What python -m leaves in __main__ until runpy has found the module: the
+        # package is imported with argv[0] "-m" and no __file__ (enter() sets them).
+        for name in ("__file__", "__cached__"):
+            main.__dict__.pop(name, None)
+        main.__loader__ = importlib.machinery.BuiltinImporter
+        sys.argv[0] = "-m"
+        _entered = False
+    else:
+        path = os.path.abspath(program.target)
+        loader = importlib.machinery.SourceFileLoader("__main__", path)
+        main.__dict__.update(__file__=path, __cached__=None, __loader__=loader)
+        sys.argv[0] = program.target
+    prepare_path(program)
     reraise_sigint_at_exit()
     try:
         _hosting = (plan, start(plan))
     except MemlensError as exc:
         sys.stderr.write(f"memlens: error: {exc}\n")
         raise SystemExit(exc.exit_code) from None
+
+
+def _restore_orig_argv(pyc: str, program: Program) -> None:
+    """``sys.orig_argv`` as ``python [flags] script.py args`` / ``-m module args`` has it."""
+    orig = getattr(sys, "orig_argv", None)
+    if not orig:
+        return
+    at = len(orig) - len(sys.argv)
+    if at < 0 or orig[at] != pyc:
+        return
+    orig[at : at + 1] = ["-m", program.target] if program.module else [program.target]
+
+
+def enter() -> None:
+    """``-m`` only, in the module's frame once its package is imported: ``__main__``
+    becomes the module as ``runpy`` makes it (spec, file, package, loader, argv[0])."""
+    global _entered
+    import importlib.util
+
+    assert _hosting is not None
+    located = _hosting[0].program.located
+    assert located is not None
+    name, parent = located.name, located.parent
+    existing = sys.modules.get(name)
+    if parent and existing is not None and not hasattr(existing, "__path__"):
+        import warnings
+
+        warnings.warn(  # as runpy warns, for a package that imports the module itself
+            RuntimeWarning(
+                f"{name!r} found in sys.modules after import of package {parent!r}, but "
+                f"prior to execution of {name!r}; this may result in unpredictable behaviour"
+            ),
+            stacklevel=2,
+        )
+    spec = importlib.util.find_spec(name)
+    origin = os.path.abspath(spec.origin) if spec is not None and spec.origin else None
+    if spec is None or origin != located.origin:
+        # The package's own code moved the module (its __path__ changed on import).
+        sys.stderr.write(
+            f"memlens: error: module {name!r} is {origin or 'not found'} once its package is "
+            f"imported, not {located.origin}; run it with MEMLENS_RUN_REEXEC=0\n"
+        )
+        raise SystemExit(2)
+    main = sys.modules["__main__"]
+    main.__dict__.update(
+        __file__=spec.origin,
+        __cached__=spec.cached,
+        __loader__=spec.loader,
+        __package__=spec.parent,
+        __spec__=spec,
+    )
+    sys.argv[0] = spec.origin or located.origin
+    _entered = True
 
 
 def end(ending: BaseException | None) -> NoReturn:
@@ -328,5 +451,11 @@ def end(ending: BaseException | None) -> NoReturn:
     if _hosting is None:  # pragma: no cover - begin() exited before the program ran
         raise SystemExit(2)
     plan, started = _hosting
+    if ending is not None and plan.program.module and not _entered:
+        # Raised while importing the module's package: python -m shows no frame of
+        # the module's own (that line 1 is the entry above its statements).
+        tb = ending.__traceback__
+        if tb is not None and tb.tb_frame.f_globals is sys.modules["__main__"].__dict__:
+            ending.__traceback__ = tb.tb_next
     finish(plan, started, outcome_of(ending))
     raise AssertionError("finish() exits")  # pragma: no cover

@@ -1,4 +1,8 @@
-"""``memlens run``: run a Python program in-process under a profiling session.
+"""``memlens run``: run a Python program under a profiling session.
+
+On POSIX the program runs at the bottom of a re-executed interpreter under the same
+pid (``cli/_reexec.py``); elsewhere, and for modules that are not plain source
+files, in this process (``cli/_program.py``).
 
 The program's stdout is left untouched; memlens writes its summary and messages
 to stderr, so ``memlens run app.py > out.txt`` captures only the program's output.
@@ -148,7 +152,9 @@ def execute(plan: Plan) -> None:
     if should_reexec(plan):
         # Problems with the store show here, as one line, before anything runs.
         open_store(plan.outputs.db).close()
-        reexec(plan)  # continues in a fresh interpreter: see memlens.cli._reexec
+        # Continues in a fresh interpreter (see memlens.cli._reexec); returns only for a
+        # module whose source does not compile, which runs here, through runpy.
+        reexec(plan)
     from memlens.heap.frames import mark_launcher
 
     mark_launcher(sys.argv[0] if sys.argv else "")  # the console script
