@@ -3,7 +3,8 @@
 Runs one allocation-heavy workload side by side, alternating the variants in
 every round so that machine noise hits them alike, and reports medians:
 
-- ``memlens run --no-trace`` against a bare ``python workload.py``;
+- ``memlens run --no-trace`` against a bare ``python workload.py`` (and the same run
+  kept in memlens's process, ``MEMLENS_RUN_REEXEC=0``, as it ran before it was hosted);
 - ``memlens run`` (tracemalloc at depth N) against ``python -X tracemalloc=N``;
 - ``memlens run -m workload`` against ``python -X tracemalloc=N -m workload``
   (and the same run kept in memlens's process, as ``-m`` ran before it was hosted);
@@ -163,6 +164,8 @@ def main() -> None:
         variants = {
             "bare": [sys.executable, str(script)],
             "memlens --no-trace": [*ml, "run", "--no-trace", str(script)],
+            # The same kept in memlens's own process, as --no-trace ran before it was hosted
+            "memlens --no-trace, in-process": [*ml, "run", "--no-trace", str(script)],
             f"tracemalloc={depth}": [sys.executable, "-X", f"tracemalloc={depth}", str(script)],
             "memlens (traced)": [*ml, "run", "--trace-depth", str(depth), str(script)],
             # The program in memlens's own process (MEMLENS_RUN_REEXEC=0), under the
@@ -180,6 +183,7 @@ def main() -> None:
         extra_env: dict[str, dict[str, str]] = {
             "memlens (traced, in-process)": {"MEMLENS_RUN_REEXEC": "0"},
             "memlens (traced, in-process) -m": {"MEMLENS_RUN_REEXEC": "0"},
+            "memlens --no-trace, in-process": {"MEMLENS_RUN_REEXEC": "0"},
         }
         if args.baseline_src:
             variants["memlens (traced, baseline)"] = variants["memlens (traced)"]
@@ -195,7 +199,8 @@ def main() -> None:
         for r in range(args.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
             for name in order:
-                n = iterations if name in ("bare", "memlens --no-trace") else traced_iterations
+                untraced = name == "bare" or name.startswith("memlens --no-trace")
+                n = iterations if untraced else traced_iterations
                 cmd = [*variants[name], str(n)]
                 results[name].append(timed(cmd, cwd, env, extra_env.get(name)))
                 for leftover in cwd.glob("memlens-report-*.html"):
@@ -214,6 +219,7 @@ def main() -> None:
     print(f"{'ratio':<42}{'wall':>8}{'program':>10}{'cpu':>8}{'target':>9}")
     pairs = [
         ("memlens --no-trace / bare", "memlens --no-trace", "bare", "≤ 1.02"),
+        ("--no-trace in-process / bare", "memlens --no-trace, in-process", "bare", ""),
         (f"memlens / tracemalloc={depth}", "memlens (traced)", f"tracemalloc={depth}", "≤ 1.10"),
         (
             f"in-process / tracemalloc={depth}",
