@@ -137,22 +137,40 @@ def test_help_still_lists_every_command() -> None:
         assert f"{name}  " in out.stdout and short_help in out.stdout, name
 
 
-def test_persisting_history_does_not_load_openssl(tmp_path: object) -> None:
-    # hashlib loads OpenSSL's libcrypto (~3.7 MiB resident); the store's checksums use
-    # CPython's built-in SHA-256 (memlens.core.digest) instead.
+def test_the_default_production_monitor_persists_history_without_the_store(
+    tmp_path: object,
+) -> None:
+    # The default configuration (persist_history = true, the default store) with a
+    # flush on the sampling thread and the final one at stop: the history goes to
+    # its file next to the database (memlens.core.history_file), and the store, its
+    # sqlite3, json, dataclasses and the findings model never load.
     bare = _modules("pass", tmp_path)
     loaded = _modules(
-        "import time\n"
+        "import os, time\n"
         "import memlens\n"
         "m = memlens.Monitor(memlens.load_config(None, mode='production',\n"
-        "    persist_history=True, db_path='history.sqlite')).start()\n"
-        "time.sleep(0.3)\n"
+        "    service_name='fp', sampling_interval=0.05, history_flush_interval=0.1)).start()\n"
+        "assert m.config.persist_history\n"
+        "time.sleep(0.5)\n"
         "m.stop()\n"
-        "import os; assert os.path.getsize('history.sqlite') > 0",
+        "assert m.flush_errors == 0 and m.last_flush is not None, m.last_flush_error\n"
+        "assert os.path.getsize('.memlens/memlens.db.history/monitor-fp.mlh') > 0\n"
+        "assert not os.path.exists('.memlens/memlens.db')",
         tmp_path,
     )
-    assert "memlens.store" in loaded  # the history was persisted through the store
+    # Session.to_dict deep-copies the analyses: `copy` (60 KiB) is the one addition.
+    heavy = HEAVY - {"copy"}
+    assert not (loaded - bare) & heavy, sorted((loaded - bare) & heavy)
+    assert not [m for m in loaded if m.startswith(NOT_ON_THE_PATH)]
+    # hashlib loads OpenSSL's libcrypto (~3.7 MiB resident); the checksum uses
+    # CPython's built-in SHA-256 (memlens.core.digest) instead.
     assert not {"hashlib", "_hashlib"} & (loaded - bare), sorted({"hashlib", "_hashlib"} & loaded)
+    # And the store, opened by any command, has the monitor's session.
+    from memlens.store import open_store
+
+    stored = open_store(os.path.join(str(tmp_path), ".memlens", "memlens.db")).load("monitor-fp")
+    assert stored.kind == "monitor" and stored.status == "completed"
+    assert stored.series.count >= 3
 
 
 def test_builtin_sha256_matches_hashlib() -> None:

@@ -124,10 +124,22 @@ def diagnosis(mon: Monitor) -> Diagnosis[Any]:
     """The active leak alerts as a :class:`~memlens.core.findings.Diagnosis`."""
     from memlens.core.findings import Diagnosis  # here: the findings model needs dataclasses
 
+    return Diagnosis.from_dict(diagnosis_dict(mon))
+
+
+def diagnosis_dict(mon: Monitor) -> dict[str, Any]:
+    """What ``diagnosis(mon).to_dict()`` returns, without loading the findings model.
+
+    The history flush writes it; :func:`diagnosis` reads it back.
+    """
     active = mon.leaks.active()
-    return Diagnosis(
-        target=mon.name,
-        verdict="leak" if active else "no leak",
-        reason=f"{len(active)} active leak alert(s)" if active else "no sustained growth",
-        findings=[a.to_finding() for a in active],
-    )
+    return {
+        "schema_version": 2,
+        "target": mon.name,
+        "verdict": "leak" if active else "no leak",
+        "reason": f"{len(active)} active leak alert(s)" if active else "no sustained growth",
+        "findings": [a.finding_dict() for a in active],
+        "duration": 0.0,
+        "notes": [],
+        "details": {},
+    }

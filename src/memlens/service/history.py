@@ -1,19 +1,52 @@
-"""The monitor's history in the session store: save it, and continue it after a restart.
+"""The monitor's history: save it, and continue it after a restart.
 
-A monitor's session (``kind="monitor"``) shares the live series; flushing saves it
-under the recorder's lock, and a restarted service continues the stored series on
+A monitor's session (``kind="monitor"``) shares the live series; flushing snapshots
+it under the recorder's lock, and a restarted service continues the saved series on
 the same time axis when the clocks agree.
+
+With a SQLite store (the default) the history goes to the service's history file
+next to the database (:mod:`memlens.core.history_file`), not into the database: the
+watched process never loads ``sqlite3``, the store, ``json`` or the findings model
+(about 6 MiB, issue #15). The store brings the file in whenever any memlens command
+opens it, so ``monitor-<service>`` is listed, shown and reported as before. A Redis
+store, or a store handed to the monitor, is written through the store as before.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING, Any
 
+from memlens.core import history_file
+from memlens.core.series import Series
 from memlens.core.session import RUNNING, Metadata, Session, utc_now_iso
+from memlens.core.store_target import default_target, is_url, sqlite_path
+from memlens.service.growth import diagnosis_dict
 
 if TYPE_CHECKING:
     from memlens.service.monitor import Monitor
+
+
+def destination(mon: Monitor) -> str | None:
+    """The monitor's history file, or ``None`` when its history goes through a store.
+
+    Decided once, on first use (the target may name a path relative to the
+    directory the service started in).
+    """
+    if mon._history_path is not None:
+        return mon._history_path or None
+    path = ""
+    if mon._store is None:
+        target = str(mon.config.db_path or "") or default_target()
+        if not is_url(target):
+            db = sqlite_path(target)
+            if db and db != ":memory:":
+                path = history_file.path_for(
+                    os.path.abspath(os.path.expanduser(db)), mon.session_id
+                )
+    mon._history_path = path
+    return path or None
 
 
 def store_of(mon: Monitor) -> Any:
@@ -48,7 +81,8 @@ def to_session(mon: Monitor, status: str = RUNNING) -> Session:
         components=list(mon.heapwatch.usage().values()),
         metadata=mon._metadata,
         tags={"wall_origin": repr(mon.wall_origin), "mode": mon.config.mode},
-        analyses={"diagnosis": mon.diagnosis().to_dict()},
+        # The findings model's dict, built without it (it would load dataclasses).
+        analyses={"diagnosis": diagnosis_dict(mon)},
     )
     if leaks:  # an empty list would show as a raw "[]" section in the report
         session.analyses["leaks"] = leaks
@@ -78,11 +112,17 @@ def _span(mon: Monitor, rss: int) -> dict[str, Any]:
 
 
 def flush(mon: Monitor, status: str = RUNNING) -> bool:
-    """Save the history to the session store now; ``False`` (counted) on failure."""
+    """Save the history now (its file, or the store); ``False`` (counted) on failure."""
     try:
-        store = store_of(mon)
-        with mon._series_lock():
-            store.save(mon.to_session(status))
+        path = destination(mon)
+        if path is None:
+            store = store_of(mon)
+            with mon._series_lock():
+                store.save(mon.to_session(status))
+        else:
+            with mon._series_lock():
+                data = mon.to_session(status).to_dict()  # a copy: encoded outside the lock
+            history_file.write(path, data)
     except Exception as exc:  # noqa: BLE001 - persistence must never break the service
         mon.flush_errors += 1
         mon.last_flush_error = f"{type(exc).__name__}: {exc}"
@@ -92,23 +132,23 @@ def flush(mon: Monitor, status: str = RUNNING) -> bool:
 
 
 def restore(mon: Monitor) -> None:
-    """Continue the stored history of this service, if any."""
+    """Continue the saved history of this service, if any."""
     try:
-        store = store_of(mon)
-        if not any(r.id == mon.session_id for r in store.list(kind="monitor", verify=False)):
+        path = destination(mon)
+        found = _from_store(mon) if path is None else _from_file(path)
+        if found is None:
             return
-        stored = store.load(mon.session_id)
-        wall_origin = float(stored.tags.get("wall_origin", "nan"))
+        series, wall_origin = found
     except Exception as exc:  # noqa: BLE001 - a bad history must not stop monitoring
         mon.flush_errors += 1
         mon.last_flush_error = f"restore {type(exc).__name__}: {exc}"
         return
     elapsed = mon.clock.wall() - wall_origin
-    times = stored.series.times()
+    times = series.times()
     if not math.isfinite(elapsed) or elapsed < 0 or (times and times[-1] > elapsed):
         return  # clocks disagree: keep a fresh history rather than a wrong one
     # Series times are seconds since wall_origin; continue on the same axis.
-    mon.series = stored.series
+    mon.series = series
     mon.recorder.series = mon.series
     mon.wall_origin = wall_origin
     mon.origin = mon.clock.monotonic() - elapsed
@@ -116,3 +156,29 @@ def restore(mon: Monitor) -> None:
     mon.run_start_t = elapsed
     mon._last_flush_t = elapsed
     mon._metadata = Metadata()
+
+
+def _from_store(mon: Monitor) -> tuple[Series, float] | None:
+    store = store_of(mon)
+    if not any(r.id == mon.session_id for r in store.list(kind="monitor", verify=False)):
+        return None
+    stored = store.load(mon.session_id)
+    return stored.series, float(stored.tags.get("wall_origin", "nan"))
+
+
+def _from_file(path: str) -> tuple[Series, float] | None:
+    try:
+        data, _digest = history_file.read(path)
+    except FileNotFoundError:
+        return None
+    except history_file.HistoryFileError:
+        # Keep the damaged file for inspection (the next flush writes a fresh one);
+        # what the store brought in from it earlier stays stored.
+        os.replace(path, path + ".corrupt")
+        raise
+    try:
+        series = Series.from_dict(data["series"])
+        wall_origin = float(data.get("tags", {}).get("wall_origin", "nan"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise history_file.HistoryFileError(f"history file {path} holds no series: {exc}") from exc
+    return series, wall_origin

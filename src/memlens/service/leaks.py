@@ -146,24 +146,46 @@ class LeakAlert:
 
     def to_finding(self) -> Finding:
         """This alert in the shared findings vocabulary (a rate in bytes per second)."""
-        from memlens.core.findings import BYTES, Finding, Remedy  # needs dataclasses: on demand
+        from memlens.core.findings import Finding  # needs dataclasses: on demand
 
+        return Finding.from_dict(self.finding_dict())
+
+    def finding_dict(self) -> dict[str, Any]:
+        """What ``to_finding().to_dict()`` returns, built without the findings model.
+
+        The history flush writes it, so persisting history never loads dataclasses;
+        :meth:`to_finding` reads it back, so the two cannot drift apart.
+        """
         projected = self.projected_seconds_to_critical
         soon = projected is not None and projected < 3600
-        return Finding(
-            category="sustained_growth",
-            severity="critical" if soon else "high",
-            summary=f"{self.component} {self.metric} grows steadily "
+        remedies = []
+        if self.recommendation:
+            remedies.append(
+                {
+                    "title": self.recommendation,
+                    "snippet": "",
+                    "effort": "",
+                    "saving": 0.0,
+                    "unit": "bytes",
+                }
+            )
+        return {
+            "category": "sustained_growth",
+            "site": "",
+            "severity": "critical" if soon else "high",
+            "summary": f"{self.component} {self.metric} grows steadily "
             f"({format_bytes(self.growth_rate * 60, signed=True)} per minute)",
-            amount=self.growth_rate,
-            unit=BYTES,
-            per="second",
-            items=[s.location for s in self.sites],
-            why="the floor of the series (per-window minima) rises at a significant, "
+            "amount": self.growth_rate,
+            "unit": "bytes",
+            "per": "second",
+            "items": [s.location for s in self.sites],
+            "root": "",
+            "path": [],
+            "why": "the floor of the series (per-window minima) rises at a significant, "
             "steady rate past the warm-up",
-            remedies=[Remedy(self.recommendation)] if self.recommendation else [],
-            evidence={"p_value": self.p_value, "current_bytes": self.current_bytes},
-            details={
+            "remedies": remedies,
+            "evidence": {"p_value": self.p_value, "current_bytes": self.current_bytes},
+            "details": {
                 "id": self.id,
                 "component": self.component,
                 "metric": self.metric,
@@ -171,7 +193,7 @@ class LeakAlert:
                 "last_updated": utc_iso(self.last_updated),
                 "projected_seconds_to_critical": projected,
             },
-        )
+        }
 
 
 def projected_seconds(current: float, critical: float, rate: float) -> float | None:

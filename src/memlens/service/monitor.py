@@ -136,6 +136,7 @@ class Monitor:
         self._custom_readers = list(readers) if readers is not None else None
         self._explicit = threading.local()  # .on: inside sample_now()
         self._store = store
+        self._history_path: str | None = None  # "" once known to go through a store
         self._lock = threading.RLock()
         self.events = EventBus(cfg.event_queue_size)
         components = dict(cfg.components) if cfg.enable_component_tracking else {}

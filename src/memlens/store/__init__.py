@@ -12,18 +12,24 @@ Memory records (versioned, journaled, snapshotted) have their own protocol in
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from memlens.core.errors import StoreError
+from memlens.core.store_target import (
+    DEFAULT_PATH,
+    ENV_VAR,
+    URL_SCHEMES,
+    default_path,
+    default_target,
+    sqlite_path,
+)
+from memlens.store import monitor_history
 from memlens.store.base import SessionRow, SessionStore
 from memlens.store.records import RecordStore
 from memlens.store.sqlite import SqliteStore
 
-DEFAULT_PATH = Path(".memlens") / "memlens.db"
-ENV_VAR = "MEMLENS_DB"
-
 __all__ = [
     "DEFAULT_PATH",
+    "ENV_VAR",
     "URL_SCHEMES",
     "SessionRow",
     "SessionStore",
@@ -37,43 +43,6 @@ __all__ = [
 ]
 
 
-#: Targets that name a Redis server rather than a file.
-URL_SCHEMES = ("redis://", "rediss://", "unix://")
-
-
-def default_target() -> str:
-    """Like :func:`default_path`, but a ``redis://`` URL in ``$MEMLENS_DB`` or the config
-    stays a URL (``Path`` would fold its ``//``)."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env.startswith(URL_SCHEMES):
-        return env
-    if not env and (Path("memlens.toml").is_file() or Path("pyproject.toml").is_file()):
-        from memlens.core.config import load_config
-
-        configured = str(load_config().db_path or "")
-        if configured.startswith(URL_SCHEMES):
-            return configured
-    return str(default_path())
-
-
-def default_path() -> Path:
-    """``$MEMLENS_DB``, else the configured ``db_path``, else ``./.memlens/memlens.db``.
-
-    Relative paths are relative to the current directory.
-    """
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return Path(env)
-    # Only the config files can still set it; skip parsing them when there are none.
-    if Path("memlens.toml").is_file() or Path("pyproject.toml").is_file():
-        from memlens.core.config import load_config
-
-        configured = load_config().db_path
-        if configured:
-            return Path(configured)
-    return DEFAULT_PATH
-
-
 def open_store(
     path: str | os.PathLike[str] | None = None, *, create: bool = True, readonly: bool = False
 ) -> SessionStore:
@@ -83,23 +52,20 @@ def open_store(
     ``create=False`` raises :class:`~memlens.core.errors.NotFoundError` instead of
     creating a missing database; ``readonly=True`` (for commands that only read)
     never creates or changes anything and refuses a file that is not memlens's.
+
+    Either way, the always-on monitor's history files next to a SQLite database are
+    brought in first (:mod:`memlens.store.monitor_history`): they are part of the
+    store, kept outside the database so the watched process never opens it.
     """
     target = str(path) if path is not None else default_target()
     if target.startswith(URL_SCHEMES):
         from memlens.store.redis_sessions import RedisSessionStore
 
         return RedisSessionStore(target, readonly=readonly)
-    return SqliteStore(sqlite_path(target), create=create, readonly=readonly)
-
-
-def sqlite_path(target: str) -> str:
-    """The file of ``sqlite:///relative.db`` / ``sqlite:////absolute.db``, or ``target`` itself."""
-    if not target.startswith("sqlite://"):
-        return target
-    rest = target[len("sqlite://") :]
-    if rest.startswith("//"):
-        return rest[1:]  # sqlite:////abs/x.db -> /abs/x.db
-    return rest[1:] if rest.startswith("/") else rest
+    db = sqlite_path(target)
+    if db and db != ":memory:":
+        monitor_history.ingest(os.path.expanduser(db), lambda: SqliteStore(db))
+    return SqliteStore(db, create=create, readonly=readonly)
 
 
 def open_record_store(url: str, *, create: bool = True, readonly: bool = False) -> RecordStore:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from memlens.core.errors import NotFoundError, StoreError
 from memlens.core.series import Series
 from memlens.core.session import Session
-from memlens.store import codec
+from memlens.store import codec, monitor_history
 from memlens.store.base import LATEST, SessionRow, series_from, session_from
 from memlens.store.migrations import MIGRATIONS, Migration
 from memlens.store.sqlite_db import SqliteFile, is_busy, reason, retry
@@ -133,6 +133,8 @@ class SqliteStore(SqliteFile):
                 conn.execute("DELETE FROM sessions WHERE id = ?", (full_id,))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot delete session {session_id}: {reason(exc)}") from exc
+        # A monitor's history file would bring the session back at the next open.
+        monitor_history.forget(str(self.path), full_id)
         return full_id
 
     # -- reading -------------------------------------------------------------------
