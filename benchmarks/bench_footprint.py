@@ -6,7 +6,11 @@ side with a bare ``python -c pass`` in the same run:
 - ``bare``: nothing (the baseline);
 - ``import``: ``import memlens``;
 - ``production``: ``import memlens`` and start ``memlens.Monitor`` in the
-  ``production`` mode (history not persisted), let it take a few samples, stop it;
+  ``production`` mode with ``persist_history = false``, let it take a few samples,
+  stop it;
+- ``prod+history``: the same with the default configuration (``persist_history =
+  true``, the default store ``./.memlens/memlens.db``): the start continues the
+  history the previous round left (a restart), and the stop saves it;
 - ``standard``: the same in ``standard`` mode (sampled allocation sites);
 - ``--help``: ``memlens --help`` (the CLI's start-up path).
 
@@ -45,19 +49,21 @@ print(json.dumps({"kib": _peak(), "modules": sorted(sys.modules), "ms": _ms,
 """
 
 # The public path: ``import memlens``, then ``memlens.Monitor`` (a lazy export) built
-# from the mode's config. History is not persisted here (that loads the session store,
-# sqlite3 and the session model when it opens and flushes; see docs/monitor.md).
+# from the mode's config. With history persisted, the start restores what the previous
+# round saved and the stop saves it again: both are in the peak RSS.
 MONITOR = """
 import time
 _t0, _c0 = time.perf_counter(), time.process_time()
 import memlens
 Monitor, load_config = memlens.Monitor, memlens.load_config
 _t1 = time.perf_counter()
-m = Monitor(load_config(None, mode={mode!r}, persist_history=False)).start()
+m = Monitor(load_config(None, mode={mode!r}, service_name="bench"{options})).start()
 _t2, _c2 = time.perf_counter(), time.process_time()
 _ms, _import_ms, _cpu_ms = (_t2 - _t0) * 1000, (_t1 - _t0) * 1000, (_c2 - _c0) * 1000
 time.sleep(0.25)
 m.stop()
+if m.config.persist_history and (m.flush_errors or m.last_flush is None):
+    raise SystemExit(f"history not saved: {{m.last_flush_error}}")
 """
 
 VARIANTS: dict[str, str] = {
@@ -65,8 +71,9 @@ VARIANTS: dict[str, str] = {
     "import": "import time\n_t0, _c0 = time.perf_counter(), time.process_time()\n"
     "import memlens\n_ms = _import_ms = (time.perf_counter() - _t0) * 1000\n"
     "_cpu_ms = (time.process_time() - _c0) * 1000",
-    "production": MONITOR.format(mode="production"),
-    "standard": MONITOR.format(mode="standard"),
+    "production": MONITOR.format(mode="production", options=", persist_history=False"),
+    "prod+history": MONITOR.format(mode="production", options=""),
+    "standard": MONITOR.format(mode="standard", options=", persist_history=False"),
 }
 
 
@@ -107,7 +114,8 @@ def main() -> None:
 
 def report(rounds: int, names: list[str] | None = None) -> None:
     """Run the variants side by side for ``rounds`` rounds and print the table."""
-    names = names or ["bare", "import", "production", "standard", "--help"]
+    names = names or ["bare", "import", "production", "prod+history", "standard", "--help"]
+    load_before = os.getloadavg()
     walls: dict[str, list[float]] = {n: [] for n in names}
     peaks: dict[str, list[int]] = {n: [] for n in names}
     inner: dict[str, list[float]] = {n: [] for n in names}
@@ -138,15 +146,20 @@ def report(rounds: int, names: list[str] | None = None) -> None:
                 cpus[name].append(float(info["cpu_ms"]))  # type: ignore[arg-type]
                 process_cpus[name].append(float(info["process_cpu_ms"]))  # type: ignore[arg-type]
         os.chdir(cwd)
+    load_after = os.getloadavg()
     bare_wall = statistics.median(walls["bare"])
     bare_peak = statistics.median(peaks["bare"])
     bare_cpu = statistics.median(process_cpus["bare"])
+    print(
+        f"{rounds} rounds; load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after; {sys.version.split()[0]}"
+    )
     print(
         f"bare python: {bare_wall * 1000:.1f} ms, {bare_cpu:.1f} ms CPU, "
         f"peak RSS {bare_peak / 1024:.1f} MiB"
     )
     print(
-        f"{'variant':<12}{'wall':>9}{'ratio':>8}{'import ms':>11}{'memlens ms':>12}"
+        f"{'variant':<14}{'wall':>9}{'ratio':>8}{'import ms':>11}{'memlens ms':>12}"
         f"{'CPU ms':>9}{'+peak RSS':>12}{'modules':>9}"
     )
     for name in names:
@@ -154,17 +167,19 @@ def report(rounds: int, names: list[str] | None = None) -> None:
         added_rss = statistics.median(p - b for p, b in zip(peaks[name], peaks["bare"]))
         extra = len(modules[name] - modules["bare"])
         print(
-            f"{name:<12}{wall * 1000:>7.1f}ms{wall / bare_wall:>7.2f}x"
+            f"{name:<14}{wall * 1000:>7.1f}ms{wall / bare_wall:>7.2f}x"
             f"{statistics.median(imports[name]):>9.1f}ms"
             f"{statistics.median(inner[name]):>10.1f}ms{statistics.median(cpus[name]):>7.1f}ms"
             f"{added_rss / 1024:>8.2f} MiB{extra:>9}"
         )
-    if "production" in names:
-        rss = statistics.median(p - b for p, b in zip(peaks["production"], peaks["bare"]))
-        ms = statistics.median(inner["production"])
-        cpu = statistics.median(cpus["production"])
+    for name, what in (("production", "persist_history = false"), ("prod+history", "default")):
+        if name not in names:
+            continue
+        rss = statistics.median(p - b for p, b in zip(peaks[name], peaks["bare"]))
+        ms = statistics.median(inner[name])
+        cpu = statistics.median(cpus[name])
         print(
-            f"production monitor: +{rss / 1024:.2f} MiB peak RSS (target <= 2 MiB), "
+            f"production monitor ({what}): +{rss / 1024:.2f} MiB peak RSS (target <= 2 MiB), "
             f"{ms:.1f} ms ({cpu:.1f} ms CPU) to import and start (target <= 30 ms); "
             f"a bare interpreter: {bare_wall * 1000:.1f} ms ({bare_cpu:.1f} ms CPU)"
         )

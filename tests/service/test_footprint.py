@@ -91,6 +91,8 @@ def test_production_monitor_loads_no_heavy_module(tmp_path: object) -> None:
     )
     assert not (started - bare) & HEAVY, sorted((started - bare) & HEAVY)
     assert not [m for m in started if m.startswith(NOT_ON_THE_PATH)]
+    # Persisting nothing, it does not even load the history file's code.
+    assert not {"memlens.core.history_file", "memlens.core.store_target"} & started
 
 
 def test_what_the_monitor_leaves_out_still_loads_when_asked(tmp_path: object) -> None:

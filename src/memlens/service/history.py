@@ -18,13 +18,11 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
-from memlens.core import history_file
-from memlens.core.series import Series
 from memlens.core.session import RUNNING, Metadata, Session, utc_now_iso
-from memlens.core.store_target import default_target, is_url, sqlite_path
 from memlens.service.growth import diagnosis_dict
 
 if TYPE_CHECKING:
+    from memlens.core.series import Series
     from memlens.service.monitor import Monitor
 
 
@@ -36,6 +34,10 @@ def destination(mon: Monitor) -> str | None:
     """
     if mon._history_path is not None:
         return mon._history_path or None
+    # Here, not at the top: a monitor that persists nothing never loads them.
+    from memlens.core import history_file
+    from memlens.core.store_target import default_target, is_url, sqlite_path
+
     path = ""
     if mon._store is None:
         target = str(mon.config.db_path or "") or default_target()
@@ -120,6 +122,8 @@ def flush(mon: Monitor, status: str = RUNNING) -> bool:
             with mon._series_lock():
                 store.save(mon.to_session(status))
         else:
+            from memlens.core import history_file
+
             with mon._series_lock():
                 data = mon.to_session(status).to_dict()  # a copy: encoded outside the lock
             history_file.write(path, data)
@@ -167,6 +171,9 @@ def _from_store(mon: Monitor) -> tuple[Series, float] | None:
 
 
 def _from_file(path: str) -> tuple[Series, float] | None:
+    from memlens.core import history_file
+    from memlens.core.series import Series
+
     try:
         data, _digest = history_file.read(path)
     except FileNotFoundError:
