@@ -73,7 +73,11 @@ def path_for(db_path: str | os.PathLike[str], session_id: str) -> str:
 
 def encode(data: Mapping[str, Any]) -> tuple[bytes, str]:
     """``(file bytes, hex SHA-256 of the payload)`` for a plain session dict."""
-    payload = zlib.compress(marshal.dumps(dict(data), _MARSHAL_VERSION), 6)
+    # A 4 KiB window and a small hash table: ~24 KiB of deflate state instead of the
+    # default 256 KiB (which showed in the monitor's peak RSS), for files ~4 % larger.
+    packer = zlib.compressobj(6, zlib.DEFLATED, 12, 4)
+    raw = marshal.dumps(dict(data), _MARSHAL_VERSION)
+    payload = packer.compress(raw) + packer.flush()
     digest = sha256_hex(payload)
     return MAGIC + digest.encode("ascii") + b"\n" + payload, digest
 
