@@ -28,6 +28,14 @@
 #include "_bpeclasses.h"
 
 #define RANK_NONE UINT32_MAX
+
+/* the matchers are inlined at each call with a constant string kind, so that
+ * PyUnicode_READ's switch folds away */
+#if defined(__GNUC__) || defined(__clang__)
+#define BPE_INLINE static inline __attribute__((always_inline))
+#else
+#define BPE_INLINE static inline
+#endif
 #define PIECE_CACHE_MAX_BYTES 256      /* longer pieces are counted, not cached */
 #define PIECE_CACHE_MAX_ENTRIES (1u << 21)
 #define PIECE_ARENA_MAX ((size_t)64 << 20)
@@ -337,7 +345,7 @@ ci(Py_UCS4 ch, char lower)
 }
 
 /* whitespace run length from i */
-static inline Py_ssize_t
+BPE_INLINE Py_ssize_t
 space_run(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 {
     Py_ssize_t j = i;
@@ -348,7 +356,7 @@ space_run(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 
 /* \s*[\r\n] (cl100k) or \s*[\r\n]+ (o200k) from i, where a whitespace run of length w
  * starts: the end after the run's last line break, or -1 */
-static inline Py_ssize_t
+BPE_INLINE Py_ssize_t
 space_to_break(int kind, const void *data, Py_ssize_t i, Py_ssize_t w)
 {
     for (Py_ssize_t k = w - 1; k >= 0; k--)
@@ -357,7 +365,7 @@ space_to_break(int kind, const void *data, Py_ssize_t i, Py_ssize_t w)
     return -1;
 }
 
-static Py_ssize_t
+BPE_INLINE Py_ssize_t
 next_cl100k(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 {
     Py_UCS4 ch = CH(i);
@@ -422,7 +430,7 @@ next_cl100k(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 }
 
 /* (?i:'s|'t|'re|'ve|'m|'ll|'d)? at j: its length */
-static inline Py_ssize_t
+BPE_INLINE Py_ssize_t
 contraction_o200k(int kind, const void *data, Py_ssize_t n, Py_ssize_t j)
 {
     if (j + 1 >= n || CH(j) != '\'')
@@ -439,7 +447,7 @@ contraction_o200k(int kind, const void *data, Py_ssize_t n, Py_ssize_t j)
     return 0;
 }
 
-static Py_ssize_t
+BPE_INLINE Py_ssize_t
 next_o200k(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 {
     Py_UCS4 ch = CH(i);
@@ -530,8 +538,22 @@ count_text(Counter *c, PyObject *text)
     Py_ssize_t total = 0;
     Py_ssize_t i = 0;
     while (i < n) {
-        Py_ssize_t e = c->pattern == PAT_CL100K ? next_cl100k(kind, data, n, i)
-                                                : next_o200k(kind, data, n, i);
+        Py_ssize_t e;
+        int cl = c->pattern == PAT_CL100K;
+        switch (kind) {
+        case PyUnicode_1BYTE_KIND:
+            e = cl ? next_cl100k(PyUnicode_1BYTE_KIND, data, n, i)
+                   : next_o200k(PyUnicode_1BYTE_KIND, data, n, i);
+            break;
+        case PyUnicode_2BYTE_KIND:
+            e = cl ? next_cl100k(PyUnicode_2BYTE_KIND, data, n, i)
+                   : next_o200k(PyUnicode_2BYTE_KIND, data, n, i);
+            break;
+        default:
+            e = cl ? next_cl100k(PyUnicode_4BYTE_KIND, data, n, i)
+                   : next_o200k(PyUnicode_4BYTE_KIND, data, n, i);
+            break;
+        }
         const uint8_t *p;
         size_t len;
         if (ascii) {

@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MAX_NEEDLES 32
@@ -30,7 +31,10 @@
                 line = ++i;                                                        \
                 continue;                                                          \
             }                                                                      \
-            if (ch >= 128 || !first[ch]) {                                         \
+            if (ch >= 128 || !first[ch] ||                                         \
+                (i + 1 < n &&                                                      \
+                 (u[i + 1] >= 128 ? pair[ch] != ~(uint64_t)0                       \
+                                  : !(pair[ch] & ((uint64_t)1 << (u[i + 1] & 63)))))) { \
                 i++;                                                               \
                 continue;                                                          \
             }                                                                      \
@@ -86,6 +90,12 @@ lines_with(PyObject *Py_UNUSED(module), PyObject *args)
         memcpy(pat[k], PyUnicode_DATA(needle), (size_t)len[k]);
         first[pat[k][0]] = 1;
     }
+    /* the second character, hashed to one of 64 bits per first character: most
+     * positions whose first character starts a needle are ruled out by it. A
+     * one-character needle is found at every position its character is at. */
+    uint64_t pair[128] = {0};
+    for (Py_ssize_t k = 0; k < count; k++)
+        pair[pat[k][0]] |= len[k] > 1 ? (uint64_t)1 << (pat[k][1] & 63) : ~(uint64_t)0;
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;

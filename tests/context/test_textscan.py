@@ -71,6 +71,8 @@ scan_text = st.lists(
 def test_random_text_scans_like_python(text: str) -> None:
     needles = keepset._ERROR_HINTS + keepset._DEFINES
     assert _module.lines_with(text, needles) == keepset._lines_with_any(text, needles, None)
+    short = ("/", ":", "de", "x")  # one-character needles too
+    assert _module.lines_with(text, short) == keepset._lines_with_any(text, short, None)
     assert _module.path_runs(text) == _python_runs(text)
 
 

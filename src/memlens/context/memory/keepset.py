@@ -154,8 +154,11 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
     else:
         _scan_output(text, put)
     # strings inside a kept sentence or error line need no entry of their own
-    whole = "\n".join(k.text for k in found.values() if k.kind in _WHOLE)
-    return [k for k in found.values() if k.kind in _WHOLE or k.text not in whole]
+    wholes = [k.text for k in found.values() if k.kind in _WHOLE]
+    if not wholes:
+        return list(found.values())
+    inside = occurring((k.text for k in found.values() if k.kind not in _WHOLE), "\n".join(wholes))
+    return [k for k in found.values() if k.kind in _WHOLE or k.text not in inside]
 
 
 _WHOLE = ("constraint", "decision", "error")
