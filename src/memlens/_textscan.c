@@ -10,6 +10,11 @@
  *     " ".join(w for w in text.split() if "/" in w).translate(...).split() filtered
  *     and de-duplicated gives.
  *
+ * occurring(needles, haystack) -> the set of needles (a list of str) that occur in
+ *     haystack: an index of the haystack's 8-character pieces at every position, each
+ *     needle checked at the positions of its rarest piece (among its first 16), so a
+ *     summary's thousands of keep-set strings are not each searched for in full.
+ *
  * keepset.py keeps the pure-Python versions, used when this extension is missing.
  */
 #define PY_SSIZE_T_CLEAN
@@ -195,11 +200,152 @@ fail:
     return NULL;
 }
 
+
+/* -- occurring(needles, haystack): {n for n in needles if n in haystack} -- */
+
+#define GRAM 8
+#define MAX_OFFSETS 16
+
+static inline uint64_t
+gram_hash(const Py_UCS4 *p)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int k = 0; k < GRAM; k++)
+        h = (h ^ p[k]) * 0x100000001B3ull;
+    return h ^ (h >> 29);
+}
+
+typedef struct {
+    uint64_t hash;
+    Py_ssize_t head;  /* first position with this hash, -1 = empty slot */
+    Py_ssize_t count; /* positions chained from head */
+} GramSlot;
+
+static PyObject *
+occurring(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *needles, *haystack;
+    if (!PyArg_ParseTuple(args, "O!U", &PyList_Type, &needles, &haystack))
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(haystack);
+    PyObject *found = PySet_New(NULL);
+    if (found == NULL)
+        return NULL;
+    Py_UCS4 *hay = NULL, *pat = NULL;
+    GramSlot *slots = NULL;
+    Py_ssize_t *next = NULL;
+    size_t mask = 0;
+    Py_ssize_t pat_cap = 0;
+    if (n >= GRAM) {
+        hay = PyUnicode_AsUCS4Copy(haystack);
+        if (hay == NULL)
+            goto fail;
+        size_t cap = 16;
+        while (cap < (size_t)n * 2)
+            cap <<= 1;
+        mask = cap - 1;
+        slots = PyMem_Malloc(cap * sizeof(GramSlot));
+        next = PyMem_Malloc((size_t)n * sizeof(Py_ssize_t));
+        if (slots == NULL || next == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (size_t k = 0; k < cap; k++)
+            slots[k].head = -1;
+        for (Py_ssize_t p = n - GRAM; p >= 0; p--) {
+            uint64_t h = gram_hash(hay + p);
+            size_t k = (size_t)h & mask;
+            while (slots[k].head >= 0 && slots[k].hash != h)
+                k = (k + 1) & mask;
+            if (slots[k].head < 0) {
+                slots[k].hash = h;
+                slots[k].count = 0;
+                next[p] = -1;
+            }
+            else
+                next[p] = slots[k].head;
+            slots[k].head = p;
+            slots[k].count++;
+        }
+    }
+    Py_ssize_t count = PyList_GET_SIZE(needles);
+    for (Py_ssize_t j = 0; j < count; j++) {
+        PyObject *needle = PyList_GET_ITEM(needles, j);
+        if (!PyUnicode_Check(needle)) {
+            PyErr_SetString(PyExc_TypeError, "occurring() takes a list of str");
+            goto fail;
+        }
+        Py_ssize_t m = PyUnicode_GET_LENGTH(needle);
+        int hit = 0;
+        if (m > n)
+            hit = 0;
+        else if (m < GRAM || hay == NULL) {
+            Py_ssize_t at = PyUnicode_Find(haystack, needle, 0, n, 1);
+            if (at == -2)
+                goto fail;
+            hit = at >= 0;
+        }
+        else {
+            if (m > pat_cap) {
+                PyMem_Free(pat);
+                pat = PyMem_Malloc((size_t)m * sizeof(Py_UCS4));
+                pat_cap = pat ? m : 0;
+                if (pat == NULL) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+            }
+            if (PyUnicode_AsUCS4(needle, pat, m, 0) == NULL)
+                goto fail;
+            /* the needle's gram with the fewest positions in the haystack */
+            Py_ssize_t best = -1, best_count = 0, best_offset = 0;
+            Py_ssize_t offsets = m - GRAM + 1 < MAX_OFFSETS ? m - GRAM + 1 : MAX_OFFSETS;
+            for (Py_ssize_t o = 0; o < offsets; o++) {
+                uint64_t h = gram_hash(pat + o);
+                size_t k = (size_t)h & mask;
+                while (slots[k].head >= 0 && slots[k].hash != h)
+                    k = (k + 1) & mask;
+                if (slots[k].head < 0) { /* a gram the haystack lacks */
+                    best = -1;
+                    best_count = -1;
+                    break;
+                }
+                if (best < 0 || slots[k].count < best_count) {
+                    best = slots[k].head;
+                    best_count = slots[k].count;
+                    best_offset = o;
+                }
+            }
+            for (Py_ssize_t p = best; best_count >= 0 && p >= 0 && !hit; p = next[p]) {
+                Py_ssize_t start = p - best_offset;
+                hit = start >= 0 && start + m <= n &&
+                      memcmp(hay + start, pat, (size_t)m * sizeof(Py_UCS4)) == 0;
+            }
+        }
+        if (hit && PySet_Add(found, needle) < 0)
+            goto fail;
+    }
+    PyMem_Free(hay);
+    PyMem_Free(pat);
+    PyMem_Free(slots);
+    PyMem_Free(next);
+    return found;
+fail:
+    PyMem_Free(hay);
+    PyMem_Free(pat);
+    PyMem_Free(slots);
+    PyMem_Free(next);
+    Py_DECREF(found);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"lines_with", lines_with, METH_VARARGS,
      "lines_with(text, needles) -> the lines holding a needle, in order, once each"},
     {"path_runs", path_runs, METH_O,
      "path_runs(text) -> distinct slash-holding pieces of the words holding a slash"},
+    {"occurring", occurring, METH_VARARGS,
+     "occurring(needles, haystack) -> {n for n in needles if n in haystack}"},
     {NULL, NULL, 0, NULL},
 };
 

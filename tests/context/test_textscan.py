@@ -8,6 +8,7 @@ characters the scans decide on.
 
 from __future__ import annotations
 
+import random
 import shutil
 import sys
 from pathlib import Path
@@ -83,3 +84,21 @@ def test_bad_needles_are_refused() -> None:
         _module.lines_with("x", ("é",))
     with pytest.raises(TypeError):
         _module.path_runs(b"a/b")
+
+
+def test_occurring_equals_one_substring_test_per_needle() -> None:
+    rng = random.Random(5)
+    for alphabet in ("ab \n", "abcdefgh/._- é€😀", "a"):
+        for size in (0, 7, 8, 9, 300, 20_000):
+            hay = "".join(rng.choice(alphabet) for _ in range(size))
+            needles = [
+                hay[i : i + k]
+                for i, k in ((rng.randrange(size + 1), rng.randrange(40)) for _ in range(400))
+            ]
+            needles += [
+                "".join(rng.choice(alphabet) for _ in range(rng.randrange(30))) for _ in range(400)
+            ]
+            needles += [hay, hay + "a", "", "é" * 9, hay[-9:], hay[:8]]
+            assert _module.occurring(needles, hay) == {n for n in needles if n in hay}
+    with pytest.raises(TypeError):
+        _module.occurring(["a", 1], "abcdefghij")

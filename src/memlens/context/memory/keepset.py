@@ -328,6 +328,10 @@ def occurring(needles: Iterable[str], haystack: str) -> set[str]:
     wanted = list(dict.fromkeys(needles))
     if len(wanted) * len(haystack) < 1_000_000:  # a few plain searches cost less
         return {n for n in wanted if n in haystack}
+    scan = _textscan()
+    if scan is not None:  # the same, indexed at every position, in C
+        found: set[str] = scan.occurring(wanted, haystack)
+        return found
     grams = {haystack[i : i + _GRAM] for i in range(0, len(haystack) - _GRAM + 1, _STEP)}
     least = _GRAM + _STEP - 1
     return {
