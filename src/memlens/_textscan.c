@@ -1,7 +1,8 @@
 /* Single-pass text scans for the keep-set of tool output (memlens._textscan).
  *
- * lines_with(text, needles) -> the lines of text (cut at "\n", without it) that hold
- *     at least one of the ASCII needles, in text order, each line once: what
+ * lines_with(text, needles[, starts]) -> the lines of text (cut at "\n", without it)
+ *     that hold at least one of the ASCII needles (and, given starts, begin with one
+ *     of them after their leading whitespace), in text order, each line once: what
  *     gathering the lines that hold each needle with str.find and sorting them by
  *     where they start gives, in one pass instead of one per needle.
  * path_runs(text) -> the distinct pieces, in first-occurrence order, of the words of
@@ -24,6 +25,32 @@
 
 #define MAX_NEEDLES 32
 #define MAX_NEEDLE 32
+
+/* Whether the line [start, end) begins, after its leading whitespace
+ * (Py_UNICODE_ISSPACE: str.isspace, which is re's \s), with one of the ASCII str in
+ * ``starts`` (NULL: no condition). */
+static int
+starts_with(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyObject *starts)
+{
+    if (starts == NULL)
+        return 1;
+    while (start < end && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, start)))
+        start++;
+    Py_ssize_t count = PyTuple_GET_SIZE(starts);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *word = PyTuple_GET_ITEM(starts, k);
+        Py_ssize_t m = PyUnicode_GET_LENGTH(word);
+        const Py_UCS1 *w = PyUnicode_1BYTE_DATA(word);
+        if (start + m > end)
+            continue;
+        Py_ssize_t j = 0;
+        while (j < m && PyUnicode_READ(kind, data, start + j) == w[j])
+            j++;
+        if (j == m)
+            return 1;
+    }
+    return 0;
+}
 
 /* the lines-with loop over one string kind (T: its code unit type) */
 #define SCAN_LINES(T)                                                              \
@@ -59,13 +86,15 @@
             Py_ssize_t end = i;                                                    \
             while (end < n && u[end] != '\n')                                      \
                 end++;                                                             \
-            PyObject *s = PyUnicode_Substring(text, line, end);                    \
-            if (s == NULL || PyList_Append(out, s) < 0) {                          \
-                Py_XDECREF(s);                                                     \
-                failed = 1;                                                        \
-                break;                                                             \
+            if (starts_with(kind, data, line, end, starts)) {                      \
+                PyObject *s = PyUnicode_Substring(text, line, end);                \
+                if (s == NULL || PyList_Append(out, s) < 0) {                      \
+                    Py_XDECREF(s);                                                 \
+                    failed = 1;                                                    \
+                    break;                                                         \
+                }                                                                  \
+                Py_DECREF(s);                                                      \
             }                                                                      \
-            Py_DECREF(s);                                                          \
             i = end;                                                               \
         }                                                                          \
     } while (0)
@@ -73,9 +102,17 @@
 static PyObject *
 lines_with(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *text, *needles;
-    if (!PyArg_ParseTuple(args, "UO!", &text, &PyTuple_Type, &needles))
+    PyObject *text, *needles, *starts = NULL;
+    if (!PyArg_ParseTuple(args, "UO!|O!", &text, &PyTuple_Type, &needles, &PyTuple_Type,
+                          &starts))
         return NULL;
+    for (Py_ssize_t k = 0; starts != NULL && k < PyTuple_GET_SIZE(starts); k++) {
+        PyObject *word = PyTuple_GET_ITEM(starts, k);
+        if (!PyUnicode_Check(word) || !PyUnicode_IS_ASCII(word)) {
+            PyErr_SetString(PyExc_ValueError, "starts must be ASCII str");
+            return NULL;
+        }
+    }
     Py_ssize_t count = PyTuple_GET_SIZE(needles);
     if (count > MAX_NEEDLES) {
         PyErr_SetString(PyExc_ValueError, "too many needles");
@@ -127,12 +164,70 @@ lines_with(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 /* ASCII punctuation (string.punctuation) but . / - _ */
-static int
+static inline int
 cuts_path(Py_UCS4 ch)
 {
     return ch < 128 && ch != '.' && ch != '/' && ch != '-' && ch != '_' &&
            strchr("!\"#$%&'()*+,:;<=>?@[\\]^`{|}~", (int)ch) != NULL && ch != 0;
 }
+
+/* str.isspace for one code point: a table for ASCII, Python's own test above */
+static const unsigned char ascii_space[128] = {
+    ['\t'] = 1, ['\n'] = 1, ['\v'] = 1, ['\f'] = 1, ['\r'] = 1, [0x1c] = 1,
+    [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1,
+};
+#define IS_SPACE(ch) ((ch) < 128 ? ascii_space[(ch)] : Py_UNICODE_ISSPACE(ch))
+
+/* one slash-holding piece [p, q): kept unless seen */
+static int
+keep_piece(PyObject *text, Py_ssize_t p, Py_ssize_t q, PyObject *seen, PyObject *out)
+{
+    PyObject *piece = PyUnicode_Substring(text, p, q);
+    if (piece == NULL)
+        return -1;
+    int known = PySet_Contains(seen, piece);
+    if (known < 0 ||
+        (!known && (PySet_Add(seen, piece) < 0 || PyList_Append(out, piece) < 0))) {
+        Py_DECREF(piece);
+        return -1;
+    }
+    Py_DECREF(piece);
+    return 0;
+}
+
+#define PATH_RUNS(T)                                                               \
+    do {                                                                           \
+        const T *u = (const T *)data;                                              \
+        Py_ssize_t i = 0;                                                          \
+        while (i < n && !failed) {                                                 \
+            while (i < n && IS_SPACE(u[i]))                                        \
+                i++;                                                               \
+            Py_ssize_t start = i;                                                  \
+            int slash = 0;                                                         \
+            while (i < n && !IS_SPACE(u[i])) {                                     \
+                slash |= u[i] == '/';                                              \
+                i++;                                                               \
+            }                                                                      \
+            if (!slash)                                                            \
+                continue;                                                          \
+            Py_ssize_t p = start;                                                  \
+            while (p < i) {                                                        \
+                while (p < i && cuts_path(u[p]))                                   \
+                    p++;                                                           \
+                Py_ssize_t q = p;                                                  \
+                int has = 0;                                                       \
+                while (q < i && !cuts_path(u[q])) {                                \
+                    has |= u[q] == '/';                                            \
+                    q++;                                                           \
+                }                                                                  \
+                if (q > p && has && keep_piece(text, p, q, seen, out) < 0) {       \
+                    failed = 1;                                                    \
+                    break;                                                         \
+                }                                                                  \
+                p = q;                                                             \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
 
 static PyObject *
 path_runs(PyObject *Py_UNUSED(module), PyObject *text)
@@ -146,60 +241,27 @@ path_runs(PyObject *Py_UNUSED(module), PyObject *text)
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     PyObject *out = PyList_New(0);
     PyObject *seen = PySet_New(NULL);
-    if (out == NULL || seen == NULL)
-        goto fail;
-    Py_ssize_t i = 0;
-    while (i < n) {
-        while (i < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i)))
-            i++;
-        Py_ssize_t start = i;
-        int slash = 0;
-        while (i < n) {
-            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
-            if (Py_UNICODE_ISSPACE(ch))
-                break;
-            slash |= ch == '/';
-            i++;
-        }
-        if (!slash)
-            continue;
-        /* the word [start, i) holds a slash: its pieces between punctuation marks */
-        Py_ssize_t p = start;
-        while (p < i) {
-            while (p < i && cuts_path(PyUnicode_READ(kind, data, p)))
-                p++;
-            Py_ssize_t q = p;
-            int has = 0;
-            while (q < i) {
-                Py_UCS4 ch = PyUnicode_READ(kind, data, q);
-                if (cuts_path(ch))
-                    break;
-                has |= ch == '/';
-                q++;
-            }
-            if (q > p && has) {
-                PyObject *piece = PyUnicode_Substring(text, p, q);
-                if (piece == NULL)
-                    goto fail;
-                int known = PySet_Contains(seen, piece);
-                if (known < 0 || (!known && (PySet_Add(seen, piece) < 0 ||
-                                             PyList_Append(out, piece) < 0))) {
-                    Py_DECREF(piece);
-                    goto fail;
-                }
-                Py_DECREF(piece);
-            }
-            p = q;
+    int failed = out == NULL || seen == NULL;
+    if (!failed) {
+        switch (kind) {
+        case PyUnicode_1BYTE_KIND:
+            PATH_RUNS(Py_UCS1);
+            break;
+        case PyUnicode_2BYTE_KIND:
+            PATH_RUNS(Py_UCS2);
+            break;
+        default:
+            PATH_RUNS(Py_UCS4);
+            break;
         }
     }
-    Py_DECREF(seen);
-    return out;
-fail:
-    Py_XDECREF(out);
     Py_XDECREF(seen);
-    return NULL;
+    if (failed) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    return out;
 }
-
 
 /* -- occurring(needles, haystack): {n for n in needles if n in haystack} -- */
 

@@ -60,6 +60,7 @@ scan_text = st.lists(
     st.one_of(
         st.sampled_from(list("\n\r\t \x1c\u3000/._-:;,()[]'\"`é€日")),
         st.sampled_from(["def ", "class ", "fn ", "Error", "FAIL", "Traceback", "atal", "anic"]),
+        st.sampled_from(["async def f", "  class A", "\tdef\tg", "\u00a0struct S", "x def y"]),
         st.sampled_from(["src/a.py", "x/y", "//", "http://h/p.md", "a_b.c", "xception"]),
         st.characters(blacklist_categories=("Cs",)),
     ),
@@ -74,6 +75,14 @@ def test_random_text_scans_like_python(text: str) -> None:
     assert _module.lines_with(text, needles) == keepset._lines_with_any(text, needles, None)
     short = ("/", ":", "de", "x")  # one-character needles too
     assert _module.lines_with(text, short) == keepset._lines_with_any(text, short, None)
+    # and the whole keep-set of the text as tool output, both ways
+    fast = keepset._extract_uncached(text, False)
+    saved = keepset._scanner[:]
+    keepset._scanner[:] = [None]
+    try:
+        assert fast == keepset._extract_uncached(text, False)
+    finally:
+        keepset._scanner[:] = saved
     assert _module.path_runs(text) == _python_runs(text)
 
 

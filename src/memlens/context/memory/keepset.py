@@ -224,6 +224,8 @@ def _with_context(text: str, start: int, end: int, words: int = 3) -> str:
 _ERROR_HINTS = ("rror", "xception", "FAIL", "atal", "anic", "Traceback")
 #: words a definition line holds (``async def`` lines hold ``def ``)
 _DEFINES = ("def ", "class ", "function ", "func ", "fn ", "interface ", "struct ")
+#: what a line :data:`_DEFINITION` matches begins with after its leading whitespace
+_DEFINITION_STARTS = ("async", "def", "class", "function", "func", "fn", "interface", "struct")
 
 
 def _lines_with(text: str, needle: str) -> list[tuple[int, str]]:
@@ -251,10 +253,18 @@ def _textscan() -> Any | None:
     return _scanner[0]
 
 
-def _lines_with_any(text: str, needles: tuple[str, ...], scan: Any | None) -> list[str]:
-    """The lines of ``text`` holding any of ``needles``, in order, each once."""
+def _lines_with_any(
+    text: str, needles: tuple[str, ...], scan: Any | None, starts: tuple[str, ...] | None = None
+) -> list[str]:
+    """The lines of ``text`` holding any of ``needles``, in order, each once; with the C
+    scan and ``starts``, only those of them that begin with one of ``starts`` after their
+    leading whitespace (lines no pattern anchored that way can match are left out)."""
     if scan is not None:
-        lines: list[str] = scan.lines_with(text, needles)
+        lines: list[str] = (
+            scan.lines_with(text, needles)
+            if starts is None
+            else scan.lines_with(text, needles, starts)
+        )
         return lines
     found: dict[int, str] = {}
     for needle in needles:
@@ -273,7 +283,7 @@ def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
         match = _ERROR.search(line)
         if match:
             put(match.group(0), "error")
-    for line in _lines_with_any(text, _DEFINES, scan):
+    for line in _lines_with_any(text, _DEFINES, scan, _DEFINITION_STARTS):
         match = _DEFINITION.match(line)
         if match:
             put(match.group(1), "identifier")
