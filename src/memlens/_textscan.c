@@ -164,11 +164,17 @@ lines_with(PyObject *Py_UNUSED(module), PyObject *args)
 }
 
 /* ASCII punctuation (string.punctuation) but . / - _ */
+static const unsigned char path_cut[128] = {
+    ['!'] = 1, ['"'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+    ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [':'] = 1, [';'] = 1,
+    ['<'] = 1, ['='] = 1, ['>'] = 1, ['?'] = 1, ['@'] = 1, ['['] = 1, ['\\'] = 1,
+    [']'] = 1, ['^'] = 1, ['`'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1,
+};
+
 static inline int
 cuts_path(Py_UCS4 ch)
 {
-    return ch < 128 && ch != '.' && ch != '/' && ch != '-' && ch != '_' &&
-           strchr("!\"#$%&'()*+,:;<=>?@[\\]^`{|}~", (int)ch) != NULL && ch != 0;
+    return ch < 128 && path_cut[ch];
 }
 
 /* str.isspace for one code point: a table for ASCII, Python's own test above */
@@ -178,21 +184,77 @@ static const unsigned char ascii_space[128] = {
 };
 #define IS_SPACE(ch) ((ch) < 128 ? ascii_space[(ch)] : Py_UNICODE_ISSPACE(ch))
 
-/* one slash-holding piece [p, q): kept unless seen */
+/* the pieces kept so far, by content (pieces of one text: compared in place) */
+typedef struct {
+    uint64_t *hash;
+    Py_ssize_t *start, *len; /* len 0: empty slot */
+    size_t mask, count;
+    int kind;
+    const char *data;
+} PieceSet;
+
 static int
-keep_piece(PyObject *text, Py_ssize_t p, Py_ssize_t q, PyObject *seen, PyObject *out)
+pieces_grow(PieceSet *set)
 {
+    size_t cap = set->mask ? (set->mask + 1) * 2 : 64;
+    uint64_t *hash = PyMem_Calloc(cap, sizeof(uint64_t));
+    Py_ssize_t *start = PyMem_Calloc(cap, sizeof(Py_ssize_t));
+    Py_ssize_t *len = PyMem_Calloc(cap, sizeof(Py_ssize_t));
+    if (hash == NULL || start == NULL || len == NULL) {
+        PyMem_Free(hash);
+        PyMem_Free(start);
+        PyMem_Free(len);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t k = 0; set->mask && k <= set->mask; k++) {
+        if (set->len[k] == 0)
+            continue;
+        size_t j = (size_t)set->hash[k] & (cap - 1);
+        while (len[j])
+            j = (j + 1) & (cap - 1);
+        hash[j] = set->hash[k];
+        start[j] = set->start[k];
+        len[j] = set->len[k];
+    }
+    PyMem_Free(set->hash);
+    PyMem_Free(set->start);
+    PyMem_Free(set->len);
+    set->hash = hash;
+    set->start = start;
+    set->len = len;
+    set->mask = cap - 1;
+    return 0;
+}
+
+/* one slash-holding piece [p, q): appended to out unless an equal one was */
+static int
+keep_piece(PyObject *text, Py_ssize_t p, Py_ssize_t q, PieceSet *set, PyObject *out)
+{
+    if ((set->count + 1) * 2 > set->mask + 1 && pieces_grow(set) < 0)
+        return -1;
+    const char *at = set->data + (size_t)p * set->kind;
+    size_t bytes = (size_t)(q - p) * set->kind;
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (size_t k = 0; k < bytes; k++)
+        h = (h ^ (unsigned char)at[k]) * 0x100000001B3ull;
+    size_t j = (size_t)h & set->mask;
+    while (set->len[j]) {
+        if (set->hash[j] == h && set->len[j] == q - p &&
+            memcmp(set->data + (size_t)set->start[j] * set->kind, at, bytes) == 0)
+            return 0;
+        j = (j + 1) & set->mask;
+    }
+    set->hash[j] = h;
+    set->start[j] = p;
+    set->len[j] = q - p;
+    set->count++;
     PyObject *piece = PyUnicode_Substring(text, p, q);
     if (piece == NULL)
         return -1;
-    int known = PySet_Contains(seen, piece);
-    if (known < 0 ||
-        (!known && (PySet_Add(seen, piece) < 0 || PyList_Append(out, piece) < 0))) {
-        Py_DECREF(piece);
-        return -1;
-    }
+    int failed = PyList_Append(out, piece) < 0;
     Py_DECREF(piece);
-    return 0;
+    return failed ? -1 : 0;
 }
 
 #define PATH_RUNS(T)                                                               \
@@ -220,7 +282,7 @@ keep_piece(PyObject *text, Py_ssize_t p, Py_ssize_t q, PyObject *seen, PyObject 
                     has |= u[q] == '/';                                            \
                     q++;                                                           \
                 }                                                                  \
-                if (q > p && has && keep_piece(text, p, q, seen, out) < 0) {       \
+                if (q > p && has && keep_piece(text, p, q, &set, out) < 0) {       \
                     failed = 1;                                                    \
                     break;                                                         \
                 }                                                                  \
@@ -240,13 +302,43 @@ path_runs(PyObject *Py_UNUSED(module), PyObject *text)
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     PyObject *out = PyList_New(0);
-    PyObject *seen = PySet_New(NULL);
-    int failed = out == NULL || seen == NULL;
+    PieceSet set = {NULL, NULL, NULL, 0, 0, kind, (const char *)data};
+    int failed = out == NULL;
     if (!failed) {
         switch (kind) {
-        case PyUnicode_1BYTE_KIND:
-            PATH_RUNS(Py_UCS1);
+        case PyUnicode_1BYTE_KIND: {
+            /* the words holding a slash, found from their slashes (memchr) */
+            const Py_UCS1 *u = (const Py_UCS1 *)data;
+            Py_ssize_t i = 0;
+            while (i < n && !failed) {
+                const Py_UCS1 *hit = memchr(u + i, '/', (size_t)(n - i));
+                if (hit == NULL)
+                    break;
+                Py_ssize_t start = hit - u, end = start;
+                while (start > i && !IS_SPACE(u[start - 1]))
+                    start--;
+                while (end < n && !IS_SPACE(u[end]))
+                    end++;
+                Py_ssize_t p = start;
+                while (p < end) {
+                    while (p < end && cuts_path(u[p]))
+                        p++;
+                    Py_ssize_t q = p;
+                    int has = 0;
+                    while (q < end && !cuts_path(u[q])) {
+                        has |= u[q] == '/';
+                        q++;
+                    }
+                    if (q > p && has && keep_piece(text, p, q, &set, out) < 0) {
+                        failed = 1;
+                        break;
+                    }
+                    p = q;
+                }
+                i = end;
+            }
             break;
+        }
         case PyUnicode_2BYTE_KIND:
             PATH_RUNS(Py_UCS2);
             break;
@@ -255,7 +347,9 @@ path_runs(PyObject *Py_UNUSED(module), PyObject *text)
             break;
         }
     }
-    Py_XDECREF(seen);
+    PyMem_Free(set.hash);
+    PyMem_Free(set.start);
+    PyMem_Free(set.len);
     if (failed) {
         Py_XDECREF(out);
         return NULL;
