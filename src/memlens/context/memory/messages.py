@@ -621,6 +621,10 @@ def measure(
     ).window_tokens
 
 
+#: ``json.dumps(m, sort_keys=True, ensure_ascii=False, default=str)``, built once
+_SORTED_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+
+
 def _measure_openai(
     fitted: list[dict[str, Any]],
     sources: list[int | None],
@@ -641,9 +645,7 @@ def _measure_openai(
     if len(cache) >= 65_536:  # a fitter reused for very many budgets
         cache.clear()
     fresh = [m for m, source in zip(fitted, sources, strict=True) if source is None]
-    keys = [
-        digest_text(json.dumps(m, sort_keys=True, ensure_ascii=False, default=str)) for m in fresh
-    ]
+    keys = [digest_text(_SORTED_JSON.encode(m)) for m in fresh]
     todo = {key: m for key, m in zip(keys, fresh, strict=True) if key not in cache}
     if todo:
         session = read_request(

@@ -51,9 +51,13 @@ def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+#: ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, built once
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+
+
 def compact_json(value: Any) -> str:
     """Compact JSON text of a value (how tool inputs and schemas are counted)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+    return _COMPACT.encode(value)
 
 
 def memory_file_path(text: str) -> str | None:
