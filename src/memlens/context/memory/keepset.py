@@ -74,6 +74,11 @@ class Keep:
         return WEIGHT[self.kind]
 
 
+_new = object.__new__
+_set_text = vars(Keep)["text"].__set__  # the slots' descriptors
+_set_kind = vars(Keep)["kind"].__set__
+
+
 def _clip(text: str) -> str:
     text = text.strip()
     if len(text) <= MAX_STRING:
@@ -126,7 +131,12 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
             return
         old = found.get(value)
         if old is None or WEIGHT[kind] > WEIGHT[old.kind]:
-            found[value] = Keep(value, kind)
+            # Keep(value, kind) without the frozen dataclass's __init__ (its slots set
+            # directly): the same object, made about a third faster
+            keep = _new(Keep)
+            _set_text(keep, value)
+            _set_kind(keep, kind)
+            found[value] = keep
 
     # neither pattern holds a sentence end or a line break, so a sentence can match
     # only where the whole text does: one search each spares most texts the loop
