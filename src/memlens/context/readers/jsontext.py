@@ -36,6 +36,11 @@ def _no_constant(_name: str) -> None:
     return None
 
 
+#: what ``json.loads(text, parse_float=_finite, parse_constant=_no_constant)`` builds
+#: on every call, built once
+_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_no_constant)
+
+
 def decode(data: bytes | str) -> str:
     """Text of raw transcript bytes: UTF-8 with invalid bytes replaced, BOM dropped."""
     text = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else data
@@ -51,7 +56,7 @@ def loads(data: bytes | str) -> Any:
     """Parse one JSON value; raise :class:`ValueError` for anything unusable."""
     text = decode(data)
     try:
-        value = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
