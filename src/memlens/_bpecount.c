@@ -198,9 +198,17 @@ typedef struct {
     uint32_t rank;
 } Part;
 
+#define SHORT_BITS 16
+
+typedef struct {
+    uint64_t key; /* 0: empty */
+    uint32_t count;
+} ShortSlot;
+
 typedef struct {
     PyObject_HEAD
     int pattern;
+    ShortSlot *shorts; /* 1 << SHORT_BITS slots */
     BytesMap ranks;
     BytesMap pieces;
     uint8_t *buf;  /* one piece's UTF-8 bytes */
@@ -275,11 +283,37 @@ merge_count(Counter *c, const uint8_t *piece, size_t n)
     return (Py_ssize_t)len - 1;
 }
 
+static Py_ssize_t piece_count_mapped(Counter *c, const uint8_t *p, size_t n);
+
 static Py_ssize_t
 piece_count(Counter *c, const uint8_t *p, size_t n)
 {
     if (n == 1)
         return 1;
+    /* a piece of 2-7 bytes is its own key (bytes and length in one word): looked up
+     * in a direct-mapped table in front of the piece map */
+    uint64_t key = 0;
+    ShortSlot *slot = NULL;
+    if (n < 8) {
+        memcpy(&key, p, n);
+        key |= (uint64_t)n << 56;
+        slot = &c->shorts[(size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - SHORT_BITS))];
+        if (slot->key == key) {
+            c->hits++;
+            return slot->count;
+        }
+    }
+    Py_ssize_t found = piece_count_mapped(c, p, n);
+    if (slot != NULL && found >= 0) {
+        slot->key = key;
+        slot->count = (uint32_t)found;
+    }
+    return found;
+}
+
+static Py_ssize_t
+piece_count_mapped(Counter *c, const uint8_t *p, size_t n)
+{
     uint64_t h = hash_bytes(p, n);
     int cacheable = n <= PIECE_CACHE_MAX_BYTES;
     if (cacheable) {
@@ -626,7 +660,9 @@ Counter_init(Counter *self, PyObject *args, PyObject *kwds)
     }
     map_free(&self->ranks);
     map_free(&self->pieces);
-    if (map_init(&self->ranks, (size_t)PyDict_GET_SIZE(ranks)) < 0 ||
+    free(self->shorts);
+    self->shorts = calloc((size_t)1 << SHORT_BITS, sizeof(ShortSlot));
+    if (self->shorts == NULL || map_init(&self->ranks, (size_t)PyDict_GET_SIZE(ranks)) < 0 ||
         map_init(&self->pieces, 1 << 14) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -674,6 +710,7 @@ Counter_dealloc(Counter *self)
 {
     map_free(&self->ranks);
     map_free(&self->pieces);
+    free(self->shorts);
     free(self->buf);
     free(self->parts);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -740,6 +777,8 @@ Counter_clear(Counter *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->pieces.slots != NULL)
         map_clear(&self->pieces);
+    if (self->shorts != NULL)
+        memset(self->shorts, 0, ((size_t)1 << SHORT_BITS) * sizeof(ShortSlot));
     self->hits = self->misses = 0;
     Py_RETURN_NONE;
 }
