@@ -27,12 +27,16 @@ _PATH = re.compile(
     r"|(?<![\w/.-])[\w-]+\.(?:py|pyi|js|ts|tsx|jsx|md|json|toml|yaml|yml|txt|cfg|ini|sql|sh|"
     r"go|rs|java|c|h|cc|cpp|hpp|rb|php|html|css|lock|log|csv)\b"
 )
+#: Possessive where giving characters back can never let the rest match (each run is
+#: followed by a character it cannot hold, or by a word boundary inside a word): the
+#: same matches as without, found without backtracking through every word
+#: (``tests/context/memory/test_keepset_prefilter.py`` checks both agree).
 _IDENT = re.compile(
-    r"`([^`\n]{2,80})`"  # anything in backticks
-    r"|\b([A-Za-z_][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+)\b"  # snake_case / SCREAMING_CASE
-    r"|\b([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+)\b"  # CamelCase
-    r"|\b([a-z]+[A-Z][A-Za-z0-9]*)\b"  # camelCase
-    r"|\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)\(\)?"  # dotted.call()
+    r"`([^`\n]{2,80}+)`"  # anything in backticks
+    r"|\b([A-Za-z_][A-Za-z0-9]*+(?:_[A-Za-z0-9]++)++)\b"  # snake_case / SCREAMING_CASE
+    r"|\b([A-Z][a-z0-9]++(?:[A-Z][a-z0-9]++)++)\b"  # CamelCase
+    r"|\b([a-z]++[A-Z][A-Za-z0-9]*+)\b"  # camelCase
+    r"|\b([A-Za-z_]\w*+(?:\.[A-Za-z_]\w*+)++)\(\)?"  # dotted.call()
 )
 _NUMBER = re.compile(
     r"(?<![\w.])\d+(?:[.,:]\d+)*(?:\s?(?:ms|s|MB|GB|KB|MiB|GiB|%|k|x))?(?!\w|[.,:]\d)"
