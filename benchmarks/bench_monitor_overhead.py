@@ -25,6 +25,7 @@ from pathlib import Path
 from memlens.core.clock import ManualClock
 from memlens.core.config import Config
 from memlens.service import Monitor
+from memlens.service.growth import points
 from memlens.service.leaks import assess_growth
 
 # -- the workload: a small JSON API with a bounded cache ----------------------------------
@@ -120,14 +121,14 @@ def periodic_costs(mode: str) -> dict[str, float]:
             full.recorder.sample()
         t = full.now()
         window = cfg.leak_window_seconds
-        ts, ys = full._points("rss", t - window)
+        ts, ys = points(full, "rss", t - window)
         out["leak_check"] = (
             cost_of(
                 lambda: assess_growth(
                     ts, ys, min_bucket=3 * cfg.effective_interval, min_rate=1.0, min_span=120.0
                 )
             )
-            + cost_of(lambda: full._points("rss", t - window))
+            + cost_of(lambda: points(full, "rss", t - window))
         ) / cfg.leak_check_interval
         out["history_flush"] = cost_of(full.flush, 3) / cfg.history_flush_interval
         out["history_bytes"] = float(full.series.nbytes())
