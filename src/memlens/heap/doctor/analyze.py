@@ -12,7 +12,7 @@ from memlens.core.units import format_bytes
 from memlens.heap.doctor import detect, growth
 from memlens.heap.doctor.builder import FindingBuilder
 from memlens.heap.doctor.diagnosis import INCONCLUSIVE, LEAK, NO_LEAK, Diagnosis, Finding
-from memlens.heap.doctor.grouping import group
+from memlens.heap.doctor.grouping import group, retainer
 from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.native_site import Attribution, apply_native_site, attribute_native
 from memlens.heap.doctor.sites import format_frame, short_path
@@ -27,7 +27,7 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         verdict=NO_LEAK,
         iterations=engine.iterations,
         warmup=max(engine.warmup, 0),
-        checkpoints=len(cps),
+        checkpoints=len(cps) + len(engine.watch_checkpoints),
         gc_enabled=engine.gc_enabled,
         budget=opts.budget,
         max_iterations=opts.max_iterations,
@@ -36,6 +36,13 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         rss_end=cps[-1].rss if cps else 0,
         malloc_available=engine.malloc,
     )
+    if engine.watch_end:
+        # Watched untraced to here; the allocation sites come from the traced look.
+        diag.details["traced_look"] = {
+            "from_call": engine.watch_end,
+            "calls": engine.iterations - engine.watch_end,
+            "every": engine.look_every,
+        }
     if not engine.gc_enabled:
         diag.notes.append("the program disabled the cyclic GC: nothing was collected away")
     if engine.memory_pressure:
@@ -100,7 +107,12 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
             "no leak is claimed without a retainer"
         )
         return diag
+    through = {retainer(f) for f in diag.findings if id(f) in builder.through_growing}
     diag.findings = group(diag.findings, builder.lead)
+    if engine.watch_end and through:
+        # The look's rates come from a few calls, in which a collection's table may
+        # not have grown at all: the leak whose holder the watch saw growing leads.
+        diag.findings.sort(key=lambda f: retainer(f) not in through)
     if diag.findings and engine.window_short:
         # Growth seen at N is believed only if it still holds at widen × N: a run
         # cut short before that cannot tell a leak from a bound not yet reached.

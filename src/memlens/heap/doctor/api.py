@@ -280,6 +280,9 @@ class Watch:
     ) -> None:
         self.name = name
         opts = _options(max_iterations, budget, warmup, max_memory=_size(max_memory))
+        # The block cannot be re-run for a traced look, and may be stopped at any
+        # time: it is traced from the start.
+        opts.untraced_watch = False
         self.engine = Engine(CodeMap(user_roots), opts)
         self._started = False
         self._t0 = 0.0

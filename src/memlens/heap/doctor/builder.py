@@ -66,6 +66,8 @@ class FindingBuilder:
         self.garbage: list[Any] = []
         self._graph: ReverseGraph | None = None  # while findings are built
         self.made: dict[int, Made] = {}  # id(finding) -> who made its main site's objects
+        # Findings whose retaining path passes through a container seen growing.
+        self.through_growing: set[int] = set()
 
     # -- main ----------------------------------------------------------------------
     def build(self) -> list[Finding]:
@@ -228,6 +230,8 @@ class FindingBuilder:
             finding.related_sites = [f"{short_path(m[0][0])}:{m[0][1]}" for m in members[1:]]
             finding.samples = sum(len(samples.get(m[0], [])) for m in members)
             self.made[id(finding)] = made[0]
+            if chosen is not None and any(id(o) in growing_ids for o in chosen.objects):
+                self.through_growing.add(id(finding))
             out.append((finding, chosen or Path(root="", root_kind="none")))
         return out
 
@@ -262,7 +266,7 @@ class FindingBuilder:
             bytes_per_iteration=rate,
             objects_per_iteration=self._objects_rate(site),
             growth_bytes=int(sig.growth.end - sig.growth.start),
-            start_bytes=self.cps[0].rss,
+            start_bytes=(self.engine.first_checkpoint or self.cps[0]).rss,
             end_bytes=self.cps[-1].rss,
             p_value=sig.growth.p_value,
             evidence=[sig.kind],
@@ -375,6 +379,7 @@ class FindingBuilder:
         f.objects_per_iteration = sig.growth.rate
         f.type_name = type_name(obj)
         f.evidence = {"signals": ["container"]}
+        self.through_growing.add(id(f))
         return f, path
 
     def _best_site_for(self, obj: Any) -> tuple[Frame, tuple[Frame, ...]]:

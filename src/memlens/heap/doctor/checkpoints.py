@@ -16,6 +16,7 @@ runs a full collection first; when it is disabled, it never collects anything aw
 
 from __future__ import annotations
 
+import array
 import atexit
 import collections
 import gc
@@ -73,6 +74,7 @@ class Checkpoint:
     atexit_callbacks: int = 0
     traced_blocks: int = 0
     per_block_cost: float = 0.0  # tracemalloc's unreported malloc cost per traced block
+    blocks: int = 0  # the interpreter's memory blocks in use, less the doctor's own
 
     @property
     def native_residual(self) -> int:
@@ -119,6 +121,19 @@ def type_name(obj: object) -> str:
     return t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
 
 
+def collect_keeping_garbage() -> None:
+    """A full collection that frees nothing the program keeps unreachable (the GC is
+    disabled: those cycles are its leak), but empties the free lists."""
+    start = len(gc.garbage)
+    old_debug = gc.get_debug()
+    gc.set_debug(old_debug | gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+    finally:
+        gc.set_debug(old_debug)
+    del gc.garbage[start:]
+
+
 class Reader:
     """Takes checkpoints; remembers one representative traceback per site."""
 
@@ -137,7 +152,12 @@ class Reader:
         self.own_malloc = 0
         self.own_rss = 0
         self.own_overhead = 0
-        self._window: tuple[int, int, int] | None = None
+        self.own_blocks = 0
+        # The figures when the checkpoint began: blocks (see ``mark``), malloc, RSS,
+        # tracemalloc's own; in an array, so that keeping them makes no object that
+        # the end of the window would count as the doctor's.
+        self._window = array.array("q", [0, 0, 0, 0])
+        self._open = False
         self.per_block_cost = 0.0
         self.baseline_types: dict[str, int] = {}
         # The heap frozen at the start (see ``frozen.FrozenHeap``): its containers
@@ -165,9 +185,25 @@ class Reader:
                 self.site_frames[site] = frames
         return site
 
-    def read(self, iteration: int) -> Checkpoint:
+    def mark(self) -> None:
+        """Note the interpreter's blocks in use before the checkpoint makes anything.
+
+        Call as ``Reader.mark(reader)`` (a bound method would be an object of its
+        own), after the collection, on the thread that takes the checkpoint; the
+        blocks the checkpoint still holds at :meth:`end_window` are the doctor's.
+        """
+        self._window[0] = sys.getallocatedblocks()
+
+    def read(self, iteration: int, collected: bool = False) -> Checkpoint:
+        """One checkpoint; ``collected``: the caller has just run the collection
+        and called :meth:`mark`."""
         cp = Checkpoint(iteration=iteration)
-        if gc.isenabled():
+        if not collected:
+            if gc.isenabled():
+                gc.collect()
+            Reader.mark(self)
+        cp.blocks = self._window[0] - self.own_blocks
+        if gc.isenabled() and not collected:
             # The program's own collector would free these cycles: let it.
             gc.collect()
         # Process-level figures are read before the doctor allocates anything, and
@@ -176,7 +212,10 @@ class Reader:
         cp.malloc_in_use = native.malloc_in_use() - self.own_malloc
         cp.rss = native.rss() - self.own_rss
         cp.tracemalloc_overhead = tracemalloc.get_tracemalloc_memory() - self.own_overhead
-        self._window = (native.malloc_in_use(), native.rss(), tracemalloc.get_tracemalloc_memory())
+        self._window[1] = native.malloc_in_use()
+        self._window[2] = native.rss()
+        self._window[3] = tracemalloc.get_tracemalloc_memory()
+        self._open = True
         if not gc.isenabled():
             self._account_garbage(cp)
         self._read_traces(cp)
@@ -207,15 +246,20 @@ class Reader:
 
     def end_window(self) -> None:
         """Charge what the doctor allocated since ``read`` began to the doctor."""
-        if self._window is None:
+        if not self._open:
             return
         if gc.isenabled():
             gc.collect()  # free the doctor's own cycles inside its own window
-        m0, r0, o0 = self._window
+        else:
+            collect_keeping_garbage()  # the free lists, as at ``mark``
+        # First, before anything made since ``mark`` is freed (or handed to a free
+        # list, which the next collection empties).
+        self.own_blocks += sys.getallocatedblocks() - self._window[0]
+        _, m0, r0, o0 = self._window
         self.own_malloc += native.malloc_in_use() - m0
         self.own_rss += native.rss() - r0
         self.own_overhead += tracemalloc.get_tracemalloc_memory() - o0
-        self._window = None
+        self._open = False
 
     def _read_traces(self, cp: Checkpoint) -> None:
         if not tracemalloc.is_tracing():

@@ -18,9 +18,13 @@ from memlens.heap.doctor.checkpoints import Checkpoint, SiteKey
 MIN_SITE_RATE = 8.0  # bytes
 MIN_GARBAGE_RATE = 8.0  # bytes
 MIN_CONTAINER_RATE = 0.05  # items
+MIN_BLOCKS_RATE = 0.05  # interpreter memory blocks (objects)
+BLOCKS_NOISE = 8  # blocks per segment (free lists, interpreter caches)
 MIN_NATIVE_RATE = 256.0  # bytes, with mallinfo2
 MIN_NATIVE_RATE_RSS = 4096.0  # bytes, when only RSS is available
 NATIVE_NOISE = 4 * 1024  # bytes per segment
+# Untraced (the watch), the allocator's figure has no tracemalloc tables in it.
+NATIVE_NOISE_UNTRACED = 1024
 NATIVE_NOISE_RSS = 256 * 1024
 
 
@@ -48,11 +52,14 @@ def evaluate(
     gc_disabled: bool,
     baseline_lens: dict[int, tuple[str, int]] | None = None,
     native_floor: float = 0.0,
+    blocks: bool = False,
 ) -> list[Signal]:
     """All signals that are not flat (growing or unclear), biggest rate first.
 
     ``native_floor`` raises the smallest native rate worth a verdict (bytes per
-    iteration) above the allocator's own floor.
+    iteration) above the allocator's own floor. ``blocks`` adds the interpreter's
+    allocated memory blocks, the untraced watch's sign of Python objects piling up
+    where no followed container grows (a linked chain, attributes).
     """
     xs = _xs(cps)
     out: list[Signal] = []
@@ -79,7 +86,7 @@ def evaluate(
         xs,
         ys,
         max(native_floor, MIN_NATIVE_RATE if malloc else MIN_NATIVE_RATE_RSS),
-        noise=NATIVE_NOISE if malloc else NATIVE_NOISE_RSS,
+        noise=(NATIVE_NOISE_UNTRACED if blocks else NATIVE_NOISE) if malloc else NATIVE_NOISE_RSS,
         chunked=True,
     )
     if g.state != growth.FLAT:
@@ -96,6 +103,12 @@ def evaluate(
         g = growth.assess(xs, ys, MIN_CONTAINER_RATE)
         if g.state != growth.FLAT:
             out.append(Signal("container", cid, g, name))
+
+    if blocks:
+        ys = [float(c.blocks) for c in cps]
+        g = growth.assess(xs, ys, MIN_BLOCKS_RATE, noise=BLOCKS_NOISE)
+        if g.state != growth.FLAT:
+            out.append(Signal("blocks", None, g, "Python objects"))
 
     ys = [float(c.atexit_callbacks) for c in cps]
     if ys[-1] > ys[0]:

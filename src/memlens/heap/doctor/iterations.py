@@ -17,6 +17,10 @@ A step that keeps much memory per call cannot run that long: :class:`MemoryLimit
 engine then checkpoints after every call and stops before the call that would pass
 the limit (a memory-pressure stop). The memory limit ends the window as
 ``max_iterations`` does: a bound beyond it cannot be reached on this machine anyway.
+
+When the doctor owns tracing, the schedule runs untraced (the *watch*) and tracing
+starts only for a short *look* once growth was seen (see ``look``): the verdict's
+series are the watch's, the allocation sites the look's.
 """
 
 from __future__ import annotations
@@ -29,8 +33,13 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from memlens.heap.doctor import detect, growth, native
-from memlens.heap.doctor.checkpoints import Checkpoint, Reader, type_counts
+from memlens.heap.doctor import detect, growth, look, native
+from memlens.heap.doctor.checkpoints import (
+    Checkpoint,
+    Reader,
+    collect_keeping_garbage,
+    type_counts,
+)
 from memlens.heap.doctor.frozen import FrozenHeap
 from memlens.heap.doctor.guard import BudgetClock
 from memlens.heap.doctor.pressure import MemoryLimit
@@ -54,6 +63,7 @@ class Options:
     samples_per_site: int = 5
     widen: float = 4.0  # growth first seen at N must still hold at widen × N
     max_memory: int | None = None  # bytes the steps may add to RSS (None: pressure.py)
+    untraced_watch: bool = True  # watch untraced, trace only a short look (see ``look``)
 
     def validate(self) -> None:
         from memlens.core.errors import ConfigError
@@ -115,6 +125,13 @@ class Engine:
         self.memory = MemoryLimit(options.max_memory)
         self.dense = False  # a checkpoint after every call (memory pressure)
         self.final_types: dict[str, int] = {}  # live objects per type at the end
+        self.phase = look.TRACED
+        self.watch_checkpoints: list[Checkpoint] = []  # the watch's, once the look began
+        self.watch_signals: list[detect.Signal] = []
+        self.watch_end = 0  # iteration where the watch ended (0: no look)
+        self.watch_reason = ""
+        self.look_every = 1
+        self._look_calls = 0
         for obj in (
             self.own,
             self.checkpoints,
@@ -124,14 +141,15 @@ class Engine:
             self.reader.last_garbage_ids,
         ):
             self.own.add(id(obj))
+        self.own.add(id(self.watch_checkpoints))
 
     # -- lifecycle ---------------------------------------------------------------
     def begin(self) -> None:
         self.rss_start = native.rss()
-        if not tracemalloc.is_tracing():
-            tracemalloc.start(self.options.nframes)
-            self._started_tracing = True
-        run_shallow(self.reader.calibrate)
+        if self.options.untraced_watch and not tracemalloc.is_tracing():
+            self.phase = look.WATCH
+        else:
+            self._start_tracing()
         # The heap that exists now is not the steps' doing: out of the GC's passes.
         run_shallow(self.frozen.freeze)
         self.reader.frozen_containers = self.frozen.containers
@@ -142,6 +160,12 @@ class Engine:
         self.started = time.perf_counter()
         self.clock.start()
         self.memory.start()
+
+    def _start_tracing(self) -> None:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(self.options.nframes)
+            self._started_tracing = True
+        run_shallow(self.reader.calibrate)
 
     def capture_context(self) -> None:
         """Remember the calling thread's contextvars mapping as a named root.
@@ -178,7 +202,15 @@ class Engine:
         self.iterations += 1
         opts = self.options
         pressed = self.memory.observe(self.iterations)
+        if self.phase == look.LOOK:
+            return self._look_iteration(pressed)
         tight = pressed or self.memory.calls_left() < (opts.min_checkpoints + 1) * self.every
+        if tight and self.phase == look.WATCH:
+            # Too few calls left to watch first and look after: trace from here on,
+            # with what was watched so far set aside (it has no sites).
+            self.phase = look.TRACED
+            self._start_tracing()
+            self.checkpoints.clear()
         if self.warmup < 0:
             # Warm-up: long enough for lazy imports and first-call caches to settle.
             # A count of iterations, so that every run checkpoints at the same
@@ -221,18 +253,85 @@ class Engine:
             pass
         elif pressed:
             self._finish(MEMORY_PRESSURE)
-        elif self.iterations >= opts.max_iterations:
+        elif self.iterations >= self._iteration_limit:
             self._finish("max_iterations")
         elif self.iterations < opts.min_iterations:
             pass
-        elif self.elapsed >= opts.budget * 0.8:  # leave room for the analysis
+        elif self.elapsed >= opts.budget * self._budget_share:  # room for the analysis
             self._finish("budget")
         return self.done
+
+    @property
+    def _iteration_limit(self) -> int:
+        """The calls the schedule may make: while watching, the look's calls are
+        kept out of ``max_iterations``."""
+        if self.phase != look.WATCH:
+            return self.options.max_iterations
+        reserve = min(look.look_calls(look.MAX_SPACING), self.options.max_iterations // 10)
+        return self.options.max_iterations - reserve
+
+    @property
+    def _budget_share(self) -> float:
+        """The share of the budget the schedule may use (a watch leaves the look room)."""
+        return 0.6 if self.phase == look.WATCH else 0.8
+
+    def _look_iteration(self, pressed: bool) -> bool:
+        """One call of the look: settle, then a checkpoint every ``look_every`` calls."""
+        self._look_calls += 1
+        k = self._look_calls - look.LOOK_SETTLE
+        if k > 0 and k % self.look_every == 0:
+            self._gc_enabled = gc.isenabled()
+            cp = run_shallow(self.reader.read, self.iterations)
+            self.memory.rebase(self.iterations)
+            self.checkpoints.append(cp)
+            self.own.add(id(cp))
+            for d in (cp.site_bytes, cp.site_blocks, cp.container_lens, cp.garbage_site_bytes):
+                self.own.add(id(d))
+            self.reader.end_window()
+            if self.progress is not None:
+                self.progress(self)
+        out_of_budget = self.elapsed >= self.options.budget * 0.85 and len(self.checkpoints) >= 6
+        if (
+            len(self.checkpoints) >= look.LOOK_CHECKPOINTS
+            or pressed
+            or out_of_budget
+            or self.iterations >= self.options.max_iterations
+        ):
+            self._end_look()
+        return self.done
+
+    def _begin_look(self, reason: str) -> None:
+        """The watch saw growth: trace a few calls to find where it is allocated."""
+        self.watch_reason = reason
+        self.watch_end = self.iterations
+        self.watch_signals = list(self.signals)
+        self.watch_checkpoints[:] = self.checkpoints
+        self.checkpoints = []
+        self.own.add(id(self.checkpoints))
+        self.look_every = look.spacing(self.watch_signals)
+        self._look_calls = 0
+        self.phase = look.LOOK
+        self._start_tracing()
+
+    def _end_look(self) -> None:
+        look_signals = self._evaluate() if len(self.checkpoints) >= 2 else []
+        self.signals = look.merge(self.watch_signals, look_signals, self.checkpoints)
+        self._done(self.watch_reason)
 
     # -- internals ----------------------------------------------------------------
     def _checkpoint(self) -> None:
         self._gc_enabled = gc.isenabled()
-        cp = run_shallow(self.reader.read, self.iterations)
+        if self._gc_enabled:
+            gc.collect()
+        else:
+            # A collection also empties the interpreter's free lists, which hold
+            # blocks the steps freed: the program's garbage is kept (it is the
+            # evidence), the free lists emptied before the blocks are read.
+            collect_keeping_garbage()
+        # The interpreter's blocks are read before the doctor makes anything, here on
+        # this thread; what the checkpoint still holds at ``end_window`` is its own.
+        Reader.mark(self.reader)
+        cp = run_shallow(self.reader.read, self.iterations, True)
         # What the reading itself left resident is not the steps' rate.
         self.memory.rebase(self.iterations)
         self.checkpoints.append(cp)
@@ -241,13 +340,12 @@ class Engine:
         for d in (cp.site_bytes, cp.site_blocks, cp.container_lens, cp.garbage_site_bytes):
             self.own.add(id(d))
         if len(self.checkpoints) > self.options.max_checkpoints:
-            kept = self.checkpoints[::2] if len(self.checkpoints) % 2 else self.checkpoints[1::2]
-            self.checkpoints[:] = kept
+            start = 0 if len(self.checkpoints) % 2 else 1
+            self.checkpoints[:] = self.checkpoints[start::2]
             self.every *= 2
-        measured = self.iterations - self.warmup
         if (
             len(self.checkpoints) >= self.options.min_checkpoints
-            and measured >= self.options.min_measured
+            and self.iterations - self.warmup >= self.options.min_measured
         ):
             self.signals = self._evaluate()
             growing = any(s.state == growth.GROWING for s in self.signals)
@@ -259,9 +357,16 @@ class Engine:
                 self._finish("confident: leak")
             elif not self.signals and ready:
                 self._finish("confident: no growth")
-        self.reader.end_window()
         if self.progress is not None:
             self.progress(self)
+        del cp
+        Reader.end_window(self.reader)
+
+    @property
+    def first_checkpoint(self) -> Checkpoint | None:
+        """The first checkpoint of the schedule (the watch's, after a look)."""
+        cps = self.watch_checkpoints or self.checkpoints
+        return cps[0] if cps else None
 
     def _evaluate(self) -> list[detect.Signal]:
         # Under memory pressure a checkpoint follows every call, so the doctor's own
@@ -277,6 +382,7 @@ class Engine:
             not self._gc_enabled,
             self.reader.baseline_lens,
             native_floor=floor,
+            blocks=self.phase == look.WATCH,
         )
 
     def _widen(self) -> None:
@@ -311,6 +417,12 @@ class Engine:
     def _finish(self, reason: str) -> None:
         if len(self.checkpoints) >= 6:
             self.signals = self._evaluate()
+        if self.phase == look.WATCH and self.signals and reason != "stopped by caller":
+            self._begin_look(reason)
+            return
+        self._done(reason)
+
+    def _done(self, reason: str) -> None:
         self.stop_reason = reason
         self.done = True
         if self.frozen.active:
@@ -346,8 +458,12 @@ class Engine:
             # Like --max-iterations, the memory limit is the end of the window: a
             # bound the memory cannot reach is no bound for this program.
             return False
-        seen = self.growth_seen_at or self.iterations  # growth first seen at the end
+        watched = self.watch_end or self.iterations  # the look's calls are no window
+        seen = self.growth_seen_at or watched  # growth first seen at the end
         # ``--max-iterations`` is the user's own limit on the window (and a count,
         # so the verdict stays the same from run to run); the budget is not.
-        target = min(self.options.widen * seen, self.options.max_iterations)
-        return self.iterations < target
+        limit = self.options.max_iterations
+        if self.watch_end:
+            limit -= min(look.look_calls(look.MAX_SPACING), limit // 10)
+        target = min(self.options.widen * seen, limit)
+        return watched < target

@@ -69,7 +69,7 @@ def sample_objects(
     rates = detect.type_rates(
         engine.reader.baseline_types,
         engine.final_types or type_counts(gc.get_objects()),
-        engine.iterations - engine.checkpoints[0].iteration,
+        engine.iterations - _first_iteration(engine),
     )
     # Instances of classes that grew; builtin containers and atoms are reached
     # through the big collections that hold them (below), which is far cheaper.
@@ -113,7 +113,9 @@ def sample_objects(
         if remaining:
             # Leaked objects sit in big collections (tracked or not: a dict of
             # atoms is untracked); the newest entries are at the end.
-            span = engine.checkpoints[-1].iteration - engine.checkpoints[0].iteration
+            # Over the whole schedule: after a look, its own few calls are not what
+            # the leaking collection has had time to fill.
+            span = engine.checkpoints[-1].iteration - _first_iteration(engine)
             # A run stopped for memory pressure made only a few calls: what it
             # leaked fills only a few entries.
             need = max(3 if engine.dense else 8, span // 2)
@@ -132,7 +134,7 @@ def sample_objects(
             # the newest objects of the types that grew. Survivors are appended
             # to the oldest generation, so the newest are at the end.
             grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
-            budget = MAX_INSTANCES
+            budget = _instance_budget(engine)
             for obj in reversed(objs):
                 if not remaining or budget <= 0:
                     break
@@ -255,3 +257,23 @@ def untracked_below(obj: Any, consider: Any, depth: int = 3) -> None:
         elif depth > 1 and kind in _PLAIN and not gc.is_tracked(ref):
             consider(ref)
             untracked_below(ref, consider, depth - 1)
+
+
+def _first_iteration(engine: Engine) -> int:
+    """The iteration of the schedule's first checkpoint (the watch's, after a look)."""
+    first = engine.first_checkpoint
+    return first.iteration if first is not None else 0
+
+
+def _instance_budget(engine: Engine) -> int:
+    """How many of the newest instances to look at. After an untraced watch only the
+    look's calls allocated objects with a traceback; they are among the newest, a
+    few times as many as the objects those calls kept (the watch's rate)."""
+    if not engine.watch_end:
+        return MAX_INSTANCES
+    rate = max(
+        (s.growth.rate for s in engine.watch_signals if s.kind == "blocks"),
+        default=0.0,
+    )
+    calls = engine.iterations - engine.watch_end
+    return int(min(MAX_INSTANCES, max(2000.0, 8 * rate * calls)))
