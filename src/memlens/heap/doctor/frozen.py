@@ -33,6 +33,7 @@ class FrozenHeap:
         self.containers: list[Any] = []
         self.types: dict[str, int] = {}
         self.active = False
+        self.thawed = 0  # objects handed back by the last thaw (the oldest generation's tail)
 
     def freeze(self) -> None:
         """Collect, remember the containers and type counts, then ``gc.freeze()``."""
@@ -53,6 +54,7 @@ class FrozenHeap:
     def thaw(self) -> None:
         """Give the frozen objects back to the collector (idempotent)."""
         if self.active:
+            self.thawed = gc.get_freeze_count()
             gc.unfreeze()
             self.active = False
         self.containers = []

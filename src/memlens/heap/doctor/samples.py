@@ -27,6 +27,7 @@ from memlens.heap.doctor.sites import object_frames
 # roots, depend on load).
 MAX_HOLDERS = 20_000  # big collections looked into, growing ones first
 MAX_INSTANCES = 50_000  # newest instances of grown types looked at
+_PATIENCE = 2_000  # untraced instances in a row that end the search after a look
 _ATOMS = frozenset({str, bytes, bytearray, int, complex})
 _PLAIN = frozenset({dict, list, tuple, set, frozenset})
 _LRU_WRAPPER = type(functools.lru_cache(maxsize=1)(len))
@@ -85,12 +86,13 @@ def sample_objects(
         blocks = last.site_blocks.get(site, 0) - first.site_blocks.get(site, 0)
         smallest[site] = 0.5 * grew / blocks if blocks > 0 and grew > 0 else 0.0
 
-    def consider(obj: Any) -> None:
+    def consider(obj: Any) -> bool:
+        """Take ``obj`` as a sample if it fits; False when it has no traceback."""
         if issubclass(type(obj), weakref.ref):
-            return  # a weak reference retains nothing; its referent is the leak
+            return True  # a weak reference retains nothing; its referent is the leak
         frames = object_frames(obj)
         if not frames:
-            return
+            return False
         site = site_of(frames)
         if site in remaining and sys.getsizeof(obj, 0) >= smallest[site]:
             bucket = found[site]
@@ -98,6 +100,7 @@ def sample_objects(
                 bucket.append(obj)
                 if len(bucket) >= want:
                     remaining.discard(site)
+        return True
 
     for obj in garbage:
         if not remaining:
@@ -109,6 +112,10 @@ def sample_objects(
                 break
             consider(item)
     objs = gc.get_objects()
+    # The heap frozen at the start went back to the end of the oldest generation when
+    # it was thawed; after a look, the objects with a traceback come before it.
+    skip = engine.frozen.thawed if engine.watch_end else 0
+    newest_first = objs[: len(objs) - skip] if skip else objs
     try:
         if remaining:
             # Leaked objects sit in big collections (tracked or not: a dict of
@@ -134,14 +141,20 @@ def sample_objects(
             # the newest objects of the types that grew. Survivors are appended
             # to the oldest generation, so the newest are at the end.
             grown_types = {t for t in set(map(type, objs)) if type_name_of(t) in grown}
-            budget = _instance_budget(engine)
-            for obj in reversed(objs):
-                if not remaining or budget <= 0:
+            budget = MAX_INSTANCES
+            # After an untraced watch only the look's objects have a traceback; they
+            # are the newest survivors, so a long run of untraced ones means the
+            # search has passed them.
+            untraced, patience = 0, (_PATIENCE if engine.watch_end else MAX_INSTANCES)
+            # The heap frozen at the start went back to the end of the oldest
+            # generation when it was thawed: the look's objects come before it.
+            for obj in reversed(newest_first):
+                if not remaining or budget <= 0 or untraced >= patience:
                     break
                 if type(obj) not in grown_types:
                     continue
                 budget -= 1
-                consider(obj)
+                untraced = 0 if consider(obj) else untraced + 1
                 untracked_below(obj, consider)
         span = max(1, last.iteration - first.iteration)
         swelling = {
@@ -153,10 +166,10 @@ def sample_objects(
             # No more objects than before, yet more bytes: objects the site made
             # keep getting bigger (a DataFrame rebuilt with one more row per call,
             # a buffer extended in place). The biggest objects it allocated are it.
-            for site, objs_at in biggest_at(objs, swelling, site_of, want).items():
+            for site, objs_at in biggest_at(newest_first, swelling, site_of, want).items():
                 found[site].extend(o for o in objs_at if all(o is not x for x in found[site]))
     finally:
-        del objs
+        del objs, newest_first
     return found
 
 
@@ -263,17 +276,3 @@ def _first_iteration(engine: Engine) -> int:
     """The iteration of the schedule's first checkpoint (the watch's, after a look)."""
     first = engine.first_checkpoint
     return first.iteration if first is not None else 0
-
-
-def _instance_budget(engine: Engine) -> int:
-    """How many of the newest instances to look at. After an untraced watch only the
-    look's calls allocated objects with a traceback; they are among the newest, a
-    few times as many as the objects those calls kept (the watch's rate)."""
-    if not engine.watch_end:
-        return MAX_INSTANCES
-    rate = max(
-        (s.growth.rate for s in engine.watch_signals if s.kind == "blocks"),
-        default=0.0,
-    )
-    calls = engine.iterations - engine.watch_end
-    return int(min(MAX_INSTANCES, max(2000.0, 8 * rate * calls)))
