@@ -47,7 +47,7 @@ def diagnose(engine: Engine, target: str, native_site: Attribution | None = None
         diag.notes.append("the program disabled the cyclic GC: nothing was collected away")
     if engine.memory_pressure:
         _note_pressure(diag, engine)
-    if len(cps) < 6:
+    if len(engine.watch_checkpoints or cps) < 6:
         diag.verdict = INCONCLUSIVE
         raise_what = "--max-memory" if engine.memory_pressure else "--budget or --max-iterations"
         diag.reason = (

@@ -290,7 +290,10 @@ class Engine:
             self.reader.end_window()
             if self.progress is not None:
                 self.progress(self)
-        out_of_budget = self.elapsed >= self.options.budget * 0.85 and len(self.checkpoints) >= 6
+        # By 85 % of the budget with enough checkpoints for a trend, and with what it
+        # has by 95 % (the hard deadline interrupts a step soon after the budget).
+        used = self.elapsed / self.options.budget
+        out_of_budget = (used >= 0.85 and len(self.checkpoints) >= 6) or used >= 0.95
         if (
             len(self.checkpoints) >= look.LOOK_CHECKPOINTS
             or pressed
