@@ -132,6 +132,9 @@ def doctor(
                 "native growth was not charged to a line: re-running the step to find "
                 "it would pass the memory limit"
             )
+        if result.verdict == LEAK and result.reason.endswith("leak(s) with sustained growth"):
+            # Native growth joined the finding that holds it: count what is left.
+            result.reason = f"{len(result.findings)} leak(s) with sustained growth"
         for finding in result.findings:
             refine(finding)
         _note_no_bound(result, engine)

@@ -263,9 +263,9 @@ class Engine:
 
     @property
     def _iteration_limit(self) -> int:
-        """The calls the schedule may make: while watching, the look's calls are
-        kept out of ``max_iterations``."""
-        if self.phase != look.WATCH:
+        """The calls the schedule may make: while watching something that grows,
+        the look's calls are kept out of ``max_iterations``."""
+        if self.phase != look.WATCH or not self.signals:
             return self.options.max_iterations
         reserve = min(look.look_calls(look.MAX_SPACING), self.options.max_iterations // 10)
         return self.options.max_iterations - reserve
