@@ -37,8 +37,8 @@
 #define BPE_INLINE static inline
 #endif
 #define PIECE_CACHE_MAX_BYTES 256      /* longer pieces are counted, not cached */
-#define PIECE_CACHE_MAX_ENTRIES (1u << 21)
-#define PIECE_ARENA_MAX ((size_t)64 << 20)
+#define PIECE_CACHE_MAX_ENTRIES (1u << 17)
+#define PIECE_ARENA_MAX ((size_t)4 << 20)
 
 static inline uint8_t
 cls(Py_UCS4 c)

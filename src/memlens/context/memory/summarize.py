@@ -222,6 +222,9 @@ def keep_set(texts: Sequence[str], tool_output: Sequence[bool]) -> list[Keep]:
 _Prose = tuple[tuple[tuple[str, bool], ...], tuple[list[str], ...], tuple[bool, ...]]
 _PROSE: dict[bytes, _Prose] = {}
 _PROSE_SIZE = 8192
+#: ... and at most about this many characters of sentences (the oldest half goes first)
+_PROSE_CHARS = 4_000_000
+_prose_chars = [0]
 
 
 def _prose_of(text: str) -> _Prose:
@@ -240,9 +243,12 @@ def _prose_of(text: str) -> _Prose:
             _WORD.findall(s.lower()) if s.isascii() else [w.lower() for w in _WORD.findall(s)]
             for s, _ in sentences
         )
-        if len(_PROSE) >= _PROSE_SIZE:
-            for old in list(_PROSE)[: _PROSE_SIZE // 2]:
-                del _PROSE[old]
+        if len(_PROSE) >= _PROSE_SIZE or _prose_chars[0] > _PROSE_CHARS:
+            for old in list(_PROSE)[: len(_PROSE) // 2]:
+                gone = _PROSE.pop(old, None)
+                if gone is not None:
+                    _prose_chars[0] -= sum(len(s) for s, _ in gone[0])
+        _prose_chars[0] += sum(len(s) for s, _ in sentences)
         marked = tuple(_marked(s) for s, _ in sentences)
         found = _PROSE[key] = (tuple(sentences), words, marked)
     return found
@@ -251,6 +257,7 @@ def _prose_of(text: str) -> _Prose:
 def clear_cache() -> None:
     """Forget the cached sentences (benchmarks time a cold start with it)."""
     _PROSE.clear()
+    _prose_chars[0] = 0
 
 
 def _sentences(texts: Sequence[str]) -> list[tuple[str, bool]]:
