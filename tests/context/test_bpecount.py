@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ENCODINGS = ("cl100k_base", "o200k_base")
 
 _module = load_extension("_bpecount")
-if _module is None and not extensions_disabled() and shutil.which("cc") is not None:
+_buildable = (
+    shutil.which("cc") is not None and Path(sysconfig.get_paths()["include"], "Python.h").exists()
+)
+if _module is None and not extensions_disabled() and _buildable:
     pytest.fail("memlens._bpecount is not built (python3 setup.py build_ext --inplace)")
 pytestmark = pytest.mark.skipif(_module is None, reason="C extension not built or disabled")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,10 @@ from memlens.heap.native_ext import extensions_disabled, load_extension
 
 ROOT = Path(__file__).resolve().parents[2]
 _module = load_extension("_textscan")
-if _module is None and not extensions_disabled() and shutil.which("cc") is not None:
+_buildable = (
+    shutil.which("cc") is not None and Path(sysconfig.get_paths()["include"], "Python.h").exists()
+)
+if _module is None and not extensions_disabled() and _buildable:
     pytest.fail("memlens._textscan is not built (python3 setup.py build_ext --inplace)")
 pytestmark = pytest.mark.skipif(_module is None, reason="C extension not built or disabled")
 
