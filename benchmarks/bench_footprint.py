@@ -23,7 +23,13 @@ measure the neighbours; CPU time does much less), the peak RSS (VmHWM) added ove
 bare, and the modules loaded beyond bare.
 Targets (issue #15): the production monitor adds <= 2 MiB RSS and <= 30 ms.
 
-Usage: python benchmarks/bench_footprint.py [--rounds 9]
+Then (``--flush-days``, 0 to skip) one history flush of a full history of that many
+days, in the production mode's fields and cadence, measured in fresh processes: to
+the history file (the default) and through the SQLite store (what a monitor handed a
+store, or the code before the history file, does); the peak RSS the flush adds
+(VmHWM reset right before it) and its wall time, medians of ``--rounds`` runs.
+
+Usage: python benchmarks/bench_footprint.py [--rounds 9] [--flush-days 30]
 """
 
 from __future__ import annotations
@@ -77,6 +83,62 @@ VARIANTS: dict[str, str] = {
 }
 
 
+# One flush of a full history: the series filled directly (as days of sampling would),
+# the high-water mark reset, then ``flush()`` to the file or through an open store.
+FLUSH = """
+import json, os, random, sys, time
+from memlens.core.config import Config
+from memlens.service import Monitor
+how, days, db = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+store = None
+if how == "store":
+    from memlens.store import open_store
+    store = open_store(db)
+cfg = Config(mode="production", db_path=db, service_name="flush", history_flush_interval=1e9)
+m = Monitor(cfg, store=store)
+rng = random.Random(1)
+fields = ("rss", "vms", "peak_rss", "gc_collections", "gc_collected", "gc_uncollectable")
+for i in range(int(days * 86400 / m.interval)):
+    m.series.append(i * m.interval, {f: 1e8 + rng.random() * 1e6 for f in fields})
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(key))
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status("VmRSS")
+t0 = time.perf_counter()
+ok = m.flush()
+ms = (time.perf_counter() - t0) * 1000
+assert ok, m.last_flush_error
+print(json.dumps({"kib": status("VmHWM") - before, "ms": ms, "samples": m.series.count}))
+"""
+
+
+def flush_costs(days: float, rounds: int, env: dict[str, str]) -> None:
+    """Print the peak RSS and time of one flush of a ``days``-long history, both ways."""
+    out: dict[str, list[dict[str, float]]] = {"file": [], "store": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for how in ("file", "store") if r % 2 == 0 else ("store", "file"):
+                db = os.path.join(tmp, f"{how}{r}.db")
+                done = subprocess.run(
+                    [sys.executable, "-c", FLUSH, how, str(days), db],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    raise SystemExit(f"flush {how}: {done.stderr.strip()[-500:]}")
+                out[how].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    held = int(out["file"][0]["samples"])
+    print(f"one flush of a {days:g}-day history ({held} samples recorded), median of {rounds}:")
+    for how, label in (("file", "history file (default)"), ("store", "through the store")):
+        kib = statistics.median(x["kib"] for x in out[how])
+        ms = statistics.median(x["ms"] for x in out[how])
+        print(f"  {label:<24} +{kib / 1024:.2f} MiB peak RSS  {ms:.1f} ms")
+
+
 def run(variant: str, env: dict[str, str]) -> tuple[float, dict[str, object]]:
     if variant == "--help":
         # The console script's entry point, then the report from an atexit hook.
@@ -108,8 +170,12 @@ def run(variant: str, env: dict[str, str]) -> tuple[float, dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--flush-days", type=float, default=30.0)
     args = parser.parse_args()
     report(args.rounds)
+    if args.flush_days > 0:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEMLENS_")}
+        flush_costs(args.flush_days, args.rounds, env)
 
 
 def report(rounds: int, names: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 import zlib
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from memlens.core import history_file
 from memlens.core.config import Config
 from memlens.core.digest import sha256_hex
 from memlens.core.findings import Diagnosis, Finding
+from memlens.core.series import Series, TierSpec
 from memlens.service import Monitor, history
 from memlens.service.growth import diagnosis_dict
 from memlens.store import open_store
@@ -242,3 +244,46 @@ def test_a_file_that_is_not_a_history_is_refused(tmp_path: Path) -> None:
     path.write_bytes(history_file.MAGIC + sha256_hex(payload).encode() + b"\n" + payload)
     with pytest.raises(history_file.HistoryFileError, match="does not hold a session"):
         history_file.read(str(path))
+
+
+@pytest.mark.parametrize("samples", [0, 5, 400, 3000])
+def test_a_packed_series_is_the_same_series(samples: int) -> None:
+    # Rings partly filled and wrapped (raw 100 rows; 1-minute windows of 10 s samples),
+    # a field that appears later (NaN before it), and the windows still open.
+    series = Series(raw_capacity=100, tiers=(TierSpec(60.0, 3600.0), TierSpec(600.0, 86400.0)))
+    for i in range(samples):
+        values = {"rss": 1e8 + i * 4096.5}
+        if i > samples // 2:
+            values["gc_collected"] = float(i % 7)
+        series.append(i * 10.0, values)
+    data = {"series": history_file.pack_series(series)}
+    blob, _ = history_file.encode(data)
+    read, _ = history_file.decode(blob, "test")
+    again = history_file.series_of(read)
+    assert again == series and again.count == series.count
+    assert history_file.session_dict(read)["series"] == series.to_dict()
+    again.append(samples * 10.0, {"rss": 1.0})  # and it goes on as the original would
+    series.append(samples * 10.0, {"rss": 1.0})
+    assert again == series
+
+
+def test_a_packed_series_from_the_other_byte_order_and_a_damaged_one() -> None:
+    series = Series(raw_capacity=10)
+    for i in range(25):
+        series.append(float(i), {"rss": float(i * 1000)})
+    packed = history_file.pack_series(series)
+    swapped = dict(packed, byteorder="big" if sys.byteorder == "little" else "little")
+    flipped = []
+    for raw in packed["raw"]["columns"]:
+        col = array("d")
+        col.frombytes(raw)
+        col.byteswap()
+        flipped.append(col.tobytes())
+    swapped["raw"] = {"size": packed["raw"]["size"], "columns": flipped}
+    swapped["aggregates"] = []  # and no tiers
+    swapped["open"] = []
+    swapped["tiers"] = []
+    assert history_file.series_of({"series": swapped}).times() == series.times()
+    short = dict(packed, raw={"size": 10, "columns": [b"\0" * 8, b"\0" * 16]})
+    with pytest.raises(history_file.HistoryFileError, match="damaged series"):
+        history_file.series_of({"series": short})

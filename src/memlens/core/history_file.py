@@ -12,6 +12,13 @@ Layout, next to the SQLite file ``P``: ``P.history/<session id>.mlh``. A file is
     64 hex digits, b"\\n"      SHA-256 of the payload
     payload                   zlib(marshal(session dict, version 4))
 
+The session dict is ``Session.to_dict()``'s, except that its ``series`` is *packed*
+(:func:`pack_series`): each ring's float columns as raw bytes, in time order. A
+30-day history is ~0.4 MB of such bytes but ~2.6 MiB as the lists ``to_dict``
+builds, and the flush runs in the watched process; :func:`series_of` rebuilds the
+``Series`` from the bytes at restore, :func:`session_dict` gives the store the usual
+dict.
+
 ``marshal`` and ``zlib`` are C modules that cost a few hundred kilobytes where
 ``json`` costs 1.3 MiB (it loads ``re`` and ``enum``). Marshal format 4 (Python
 >= 3.4) encodes the plain types a session dict holds (dict, list, str, int, float,
@@ -27,12 +34,15 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
+import sys
 import zlib
+from array import array
 from collections.abc import Mapping
 from typing import Any
 
 from memlens.core.digest import sha256_hex
 from memlens.core.errors import StoreError
+from memlens.core.series import Series, TierSpec
 
 MAGIC = b"memlens-history 1\n"
 SUFFIX = ".mlh"
@@ -40,7 +50,8 @@ DIR_SUFFIX = ".history"
 _HEADER = len(MAGIC) + 65  # magic, 64 hex digits, newline
 _MARSHAL_VERSION = 4
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.@")
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = (str, int, float, bool, bytes, type(None))
+_PACKED = "packed-1"
 
 
 class HistoryFileError(StoreError):
@@ -158,8 +169,89 @@ def read(path: str) -> tuple[dict[str, Any], str]:
     return decode(blob, f"history file {path}")
 
 
+def pack_series(series: Series) -> dict[str, Any]:
+    """``series`` with each ring's columns as bytes in time order (see the module docstring).
+
+    Reads the series' rings directly (one module of the same layer; the round trip is
+    tested against ``Series.to_dict``).
+    """
+    return {
+        "format": _PACKED,
+        "byteorder": sys.byteorder,
+        "fields": list(series.fields),
+        "raw_capacity": series.raw_capacity,
+        "tiers": [[t.width, t.retention] for t in series.tiers],
+        "count": series.count,
+        "raw": _pack_ring(series._raw),
+        "aggregates": [_pack_ring(ring) for ring in series._agg],
+        "open": [None if o is None else list(o) for o in series._open],
+    }
+
+
+def series_of(data: Mapping[str, Any], what: str = "history file") -> Series:
+    """The ``Series`` in a session dict read from a history file (packed or plain)."""
+    packed = data.get("series")
+    if not isinstance(packed, Mapping):
+        raise HistoryFileError(f"{what} holds no series")
+    try:
+        if packed.get("format") != _PACKED:
+            return Series.from_dict(packed)
+        series = Series(
+            packed["fields"],
+            raw_capacity=int(packed["raw_capacity"]),
+            tiers=[TierSpec(float(w), float(r)) for w, r in packed["tiers"]],
+        )
+        swap = packed["byteorder"] != sys.byteorder
+        _unpack_ring(series._raw, packed["raw"], swap)
+        if len(packed["aggregates"]) != len(series._agg):
+            raise ValueError("tiers and aggregates differ")
+        for ring, columns in zip(series._agg, packed["aggregates"]):
+            _unpack_ring(ring, columns, swap)
+        opened = [None if o is None else [float(v) for v in o] for o in packed["open"]]
+        if len(opened) != len(series._agg):
+            raise ValueError("tiers and open windows differ")
+        series._open = opened
+        series.count = int(packed["count"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HistoryFileError(f"{what} holds a damaged series: {exc}") from exc
+    return series
+
+
+def session_dict(data: Mapping[str, Any], what: str = "history file") -> dict[str, Any]:
+    """The session dict read from a history file, as ``Session.from_dict`` takes it."""
+    out = dict(data)
+    out["series"] = series_of(data, what).to_dict()
+    return out
+
+
+def _pack_ring(ring: Any) -> dict[str, Any]:
+    columns = []
+    for col in ring.columns:
+        ordered = col if ring.size < ring.capacity else col[ring.start :] + col[: ring.start]
+        columns.append(ordered.tobytes())
+    return {"size": ring.size, "columns": columns}
+
+
+def _unpack_ring(ring: Any, packed: Mapping[str, Any], swap: bool) -> None:
+    size = int(packed["size"])
+    columns = packed["columns"]
+    if len(columns) != len(ring.columns) or not 0 <= size <= ring.capacity:
+        raise ValueError(f"a ring of {len(columns)} columns and {size} rows does not fit")
+    restored = []
+    for raw in columns:
+        col = array("d")
+        col.frombytes(raw)
+        if swap:
+            col.byteswap()
+        if len(col) != size:
+            raise ValueError(f"a column of {len(col)} values in a ring of {size}")
+        restored.append(col)
+    # Written in time order, so a full ring's oldest row is at 0.
+    ring.columns, ring.size, ring.start = restored, size, 0
+
+
 def _is_plain(value: Any) -> bool:
-    """True for JSON-like data only (no code objects, bytes or sets from a forged file)."""
+    """True for plain data only (no code objects or sets from a forged file)."""
     stack = [value]
     while stack:
         item = stack.pop()

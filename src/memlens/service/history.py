@@ -125,7 +125,7 @@ def flush(mon: Monitor, status: str = RUNNING) -> bool:
             from memlens.core import history_file
 
             with mon._series_lock():
-                data = mon.to_session(status).to_dict()  # a copy: encoded outside the lock
+                data = _file_data(mon, status)  # a copy: encoded outside the lock
             history_file.write(path, data)
     except Exception as exc:  # noqa: BLE001 - persistence must never break the service
         mon.flush_errors += 1
@@ -133,6 +133,18 @@ def flush(mon: Monitor, status: str = RUNNING) -> bool:
         return False
     mon.last_flush = mon.clock.wall()
     return True
+
+
+def _file_data(mon: Monitor, status: str) -> dict[str, Any]:
+    """The session dict for the history file, with the series packed, not listed."""
+    from memlens.core import history_file
+    from memlens.core.series import Series
+
+    session = mon.to_session(status)
+    live, session.series = session.series, Series()  # to_dict would list every row
+    data = session.to_dict()
+    data["series"] = history_file.pack_series(live)
+    return data
 
 
 def restore(mon: Monitor) -> None:
@@ -172,7 +184,6 @@ def _from_store(mon: Monitor) -> tuple[Series, float] | None:
 
 def _from_file(path: str) -> tuple[Series, float] | None:
     from memlens.core import history_file
-    from memlens.core.series import Series
 
     try:
         data, _digest = history_file.read(path)
@@ -183,9 +194,9 @@ def _from_file(path: str) -> tuple[Series, float] | None:
         # what the store brought in from it earlier stays stored.
         os.replace(path, path + ".corrupt")
         raise
+    series = history_file.series_of(data, f"history file {path}")
     try:
-        series = Series.from_dict(data["series"])
         wall_origin = float(data.get("tags", {}).get("wall_origin", "nan"))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise history_file.HistoryFileError(f"history file {path} holds no series: {exc}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise history_file.HistoryFileError(f"history file {path} has no time origin") from exc
     return series, wall_origin

@@ -106,7 +106,9 @@ def _ingest_one(store: object, path: str) -> int:
         _write_marker(path, digest)  # the same content, touched: nothing to save again
         return 0
     try:
-        session = Session.from_dict(data)
+        session = Session.from_dict(history_file.session_dict(data, f"history file {path}"))
+    except history_file.HistoryFileError as exc:
+        raise StoreError(f"{exc}; the stored session is kept as it was") from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StoreError(
             f"history file {path} does not hold a session ({exc}); the stored session is kept"
