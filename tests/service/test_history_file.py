@@ -42,6 +42,7 @@ SERVICE = textwrap.dedent(
     loaded = [k for k in sys.modules if k in ("sqlite3", "dataclasses", "json")
               or k.startswith("memlens.store")]
     import json
+    assert m.stats()["last_flush_error"] == m.last_flush_error
     print(json.dumps({"samples": m.samples, "flush_errors": m.flush_errors,
         "count": m.series.count, "last_error": m.last_flush_error or "", "loaded": loaded}))
     """

@@ -105,4 +105,5 @@ def stats(mon: Monitor) -> dict[str, Any]:
         "last_snapshot_seconds": mon.heapwatch.last_duration,
         "flush_errors": mon.flush_errors,
         "last_flush": utc_iso(mon.last_flush) if mon.last_flush else None,
+        "last_flush_error": mon.last_flush_error,
     }
