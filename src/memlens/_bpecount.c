@@ -21,6 +21,13 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* strings made through the legacy (wstr) API are not "ready" before 3.12 */
+#if PY_VERSION_HEX < 0x030C0000
+#define TEXT_READY(o) PyUnicode_READY(o)
+#else
+#define TEXT_READY(o) 0
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -557,6 +564,8 @@ next_o200k(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
 static Py_ssize_t
 count_text(Counter *c, PyObject *text)
 {
+    if (TEXT_READY(text) < 0)
+        return -2;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);

@@ -20,6 +20,13 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* strings made through the legacy (wstr) API are not "ready" before 3.12 */
+#if PY_VERSION_HEX < 0x030C0000
+#define TEXT_READY(o) PyUnicode_READY(o)
+#else
+#define TEXT_READY(o) 0
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -104,7 +111,8 @@ lines_with(PyObject *Py_UNUSED(module), PyObject *args)
 {
     PyObject *text, *needles, *starts = NULL;
     if (!PyArg_ParseTuple(args, "UO!|O!", &text, &PyTuple_Type, &needles, &PyTuple_Type,
-                          &starts))
+                          &starts) ||
+        TEXT_READY(text) < 0)
         return NULL;
     for (Py_ssize_t k = 0; starts != NULL && k < PyTuple_GET_SIZE(starts); k++) {
         PyObject *word = PyTuple_GET_ITEM(starts, k);
@@ -298,6 +306,8 @@ path_runs(PyObject *Py_UNUSED(module), PyObject *text)
         PyErr_SetString(PyExc_TypeError, "path_runs() takes a str");
         return NULL;
     }
+    if (TEXT_READY(text) < 0)
+        return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
@@ -381,7 +391,8 @@ static PyObject *
 occurring(PyObject *Py_UNUSED(module), PyObject *args)
 {
     PyObject *needles, *haystack;
-    if (!PyArg_ParseTuple(args, "O!U", &PyList_Type, &needles, &haystack))
+    if (!PyArg_ParseTuple(args, "O!U", &PyList_Type, &needles, &haystack) ||
+        TEXT_READY(haystack) < 0)
         return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(haystack);
     PyObject *found = PySet_New(NULL);
