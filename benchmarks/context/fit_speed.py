@@ -4,7 +4,7 @@
     PYTHONPATH=/path/to/older/checkout/src python benchmarks/context/fit_speed.py old
 
 One generated 500-turn session (``fit_sessions.py``, seed 1) is fitted to 50 %, 25 % and
-10 % of its size with empty token and keep-set caches, each fit timed right after
+10 % of its size with empty token, keep-set and sentence caches, each fit timed right after
 tiktoken's plain ``encode_ordinary`` of the same texts, so the ratio holds on a loaded
 machine. Both clocks are shown: wall time, and this process's CPU time (which other
 processes' load does not inflate). Alternate the two commands (old, new, old, new) to
