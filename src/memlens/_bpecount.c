@@ -16,7 +16,10 @@
  *
  * count() returns -1 for a text it cannot count exactly: one holding a code point the
  * class table does not know (unassigned in its Unicode version) or a surrogate, which
- * tiktoken's Python wrapper rewrites before encoding. The caller then asks tiktoken.
+ * tiktoken's Python wrapper rewrites before encoding. It also returns -1 for a text with
+ * a piece longer than LONG_PIECE bytes (a run of thousands of letters or "="): the merge
+ * loop is quadratic in the piece's length, where tiktoken is not. The caller then asks
+ * tiktoken.
  * Everything runs with the GIL held; memory comes from malloc.
  */
 #define PY_SSIZE_T_CLEAN
@@ -44,6 +47,7 @@
 #define BPE_INLINE static inline
 #endif
 #define PIECE_CACHE_MAX_BYTES 256      /* longer pieces are counted, not cached */
+#define LONG_PIECE 256 /* a text with a longer piece is tiktoken's */
 #define PIECE_CACHE_MAX_ENTRIES (1u << 17)
 #define PIECE_ARENA_MAX ((size_t)4 << 20)
 
@@ -641,6 +645,8 @@ count_text(Counter *c, PyObject *text)
             p = c->buf;
             len = (size_t)(o - c->buf);
         }
+        if (len > LONG_PIECE)
+            return -1; /* the merge loop is quadratic: tiktoken is faster on these */
         Py_ssize_t t = piece_count(c, p, len);
         if (t < 0)
             return -2;
