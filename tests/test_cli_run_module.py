@@ -283,3 +283,42 @@ def test_modules_python_m_refuses_are_one_line(
     assert needle in one_line_error(run.stderr)
     assert run.stdout == ""  # nothing of the package ran
     assert bare_m(tmp_path, target).returncode == 1  # python -m refuses them too
+
+
+def test_a_package_importing_the_module_first_warns_as_runpy_does(tmp_path: Path) -> None:
+    write(tmp_path / "dup" / "__init__.py", "from . import mod\n")
+    write(tmp_path / "dup" / "mod.py", "print('ran as', __name__)\n")
+    bare = bare_m(tmp_path, "dup.mod")
+    run = memlens_m(tmp_path, "-m", "dup.mod")
+    assert run.returncode == bare.returncode == 0, run.stderr
+    assert run.stdout == bare.stdout == "ran as dup.mod\nran as __main__\n"
+    warning = (
+        "RuntimeWarning: 'dup.mod' found in sys.modules after import of package 'dup', but "
+        "prior to execution of 'dup.mod'; this may result in unpredictable behaviour\n"
+    )
+    assert bare.stderr.endswith(": " + warning)
+    # the same warning, placed at the module's first line rather than in runpy
+    assert run.stderr.startswith(f"{tmp_path / 'dup' / 'mod.py'}:1: {warning}")
+
+
+@pytest.mark.parametrize("ending", ["done", "exit", "raise"])
+def test_a_module_its_package_moves_runs_where_python_m_finds_it(
+    tmp_path: Path, ending: str
+) -> None:
+    # The package's __init__ puts another folder first on its __path__: python -m then
+    # runs that folder's job.py, which only the import (not a look at the files) sees.
+    write(
+        tmp_path / "moved" / "__init__.py",
+        "import os\n__path__.insert(0, os.path.join(os.path.dirname(__file__), 'other'))\n",
+    )
+    write(tmp_path / "moved" / "job.py", "print('the file on disk')\n")
+    end = {"done": "kept = [1]", "exit": "raise SystemExit(3)", "raise": "raise ValueError('m')"}
+    source = f"import sys\nprint(sys.argv)\n{end[ending]}\n"
+    write(tmp_path / "moved" / "other" / "job.py", source)
+    bare = bare_m(tmp_path, "moved.job", "x")
+    run = memlens_m(tmp_path, "-m", "moved.job", "x")
+    assert run.returncode == bare.returncode == {"done": 0, "exit": 3, "raise": 1}[ending]
+    assert run.stdout == bare.stdout == f"['{tmp_path / 'moved' / 'other' / 'job.py'}', 'x']\n"
+    assert run.stderr == _without_runpy(bare.stderr)
+    session = only_session(tmp_path / "m.db")
+    assert session.exit_code == run.returncode

@@ -7,7 +7,8 @@ So the module is looked up the way the import system looks it up (every finder o
 ``sys.meta_path``, with the parent package's search locations), reading only specs:
 what the packages' ``__init__`` code might change at import time (a ``__path__``
 extended by hand) is not seen, and the hosted interpreter checks the answer against
-the real import before the program's first line (see ``cli/_reexec.py``).
+the real import before the program's first line; where they differ it runs the
+module the import found instead (see ``cli/_reexec.py``).
 
 Mirrors ``runpy._get_module_details``: a package runs its ``__main__`` submodule,
 a package named ``__main__`` cannot, a namespace package without ``__main__`` cannot.

@@ -36,6 +36,8 @@ in its own frame, the package is imported and :func:`enter` sets ``__spec__``,
 ``__file__``, ``__package__``, ``__loader__`` and ``__cached__`` from the module's
 spec as ``runpy`` does. The module's frame is then the bottom one (``python -m``
 has two ``runpy`` frames under it, which tracemalloc pays for; memlens does not).
+Should the package's ``__init__`` have moved the module (a ``__path__`` changed at
+import), :func:`enter` runs the module the import finds, one frame under it.
 A module that is not a plain source file (an extension, a zip) or does not compile
 runs in the launching process, through ``runpy``.
 
@@ -416,14 +418,8 @@ def enter() -> None:
             stacklevel=2,
         )
     spec = importlib.util.find_spec(name)
-    origin = os.path.abspath(spec.origin) if spec is not None and spec.origin else None
-    if spec is None or origin != located.origin:
-        # The package's own code moved the module (its __path__ changed on import).
-        sys.stderr.write(
-            f"memlens: error: module {name!r} is {origin or 'not found'} once its package is "
-            f"imported, not {located.origin}; run it with MEMLENS_RUN_REEXEC=0\n"
-        )
-        raise SystemExit(2)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"No module named {name}", name=name)
     main = sys.modules["__main__"]
     main.__dict__.update(
         __file__=spec.origin,
@@ -434,6 +430,30 @@ def enter() -> None:
     )
     sys.argv[0] = spec.origin or located.origin
     _entered = True
+    origin = os.path.abspath(spec.origin) if spec.origin else None
+    if origin != located.origin:
+        # The package's own code moved the module (its __path__ changed on import): run
+        # the module python -m would run, here, one memlens frame under it.
+        global _elsewhere
+        _elsewhere = spec.origin or "?"
+        code = spec.loader.get_code(name)  # type: ignore[attr-defined]
+        exec(code, main.__dict__)
+        raise _RanElsewhere
+
+
+class _RanElsewhere(BaseException):
+    """The module ran from :func:`enter`: the statements compiled at launch are not its."""
+
+
+_elsewhere: str | None = None  # the file that ran instead, if one did
+
+
+def _from_file(tb: types.TracebackType | None, filename: str) -> types.TracebackType | None:
+    """``tb`` from its first frame in ``filename`` on (all of it if none is)."""
+    at = tb
+    while at is not None and at.tb_frame.f_code.co_filename != filename:
+        at = at.tb_next
+    return at or tb
 
 
 def end(ending: BaseException | None) -> NoReturn:
@@ -451,6 +471,10 @@ def end(ending: BaseException | None) -> NoReturn:
     if _hosting is None:  # pragma: no cover - begin() exited before the program ran
         raise SystemExit(2)
     plan, started = _hosting
+    if isinstance(ending, _RanElsewhere):
+        ending = None  # the module that ran instead ran to its end
+    elif ending is not None and _elsewhere is not None:
+        ending.__traceback__ = _from_file(ending.__traceback__, _elsewhere)
     if ending is not None and plan.program.module and not _entered:
         # Raised while importing the module's package: python -m shows no frame of
         # the module's own (that line 1 is the entry above its statements).
