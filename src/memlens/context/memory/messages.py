@@ -640,11 +640,28 @@ def _measure_openai(
     (framing, text, calls, images), so a message copied unchanged costs what it cost in
     the original request, and a rewritten one is read once (``cache`` keeps its count
     by its JSON's digest for the next fit of the same list); the tools and the reply
-    priming are the count of an empty list."""
-    cache = {} if cache is None else cache
+    priming are the count of an empty list. Without a ``cache`` (a one-off fit) the
+    rewritten messages are read as they are, with no JSON digest to key them by."""
+    fresh = [m for m, source in zip(fitted, sources, strict=True) if source is None]
+    copied = sum(per_message[source] for source in sources if source is not None)
+    if cache is None:
+        read = 0
+        if fresh:
+            session = read_request(
+                fresh,
+                OPENAI,
+                model=model,
+                system=None,
+                tools=None,
+                counter=counter,
+                track_leaks=False,
+            )
+            counts = _message_tokens(session)
+            read = sum(counts[index] for index in range(len(fresh)))
+        fixed = measure([], OPENAI, model=model, system=None, tools=tools, counter=counter)
+        return copied + fixed + read
     if len(cache) >= 65_536:  # a fitter reused for very many budgets
         cache.clear()
-    fresh = [m for m, source in zip(fitted, sources, strict=True) if source is None]
     keys = [digest_text(_SORTED_JSON.encode(m)) for m in fresh]
     todo = {key: m for key, m in zip(keys, fresh, strict=True) if key not in cache}
     if todo:
@@ -662,7 +679,6 @@ def _measure_openai(
             cache[key] = counts[index]
     if b"" not in cache:  # the request's fixed part: tools, reply priming
         cache[b""] = measure([], OPENAI, model=model, system=None, tools=tools, counter=counter)
-    copied = sum(per_message[source] for source in sources if source is not None)
     return copied + cache[b""] + sum(cache[key] for key in keys)
 
 
@@ -778,7 +794,8 @@ class RequestFitter:
                     model=self.model,
                     tools=self.tools,
                     counter=self.counter,
-                    cache=self._fresh_tokens,
+                    # a fit that ends the fitter's reuse keeps nothing for later fits
+                    cache=None if keep_memory else self._fresh_tokens,
                 )
             else:
                 fitted = _render_anthropic(shown, self.messages)
