@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import marshal
+import math
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -288,3 +290,23 @@ def test_a_packed_series_from_the_other_byte_order_and_a_damaged_one() -> None:
     short = dict(packed, raw={"size": 10, "columns": [b"\0" * 8, b"\0" * 16]})
     with pytest.raises(history_file.HistoryFileError, match="damaged series"):
         history_file.series_of({"series": short})
+
+
+@pytest.mark.parametrize("samples", [1, 50, 400, 3000, 20000])
+def test_the_saved_summary_reads_the_same_points_without_building_them(samples: int) -> None:
+    # Series.first_and_highest, which the flush uses, against Series.points.
+    series = Series(raw_capacity=100, tiers=(TierSpec(60.0, 3600.0), TierSpec(600.0, 86400.0)))
+    rng = random.Random(samples)
+    for i in range(samples):
+        value = float("nan") if i % 97 == 5 else 1e8 + rng.random() * 1e7
+        series.append(i * 10.0, {"vms": 1.0} if i == 0 else {"rss": value, "vms": 1.0})
+    found = series.first_and_highest("rss")
+    if "rss" not in series.fields:  # one sample, without it
+        assert found is None
+        return
+    points = series.points("rss")
+    assert found is not None
+    assert found[0] == points[0]
+    assert found[1] == max(p.max for p in points if math.isfinite(p.max))
+    assert series.first_and_highest("uss") is None
+    assert Series().first_and_highest("rss") is None

@@ -249,6 +249,53 @@ class Series:
                 out.append(Aggregate(t, 0.0, v, v, v, 1))
         return out
 
+    def first_and_highest(self, name: str) -> tuple[Aggregate, float] | None:
+        """``points(name)[0]`` and the highest finite ``max`` among ``points(name)``.
+
+        Read from the columns, one tier at a time, without building the points: for a
+        full 30-day history those are ~1.8 MiB of records, and the monitor's history
+        flush needs only these two. ``None`` when the field has no value.
+        """
+        idx = self._index.get(name)
+        if idx is None:
+            return None
+        times = self.times()
+        covered_from = times[0] if times else math.inf
+        first: Aggregate | None = None
+        highest = -math.inf
+        base = 2 + 3 * idx
+        for tier, spec in enumerate(self.tiers):
+            ring, open_ = self._agg[tier], self._open[tier]
+            if base + 2 >= len(ring.columns):
+                continue
+            starts, counts = ring.column(0), ring.column(1)
+            lows, sums, highs = ring.column(base), ring.column(base + 1), ring.column(base + 2)
+            if open_ is not None:
+                for col, value in zip(
+                    (starts, counts, lows, sums, highs), open_[:2] + open_[base : base + 3]
+                ):
+                    col.append(value)
+            older = None
+            for start, count, lo, total, hi in zip(starts, counts, lows, sums, highs):
+                if start + spec.width > covered_from:
+                    break  # windows are in time order: the rest are newer
+                if count == 0 or math.isnan(lo):
+                    continue
+                if older is None:
+                    older = Aggregate(start, spec.width, lo, total / count, hi, int(count))
+                if math.isfinite(hi):
+                    highest = max(highest, hi)
+            if older is not None:
+                first, covered_from = older, older.start
+        for t, v in zip(times, self.column(name)):
+            if math.isnan(v):
+                continue
+            if first is None:
+                first = Aggregate(t, 0.0, v, v, v, 1)
+            if math.isfinite(v):
+                highest = max(highest, v)
+        return None if first is None else (first, highest)
+
     def nbytes(self) -> int:
         """Approximate memory held by the series' value buffers."""
         return self._raw.nbytes() + sum(r.nbytes() for r in self._agg) + 64 * len(self.fields)
