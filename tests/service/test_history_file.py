@@ -310,3 +310,17 @@ def test_the_saved_summary_reads_the_same_points_without_building_them(samples: 
     assert found[1] == max(p.max for p in points if math.isfinite(p.max))
     assert series.first_and_highest("uss") is None
     assert Series().first_and_highest("rss") is None
+
+
+def test_a_temporary_file_left_by_a_dead_writer_is_cleared(tmp_path: Path) -> None:
+    _service(tmp_path)
+    folder = _file(tmp_path).parent
+    stale = folder / ".monitor-web.mlh.999999.tmp"
+    fresh = folder / ".monitor-web.mlh.999998.tmp"
+    for path in (stale, fresh):
+        path.write_bytes(b"memlens-history 1\n")  # what a writer killed mid-write leaves
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    rows, err = _rows(tmp_path)
+    assert err == "" and [r["id"] for r in rows] == ["monitor-web"]
+    assert not stale.exists() and fresh.exists()  # a write may still be under way

@@ -17,7 +17,8 @@ exporting see the monitor's whole history as before. The rules:
   a damaged file, a session saved by an older memlens) first keeps the stored one as
   ``<id>@<its start, UTC>``, so nothing stored is ever lost;
 - ``rm`` of a monitor session removes its file too (:func:`forget`), or it would
-  come back at the next open.
+  come back at the next open; a writer's temporary file older than ten minutes
+  (its process died mid-write) is removed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable
 
 from memlens.core import history_file
@@ -33,6 +35,8 @@ from memlens.core.errors import MemlensError, NotFoundError, StoreError
 from memlens.core.session import Session
 
 MARKER = ".ingested"
+#: A temporary file this old was left by a writer that died (a write takes < 1 s).
+STALE_SECONDS = 600.0
 
 
 def pending(db_path: str) -> list[str]:
@@ -44,6 +48,9 @@ def pending(db_path: str) -> list[str]:
         return []
     out = []
     for name in names:
+        if name.startswith(".") and name.endswith(".tmp"):
+            _drop_if_stale(os.path.join(directory, name))
+            continue
         if name.startswith(".") or not name.endswith(history_file.SUFFIX):
             continue
         path = os.path.join(directory, name)
@@ -82,6 +89,13 @@ def ingest(
     finally:
         store.close()  # type: ignore[attr-defined]
     return done
+
+
+def _drop_if_stale(path: str) -> None:
+    """Remove a writer's temporary file left by a process that died while writing it."""
+    with contextlib.suppress(OSError):
+        if time.time() - os.stat(path).st_mtime > STALE_SECONDS:
+            os.unlink(path)
 
 
 def forget(db_path: str, session_id: str) -> None:
