@@ -2,7 +2,7 @@
 and build the optional C accelerators.
 
 The C extensions (``memlens._heapgraph``, ``memlens._sampler``, ``memlens._census``,
-``memlens._bpecount``, ``memlens._textscan``) are optional: when there is no compiler or no Python headers the build prints one
+``memlens._bpecount``, ``memlens._textscan``, ``memlens._tracegroup``) are optional: when there is no compiler or no Python headers the build prints one
 warning and memlens uses its pure-Python paths (see ``memlens.heap.native_ext``). ``pip install`` never
 fails because of them.
 
@@ -11,7 +11,7 @@ setuptools has no declarative way to place a file at the root of site-packages (
 .pth hook below) or to build C extensions that may fail without failing the install
 (``memlens._heapgraph``, the sampling tracer ``memlens._sampler``, the heap census's
 graph walk ``memlens._census``, the exact token counter ``memlens._bpecount``, the keep-set's text scans
-``memlens._textscan``). Nothing else belongs in this file.
+``memlens._textscan``, a snapshot's traces summed per traceback ``memlens._tracegroup``). Nothing else belongs in this file.
 
 The .pth file lets ``MEMLENS_MONITOR=1 python app.py`` monitor an unmodified
 program. It costs one environment lookup at interpreter start-up and imports
@@ -67,6 +67,7 @@ EXTENSIONS = [
         optional=True,
     ),
     Extension("memlens._textscan", ["src/memlens/_textscan.c"], optional=True),
+    Extension("memlens._tracegroup", ["src/memlens/_tracegroup.c"], optional=True),
 ]
 
 cmdclass = {"build_py": build_py_with_pth, "build_ext": optional_build_ext}

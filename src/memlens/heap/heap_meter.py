@@ -37,6 +37,7 @@ from memlens.heap.frames import (
     is_user_file,
     user_frame_index,
 )
+from memlens.heap.native_ext import load_extension
 from memlens.heap.peaks import PeakWatch
 
 DEFAULT_DEPTH = 25
@@ -102,11 +103,12 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> list[tuple[Frames, int, int]
     """``(frames, bytes, blocks)`` per distinct traceback, without memlens's own blocks.
 
     Linear in the number of live traces with a small constant: within one snapshot
-    equal tracebacks are one shared tuple, so a C-level sort brings each group
-    together and ``sum`` adds its sizes in C. Nothing is allocated per trace, which
+    equal tracebacks are one shared tuple, so the traces are summed per traceback
+    object in one pass (``memlens._tracegroup`` in C, or a C-level sort that brings
+    each group together where it is not built). Nothing is allocated per trace, which
     matters because while tracing every allocation is itself traced (a Python loop
     accumulating per trace costs ~1 µs a block). Filtering and attribution then run
-    once per distinct traceback, never per trace.
+    once per distinct traceback, never per trace. Groups come out sorted by frames.
     """
     raw = getattr(snapshot.traces, "_traces", None)
     if raw is None:  # pragma: no cover - private layout changed
@@ -116,12 +118,33 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> list[tuple[Frames, int, int]
         ]
     out: list[tuple[Frames, int, int]] = []
     own = is_own_frame
-    for frames, group in itertools.groupby(sorted(raw, key=_TB_OF), key=_TB_OF):
+    for frames, size, blocks in _sum_per_traceback(raw):
         if frames and (own(frames[0][0]) or _memlens_thread(frames) or _on_memlens_behalf(frames)):
             continue
-        sizes = list(map(_SIZE_OF, group))
-        out.append((frames, sum(sizes), len(sizes)))
+        out.append((frames, size, blocks))
     return out
+
+
+def _sum_per_traceback(raw: list[tuple[object, ...]]) -> list[tuple[Frames, int, int]]:
+    """The traces' bytes and blocks per distinct traceback, sorted by frames."""
+    native = load_extension("_tracegroup") if isinstance(raw, list) else None
+    if native is None:
+        return [
+            (frames, sum(sizes), len(sizes))
+            for frames, group in itertools.groupby(sorted(raw, key=_TB_OF), key=_TB_OF)
+            for sizes in (list(map(_SIZE_OF, group)),)
+        ]
+    merged: dict[Frames, list[int]] = {}
+    # Grouped by object identity; equal tracebacks that are distinct objects (a
+    # snapshot loaded from a file) are merged by value over the few groups.
+    for frames, size, blocks in native.group(raw):
+        acc = merged.get(frames)
+        if acc is None:
+            merged[frames] = [size, blocks]
+        else:
+            acc[0] += size
+            acc[1] += blocks
+    return [(frames, acc[0], acc[1]) for frames, acc in sorted(merged.items())]
 
 
 @record
