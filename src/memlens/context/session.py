@@ -306,6 +306,55 @@ class ContextSession:
         self._resized()
         return item
 
+    def add_counted(
+        self,
+        layer: Layer,
+        content: str,
+        tokens: int,
+        digest: bytes,
+        *,
+        id: str,
+        kind: str,
+        priority: int,
+        created: datetime | None,
+    ) -> ContextItem:
+        """:meth:`add` of an item whose size is already known: ``tokens`` (framing
+        included) and ``digest`` of ``content``, no sublayer, a parsed ``layer``. The
+        same item, made without counting or checking again (a memory built from a
+        reader's counts adds thousands)."""
+        when = self._stamp(created)
+        if id in self.items:
+            self.remove(id)
+        turns = self.turns
+        if layer is Layer.CONVERSATION:
+            turn = (turns[-1] if turns else self.new_turn()).index
+        else:
+            turn = turns[-1].index if turns else 0
+        item = ContextItem(
+            id,
+            layer,
+            tokens,
+            "",
+            _label(content, layer, ""),
+            kind,
+            "",
+            priority,
+            when,
+            when,
+            turn,
+            "",
+            digest,
+            len(content),
+            "",
+            content if self.keep_content else None,
+        )
+        item.token_history.append(tokens)
+        self.items[id] = item
+        self.window_tokens += tokens
+        if turns:
+            turns[-1].context_tokens = self.window_tokens
+        return item
+
     def remove(self, item_id: str) -> ContextItem:
         """Remove an item from the window."""
         item = self.items.pop(item_id)

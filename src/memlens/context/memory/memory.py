@@ -308,6 +308,74 @@ class ContextMemory:
         self.last_activity = now
         return entry
 
+    def add_counted(
+        self,
+        content: str,
+        tokens: int,
+        *,
+        id: str,
+        layer: Layer,
+        role: str,
+        kind: str,
+        priority: Priority,
+        pinned: bool,
+        group: str,
+        overhead: int,
+        payload: dict[str, Any],
+        new_turn: bool,
+    ) -> MemoryEntry:
+        """:meth:`add` of an item whose size a reader already gave: ``tokens`` in all,
+        framing included (``overhead`` of them, at most, being framing). The entry
+        and its profiler item are those :meth:`add` makes, with ``tokens`` in place of
+        the memory's own count: a message list read by the profiler becomes a memory
+        without counting or parsing each item again. ``payload`` is kept, not copied."""
+        if new_turn:
+            self._turn += 1
+            self.session.new_turn(None, label=content[:80])
+        if id in self.entries or id in self.replaced_by:
+            raise ConfigError(f"duplicate memory item id {id!r}")
+        counted, digest = self.session.counter.count_digest(content) if content else (0, b"")
+        if tokens != counted + overhead:  # the reader's framing: what its count adds
+            overhead = max(0, tokens - counted)
+        now = self.now()
+        self.session.add_counted(
+            layer,
+            content,
+            tokens,
+            digest,
+            id=id,
+            kind=kind,
+            priority=priority.score
+            if layer is not Layer.SYSTEM_PROMPT
+            else DEFAULT_PRIORITY[layer],
+            created=now,
+        )
+        entry = MemoryEntry(
+            id,
+            layer,
+            content,
+            tokens,
+            tokens,
+            "",
+            role,
+            kind,
+            priority,
+            pinned,
+            None,
+            None,
+            group or id,
+            self._turn,
+            VERBATIM,
+            next(self._seq),
+            overhead,
+            False,
+            [],
+            payload,
+        )
+        self.entries[id] = entry
+        self.last_activity = now
+        return entry
+
     def add_system(self, text: str, **kw: Any) -> MemoryEntry:
         """The system prompt: never summarised, never evicted."""
         kw.setdefault("role", "system")

@@ -152,19 +152,56 @@ def _check_messages(messages: Any, fmt: str) -> None:
 
 
 class _Builder:
-    """Turns a message list into memory entries, remembering how to write them back."""
+    """Turns a message list into memory entries, remembering how to write them back.
 
-    def __init__(self, memory: ContextMemory, fmt: str) -> None:
+    ``tokens`` holds the profiler reader's count of each entry (by entry id, framing
+    included): each entry is made with it, so the memory adds up to what the reader
+    measures without counting its items a second time."""
+
+    def __init__(self, memory: ContextMemory, fmt: str, tokens: dict[str, int]) -> None:
         self.memory = memory
         self.fmt = fmt
+        self.tokens = tokens
         self.calls: dict[str, str] = {}
 
-    def add(self, content: str, msg: int, block: int, raw: Any = None, **kw: Any) -> MemoryEntry:
-        kw.setdefault("payload", {})
+    def add(
+        self,
+        content: str,
+        msg: int,
+        block: int,
+        raw: Any = None,
+        *,
+        id: str,
+        layer: Layer = Layer.CONVERSATION,
+        role: str = "",
+        kind: str = "text",
+        priority: Priority = Priority.NORMAL,
+        pinned: bool = False,
+        group: str = "",
+        overhead: int = 0,
+        new_turn: bool | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> MemoryEntry:
         # the original message or block goes to the archive with the text, so an
         # image or a call's exact arguments are recoverable too
-        kw["payload"].update(msg=msg, block=block, raw=raw)
-        return self.memory.add(content, **kw)
+        if payload is None:
+            payload = {"msg": msg, "block": block, "raw": raw}
+        else:
+            payload.update(msg=msg, block=block, raw=raw)
+        return self.memory.add_counted(
+            content,
+            self.tokens.get(id, 0),
+            id=id,
+            layer=layer,
+            role=role,
+            kind=kind,
+            priority=priority,
+            pinned=pinned,
+            group=group,
+            overhead=overhead,
+            payload=payload,
+            new_turn=bool(new_turn or (new_turn is None and role == "user" and kind == "text")),
+        )
 
     def openai(self, messages: Sequence[dict[str, Any]]) -> None:
         for i, m in enumerate(messages):
@@ -352,39 +389,22 @@ class _Builder:
                 first = False
 
 
-def _reader_counts(memory: ContextMemory, reference: ContextSession) -> None:
-    """Give every entry the tokens the profiler's reader counts for it (framing, images,
-    dropped thinking blocks included), so the plan adds up to what the reader measures."""
+def _reader_tokens(reference: ContextSession, system: bool) -> dict[str, int]:
+    """The tokens the profiler's reader counts for each memory entry, by the entry's
+    id (framing, images, dropped thinking blocks included), so the plan adds up to what
+    the reader measures; ``system`` when the memory has a ``system`` entry (Anthropic's
+    top-level prompt). Keys no entry has are the format's fixed costs."""
     by_entry: dict[str, int] = {}
-    spare = 0
     for item in reference.items.values():
         key = item.id
         if key.startswith("tool:"):
             key = ":".join(key.split(":")[:2])
-        elif key.startswith("system") and "system" in memory.entries:
+        elif system and key.startswith("system"):
             key = "system"
         elif ".img" in key:
             key = key.split(".img")[0]
-        if key in memory.entries:
-            by_entry[key] = by_entry.get(key, 0) + item.tokens
-        else:
-            spare += item.tokens
-    for entry in memory.entries.values():
-        tokens = by_entry.get(entry.id, 0)
-        if tokens != entry.tokens:
-            entry.overhead = max(0, entry.overhead + tokens - entry.tokens)
-            entry.tokens = entry.original_tokens = tokens
-            memory.session.update(entry.id, tokens=tokens)
-    if spare:  # reply priming and the like: fixed costs of the format
-        memory.add(
-            "",
-            id="format-overhead",
-            layer=Layer.TOOL_DEFINITIONS,
-            kind="overhead",
-            pinned=True,
-            overhead=spare,
-            payload={"msg": -1, "block": 0},
-        )
+        by_entry[key] = by_entry.get(key, 0) + item.tokens
+    return by_entry
 
 
 class _Shown(NamedTuple):
@@ -899,34 +919,54 @@ def _memory(
     memory = ContextMemory(
         budget, model=model, session=session, keep_last_turns=keep_last_turns, **options
     )
-    builder = _Builder(memory, fmt)
+    tokens = _reader_tokens(reference, system is not None)
+    builder = _Builder(memory, fmt, tokens)
     if system is not None:
         text = system if isinstance(system, str) else flatten_text(system)[0]
-        memory.add(
+        memory.add_counted(
             text,
+            tokens.get("system", 0),
             id="system",
             layer=Layer.SYSTEM_PROMPT,
-            kind="system",
             role="system",
+            kind="system",
+            priority=Priority.NORMAL,
             pinned=True,
+            group="",
             overhead=0,
             payload={"msg": -1, "block": 0},
+            new_turn=False,
         )
     for index, tool in enumerate(tools or []):
-        memory.add(
+        memory.add_counted(
             json.dumps(tool, ensure_ascii=False, separators=(",", ":")),
+            tokens.get(f"tool:{index}", 0),
             id=f"tool:{index}",
             layer=Layer.TOOL_DEFINITIONS,
+            role="",
             kind="tool_definition",
+            priority=Priority.NORMAL,
             pinned=True,
+            group="",
             overhead=8 + (346 if fmt == ANTHROPIC and index == 0 else 12 if index == 0 else 0),
             payload={"msg": -1, "block": index},
+            new_turn=False,
         )
     if fmt == OPENAI:
         builder.openai(messages)
     else:
         builder.anthropic(messages)
-    _reader_counts(memory, reference)
+    spare = sum(n for key, n in tokens.items() if key not in memory.entries)
+    if spare:  # reply priming and the like: fixed costs of the format
+        memory.add(
+            "",
+            id="format-overhead",
+            layer=Layer.TOOL_DEFINITIONS,
+            kind="overhead",
+            pinned=True,
+            overhead=spare,
+            payload={"msg": -1, "block": 0},
+        )
     for index in pinned:
         for entry in memory.entries.values():
             if entry.payload.get("msg") == index:
