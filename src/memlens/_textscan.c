@@ -106,6 +106,54 @@ starts_with(int kind, const void *data, Py_ssize_t start, Py_ssize_t end, PyObje
         }                                                                          \
     } while (0)
 
+/* the same lines when ``starts`` is given and no needle holds a "\n": each line's
+ * start is checked first (after its leading whitespace), and only a line that begins
+ * with one of ``starts`` is searched for the needles; the others are skipped to their
+ * "\n" (memchr for 1-byte text). A definition line is rare, a needle such as "fn "
+ * is not, so most lines are never searched. */
+#define SCAN_STARTS(T)                                                             \
+    do {                                                                           \
+        const T *u = (const T *)data;                                              \
+        Py_ssize_t line = 0;                                                       \
+        while (line <= n) {                                                        \
+            Py_ssize_t end;                                                        \
+            if (sizeof(T) == 1) {                                                  \
+                const void *nl = memchr(u + line, '\n', (size_t)(n - line));       \
+                end = nl == NULL ? n : (Py_ssize_t)((const T *)nl - u);            \
+            } else {                                                               \
+                end = line;                                                        \
+                while (end < n && u[end] != '\n')                                  \
+                    end++;                                                         \
+            }                                                                      \
+            if (starts_with(kind, data, line, end, starts)) {                      \
+                int hit = 0;                                                       \
+                for (Py_ssize_t i = line; i < end && !hit; i++) {                  \
+                    T ch = u[i];                                                   \
+                    if (ch >= 128 || !first[ch])                                   \
+                        continue;                                                  \
+                    for (Py_ssize_t k = 0; k < count && !hit; k++) {               \
+                        if (pat[k][0] != ch || i + len[k] > end)                   \
+                            continue;                                              \
+                        Py_ssize_t j = 1;                                          \
+                        while (j < len[k] && u[i + j] == pat[k][j])                \
+                            j++;                                                   \
+                        hit = j == len[k];                                         \
+                    }                                                              \
+                }                                                                  \
+                if (hit) {                                                         \
+                    PyObject *s = PyUnicode_Substring(text, line, end);            \
+                    if (s == NULL || PyList_Append(out, s) < 0) {                  \
+                        Py_XDECREF(s);                                             \
+                        failed = 1;                                                \
+                        break;                                                     \
+                    }                                                              \
+                    Py_DECREF(s);                                                  \
+                }                                                                  \
+            }                                                                      \
+            line = end + 1;                                                        \
+        }                                                                          \
+    } while (0)
+
 static PyObject *
 lines_with(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -153,16 +201,34 @@ lines_with(PyObject *Py_UNUSED(module), PyObject *args)
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int failed = 0;
-    switch (kind) {
-    case PyUnicode_1BYTE_KIND:
-        SCAN_LINES(Py_UCS1);
-        break;
-    case PyUnicode_2BYTE_KIND:
-        SCAN_LINES(Py_UCS2);
-        break;
-    default:
-        SCAN_LINES(Py_UCS4);
-        break;
+    int line_first = starts != NULL;
+    for (Py_ssize_t k = 0; k < count; k++)
+        if (memchr(pat[k], '\n', (size_t)len[k]) != NULL)
+            line_first = 0;
+    if (line_first) {
+        switch (kind) {
+        case PyUnicode_1BYTE_KIND:
+            SCAN_STARTS(Py_UCS1);
+            break;
+        case PyUnicode_2BYTE_KIND:
+            SCAN_STARTS(Py_UCS2);
+            break;
+        default:
+            SCAN_STARTS(Py_UCS4);
+            break;
+        }
+    } else {
+        switch (kind) {
+        case PyUnicode_1BYTE_KIND:
+            SCAN_LINES(Py_UCS1);
+            break;
+        case PyUnicode_2BYTE_KIND:
+            SCAN_LINES(Py_UCS2);
+            break;
+        default:
+            SCAN_LINES(Py_UCS4);
+            break;
+        }
     }
     if (failed) {
         Py_DECREF(out);

@@ -79,6 +79,12 @@ def test_random_text_scans_like_python(text: str) -> None:
     assert _module.lines_with(text, needles) == keepset._lines_with_any(text, needles, None)
     short = ("/", ":", "de", "x")  # one-character needles too
     assert _module.lines_with(text, short) == keepset._lines_with_any(text, short, None)
+    # given starts, each line's start is checked first: the same lines as filtering
+    # the lines that hold a needle by how they begin after their leading whitespace
+    for defines, starts in ((keepset._DEFINES, keepset._DEFINITION_STARTS), (short, ("x", "/"))):
+        every = keepset._lines_with_any(text, defines, None)
+        begin = [line for line in every if line.lstrip().startswith(starts)]
+        assert _module.lines_with(text, defines, starts) == begin
     # and the whole keep-set of the text as tool output, both ways
     fast = keepset._extract_uncached(text, False)
     saved = keepset._scanner[:]
