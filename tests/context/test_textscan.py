@@ -121,3 +121,12 @@ def test_occurring_equals_one_substring_test_per_needle() -> None:
             assert _module.occurring(needles, hay) == {n for n in needles if n in hay}
     with pytest.raises(TypeError):
         _module.occurring(["a", 1], "abcdefghij")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=scan_text)
+def test_error_lines_joined_match_as_one_search_per_line(text: str) -> None:
+    # _scan_output runs _ERROR once over the candidate lines joined by newlines
+    lines = keepset._lines_with_any(text, keepset._ERROR_HINTS, None)
+    one_by_one = [m.group(0) for m in map(keepset._ERROR.search, lines) if m]
+    assert keepset._ERROR.findall("\n".join(lines)) == one_by_one

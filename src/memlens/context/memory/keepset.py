@@ -166,7 +166,24 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
             if len(match.group(0)) >= 2:
                 put(_with_context(text, match.start(), match.end()), "number")
     else:
-        _scan_output(text, put)
+
+        def put_all(values: Iterable[str], kind: str) -> None:
+            # put() for each value, in one loop (tool output holds thousands of paths)
+            weight = WEIGHT[kind]
+            for value in values:
+                value = value.strip()
+                if len(value) > MAX_STRING:
+                    value = _clip(value)
+                if len(value) < 2:
+                    continue
+                old = found.get(value)
+                if old is None or weight > WEIGHT[old.kind]:
+                    keep = _new(Keep)
+                    _set_text(keep, value)
+                    _set_kind(keep, kind)
+                    found[value] = keep
+
+        _scan_output(text, put_all)
     # strings inside a kept sentence or error line need no entry of their own
     wholes = [k.text for k in found.values() if k.kind in _WHOLE]
     if not wholes:
@@ -286,29 +303,31 @@ def _lines_with_any(
     return [line for _, line in sorted(found.items())]
 
 
-def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
+def _scan_output(text: str, put_all: Callable[[Iterable[str], str], None]) -> None:
     """Tool output is large: find candidate lines with ``str.find``, regexes only on them.
 
     Only error lines, URLs, paths and the names a file defines are kept from it (every
-    name a log or a file *uses* would swamp the keep-set).
+    name a log or a file *uses* would swamp the keep-set). ``put_all(values, kind)``
+    takes each kind's strings in the order found.
     """
     scan = _textscan()
-    for line in _lines_with_any(text, _ERROR_HINTS, scan):
-        match = _ERROR.search(line)
-        if match:
-            put(match.group(0), "error")
+    errors = _lines_with_any(text, _ERROR_HINTS, scan)
+    if errors:
+        # nothing _ERROR matches crosses a line break, and a match is its whole line:
+        # one search over the lines joined finds what one search per line finds
+        put_all(_ERROR.findall("\n".join(errors)), "error")
+    names = []
     for line in _lines_with_any(text, _DEFINES, scan, _DEFINITION_STARTS):
-        match = _DEFINITION.match(line)
+        match = _DEFINITION.match(line)  # its \s can cross lines: one line at a time
         if match:
-            put(match.group(1), "identifier")
+            names.append(match.group(1))
+    put_all(names, "identifier")
     if "://" in text:
-        for match in _URL.finditer(text):
-            put(match.group(0).rstrip(".,;:"), "url")
+        put_all((url.rstrip(".,;:") for url in _URL.findall(text)), "url")
     if scan is not None:
         runs = scan.path_runs(text)
         if runs:
-            for path in dict.fromkeys(_PATH_FAST.findall(" ".join(runs))):
-                put(path, "path")
+            put_all(dict.fromkeys(_PATH_FAST.findall(" ".join(runs))), "path")
         return
     # str.split is far cheaper than a regex over the text. A path is made of word
     # characters, ".", "/" and "-" only, and what stands before and after it is
@@ -320,8 +339,7 @@ def _scan_output(text: str, put: Callable[[str, str], None]) -> None:
     if words:
         pieces = " ".join(words).translate(_NOT_IN_PATH).split()
         runs = [r for r in dict.fromkeys(pieces) if "/" in r]
-        for path in dict.fromkeys(_PATH_FAST.findall(" ".join(runs))):
-            put(path, "path")
+        put_all(dict.fromkeys(_PATH_FAST.findall(" ".join(runs))), "path")
 
 
 #: Paths in tool output: at least one directory and an extension (bare file names in
