@@ -7,6 +7,8 @@ site (``file#tag``: the line marked ``# leak-site: tag``) and the root's name.
 Each (tool, scenario) pair runs in a fresh subprocess. Tools:
 
 - ``memlens``     memlens.heap.doctor with its defaults;
+- ``memlens-sampled`` the same on the sampling tracer (``sample=True``: the doctor's
+                  default interval) instead of tracemalloc (needs memlens._sampler);
 - ``tracemalloc`` snapshot diff over 100 steps after 5 warm-up steps; the top line
                   by growth is the site; a leak when it grew ≥ 16 B per step;
 - ``objgraph``    objgraph.growth() over 100 steps (it collects garbage first); a
@@ -41,7 +43,7 @@ import time
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOOLS = ("memlens", "tracemalloc", "objgraph", "memray")
+TOOLS = ("memlens", "memlens-sampled", "tracemalloc", "objgraph", "memray")
 CORPORA = {"synthetic": HERE, "real": os.path.join(HERE, "real")}
 BASELINE_STEPS = 100
 BASELINE_WARMUP = 5
@@ -96,7 +98,7 @@ def _load(path: str) -> Any:
     return load(path)
 
 
-def run_memlens(path: str) -> dict[str, Any]:
+def run_memlens(path: str, sample: bool = False) -> dict[str, Any]:
     from memlens.heap.doctor import doctor
 
     target = _load(path)
@@ -106,6 +108,7 @@ def run_memlens(path: str) -> dict[str, Any]:
         teardown=target.teardown,
         name=target.name,
         user_roots=target.user_roots,
+        sample=sample or None,
     )
     first = diag.findings[0] if diag.findings else None
     return {
@@ -216,8 +219,13 @@ def run_memray(path: str) -> dict[str, Any]:
     return {"leak": leak, "site": site, "root": None, "category": None}
 
 
+def run_memlens_sampled(path: str) -> dict[str, Any]:
+    return run_memlens(path, sample=True)
+
+
 RUNNERS = {
     "memlens": run_memlens,
+    "memlens-sampled": run_memlens_sampled,
     "tracemalloc": run_tracemalloc,
     "objgraph": run_objgraph,
     "memray": run_memray,
@@ -230,6 +238,10 @@ def available(tool: str) -> bool:
             import memray  # noqa: F401
         except ImportError:
             return False
+    if tool == "memlens-sampled":
+        from memlens.heap.native_ext import load_extension
+
+        return load_extension("_sampler") is not None
     return True
 
 

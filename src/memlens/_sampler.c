@@ -68,6 +68,7 @@ typedef struct {
     uint64_t hash;
     int nframes;
     double live_bytes, live_blocks, alloc_bytes, alloc_blocks;
+    double live_big_bytes; /* live bytes of blocks the C allocator serves (see is_big) */
     uint64_t live_samples, alloc_samples;
     /* live figures at the latest peak, valid when peak_version == S.peak_version */
     double peak_bytes, peak_blocks;
@@ -78,12 +79,23 @@ typedef struct {
 typedef struct {
     uintptr_t ptr; /* 0 = empty */
     uint32_t stack;
+    uint8_t domain;
     double bytes, blocks;
+    uint64_t seq; /* order of sampling: newer blocks have higher numbers */
 } Live;
 
 static struct {
     int installed;
-    double interval;
+    double interval; /* read without the lock (atomic loads); written under it */
+    /* Automatic interval: when auto_div > 0 the interval follows the estimated live
+     * total, interval = live_total / auto_div clamped to [auto_min, auto_max]. */
+    double auto_div, auto_min, auto_max;
+    uint64_t retunes;
+    /* Cost governor of the automatic interval: the time spent recording samples
+     * (cost_ns) over windows of wall time; cost_floor is the interval at which that
+     * time would be auto_budget of the window (see auto_retune). */
+    double auto_budget, cost_floor;
+    uint64_t cost_ns, win_start_ns, win_cost_ns, win_samples;
     int max_frames;
     uint64_t epoch;
     uint64_t seed;
@@ -129,8 +141,16 @@ static inline double next_uniform(void) {
     return ((double)((x * 2685821657736338717ULL) >> 11) + 1.0) / 9007199254740992.0;
 }
 
+static inline double cur_interval(void) {
+    double v;
+    __atomic_load(&S.interval, &v, __ATOMIC_RELAXED);
+    return v;
+}
+
+static inline void put_interval(double v) { __atomic_store(&S.interval, &v, __ATOMIC_RELAXED); }
+
 static inline int64_t next_interval(void) {
-    double v = -log(next_uniform()) * S.interval;
+    double v = -log(next_uniform()) * cur_interval();
     if (v < 1.0) v = 1.0;
     if (v > 9.0e18) v = 9.0e18;
     return (int64_t)v;
@@ -175,6 +195,52 @@ static inline void live_total_add(double bytes) {
     if (S.live_total > S.peak_total) {
         S.peak_total = S.live_total;
         S.peak_version++; /* every stack's current figures are now the peak's */
+    }
+}
+
+/* Blocks the C allocator serves (what mallinfo sees): the raw domain, and blocks
+ * larger than pymalloc's 512-byte limit in the other two. */
+static inline uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline int is_big(int domain, double size) {
+    return domain == PYMEM_DOMAIN_RAW || size > 512.0;
+}
+
+/* Automatic interval: re-chosen from the live total as it grows or shrinks (by more
+ * than a quarter, so that it does not flap): live_total / auto_div, so that a site
+ * holding 1 % of the heap has auto_div / 100 samples. A program that allocates fast
+ * would then spend too long recording samples: the cost governor measures the time
+ * spent in record() over windows of >= 20 ms and 64 samples, and keeps the interval
+ * at least where that time would be auto_budget of the wall time (cost_floor).
+ * Called with S.lock held. Samples already taken keep the weight of the interval
+ * they were taken at, so estimates stay unbiased across a change; each thread's
+ * countdown in progress runs out at the old interval (at most one interval per
+ * thread of bias). */
+static inline void auto_retune(int sampled) {
+    if (!(S.auto_div > 0)) return;
+    if (sampled && ++S.win_samples >= 64) {
+        uint64_t t = now_ns();
+        uint64_t elapsed = t - S.win_start_ns;
+        if (elapsed >= 20000000ULL) {
+            double frac = (double)(S.cost_ns - S.win_cost_ns) / (double)elapsed;
+            S.cost_floor = cur_interval() * frac / S.auto_budget;
+            S.win_start_ns = t;
+            S.win_cost_ns = S.cost_ns;
+            S.win_samples = 0;
+        }
+    }
+    double want = S.live_total / S.auto_div;
+    if (want < S.cost_floor) want = S.cost_floor;
+    if (want < S.auto_min) want = S.auto_min;
+    if (want > S.auto_max) want = S.auto_max;
+    double now = cur_interval();
+    if (want > now * 1.25 || want * 1.25 < now) {
+        put_interval(want);
+        S.retunes++;
     }
 }
 
@@ -250,7 +316,7 @@ static int live_grow(void) {
     return 0;
 }
 
-static void live_insert(uintptr_t p, uint32_t stack, double bytes, double blocks) {
+static void live_insert(uintptr_t p, uint32_t stack, int domain, double bytes, double blocks) {
     if ((S.live_used + 1) * 2 > S.live_mask + 1 || !S.live) {
         if (live_grow() < 0) return;
     }
@@ -261,6 +327,8 @@ static void live_insert(uintptr_t p, uint32_t stack, double bytes, double blocks
     S.live[h].stack = stack;
     S.live[h].bytes = bytes;
     S.live[h].blocks = blocks;
+    S.live[h].domain = (uint8_t)domain;
+    S.live[h].seq = S.samples;
     S.live_used++;
     uint8_t *f = &S.filter[filter_slot(p)];
     if (*f < 255) __atomic_store_n(f, (uint8_t)(*f + 1), __ATOMIC_RELEASE);
@@ -278,8 +346,11 @@ static void live_remove(uintptr_t p) {
     s->live_bytes -= gone.bytes;
     s->live_blocks -= gone.blocks;
     s->live_samples--;
+    if (is_big(gone.domain, gone.bytes / gone.blocks)) s->live_big_bytes -= gone.bytes;
+    if (!s->live_samples) s->live_big_bytes = 0; /* no float drift */
     S.live_used--;
     live_total_add(-gone.bytes);
+    auto_retune(0);
     uint8_t *f = &S.filter[filter_slot(p)];
     if (*f < 255 && *f > 0) __atomic_store_n(f, (uint8_t)(*f - 1), __ATOMIC_RELEASE);
     size_t i = h, j = h;
@@ -319,10 +390,11 @@ static void record(int domain, void *p, size_t size) {
         __atomic_add_fetch(&S.dropped_no_gil, 1, __ATOMIC_RELAXED);
         return;
     }
+    uint64_t t0 = S.auto_div > 0 ? now_ns() : 0;
     Frame frames[MAX_FRAMES_LIMIT];
     int n = capture(frames);
     double sz = (double)(size ? size : 1);
-    double prob = -expm1(-sz / S.interval);
+    double prob = -expm1(-sz / cur_interval());
     if (prob <= 0) prob = 1e-300;
     pthread_mutex_lock(&S.lock);
     int64_t stack = stack_intern(frames, n);
@@ -335,9 +407,12 @@ static void record(int domain, void *p, size_t size) {
         s->live_bytes += sz / prob;
         s->live_blocks += 1.0 / prob;
         s->live_samples++;
-        live_insert((uintptr_t)p, (uint32_t)stack, sz / prob, 1.0 / prob);
+        if (is_big(domain, sz)) s->live_big_bytes += sz / prob;
+        live_insert((uintptr_t)p, (uint32_t)stack, domain, sz / prob, 1.0 / prob);
         live_total_add(sz / prob);
         S.samples++;
+        if (t0) S.cost_ns += now_ns() - t0;
+        auto_retune(1);
     }
     pthread_mutex_unlock(&S.lock);
 }
@@ -420,22 +495,32 @@ static void clear_data(void) {
     S.live = NULL;
     S.n_stacks = S.cap_stacks = 0;
     S.stack_mask = S.live_mask = S.live_used = 0;
-    S.samples = S.dropped_no_gil = 0;
+    S.samples = S.dropped_no_gil = S.retunes = 0;
     S.live_total = S.peak_total = 0;
     S.peak_version++;
     memset(S.filter, 0, sizeof(S.filter));
 }
 
 static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"interval", "max_frames", "seed", NULL};
+    static char *kwlist[] = {"interval",     "max_frames",   "seed",   "auto",
+                             "min_interval", "max_interval", "budget", NULL};
     double interval = 512.0 * 1024.0;
     int max_frames = 25;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|diK", kwlist, &interval, &max_frames, &seed)) {
+    double auto_div = 0.0, auto_min = 4096.0, auto_max = 512.0 * 1024.0, budget = 0.01;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|diKdddd", kwlist, &interval, &max_frames,
+                                     &seed, &auto_div, &auto_min, &auto_max, &budget)) {
         return NULL;
     }
     if (!(interval >= 1.0) || !isfinite(interval)) {
         PyErr_SetString(PyExc_ValueError, "interval must be a number of bytes >= 1");
+        return NULL;
+    }
+    if (!(auto_div >= 0.0) || !isfinite(auto_div) || !(auto_min >= 1.0) ||
+        !(auto_max >= auto_min) || !isfinite(auto_max) || !(budget > 0) || !(budget <= 1)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "auto must be >= 0, 1 <= min_interval <= max_interval and "
+                        "0 < budget <= 1");
         return NULL;
     }
     if (max_frames < 1 || max_frames > MAX_FRAMES_LIMIT) {
@@ -447,7 +532,16 @@ static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     clear_data();
-    S.interval = interval;
+    S.auto_div = auto_div;
+    S.auto_min = auto_min;
+    S.auto_max = auto_max;
+    S.auto_budget = budget;
+    S.cost_floor = 0.0;
+    S.cost_ns = S.win_cost_ns = S.win_samples = 0;
+    S.win_start_ns = now_ns();
+    if (auto_div > 0 && interval < auto_min) interval = auto_min;
+    if (auto_div > 0 && interval > auto_max) interval = auto_max;
+    put_interval(interval);
     S.max_frames = max_frames;
     S.seed = seed ? (uint64_t)seed : mix64((uint64_t)time(NULL) ^ (uint64_t)getpid());
     S.epoch++;
@@ -590,10 +684,170 @@ static PyObject *sampler_reset_peak(PyObject *self, PyObject *Py_UNUSED(ignored)
     Py_RETURN_NONE;
 }
 
+/* set_interval(interval): the mean interval from now on, fixed (automatic choice
+ * off). Safe while running and from any thread: the hooks read it atomically. */
+static PyObject *sampler_set_interval(PyObject *self, PyObject *arg) {
+    double interval = PyFloat_AsDouble(arg);
+    if (interval == -1.0 && PyErr_Occurred()) return NULL;
+    if (!(interval >= 1.0) || !isfinite(interval)) {
+        PyErr_SetString(PyExc_ValueError, "interval must be a number of bytes >= 1");
+        return NULL;
+    }
+    pthread_mutex_lock(&S.lock);
+    S.auto_div = 0.0;
+    put_interval(interval);
+    pthread_mutex_unlock(&S.lock);
+    Py_RETURN_NONE;
+}
+
+/* Frames tuple of stack number i, ((filename, lineno), ...), or NULL. */
+static PyObject *frames_tuple(const Frame *frames, int n) {
+    PyObject *out = PyTuple_New(n);
+    for (int k = 0; out && k < n; k++) {
+        PyObject *fr = Py_BuildValue("(Oi)", frames[k].code->co_filename, frames[k].lineno);
+        if (!fr) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, k, fr);
+    }
+    return out;
+}
+
+/* live_addresses(stack): [(address, size, order)] of the live sampled blocks of stack
+ * number `stack` (its index in stacks()); `order` grows with sampling time. */
+static PyObject *sampler_live_addresses(PyObject *self, PyObject *arg) {
+    long long want = PyLong_AsLongLong(arg);
+    if (want == -1 && PyErr_Occurred()) return NULL;
+    typedef struct {
+        uintptr_t ptr;
+        double size;
+        uint64_t seq;
+    } Hit;
+    int was = tl_in_hook;
+    tl_in_hook = 1;
+    pthread_mutex_lock(&S.lock);
+    size_t cap = 0, n = 0;
+    Hit *hits = NULL;
+    int failed = 0;
+    if (want >= 0 && (uint64_t)want < S.n_stacks && S.live) {
+        cap = S.stacks[want]->live_samples + 1;
+        hits = malloc(cap * sizeof(Hit));
+        failed = hits == NULL;
+        for (size_t i = 0; hits && i <= S.live_mask && n < cap; i++) {
+            Live *l = &S.live[i];
+            if (l->ptr && l->stack == (uint32_t)want) {
+                hits[n].ptr = l->ptr;
+                hits[n].size = l->bytes / l->blocks;
+                hits[n].seq = l->seq;
+                n++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&S.lock);
+    tl_in_hook = was;
+    if (failed) return PyErr_NoMemory();
+    PyObject *out = PyList_New(0);
+    for (size_t i = 0; out && i < n; i++) {
+        PyObject *row = Py_BuildValue("(KnK)", (unsigned long long)hits[i].ptr,
+                                      (Py_ssize_t)(hits[i].size + 0.5),
+                                      (unsigned long long)hits[i].seq);
+        if (!row || PyList_Append(out, row) < 0) Py_CLEAR(out);
+        Py_XDECREF(row);
+    }
+    free(hits);
+    return out;
+}
+
+/* The bytes in front of an object inside its block: CPython's _PyType_PreHeaderSize
+ * (the GC header of GC types; on 3.11 the managed-dict pointers, on 3.12 those and
+ * the managed weakref list). */
+static Py_ssize_t preheader_size(PyTypeObject *tp) {
+    Py_ssize_t size = 0;
+    if (PyType_IS_GC(tp)) size += 2 * (Py_ssize_t)sizeof(void *); /* PyGC_Head */
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF))
+        size += 2 * (Py_ssize_t)sizeof(PyObject *);
+#else
+    if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) size += 2 * (Py_ssize_t)sizeof(PyObject *);
+#endif
+    return size;
+}
+
+/* object_block(obj): the address of the block obj was allocated in, as the
+ * allocator saw it (id(obj) less the pre-header). */
+static PyObject *sampler_object_block(PyObject *self, PyObject *obj) {
+    return PyLong_FromUnsignedLongLong(
+        (unsigned long long)((uintptr_t)obj - (uintptr_t)preheader_size(Py_TYPE(obj))));
+}
+
+/* Stack number of the live sampled block starting at p, or -1. */
+static int64_t block_stack(uintptr_t p) {
+    if (!S.live) return -1;
+    size_t h = mix64(p) & S.live_mask;
+    while (S.live[h].ptr && S.live[h].ptr != p) h = (h + 1) & S.live_mask;
+    return S.live[h].ptr == p ? (int64_t)S.live[h].stack : -1;
+}
+
+/* object_frames(obj): the stack that allocated obj if its block is a live sample (as
+ * tracemalloc.get_object_traceback, most recent first), else None. Only the table
+ * is read: nothing at the object's address is dereferenced besides its type. */
+static PyObject *sampler_object_frames(PyObject *self, PyObject *obj) {
+    uintptr_t p = (uintptr_t)obj - (uintptr_t)preheader_size(Py_TYPE(obj));
+    Frame frames[MAX_FRAMES_LIMIT];
+    int n = -1;
+    int was = tl_in_hook;
+    tl_in_hook = 1;
+    pthread_mutex_lock(&S.lock);
+    int64_t k = block_stack(p);
+    if (k >= 0) {
+        Stack *s = S.stacks[k];
+        n = s->nframes;
+        memcpy(frames, s->frames, n * sizeof(Frame));
+        for (int i = 0; i < n; i++) Py_INCREF(frames[i].code);
+    }
+    pthread_mutex_unlock(&S.lock);
+    tl_in_hook = was;
+    if (n < 0) Py_RETURN_NONE;
+    PyObject *out = frames_tuple(frames, n);
+    for (int i = 0; i < n; i++) Py_DECREF(frames[i].code);
+    return out;
+}
+
+/* stack_details(): [(live_bytes, live_big_bytes, live_samples)] per stack number, in
+ * the order of stacks() (the frames are read once from there). live_big_bytes: the
+ * part in blocks the C allocator serves (raw domain, or larger than 512 bytes). */
+static PyObject *sampler_stack_details(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    int was = tl_in_hook;
+    tl_in_hook = 1;
+    pthread_mutex_lock(&S.lock);
+    uint32_t n = S.n_stacks;
+    double *rows = malloc((n ? n : 1) * 3 * sizeof(double));
+    for (uint32_t i = 0; rows && i < n; i++) {
+        Stack *s = S.stacks[i];
+        rows[3 * i] = s->live_samples ? s->live_bytes : 0.0;
+        rows[3 * i + 1] = s->live_samples ? s->live_big_bytes : 0.0;
+        rows[3 * i + 2] = (double)s->live_samples;
+    }
+    pthread_mutex_unlock(&S.lock);
+    tl_in_hook = was;
+    if (!rows) return PyErr_NoMemory();
+    PyObject *out = PyList_New(0);
+    for (uint32_t i = 0; out && i < n; i++) {
+        PyObject *row = Py_BuildValue("(ddK)", rows[3 * i], rows[3 * i + 1],
+                                      (unsigned long long)rows[3 * i + 2]);
+        if (!row || PyList_Append(out, row) < 0) Py_CLEAR(out);
+        Py_XDECREF(row);
+    }
+    free(rows);
+    return out;
+}
+
 static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     pthread_mutex_lock(&S.lock);
     unsigned long long samples = S.samples, live = S.live_used, stacks = S.n_stacks;
-    unsigned long long dropped = S.dropped_no_gil;
+    unsigned long long dropped = S.dropped_no_gil, retunes = S.retunes;
+    double auto_div = S.auto_div, cost_floor = S.cost_floor, cost_ns = (double)S.cost_ns;
     size_t overhead = sizeof(S) + (S.live ? (S.live_mask + 1) * sizeof(Live) : 0) +
                       (S.stack_index ? (S.stack_mask + 1) * sizeof(uint32_t) : 0) +
                       S.cap_stacks * sizeof(Stack *);
@@ -601,16 +855,20 @@ static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         overhead += sizeof(Stack) + S.stacks[i]->nframes * sizeof(Frame);
     }
     pthread_mutex_unlock(&S.lock);
-    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n}", "running",
+    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d}", "running",
                          (S.installed && hooks_in_place()) ? Py_True : Py_False, "interval",
-                         S.interval, "max_frames", S.max_frames, "samples", samples,
+                         cur_interval(), "max_frames", S.max_frames, "samples", samples,
                          "live_samples", live, "stacks", stacks, "dropped_without_gil", dropped,
-                         "overhead_bytes", (Py_ssize_t)overhead);
+                         "overhead_bytes", (Py_ssize_t)overhead, "auto", auto_div, "retunes",
+                         retunes, "cost_floor", cost_floor, "record_seconds", cost_ns / 1e9);
 }
 
 static PyMethodDef methods[] = {
     {"start", (PyCFunction)(void (*)(void))sampler_start, METH_VARARGS | METH_KEYWORDS,
-     "start(interval=524288, max_frames=25, seed=0): install the allocator hooks"},
+     "start(interval=524288, max_frames=25, seed=0, auto=0, min_interval=4096, "
+     "max_interval=524288, budget=0.01): install the allocator hooks; auto > 0 "
+     "re-chooses the interval as live_total / auto within [min_interval, max_interval], "
+     "and no lower than keeps the time spent recording samples under budget"},
     {"stop", sampler_stop, METH_NOARGS, "remove the hooks (the data is kept)"},
     {"is_running", sampler_is_running, METH_NOARGS, "True while the hooks are installed"},
     {"reset", sampler_reset, METH_NOARGS, "drop every sample (when stopped)"},
@@ -621,6 +879,16 @@ static PyMethodDef methods[] = {
     {"peak", sampler_peak, METH_NOARGS, "(live bytes, peak live bytes), estimates"},
     {"reset_peak", sampler_reset_peak, METH_NOARGS, "count the peak from now"},
     {"stats", sampler_stats, METH_NOARGS, "counters of the sampler itself"},
+    {"set_interval", sampler_set_interval, METH_O,
+     "set_interval(bytes): a fixed mean interval from now on (any thread, while running)"},
+    {"live_addresses", sampler_live_addresses, METH_O,
+     "live_addresses(stack): [(address, size, order)] of its live sampled blocks"},
+    {"object_block", sampler_object_block, METH_O,
+     "object_block(obj): address of the block obj lives in (id less the pre-header)"},
+    {"object_frames", sampler_object_frames, METH_O,
+     "object_frames(obj): frames of obj's block if it is a live sample, else None"},
+    {"stack_details", sampler_stack_details, METH_NOARGS,
+     "[(live_bytes, live_big_bytes, live_samples)] per stack, in stacks() order"},
     {NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_sampler",

@@ -77,8 +77,10 @@ class Profiler:
             raise ConfigError(
                 "choose one: trace=True (exact tracemalloc) or sample=BYTES (sampling tracer)"
             )
-        if sample is not None and int(sample) < 1:
-            raise ConfigError(f"invalid sample interval {sample!r}: must be at least 1 byte")
+        if sample is not None and int(sample) < 0:
+            raise ConfigError(
+                f"invalid sample interval {sample!r}: must be at least 1 byte (0: automatic)"
+            )
         self.name = name
         self.description = description
         self.interval = validate_interval(interval)
@@ -291,6 +293,8 @@ class Profiler:
 
 
 def _sampled_tag(sampler: AllocationSampler) -> str:
+    if sampler.backend == "sampling" and sampler.auto:
+        return "sampled, interval chosen from the live heap (estimates)"
     if sampler.backend == "sampling":
         return f"sampled every {sampler.interval} bytes (estimates)"
     return "exact (tracemalloc: the sampling extension is not available)"

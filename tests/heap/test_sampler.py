@@ -146,7 +146,7 @@ print(os.waitstatus_to_exitcode(status), size)
 
 def test_bad_options_are_rejected():
     with pytest.raises(ValueError, match="interval"):
-        AllocationSampler(interval=0)
+        AllocationSampler(interval=-1)
     with pytest.raises(ValueError, match="depth"):
         AllocationSampler(depth=0)
 

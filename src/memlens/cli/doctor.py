@@ -21,7 +21,20 @@ EXIT_LEAK = 1
 EXIT_INCONCLUSIVE = 3
 
 
-@click.command(name="doctor")
+class _DoctorCommand(click.Command):
+    """``--sample`` alone never takes the next word (the TARGET) as its interval:
+    an interval is given as ``--sample=SIZE``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        args = [SAMPLE_DEFAULT if a == "--sample" else a for a in args[:end]] + args[end:]
+        return super().parse_args(ctx, args)
+
+
+SAMPLE_DEFAULT = "--sample=default"
+
+
+@click.command(name="doctor", cls=_DoctorCommand)
 @click.argument("target")
 @click.option("--setup", "setup", metavar="MODULE:FUNCTION", help="Run once before the steps.")
 @click.option(
@@ -67,6 +80,14 @@ EXIT_INCONCLUSIVE = 3
     help="Session store (default: MEMLENS_DB or ./.memlens/memlens.db).",
 )
 @click.option("--no-save", is_flag=True, help="Do not store the diagnosis.")
+@click.option(
+    "--sample",
+    "sample",
+    metavar="[=INTERVAL]",
+    default=None,
+    help="Diagnose on the sampling tracer instead of exact tracemalloc: one sample "
+    "every INTERVAL bytes on average (default 1KiB; see docs/doctor.md).",
+)
 def command(
     target: str,
     setup: str | None,
@@ -78,6 +99,7 @@ def command(
     output: str | None,
     db: str | None,
     no_save: bool,
+    sample: str | None,
 ) -> None:
     """Repeat TARGET and diagnose the memory it leaks.
 
@@ -95,6 +117,7 @@ def command(
     if min_iterations > max_iterations:
         raise click.BadParameter("must not exceed --max-iterations", param_hint="--min-iterations")
     limit = _max_memory(max_memory)
+    sampling = _sample(sample)
     mark_launcher(sys.argv[0] if sys.argv else "")  # the console script is no step frame
     if output:
         _check_writable(output)  # fail before the run, not after it
@@ -112,6 +135,7 @@ def command(
             name=loaded.name,
             user_roots=loaded.user_roots,
             progress=progress,
+            sample=sampling,
         )
     except KeyboardInterrupt:
         raise click.exceptions.Abort() from None
@@ -123,6 +147,25 @@ def command(
     if diag.verdict == INCONCLUSIVE:
         code = EXIT_INCONCLUSIVE
     _exit(code)
+
+
+def _sample(text: str | None) -> bool | int | None:
+    """``--sample`` alone: the doctor's default interval; ``--sample=SIZE``: that."""
+    if text is None:
+        return None
+    if text == "default":
+        return True
+    from memlens.core.units import parse_size
+
+    try:
+        size = parse_size(text)
+    except (ValueError, MemlensError):
+        raise click.BadParameter(
+            f"{text!r} is not a size (e.g. 1KiB, 4096)", param_hint="--sample"
+        ) from None
+    if size < 1:
+        raise click.BadParameter("must be at least 1 byte", param_hint="--sample")
+    return size
 
 
 def _max_memory(text: str | None) -> int | None:

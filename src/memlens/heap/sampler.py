@@ -2,17 +2,22 @@
 
 :class:`AllocationSampler` drives the C tracer ``memlens._sampler``: the Python
 allocators (raw, mem and object domains) are hooked, allocations are sampled by
-bytes with a Poisson process (mean ``interval``, 512 KiB by default), and each sample
+bytes with a Poisson process (mean ``interval``; chosen automatically by default, see
+below), and each sample
 keeps its Python stack and is forgotten when freed. Per stack it reports estimated
 live bytes/blocks and cumulative allocated bytes/blocks (each sample of ``size``
 bytes stands for ``size / p`` bytes, ``p = 1 - exp(-size / interval)``), attributed
 to user-code sites and components exactly like :class:`~memlens.heap.heap_meter.HeapMeter`.
 
-Cost: on the allocation-heavy benchmark ~1.05-1.1x bare at the default interval
-(tracemalloc costs 14-55x there); per sampled block ~100 bytes plus its stack.
 The estimate of a site holding ``B`` bytes has a relative standard error of about
-``sqrt(interval / B)``: at 512 KiB a 50 MiB site is within ~10 %, and a smaller
-``interval`` buys accuracy for cost.
+``sqrt(interval / B)``. With no interval given (:data:`AUTO`) the C tracer chooses it
+from the live heap as it grows or shrinks: ``live / AUTO_SAMPLES`` (a site holding
+1 % of the heap then has ~400 samples: within +-10 % at two standard errors),
+clamped to [:data:`AUTO_MIN`, :data:`AUTO_MAX`], and never so small that recording
+samples takes more than :data:`AUTO_BUDGET` of the wall time (a program that
+allocates very fast gets a larger interval, and less accuracy, rather than a
+slowdown; :meth:`stats` says so, ``limited_by_cost``). An explicit ``interval`` is
+kept fixed. Per sampled block ~100 bytes plus its stack.
 
 Where the extension is missing (no compiler at install time, a Python other than
 CPython 3.11/3.12) or ``MEMLENS_NO_EXTENSIONS=1``, the same API runs on exact
@@ -45,7 +50,12 @@ from memlens.heap.heap_meter import (
 from memlens.heap.native_ext import load_extension
 from memlens.heap.peaks import PeakWatch, SampledSource
 
-DEFAULT_INTERVAL = 512 * 1024
+AUTO = 0  # an interval of 0: chosen from the live heap (see the module docstring)
+DEFAULT_INTERVAL = AUTO
+AUTO_SAMPLES = 40_000  # live heap / interval
+AUTO_MIN = 4 * 1024
+AUTO_MAX = 512 * 1024
+AUTO_BUDGET = 0.01  # share of wall time spent recording samples
 SAMPLING = "sampling"
 TRACEMALLOC = "tracemalloc"
 
@@ -58,17 +68,20 @@ class AllocationSampler:
 
     def __init__(
         self,
-        interval: int = DEFAULT_INTERVAL,
+        interval: int | None = DEFAULT_INTERVAL,
         depth: int = DEFAULT_DEPTH,
         components: Mapping[str, str | Iterable[str]] | None = None,
         seed: int = 0,
         exact: bool = False,
     ) -> None:
-        if int(interval) < 1:
-            raise ValueError("sampling interval must be at least 1 byte")
+        if interval is None:
+            interval = AUTO
+        if int(interval) < 0:
+            raise ValueError("sampling interval must be at least 1 byte (0: automatic)")
         if not 1 <= depth <= 128:
             raise ValueError("sampling depth must be between 1 and 128 frames")
-        self.interval = int(interval)
+        self.auto = int(interval) == AUTO
+        self._interval = AUTO_MIN if self.auto else int(interval)
         self.depth = depth
         self.seed = seed
         self._ext: Any = None if exact else load_extension("_sampler")
@@ -89,6 +102,24 @@ class AllocationSampler:
     def components(self) -> Any:
         return self.meter.components
 
+    @property
+    def interval(self) -> int:
+        """The mean sampling interval in bytes now (it moves when automatic)."""
+        if self._ext is not None and self._running and self.auto:
+            return round(self._ext.stats()["interval"])
+        return self._interval
+
+    def set_interval(self, interval: int) -> None:
+        """Sample every ``interval`` bytes on average from now on (automatic choice
+        off). Safe from any thread while running; samples taken so far keep their
+        weights, so the estimates stay unbiased."""
+        if int(interval) < 1:
+            raise ValueError("sampling interval must be at least 1 byte")
+        self.auto = False
+        self._interval = int(interval)
+        if self._ext is not None and self._running:
+            self._ext.set_interval(float(interval))
+
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> AllocationSampler:
         """Install the hooks (or start tracemalloc). Returns ``self``."""
@@ -103,7 +134,13 @@ class AllocationSampler:
                         "stop it first (the hooks are process-wide)"
                     )
                 self._ext.start(
-                    interval=float(self.interval), max_frames=self.depth, seed=self.seed
+                    interval=float(self._interval),
+                    max_frames=self.depth,
+                    seed=self.seed,
+                    auto=float(AUTO_SAMPLES) if self.auto else 0.0,
+                    min_interval=float(AUTO_MIN),
+                    max_interval=float(AUTO_MAX),
+                    budget=AUTO_BUDGET,
                 )
                 _owner = self
                 self._peak = PeakWatch(SampledSource(self._ext))
@@ -121,6 +158,7 @@ class AllocationSampler:
             if not self._running:
                 return
             if self._ext is not None:
+                self._interval = self.interval
                 self._last_peak = self.peak_bytes()
                 self._last_peak_rows = self._peak_rows()
                 if self._peak is not None:
@@ -227,4 +265,39 @@ class AllocationSampler:
             return {"backend": TRACEMALLOC, "running": self.running, "depth": self.depth}
         out = dict(self._ext.stats())
         out["backend"] = SAMPLING
+        # The cost governor, not the heap, set the interval (see the module docstring).
+        out["limited_by_cost"] = bool(
+            self.auto
+            and out["cost_floor"] > AUTO_MIN
+            and out["cost_floor"] >= 0.8 * out["interval"]
+        )
         return out
+
+    # -- the blocks behind the estimates (the sampled leak doctor) ---------------------
+    def stack_rows(self) -> list[tuple[Frames, float, float, float, int]]:
+        """``(frames, live bytes, live blocks, live bytes in malloc'd blocks, live
+        samples)`` per stack number (the index :meth:`live_addresses` takes), memlens's
+        own stacks included."""
+        if self._ext is None:
+            return []
+        rows = self._ext.stacks()
+        details = self._ext.stack_details()  # stacks only ever get appended
+        return [(r[0], d[0], r[2], d[1], d[2]) for r, d in zip(rows, details)]
+
+    def live_addresses(self, stack: int) -> list[tuple[int, int, int]]:
+        """``(address, size, order)`` of the live sampled blocks of one stack."""
+        return list(self._ext.live_addresses(stack)) if self._ext is not None else []
+
+    def object_frames(self, obj: object) -> Frames | None:
+        """The stack that allocated ``obj`` when its block is a live sample."""
+        if self._ext is None:
+            return None
+        frames: Frames | None = self._ext.object_frames(obj)
+        return frames
+
+    def object_block(self, obj: object) -> int:
+        """The address of the block ``obj`` lives in (``id(obj)`` less CPython's
+        pre-header: the GC header, and managed-dict pointers)."""
+        if self._ext is None:
+            raise RuntimeError("object_block needs the sampling extension")
+        return int(self._ext.object_block(obj))

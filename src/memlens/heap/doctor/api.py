@@ -17,6 +17,7 @@ from memlens.heap.doctor.iterations import Engine, Options
 from memlens.heap.doctor.native_holder import Holder, apply_holder, find_holder
 from memlens.heap.doctor.native_site import choose_native_site
 from memlens.heap.doctor.remedies import refine
+from memlens.heap.doctor.sampled import make_engine
 from memlens.heap.doctor.shallow import run_shallow
 from memlens.heap.doctor.sites import CodeMap
 from memlens.heap.doctor.targets import EventLoop, as_call, as_step
@@ -59,6 +60,7 @@ def doctor(
     name: str | None = None,
     user_roots: Iterable[str] = (),
     progress: Callable[[Engine], None] | None = None,
+    sample: bool | int | None = None,
     **options: object,
 ) -> Diagnosis:
     """Repeat ``step(i)`` and diagnose the memory it leaks.
@@ -74,7 +76,9 @@ def doctor(
     it and decides on what it saw (the default: the smaller of 2 GiB and a quarter
     of the memory available, see :mod:`~memlens.heap.doctor.pressure`). A step that raises (anything, ``SystemExit`` included) or is still
     running well past the budget ends the diagnosis with
-    :class:`~memlens.core.errors.TargetError`.
+    :class:`~memlens.core.errors.TargetError`. ``sample`` (True, or a mean interval
+    in bytes) runs the diagnosis on the sampling tracer instead of tracemalloc (see
+    :mod:`~memlens.heap.doctor.sampled`).
     """
     loop = EventLoop()
     fn = as_step(step, loop=loop)
@@ -87,7 +91,7 @@ def doctor(
         max_memory=_size(max_memory),
         **options,
     )
-    engine = Engine(CodeMap(user_roots), opts, progress)
+    engine, sample_note = make_engine(CodeMap(user_roots), opts, progress, sample)
     pid = os.getpid()
     started = time.perf_counter()
     began = False
@@ -139,6 +143,9 @@ def doctor(
             refine(finding)
         _note_no_bound(result, engine)
         pool_leaks.name_pool_leaks(result, borrows)
+        engine.annotate(result)
+        if sample_note:
+            result.notes.append(sample_note)
     finally:
         if began:
             engine.end()

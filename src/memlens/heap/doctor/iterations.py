@@ -30,13 +30,15 @@ import gc
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from memlens.heap.doctor import detect, growth, look, native
 from memlens.heap.doctor.checkpoints import (
     Checkpoint,
     Reader,
+    SiteKey,
     collect_keeping_garbage,
     type_counts,
 )
@@ -45,6 +47,9 @@ from memlens.heap.doctor.guard import BudgetClock
 from memlens.heap.doctor.pressure import MemoryLimit
 from memlens.heap.doctor.shallow import run_shallow
 from memlens.heap.doctor.sites import CodeMap
+
+if TYPE_CHECKING:
+    from memlens.heap.doctor.diagnosis import Diagnosis
 
 
 @dataclass
@@ -439,6 +444,14 @@ class Engine:
         for name, n in self.frozen.types.items():
             counts[name] = counts.get(name, 0) + n
         return counts
+
+    def sampled_objects(self, sites: Iterable[SiteKey]) -> list[object]:
+        """Objects at these sites found from sampled blocks (a sampled run only, see
+        ``sampled.py``; tracemalloc finds them by their tracebacks)."""
+        return []
+
+    def annotate(self, diagnosis: Diagnosis) -> None:
+        """Add what this kind of run adds to its diagnosis (``sampled.py``)."""
 
     @property
     def window_target(self) -> int:

@@ -106,6 +106,10 @@ def sample_objects(
         if not remaining:
             break
         consider(obj)
+    for obj in engine.sampled_objects(remaining):  # a sampled run: its sites' blocks
+        if not remaining:
+            break
+        consider(obj)
     for obj in containers.values():
         for item in newest(obj, 50):
             if not remaining:

@@ -14,7 +14,7 @@ import os
 import sys
 import sysconfig
 import tracemalloc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 from memlens.heap.frames import HOST_FILES
@@ -176,8 +176,20 @@ except (AttributeError, OSError):  # pragma: no cover - other interpreters
     _raw_traceback = None
 
 
+# A sampled doctor run answers from the sampler instead (see ``sampled.py``).
+_frames_source: Callable[[object], tuple[Frame, ...] | None] | None = None
+
+
+def use_object_frames(source: Callable[[object], tuple[Frame, ...] | None] | None) -> None:
+    """Answer :func:`object_frames` with ``source`` (None: tracemalloc again)."""
+    global _frames_source
+    _frames_source = source
+
+
 def object_frames(obj: object) -> tuple[Frame, ...] | None:
     """Allocation traceback of ``obj`` (innermost first), or None if untraced."""
+    if _frames_source is not None:
+        return _frames_source(obj)
     if _raw_traceback is not None:
         base = id(obj)
         flags = type(obj).__flags__
