@@ -42,6 +42,12 @@
 
 #include <math.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#define USABLE(p, n) malloc_usable_size(p)
+#else
+#define USABLE(p, n) (n)
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +59,7 @@
 
 /* -- thread-local state ------------------------------------------------------- */
 static TLS int tl_in_hook;
+static TLS int tl_ignored; /* a thread whose samples are not recorded (ignore_thread) */
 static TLS int tl_init;
 static TLS int64_t tl_countdown;
 static TLS uint64_t tl_rng;
@@ -268,6 +275,15 @@ static int stack_index_grow(void) {
     return 0;
 }
 
+/* Field by field: a Frame has padding after lineno, which memcmp would compare too
+ * (uninitialised stack bytes made equal stacks look different). */
+static inline int same_frames(const Frame *a, const Frame *b, int n) {
+    for (int i = 0; i < n; i++) {
+        if (a[i].code != b[i].code || a[i].lineno != b[i].lineno) return 0;
+    }
+    return 1;
+}
+
 /* Index of the stack (new references to its code objects taken when new), or -1. */
 static int64_t stack_intern(const Frame *frames, int n) {
     uint64_t h = hash_frames(frames, n);
@@ -277,7 +293,7 @@ static int64_t stack_intern(const Frame *frames, int n) {
     size_t slot = h & S.stack_mask;
     while (S.stack_index[slot]) {
         Stack *s = S.stacks[S.stack_index[slot] - 1];
-        if (s->hash == h && s->nframes == n && memcmp(s->frames, frames, n * sizeof(Frame)) == 0) {
+        if (s->hash == h && s->nframes == n && same_frames(s->frames, frames, n)) {
             return S.stack_index[slot] - 1;
         }
         slot = (slot + 1) & S.stack_mask;
@@ -386,6 +402,7 @@ static int capture(Frame *frames) {
 }
 
 static void record(int domain, void *p, size_t size) {
+    if (tl_ignored) return;
     if (domain == PYMEM_DOMAIN_RAW && !PyGILState_Check()) {
         __atomic_add_fetch(&S.dropped_no_gil, 1, __ATOMIC_RELAXED);
         return;
@@ -700,6 +717,15 @@ static PyObject *sampler_set_interval(PyObject *self, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* ignore_thread(flag): stop (True) or resume (False) recording the calling thread's
+ * samples. Its frees are still seen. For a tool's own worker thread. */
+static PyObject *sampler_ignore_thread(PyObject *self, PyObject *arg) {
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0) return NULL;
+    tl_ignored = flag;
+    Py_RETURN_NONE;
+}
+
 /* Frames tuple of stack number i, ((filename, lineno), ...), or NULL. */
 static PyObject *frames_tuple(const Frame *frames, int n) {
     PyObject *out = PyTuple_New(n);
@@ -848,11 +874,15 @@ static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     unsigned long long samples = S.samples, live = S.live_used, stacks = S.n_stacks;
     unsigned long long dropped = S.dropped_no_gil, retunes = S.retunes;
     double auto_div = S.auto_div, cost_floor = S.cost_floor, cost_ns = (double)S.cost_ns;
-    size_t overhead = sizeof(S) + (S.live ? (S.live_mask + 1) * sizeof(Live) : 0) +
-                      (S.stack_index ? (S.stack_mask + 1) * sizeof(uint32_t) : 0) +
-                      S.cap_stacks * sizeof(Stack *);
+    /* What the tables take from malloc (usable sizes: chunk rounding included). */
+    size_t overhead = sizeof(S);
+    if (S.live) overhead += USABLE(S.live, (S.live_mask + 1) * sizeof(Live));
+    if (S.stack_index) overhead += USABLE(S.stack_index, (S.stack_mask + 1) * sizeof(uint32_t));
+    if (S.stacks) overhead += USABLE(S.stacks, S.cap_stacks * sizeof(Stack *));
     for (uint32_t i = 0; i < S.n_stacks; i++) {
-        overhead += sizeof(Stack) + S.stacks[i]->nframes * sizeof(Frame);
+        /* + the chunk header malloc keeps in front of each small block */
+        overhead += USABLE(S.stacks[i], sizeof(Stack) + S.stacks[i]->nframes * sizeof(Frame)) +
+                    sizeof(size_t);
     }
     pthread_mutex_unlock(&S.lock);
     return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d}", "running",
@@ -881,6 +911,8 @@ static PyMethodDef methods[] = {
     {"stats", sampler_stats, METH_NOARGS, "counters of the sampler itself"},
     {"set_interval", sampler_set_interval, METH_O,
      "set_interval(bytes): a fixed mean interval from now on (any thread, while running)"},
+    {"ignore_thread", sampler_ignore_thread, METH_O,
+     "ignore_thread(flag): do not record (True) or record again (False) this thread's samples"},
     {"live_addresses", sampler_live_addresses, METH_O,
      "live_addresses(stack): [(address, size, order)] of its live sampled blocks"},
     {"object_block", sampler_object_block, METH_O,

@@ -284,6 +284,12 @@ class AllocationSampler:
         details = self._ext.stack_details()  # stacks only ever get appended
         return [(r[0], d[0], r[2], d[1], d[2]) for r, d in zip(rows, details)]
 
+    def ignore_thread(self, flag: bool = True) -> None:
+        """Do not record samples on the calling thread (a tool's own worker) while
+        ``flag``; its frees are still seen."""
+        if self._ext is not None:
+            self._ext.ignore_thread(bool(flag))
+
     def live_addresses(self, stack: int) -> list[tuple[int, int, int]]:
         """``(address, size, order)`` of the live sampled blocks of one stack."""
         return list(self._ext.live_addresses(stack)) if self._ext is not None else []

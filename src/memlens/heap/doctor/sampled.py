@@ -53,6 +53,7 @@ VISIBLE_RATE = 64.0  # bytes per call a sampled run must be able to see
 # A site's growth is seen when each of the five segments of the measured calls holds
 # about five samples: rate >= SAMPLES_PER_RUN * interval / measured calls.
 SAMPLES_PER_RUN = 25
+NOISE = 0.5  # of the sampling error, the rise per segment that is no rise
 MAX_OBJECTS_PER_SITE = 200  # newest sampled blocks offered per growing site
 _PTR = struct.calcsize("P")
 _GC_HEAD = 2 * _PTR  # sizeof(PyGC_Head)
@@ -201,6 +202,8 @@ class SampledEngine(Engine):
         except RuntimeError as exc:
             raise ConfigError(f"cannot sample: {exc}") from None
         sites.use_object_frames(self.sampler.object_frames)
+        # The doctor's checkpoints run on its own thread: not the steps' samples.
+        run_shallow(self.sampler.ignore_thread, True)
         run_shallow(self.frozen.freeze)
         self.reader.frozen_containers = self.frozen.containers
         self.reader.frozen_types = self.frozen.types
@@ -216,6 +219,7 @@ class SampledEngine(Engine):
         if self.sampler.running:
             sites.use_object_frames(None)
             self.sampler.stop()
+            run_shallow(self.sampler.ignore_thread, False)
 
     # -- signals -------------------------------------------------------------------
     def _evaluate(self) -> list[detect.Signal]:
@@ -235,12 +239,14 @@ class SampledEngine(Engine):
 
     def _resampled(self, s: detect.Signal) -> detect.Signal | None:
         """A site's series judged again with the sampling error as its noise floor: an
-        estimate of ``B`` bytes is off by about ``sqrt(interval x B)``."""
+        estimate of ``B`` bytes is off by about ``sqrt(interval x B)``; half of that,
+        because a leak's own estimate only ever rises (its samples stay live), while a
+        steady population must then still rise in every one of the last segments."""
         if s.kind != "site":
             return s
         xs = [float(c.iteration) for c in self.checkpoints]
         ys = [float(c.site_bytes.get(s.key, 0)) for c in self.checkpoints]  # type: ignore[call-overload]
-        noise = math.sqrt(self.interval * max(ys))
+        noise = NOISE * math.sqrt(self.interval * max(ys))
         g = growth.assess(xs, ys, detect.MIN_SITE_RATE, noise=noise)
         return None if g.state == growth.FLAT else detect.Signal(s.kind, s.key, g, s.label)
 
