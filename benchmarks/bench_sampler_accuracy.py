@@ -6,9 +6,10 @@ tracemalloc and, for each mean sampling interval, under the sampler with several
 seeds. For every site holding >= 1 % of the live heap it prints the largest relative
 error over the seeds, the share of (site, seed) estimates within +-10 %, and the
 error Poisson sampling predicts for the smallest such site (one standard deviation,
-``sqrt(interval / bytes)``).
+``sqrt(interval / bytes)``). ``auto`` is the sampler's default: the interval chosen
+from the live heap (the interval it ended at is shown, the median over the seeds).
 
-Usage: python benchmarks/bench_sampler_accuracy.py [--intervals 8192,32768,131072,524288]
+Usage: python benchmarks/bench_sampler_accuracy.py [--intervals auto,8192,32768,131072,524288]
        [--seeds 5]
 """
 
@@ -25,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOAD = os.path.join(ROOT, "tests", "heap", "sampler_workload.py")
 
 
-def run(backend: str, interval: int, seed: int) -> dict[str, int]:
+def run(backend: str, interval: int, seed: int) -> tuple[dict[str, int], int]:
     out = subprocess.run(
         [sys.executable, WORKLOAD, backend, str(interval), str(seed)],
         capture_output=True,
@@ -35,15 +36,15 @@ def run(backend: str, interval: int, seed: int) -> dict[str, int]:
     data = json.loads(out.stdout)
     if data["backend"] != backend:
         raise SystemExit(f"asked for {backend}, ran {data['backend']} (is the extension built?)")
-    return {k: int(v) for k, v in data["live"].items()}
+    return {k: int(v) for k, v in data["live"].items()}, int(data.get("interval", interval))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--intervals", default="8192,32768,131072,524288")
+    parser.add_argument("--intervals", default="auto,8192,32768,131072,524288")
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
-    exact = run("tracemalloc", 1, 0)
+    exact, _ = run("tracemalloc", 1, 0)
     total = sum(exact.values())
     big = {line: size for line, size in exact.items() if size >= 0.01 * total}
     smallest = min(big.values())
@@ -51,16 +52,21 @@ def main() -> None:
         f"live heap {total / 2**20:.1f} MiB; {len(big)} sites hold >= 1 % "
         f"({smallest / 2**20:.1f} to {max(big.values()) / 2**20:.1f} MiB)"
     )
-    print(f"{'interval':>10} {'max error':>10} {'within 10%':>11} {'predicted 1-sigma':>18}")
-    for interval in (int(i) for i in args.intervals.split(",")):
+    print(f"{'interval':>14} {'max error':>10} {'within 10%':>11} {'predicted 1-sigma':>18}")
+    for spec in args.intervals.split(","):
+        interval = 0 if spec == "auto" else int(spec)
         errors = []
+        used = []
         for seed in range(1, args.seeds + 1):
-            sampled = run("sampling", interval, seed)
+            sampled, at = run("sampling", interval, seed)
+            used.append(at)
             errors += [abs(sampled.get(line, 0) - size) / size for line, size in big.items()]
         within = sum(e <= 0.10 for e in errors) / len(errors)
+        at = sorted(used)[len(used) // 2]
+        label = f"auto={at // 1024} KiB" if spec == "auto" else f"{interval // 1024} KiB"
         print(
-            f"{interval // 1024:>7} KiB {max(errors) * 100:>9.1f}% {within * 100:>10.0f}%"
-            f" {math.sqrt(interval / smallest) * 100:>17.1f}%"
+            f"{label:>14} {max(errors) * 100:>9.1f}% {within * 100:>10.0f}%"
+            f" {math.sqrt(at / smallest) * 100:>17.1f}%"
         )
 
 

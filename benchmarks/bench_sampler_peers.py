@@ -10,12 +10,14 @@ and of peak RSS, both as ratios to the bare run:
 - ``cpu``: mostly CPU (arithmetic in a loop, few allocations).
 
 Variants: ``memlens run`` (exact, tracemalloc at depth 25), ``memlens run --sample``
-(the sampling tracer, 512 KiB), ``python -X tracemalloc=25``, ``memray run``
+(the sampling tracer, interval chosen from the live heap), the same at a fixed 512 KiB
+and 4 KiB, ``python -X tracemalloc=25``, ``memray run``
 (default, and ``--native``) and ``scalene --memory`` where installed. Peak RSS is
 ``ru_maxrss`` of the child.
 
     python benchmarks/bench_sampler_peers.py            # 3 rounds
     python benchmarks/bench_sampler_peers.py --rounds 5 --scale 2
+    python benchmarks/bench_sampler_peers.py --variants "bare,--sample" --workloads alloc
 """
 
 from __future__ import annotations
@@ -84,6 +86,14 @@ def variants(py: str) -> dict[str, list[str] | None]:
         "bare": [py],
         "memlens run (exact)": [py, "-m", "memlens", "run", "-q", "--no-html"],
         "memlens run --sample": [py, "-m", "memlens", "run", "-q", "--no-html", "--sample"],
+        "--sample, fixed 512 KiB": [
+            *(py, "-m", "memlens", "run", "-q", "--no-html", "--sample"),
+            *("--sample-interval", "512KiB"),
+        ],
+        "--sample, fixed 4 KiB": [
+            *(py, "-m", "memlens", "run", "-q", "--no-html", "--sample"),
+            *("--sample-interval", "4KiB"),
+        ],
         "python -X tracemalloc=25": [py, "-X", "tracemalloc=25"],
         "memray run": [memray, "run", "-q", "-f", "-o", "{tmp}/out.bin"] if memray else None,
         "memray run --native": (
@@ -133,8 +143,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the iterations")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--variants", default="", help="only variants whose name contains one of these (comma)"
+    )
     args = parser.parse_args()
-    table = {name: cmd for name, cmd in variants(sys.executable).items() if cmd is not None}
+    wanted = [w for w in args.variants.split(",") if w]
+    table = {
+        name: cmd
+        for name, cmd in variants(sys.executable).items()
+        if cmd is not None and (name == "bare" or not wanted or any(w in name for w in wanted))
+    }
     missing = [name for name, cmd in variants(sys.executable).items() if cmd is None]
     tmp = tempfile.mkdtemp(prefix="memlens-peers-")
     print(f"Python {sys.version.split()[0]}, {args.rounds} rounds, scale {args.scale}")

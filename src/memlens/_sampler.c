@@ -68,7 +68,7 @@ static TLS uint64_t tl_epoch; /* re-draw after start() changes the interval */
 /* -- shared state ------------------------------------------------------------- */
 typedef struct {
     PyCodeObject *code; /* strong reference */
-    int lineno;
+    int addr; /* byte offset of the instruction; its line is looked up when read */
 } Frame;
 
 typedef struct {
@@ -101,7 +101,8 @@ static struct {
     /* Cost governor of the automatic interval: the time spent recording samples
      * (cost_ns) over windows of wall time; cost_floor is the interval at which that
      * time would be auto_budget of the window (see auto_retune). */
-    double auto_budget, cost_floor;
+    double auto_budget, cost_floor, charged_ns;
+    uint64_t cpu_base_ns; /* CPU time the budget counts from (at most 10 s before start) */
     uint64_t cost_ns, win_start_ns, win_cost_ns, win_samples;
     int max_frames;
     uint64_t epoch;
@@ -213,6 +214,15 @@ static inline uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* The process's CPU time (all threads): what the governor's windows are measured in,
+ * so that a loaded machine (wall time passing while the program waits for a CPU)
+ * does not make sampling look cheaper than it is. A system call: once a window. */
+static inline uint64_t cpu_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return now_ns();
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 static inline int is_big(int domain, double size) {
     return domain == PYMEM_DOMAIN_RAW || size > 512.0;
 }
@@ -220,21 +230,38 @@ static inline int is_big(int domain, double size) {
 /* Automatic interval: re-chosen from the live total as it grows or shrinks (by more
  * than a quarter, so that it does not flap): live_total / auto_div, so that a site
  * holding 1 % of the heap has auto_div / 100 samples. A program that allocates fast
- * would then spend too long recording samples: the cost governor measures the time
- * spent in record() over windows of >= 20 ms and 64 samples, and keeps the interval
- * at least where that time would be auto_budget of the wall time (cost_floor).
+ * would then spend too long recording samples: the cost governor keeps the cost of
+ * recording within auto_budget of the process's CPU time. A sample is charged a
+ * nominal SAMPLE_COST_NS (what one costs with a deep stack on a quiet machine, a
+ * little above: measuring each one would cost more than it saves, and wall time
+ * inside record() is inflated by preemption on a loaded machine). Over windows of
+ * >= 5 ms of process CPU and 64 samples it keeps the interval at least where the
+ * window's samples would fit in the window's share of the budget plus what the run
+ * left unused so far (capped at MAX_SLACK_NS): a program that builds its heap in a
+ * burst is sampled fully while the budget lasts, one that allocates fast all its
+ * life settles where recording takes auto_budget (cost_floor).
  * Called with S.lock held. Samples already taken keep the weight of the interval
  * they were taken at, so estimates stay unbiased across a change; each thread's
  * countdown in progress runs out at the old interval (at most one interval per
  * thread of bias). */
+#define MAX_SLACK_NS 1.0e8 /* 100 ms: the budget of 10 s of CPU at 1 % */
+#define SAMPLE_COST_NS 400.0
+
 static inline void auto_retune(int sampled) {
     if (!(S.auto_div > 0)) return;
     if (sampled && ++S.win_samples >= 64) {
-        uint64_t t = now_ns();
+        uint64_t t = cpu_ns();
         uint64_t elapsed = t - S.win_start_ns;
-        if (elapsed >= 20000000ULL) {
-            double frac = (double)(S.cost_ns - S.win_cost_ns) / (double)elapsed;
-            S.cost_floor = cur_interval() * frac / S.auto_budget;
+        if (elapsed >= 5000000ULL) {
+            /* unused budget when the window began: budget x CPU so far - cost so far */
+            double slack = S.auto_budget * (double)(S.win_start_ns - S.cpu_base_ns) -
+                           S.charged_ns;
+            if (slack < 0) slack = 0;
+            if (slack > MAX_SLACK_NS) slack = MAX_SLACK_NS;
+            double cost = (double)S.win_samples * SAMPLE_COST_NS;
+            double allowed = S.auto_budget * (double)elapsed + slack;
+            S.cost_floor = cur_interval() * cost / allowed;
+            S.charged_ns += cost;
             S.win_start_ns = t;
             S.win_cost_ns = S.cost_ns;
             S.win_samples = 0;
@@ -255,7 +282,7 @@ static uint64_t hash_frames(const Frame *frames, int n) {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
     for (int i = 0; i < n; i++) {
         h = mix64(h ^ (uint64_t)(uintptr_t)frames[i].code);
-        h = mix64(h ^ (uint64_t)(uint32_t)frames[i].lineno);
+        h = mix64(h ^ (uint64_t)(uint32_t)frames[i].addr);
     }
     return h;
 }
@@ -275,11 +302,11 @@ static int stack_index_grow(void) {
     return 0;
 }
 
-/* Field by field: a Frame has padding after lineno, which memcmp would compare too
+/* Field by field: a Frame has padding after addr, which memcmp would compare too
  * (uninitialised stack bytes made equal stacks look different). */
 static inline int same_frames(const Frame *a, const Frame *b, int n) {
     for (int i = 0; i < n; i++) {
-        if (a[i].code != b[i].code || a[i].lineno != b[i].lineno) return 0;
+        if (a[i].code != b[i].code || a[i].addr != b[i].addr) return 0;
     }
     return 1;
 }
@@ -394,8 +421,9 @@ static int capture(Frame *frames) {
          f = f->previous) {
         if (_PyFrame_IsIncomplete(f)) continue;
         frames[n].code = f->f_code;
-        frames[n].lineno =
-            PyCode_Addr2Line(f->f_code, _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
+        /* The line is looked up only when a stack is read (PyCode_Addr2Line walks
+         * the line table: most of a sample's cost when done here for every frame). */
+        frames[n].addr = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
         n++;
     }
     return n;
@@ -555,7 +583,9 @@ static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
     S.auto_budget = budget;
     S.cost_floor = 0.0;
     S.cost_ns = S.win_cost_ns = S.win_samples = 0;
-    S.win_start_ns = now_ns();
+    S.win_start_ns = cpu_ns();
+    S.cpu_base_ns = S.win_start_ns > 10000000000ULL ? S.win_start_ns - 10000000000ULL : 0;
+    S.charged_ns = 0.0;
     if (auto_div > 0 && interval < auto_min) interval = auto_min;
     if (auto_div > 0 && interval > auto_max) interval = auto_max;
     put_interval(interval);
@@ -650,7 +680,8 @@ static PyObject *stack_rows(int at_peak) {
         PyObject *frames = PyTuple_New(rows[i].nframes);
         for (int k = 0; frames && k < rows[i].nframes; k++) {
             PyObject *fr = Py_BuildValue("(Oi)", rows[i].frames[k].code->co_filename,
-                                         rows[i].frames[k].lineno);
+                                         PyCode_Addr2Line(rows[i].frames[k].code,
+                                                          rows[i].frames[k].addr));
             if (!fr) {
                 Py_CLEAR(frames);
                 break;
@@ -730,7 +761,8 @@ static PyObject *sampler_ignore_thread(PyObject *self, PyObject *arg) {
 static PyObject *frames_tuple(const Frame *frames, int n) {
     PyObject *out = PyTuple_New(n);
     for (int k = 0; out && k < n; k++) {
-        PyObject *fr = Py_BuildValue("(Oi)", frames[k].code->co_filename, frames[k].lineno);
+        PyObject *fr = Py_BuildValue("(Oi)", frames[k].code->co_filename,
+                                     PyCode_Addr2Line(frames[k].code, frames[k].addr));
         if (!fr) {
             Py_CLEAR(out);
             break;

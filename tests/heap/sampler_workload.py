@@ -1,7 +1,8 @@
 """A program with known allocation sites, for the sampler's accuracy tests.
 
 Run as ``python sampler_workload.py BACKEND INTERVAL SEED``; prints a JSON object
-``{"lineno": live_bytes}`` for this file's sites (BACKEND: sampling | tracemalloc).
+``{"lineno": live_bytes}`` for this file's sites (BACKEND: sampling | tracemalloc;
+INTERVAL 0: chosen automatically), and the interval in use at the end.
 Sizes were chosen before running memlens on it: four sites of very different block
 sizes (~16 MB of 1 KB bytes, ~14 MB of short str, ~8 MB of 64 KB bytearrays, ~3 MB of
 small dicts), a churning site that keeps nothing, and one freed site.
@@ -55,9 +56,20 @@ def main():
             if filename == __file__:
                 allocated[lineno] = allocated.get(lineno, 0) + size
                 break
+    stats = sampler.stats()
     sampler.stop()
     out = {str(line): size for (f, line), (size, _) in sites.items() if f == __file__}
-    print(json.dumps({"backend": sampler.backend, "live": out, "allocated": allocated}))
+    print(
+        json.dumps(
+            {
+                "backend": sampler.backend,
+                "live": out,
+                "allocated": allocated,
+                "interval": sampler.interval,
+                "limited_by_cost": stats.get("limited_by_cost", False),
+            }
+        )
+    )
     assert len(kept) == 4
 
 

@@ -123,7 +123,8 @@ def doctor(
         # grow with every traced temporary, noise that hides a 256 B leak).
         # Re-running a step that used up the memory allowance would pass the limit.
         rerun = not engine.memory_pressure
-        traced = _attribute(engine, fn, pid, i, budget) if rerun else None
+        with engine.exact_tracing():  # a sampled run traces this re-run exactly
+            traced = _attribute(engine, fn, pid, i, budget) if rerun else None
         result = run_shallow(diagnose, engine, label)
         engine.end()
         untraced = _attribute(engine, fn, pid, i, budget) if traced is not None else None

@@ -31,6 +31,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -452,6 +453,11 @@ class Engine:
 
     def annotate(self, diagnosis: Diagnosis) -> None:
         """Add what this kind of run adds to its diagnosis (``sampled.py``)."""
+
+    def exact_tracing(self) -> AbstractContextManager[object]:
+        """Exact tracing for a short re-run of the step (tracemalloc is on already
+        here; a sampled run turns it on for the duration)."""
+        return nullcontext()
 
     @property
     def window_target(self) -> int:

@@ -34,7 +34,9 @@ from __future__ import annotations
 import gc
 import math
 import struct
-from collections.abc import Callable, Iterable
+import tracemalloc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import compress
 from typing import Any
 
@@ -220,6 +222,20 @@ class SampledEngine(Engine):
             sites.use_object_frames(None)
             self.sampler.stop()
             run_shallow(self.sampler.ignore_thread, False)
+
+    @contextmanager
+    def exact_tracing(self) -> Iterator[None]:
+        """tracemalloc on top of the sampler for a short re-run of the step: charging
+        native growth to a line subtracts Python objects only when they are traced
+        (a big temporary handed to a C call moves the allocator's figures too)."""
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start(self.options.nframes)
+        try:
+            yield
+        finally:
+            if started:
+                tracemalloc.stop()
 
     # -- signals -------------------------------------------------------------------
     def _evaluate(self) -> list[detect.Signal]:
