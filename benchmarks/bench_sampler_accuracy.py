@@ -8,9 +8,13 @@ error over the seeds, the share of (site, seed) estimates within +-10 %, and the
 error Poisson sampling predicts for the smallest such site (one standard deviation,
 ``sqrt(interval / bytes)``). ``auto`` is the sampler's default: the interval chosen
 from the live heap (the interval it ended at is shown, the median over the seeds).
+``--pace N`` adds N x 100 loop turns of CPU work per allocation, so that allocating is a
+small part of the run, as in most programs (the automatic interval's cost governor
+then leaves it where the heap asks; with --pace 0 the workload does nothing but
+allocate, and the governor trades accuracy for the 1 % cost budget).
 
 Usage: python benchmarks/bench_sampler_accuracy.py [--intervals auto,8192,32768,131072,524288]
-       [--seeds 5]
+       [--seeds 5] [--pace 0]
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOAD = os.path.join(ROOT, "tests", "heap", "sampler_workload.py")
 
 
-def run(backend: str, interval: int, seed: int) -> tuple[dict[str, int], int]:
+def run(backend: str, interval: int, seed: int, pace: int = 0) -> tuple[dict[str, int], int]:
     out = subprocess.run(
-        [sys.executable, WORKLOAD, backend, str(interval), str(seed)],
+        [sys.executable, WORKLOAD, backend, str(interval), str(seed), str(pace)],
         capture_output=True,
         text=True,
         check=True,
@@ -43,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--intervals", default="auto,8192,32768,131072,524288")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--pace", type=int, default=0, help="CPU work per allocation")
     args = parser.parse_args()
     exact, _ = run("tracemalloc", 1, 0)
     total = sum(exact.values())
@@ -58,7 +63,7 @@ def main() -> None:
         errors = []
         used = []
         for seed in range(1, args.seeds + 1):
-            sampled, at = run("sampling", interval, seed)
+            sampled, at = run("sampling", interval, seed, args.pace)
             used.append(at)
             errors += [abs(sampled.get(line, 0) - size) / size for line, size in big.items()]
         within = sum(e <= 0.10 for e in errors) / len(errors)

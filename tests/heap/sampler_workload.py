@@ -1,8 +1,10 @@
 """A program with known allocation sites, for the sampler's accuracy tests.
 
-Run as ``python sampler_workload.py BACKEND INTERVAL SEED``; prints a JSON object
+Run as ``python sampler_workload.py BACKEND INTERVAL SEED [PACE]``; prints a JSON object
 ``{"lineno": live_bytes}`` for this file's sites (BACKEND: sampling | tracemalloc;
-INTERVAL 0: chosen automatically), and the interval in use at the end.
+INTERVAL 0: chosen automatically), and the interval in use at the end. PACE > 0 does
+PACE x 100 loop turns of CPU work (no allocation) per allocation, so that allocating is
+a small part of the program's time, as in most services (0: allocation only).
 Sizes were chosen before running memlens on it: four sites of very different block
 sizes (~16 MB of 1 KB bytes, ~14 MB of short str, ~8 MB of 64 KB bytearrays, ~3 MB of
 small dicts), a churning site that keeps nothing, and one freed site.
@@ -13,32 +15,44 @@ import sys
 
 from memlens.heap.sampler import AllocationSampler
 
+PACE = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+
+
+def pace():
+    j = 0
+    while j < PACE:  # small ints only: no allocation
+        k = 0
+        while k < 100:
+            k += 1
+        j += 1
+    return True
+
 
 def big_blocks(n):
-    return [bytes(1000) + bytes([i % 256]) for i in range(n)]  # ~1 KB each
+    return [bytes(1000) + bytes([i % 256]) for i in range(n) if pace()]  # ~1 KB each
 
 
 def short_strings(n):
-    return [f"item-{i:08d}" for i in range(n)]  # ~62 B each
+    return [f"item-{i:08d}" for i in range(n) if pace()]  # ~62 B each
 
 
 def buffers(n):
-    return [bytearray(65536) for _ in range(n)]
+    return [bytearray(65536) for _ in range(n) if pace()]
 
 
 def small_dicts(n):
-    return [{"k": i} for i in range(n)]
+    return [{"k": i} for i in range(n) if pace()]
 
 
 def churn(n):
     total = 0
     for i in range(n):
-        total += len([i] * 20)
+        total += len([i] * 20) if pace() else 0
     return total
 
 
 def freed(n):
-    return [bytes(500) for _ in range(n)]
+    return [bytes(500) for _ in range(n) if pace()]
 
 
 def main():

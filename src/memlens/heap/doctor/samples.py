@@ -106,15 +106,15 @@ def sample_objects(
         if not remaining:
             break
         consider(obj)
-    for obj in engine.sampled_objects(remaining):  # a sampled run: its sites' blocks
-        if not remaining:
-            break
-        consider(obj)
     for obj in containers.values():
         for item in newest(obj, 50):
             if not remaining:
                 break
             consider(item)
+    for obj in engine.sampled_objects(remaining):  # a sampled run: its sites' blocks
+        if not remaining:
+            break
+        consider(obj)
     objs = gc.get_objects()
     # The heap frozen at the start went back to the end of the oldest generation when
     # it was thawed; after a look, the objects with a traceback come before it.
