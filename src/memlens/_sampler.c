@@ -232,10 +232,11 @@ static inline int is_big(int domain, double size) {
  * holding 1 % of the heap has auto_div / 100 samples. A program that allocates fast
  * would then spend too long recording samples: the cost governor keeps the cost of
  * recording within auto_budget of the process's CPU time. A sample is charged a
- * nominal SAMPLE_COST_NS (what one costs with a deep stack on a quiet machine, a
- * little above: measuring each one would cost more than it saves, and wall time
- * inside record() is inflated by preemption on a loaded machine). Over windows of
- * >= 5 ms of process CPU and 64 samples it keeps the interval at least where the
+ * nominal SAMPLE_COST_NS: what one extra sample was measured to cost the program
+ * (its record(), the free of its block, the cache lines it touches), ~1 us on the
+ * allocation-heavy benchmark; measuring each one would cost more than it saves, and
+ * wall time inside record() is inflated by preemption on a loaded machine. Over windows of
+ * >= 1 ms of process CPU and 32 samples it keeps the interval at least where the
  * window's samples would fit in the window's share of the budget plus what the run
  * left unused so far (capped at MAX_SLACK_NS): a program that builds its heap in a
  * burst is sampled fully while the budget lasts, one that allocates fast all its
@@ -245,14 +246,14 @@ static inline int is_big(int domain, double size) {
  * countdown in progress runs out at the old interval (at most one interval per
  * thread of bias). */
 #define MAX_SLACK_NS 1.0e8 /* 100 ms: the budget of 10 s of CPU at 1 % */
-#define SAMPLE_COST_NS 400.0
+#define SAMPLE_COST_NS 1000.0
 
 static inline void auto_retune(int sampled) {
     if (!(S.auto_div > 0)) return;
-    if (sampled && ++S.win_samples >= 64) {
+    if (sampled && ++S.win_samples >= 32) {
         uint64_t t = cpu_ns();
         uint64_t elapsed = t - S.win_start_ns;
-        if (elapsed >= 5000000ULL) {
+        if (elapsed >= 1000000ULL) {
             /* unused budget when the window began: budget x CPU so far - cost so far */
             double slack = S.auto_budget * (double)(S.win_start_ns - S.cpu_base_ns) -
                            S.charged_ns;

@@ -228,3 +228,38 @@ def test_bad_auto_options_are_rejected() -> None:
         ext.start(auto=100.0, min_interval=8192.0, max_interval=4096.0)
     with pytest.raises(ValueError, match="interval"):
         ext.set_interval(0.5)
+
+
+AUTO_RUN = """
+import json
+
+cache = {}
+
+
+def handle(i):
+    cache[i] = json.dumps({"i": i, "pad": "x" * 300})
+
+
+for i in range(40000):
+    handle(i)
+"""
+
+
+@needs_ext
+def test_memlens_run_sample_without_an_interval_chooses_it(tmp_path) -> None:
+    from memlens.store import open_store
+    from tests.memlens_cli import memlens
+
+    (tmp_path / "svc.py").write_text(AUTO_RUN)
+    db = tmp_path / "m.db"
+    run = memlens("run", "--sample", "--no-html", "svc.py", db=db)
+    assert run.returncode == 0, run.stderr
+    with open_store(db, create=False) as store:  # type: ignore[attr-defined]
+        (row,) = store.list()
+        session = store.load(row.id)
+    assert session.tags["allocation_sites"].startswith("sampled, interval chosen")
+    top = session.top_sites[0]
+    assert (top.lineno, top.function) == (8, "handle")
+    # 40,000 strings of ~371 bytes and the dict's table (tracemalloc: 16.18 MB);
+    # a 16 MB site on a ~16 MB heap: sampled at the 4 KiB floor, well within 15 %.
+    assert abs(top.size - 16_180_000) < 0.15 * 16_180_000

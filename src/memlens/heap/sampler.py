@@ -14,7 +14,7 @@ The estimate of a site holding ``B`` bytes has a relative standard error of abou
 from the live heap as it grows or shrinks: ``live / AUTO_SAMPLES`` (a site holding
 1 % of the heap then has ~400 samples: within +-10 % at two standard errors),
 clamped to [:data:`AUTO_MIN`, :data:`AUTO_MAX`], and never so small that recording
-samples takes more than :data:`AUTO_BUDGET` of the wall time (a program that
+samples takes more than :data:`AUTO_BUDGET` of the process CPU time (a program that
 allocates very fast gets a larger interval, and less accuracy, rather than a
 slowdown; :meth:`stats` says so, ``limited_by_cost``). An explicit ``interval`` is
 kept fixed. Per sampled block ~100 bytes plus its stack.
@@ -55,7 +55,7 @@ DEFAULT_INTERVAL = AUTO
 AUTO_SAMPLES = 40_000  # live heap / interval
 AUTO_MIN = 4 * 1024
 AUTO_MAX = 512 * 1024
-AUTO_BUDGET = 0.01  # share of wall time spent recording samples
+AUTO_BUDGET = 0.02  # share of the process CPU time spent recording samples
 SAMPLING = "sampling"
 TRACEMALLOC = "tracemalloc"
 
