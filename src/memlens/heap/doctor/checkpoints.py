@@ -211,10 +211,10 @@ class Reader:
         # subtracted from every later reading (see ``end_window``).
         cp.malloc_in_use = native.malloc_in_use() - self.own_malloc
         cp.rss = native.rss() - self.own_rss
-        cp.tracemalloc_overhead = tracemalloc.get_tracemalloc_memory() - self.own_overhead
+        cp.tracemalloc_overhead = self.overhead() - self.own_overhead
         self._window[1] = native.malloc_in_use()
         self._window[2] = native.rss()
-        self._window[3] = tracemalloc.get_tracemalloc_memory()
+        self._window[3] = self.overhead()
         self._open = True
         if not gc.isenabled():
             self._account_garbage(cp)
@@ -222,6 +222,11 @@ class Reader:
         self._read_objects(cp)
         cp.atexit_callbacks = atexit._ncallbacks()
         return cp
+
+    def overhead(self) -> int:
+        """The tracer's own tables, as ``native_residual`` subtracts them
+        (tracemalloc's; a sampled run's reader answers for the sampler)."""
+        return tracemalloc.get_tracemalloc_memory()
 
     def calibrate(self, n: int = 4000) -> None:
         """Measure what tracemalloc costs in malloc per traced block beyond what
@@ -258,7 +263,7 @@ class Reader:
         _, m0, r0, o0 = self._window
         self.own_malloc += native.malloc_in_use() - m0
         self.own_rss += native.rss() - r0
-        self.own_overhead += tracemalloc.get_tracemalloc_memory() - o0
+        self.own_overhead += self.overhead() - o0
         self._open = False
 
     def _read_traces(self, cp: Checkpoint) -> None:

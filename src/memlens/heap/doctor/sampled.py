@@ -110,42 +110,12 @@ class SampledReader(Reader):
         super().__init__(code, own)
         self.sampler = sampler
 
-    def _overhead(self) -> int:
-        """The sampler's own tables (malloc'd: part of what the allocator holds)."""
-        return int(self.sampler.stats().get("overhead_bytes", 0))
-
-    def read(self, iteration: int) -> Checkpoint:
-        cp = Checkpoint(iteration=iteration)
-        if gc.isenabled():
-            gc.collect()
-        cp.malloc_in_use = native.malloc_in_use() - self.own_malloc
-        cp.rss = native.rss() - self.own_rss
-        # native_residual subtracts OVERHEAD_FACTOR x this: the sampler's figure is
-        # what it asked malloc for, so it is scaled down to be subtracted once.
-        cp.tracemalloc_overhead = int((self._overhead() - self.own_overhead) / OVERHEAD_FACTOR)
-        self._window = (native.malloc_in_use(), native.rss(), self._overhead())
-        if not gc.isenabled():
-            self._account_garbage(cp)
-        self._read_traces(cp)
-        self._read_objects(cp)
-        import atexit
-
-        cp.atexit_callbacks = atexit._ncallbacks()
-        return cp
-
-    def calibrate(self, n: int = 4000) -> None:
-        """Nothing to calibrate: the sampler reports its own tables exactly."""
-
-    def end_window(self) -> None:
-        if self._window is None:
-            return
-        if gc.isenabled():
-            gc.collect()
-        m0, r0, o0 = self._window
-        self.own_malloc += native.malloc_in_use() - m0
-        self.own_rss += native.rss() - r0
-        self.own_overhead += self._overhead() - o0
-        self._window = None
+    def overhead(self) -> int:
+        """The sampler's own tables (malloc'd: part of what the allocator holds).
+        ``native_residual`` subtracts ``OVERHEAD_FACTOR`` times this (tracemalloc
+        reports what it asked malloc for, not what malloc spent); the sampler reports
+        its usable sizes, so it is scaled down to be subtracted once."""
+        return int(self.sampler.stats().get("overhead_bytes", 0) / OVERHEAD_FACTOR)
 
     def _read_traces(self, cp: Checkpoint) -> None:
         total = big = 0.0
