@@ -128,11 +128,14 @@ def test_interval_changes_while_threads_allocate_and_estimates_stay_unbiased() -
                     held.append(part)
 
         threads = [threading.Thread(target=worker) for _ in range(4)]
-        for t in threads:
-            t.start()
         seen = []
         k = 0
-        while any(t.is_alive() for t in threads):
+        # A fixed number of changes, the threads started among them; then as many
+        # more as it takes for the threads to finish.
+        while k < 300 or any(t.is_alive() for t in threads):
+            if k == 3:
+                for t in threads:
+                    t.start()
             interval = (1024, 65536, 8192)[k % 3]
             s.set_interval(interval)
             seen.append(s.stats()["interval"] == interval)
