@@ -101,6 +101,7 @@ def test_cli_sampled_finds_the_leak_at_its_line_and_root(tmp_path: Path) -> None
     assert first["site"] == "registry.py:5"
     assert "global _sessions" in first["root"]
     assert any("sampled every 1.0 KiB" in n for n in diag["notes"])
+    assert diag["details"]["sampling"]["interval_bytes"] == 1024
 
 
 @needs_ext
