@@ -47,7 +47,10 @@ __all__ = ["Outputs", "Plan", "Started", "command", "execute", "finish", "main",
 @click.option(
     "--sample-interval",
     metavar="SIZE",
-    help="Mean bytes between samples with --sample (default 512 KiB; smaller is more exact).",
+    help=(
+        "Mean bytes between samples with --sample (default: chosen from the live heap,"
+        " 4-512 KiB; smaller is more exact)."
+    ),
 )
 @click.option("--no-trace", is_flag=True, help="Don't run tracemalloc: lowest overhead, no sites.")
 @click.option("--trace-depth", type=click.IntRange(1, 1000), help="Frames kept per allocation.")
