@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,12 @@ _ERROR = re.compile(
     r"^.*\b(?:[A-Z]\w*(?:Error|Exception|Failure)|FAILED|ERROR|Traceback|panic|fatal|"
     r"error(?:\[\w+\])?:)\b.*$",
     re.MULTILINE,
+)
+#: What makes a line an :data:`_ERROR` line: a line holding a match of this is matched
+#: whole by :data:`_ERROR` (neither crosses a line break), one holding none not at all.
+_ERROR_WORD = re.compile(
+    r"\b(?:[A-Z]\w*(?:Error|Exception|Failure)|FAILED|ERROR|Traceback|panic|fatal|"
+    r"error(?:\[\w+\])?:)\b"
 )
 _CONSTRAINT = re.compile(
     r"\b(?:must(?:n't| not)?|never|always|do not|don't|should(?:n't| not)|required?|"
@@ -157,9 +163,10 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
                 put(match.group(0), "error")
         for match in _URL.finditer(text):
             put(match.group(0).rstrip(".,;:"), "url")
-        for match in _PATH.finditer(text):
+        words = text.split()
+        for match in _paths_in(words):
             put(match.group(0), "path")
-        for match in _IDENT.finditer(text):
+        for match in _names_in(text, words):
             # each alternative has one group, never empty: the one that took part
             put(match.group(match.lastindex or 0), "identifier")
         for match in _NUMBER.finditer(text):
@@ -193,6 +200,33 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
 
 
 _WHOLE = ("constraint", "decision", "error")
+
+
+# No path, and no name outside backticks, holds whitespace, and whitespace is none of
+# what a pattern looks for before or after one: so the words of a text that can hold
+# one, joined by spaces, give the text's own matches in the same order, each with the
+# same text (``tests/context/memory/test_keepset_words.py`` checks both agree).
+
+
+def _paths_in(words: list[str]) -> Iterator[re.Match[str]]:
+    """:data:`_PATH`'s matches in the text ``words`` (its ``split()``) came from: both
+    alternatives hold a ``.``."""
+    return _PATH.finditer(" ".join([w for w in words if "." in w]))
+
+
+def _names_in(text: str, words: list[str]) -> Iterator[re.Match[str]]:
+    """:data:`_IDENT`'s matches in ``text`` (``words`` is its ``split()``): a text with a
+    backtick is searched whole; otherwise only its words :func:`_may_name`."""
+    if "`" in text:
+        return _IDENT.finditer(text)
+    return _IDENT.finditer(" ".join([w for w in words if _may_name(w)]))
+
+
+def _may_name(word: str) -> bool:
+    """False only for a word no :data:`_IDENT` alternative but the backticks' can match
+    inside: one without ``_``, ``.`` or an upper-case letter (ASCII or not)."""
+    return "_" in word or "." in word or not word.islower()
+
 
 #: A literal every match of :data:`_CONSTRAINT` or :data:`_DECISION` holds, lowered
 _RULE_WORDS = (
@@ -230,6 +264,9 @@ def _may_hold_rule(text: str) -> bool:
     if not text.isascii():
         return True
     lowered = text.lower()
+    scan = _textscan()
+    if scan is not None:  # one C pass for all the words (none holds a line break)
+        return bool(scan.lines_with(lowered, _RULE_WORDS))
     return any(word in lowered for word in _RULE_WORDS)
 
 
@@ -313,9 +350,10 @@ def _scan_output(text: str, put_all: Callable[[Iterable[str], str], None]) -> No
     scan = _textscan()
     errors = _lines_with_any(text, _ERROR_HINTS, scan)
     if errors:
-        # nothing _ERROR matches crosses a line break, and a match is its whole line:
-        # one search over the lines joined finds what one search per line finds
-        put_all(_ERROR.findall("\n".join(errors)), "error")
+        # a match of _ERROR is a whole line, the lines that hold an error word: one
+        # forward search each finds them sooner than _ERROR's backtracking from the end
+        search = _ERROR_WORD.search
+        put_all([line for line in errors if search(line)], "error")
     names = []
     for line in _lines_with_any(text, _DEFINES, scan, _DEFINITION_STARTS):
         match = _DEFINITION.match(line)  # its \s can cross lines: one line at a time
