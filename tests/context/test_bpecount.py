@@ -11,10 +11,8 @@ otherwise.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -24,20 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memlens.context import tokens
-from memlens.heap.native_ext import extensions_disabled, load_extension
+from tests.extensions import require_extension
 
 from .memory.agent_sessions import openai_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ENCODINGS = ("cl100k_base", "o200k_base")
 
-_module = load_extension("_bpecount")
-_buildable = (
-    shutil.which("cc") is not None and Path(sysconfig.get_paths()["include"], "Python.h").exists()
-)
-if _module is None and not extensions_disabled() and _buildable:
-    pytest.fail("memlens._bpecount is not built (python3 setup.py build_ext --inplace)")
-pytestmark = pytest.mark.skipif(_module is None, reason="C extension not built or disabled")
+_module, pytestmark = require_extension("_bpecount")
 regex = pytest.importorskip("regex")  # tiktoken's own dependency: cuts the pieces in checks
 
 

@@ -9,9 +9,7 @@ characters the scans decide on.
 from __future__ import annotations
 
 import random
-import shutil
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -19,16 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memlens.context.memory import keepset
-from memlens.heap.native_ext import extensions_disabled, load_extension
+from tests.extensions import require_extension
 
 ROOT = Path(__file__).resolve().parents[2]
-_module = load_extension("_textscan")
-_buildable = (
-    shutil.which("cc") is not None and Path(sysconfig.get_paths()["include"], "Python.h").exists()
-)
-if _module is None and not extensions_disabled() and _buildable:
-    pytest.fail("memlens._textscan is not built (python3 setup.py build_ext --inplace)")
-pytestmark = pytest.mark.skipif(_module is None, reason="C extension not built or disabled")
+_module, pytestmark = require_extension("_textscan")
 
 
 def _python_keepset(text: str, monkeypatch: pytest.MonkeyPatch) -> list[keepset.Keep]:

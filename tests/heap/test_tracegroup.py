@@ -5,8 +5,6 @@ objects, so they must be merged by value)."""
 
 from __future__ import annotations
 
-import shutil
-import sysconfig
 import tracemalloc
 from pathlib import Path
 
@@ -14,15 +12,9 @@ import pytest
 
 import memlens.heap.heap_meter as heap_meter
 from memlens.heap.heap_meter import HeapMeter, group_traces
-from memlens.heap.native_ext import extensions_disabled, load_extension
+from tests.extensions import require_extension
 
-_module = load_extension("_tracegroup")
-_buildable = (
-    shutil.which("cc") is not None and Path(sysconfig.get_paths()["include"], "Python.h").exists()
-)
-if _module is None and not extensions_disabled() and _buildable:
-    pytest.fail("memlens._tracegroup is not built (python3 setup.py build_ext --inplace)")
-pytestmark = pytest.mark.skipif(_module is None, reason="C extension not built or disabled")
+_module, pytestmark = require_extension("_tracegroup")
 
 
 def _make_heap() -> list[object]:

@@ -156,6 +156,9 @@ class Engine:
             self.phase = look.WATCH
         else:
             self._start_tracing()
+        self._freeze_and_start_clock()
+
+    def _freeze_and_start_clock(self) -> None:
         # The heap that exists now is not the steps' doing: out of the GC's passes.
         run_shallow(self.frozen.freeze)
         self.reader.frozen_containers = self.frozen.containers

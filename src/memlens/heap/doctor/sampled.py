@@ -176,15 +176,7 @@ class SampledEngine(Engine):
         sites.use_object_frames(self.sampler.object_frames)
         # The doctor's checkpoints run on its own thread: not the steps' samples.
         run_shallow(self.sampler.ignore_thread, True)
-        run_shallow(self.frozen.freeze)
-        self.reader.frozen_containers = self.frozen.containers
-        self.reader.frozen_types = self.frozen.types
-        self.own.add(id(self.frozen.containers))
-        import time
-
-        self.started = time.perf_counter()
-        self.clock.start()
-        self.memory.start()
+        self._freeze_and_start_clock()
 
     def end(self) -> None:
         self.thaw()
