@@ -519,6 +519,21 @@ def _message_tokens(reference: ContextSession) -> dict[int, int]:
     return out
 
 
+def _fresh_counts(messages: list[Any], model: str | None, counter: Any) -> list[int]:
+    """Tokens of each of these OpenAI messages, read alone (no system, no tools)."""
+    session = read_request(
+        messages,
+        OPENAI,
+        model=model,
+        system=None,
+        tools=None,
+        counter=counter,
+        track_leaks=False,
+    )
+    counts = _message_tokens(session)
+    return [counts[index] for index in range(len(messages))]
+
+
 def _render_anthropic(
     shown: list[_Shown], original: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -665,19 +680,7 @@ def _measure_openai(
     fresh = [m for m, source in zip(fitted, sources, strict=True) if source is None]
     copied = sum(per_message[source] for source in sources if source is not None)
     if cache is None:
-        read = 0
-        if fresh:
-            session = read_request(
-                fresh,
-                OPENAI,
-                model=model,
-                system=None,
-                tools=None,
-                counter=counter,
-                track_leaks=False,
-            )
-            counts = _message_tokens(session)
-            read = sum(counts[index] for index in range(len(fresh)))
+        read = sum(_fresh_counts(fresh, model, counter)) if fresh else 0
         fixed = measure([], OPENAI, model=model, system=None, tools=tools, counter=counter)
         return copied + fixed + read
     if len(cache) >= 65_536:  # a fitter reused for very many budgets
@@ -685,16 +688,7 @@ def _measure_openai(
     keys = [digest_text(_SORTED_JSON.encode(m)) for m in fresh]
     todo = {key: m for key, m in zip(keys, fresh, strict=True) if key not in cache}
     if todo:
-        session = read_request(
-            list(todo.values()),
-            OPENAI,
-            model=model,
-            system=None,
-            tools=None,
-            counter=counter,
-            track_leaks=False,
-        )
-        counts = _message_tokens(session)
+        counts = _fresh_counts(list(todo.values()), model, counter)
         for index, key in enumerate(todo):
             cache[key] = counts[index]
     if b"" not in cache:  # the request's fixed part: tools, reply priming

@@ -27,6 +27,7 @@ import tracemalloc
 from collections import _count_elements  # type: ignore[attr-defined]
 from dataclasses import dataclass, field
 from itertools import compress, repeat
+from typing import Any
 
 from memlens.heap.doctor import native
 from memlens.heap.doctor.sites import CodeMap, Frame
@@ -121,9 +122,14 @@ def type_name(obj: object) -> str:
     return t.__qualname__ if mod in ("builtins", None) else f"{mod}.{t.__qualname__}"
 
 
-def collect_keeping_garbage() -> None:
-    """A full collection that frees nothing the program keeps unreachable (the GC is
-    disabled: those cycles are its leak), but empties the free lists."""
+def collect_saving_garbage() -> list[Any]:
+    """A full collection that frees nothing unreachable, but empties the free lists.
+
+    DEBUG_SAVEALL moves unreachable objects to ``gc.garbage`` instead of freeing them;
+    they are returned and taken out of it again, so once the caller drops them they
+    are exactly as unreachable (and alive) as before: with the GC disabled, those
+    cycles are the program's leak, not the doctor's to free.
+    """
     start = len(gc.garbage)
     old_debug = gc.get_debug()
     gc.set_debug(old_debug | gc.DEBUG_SAVEALL)
@@ -131,7 +137,15 @@ def collect_keeping_garbage() -> None:
         gc.collect()
     finally:
         gc.set_debug(old_debug)
+    found = gc.garbage[start:]
     del gc.garbage[start:]
+    return found
+
+
+def collect_keeping_garbage() -> None:
+    """A full collection that frees nothing the program keeps unreachable (the GC is
+    disabled: those cycles are its leak), but empties the free lists."""
+    collect_saving_garbage()
 
 
 class Reader:
@@ -349,18 +363,7 @@ class Reader:
             cp.container_lens = {}
 
     def _account_garbage(self, cp: Checkpoint) -> None:
-        # DEBUG_SAVEALL moves unreachable objects to gc.garbage instead of freeing
-        # them; after counting we drop our references and they are exactly as
-        # unreachable (and alive) as before, because the program disabled the GC.
-        start = len(gc.garbage)
-        old_debug = gc.get_debug()
-        gc.set_debug(old_debug | gc.DEBUG_SAVEALL)
-        try:
-            gc.collect()
-        finally:
-            gc.set_debug(old_debug)
-        found = gc.garbage[start:]
-        del gc.garbage[start:]
+        found = collect_saving_garbage()  # counted, then as unreachable as before
         ids: set[int] = set()
         total = 0
         per_site = cp.garbage_site_bytes
