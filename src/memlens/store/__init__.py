@@ -51,11 +51,13 @@ def open_store(
     ``path`` may also be a Redis URL (``redis://host:port/db``, the ``redis`` extra).
     ``create=False`` raises :class:`~memlens.core.errors.NotFoundError` instead of
     creating a missing database; ``readonly=True`` (for commands that only read)
-    never creates or changes anything and refuses a file that is not memlens's.
+    changes nothing in the sessions and refuses a file that is not memlens's.
 
     Either way, the always-on monitor's history files next to a SQLite database are
     brought in first (:mod:`memlens.store.monitor_history`): they are part of the
-    store, kept outside the database so the watched process never opens it.
+    store, kept outside the database so the watched process never opens it. That is
+    the one write a read-only open makes (it creates the database when only history
+    files exist), so that reading commands show the monitor's latest history.
     """
     target = str(path) if path is not None else default_target()
     if target.startswith(URL_SCHEMES):
