@@ -27,6 +27,15 @@ Three kinds of trace, replayed through the same hot cache over a real record sto
   back, no ``expand``, ``cache_get`` or ``touch``: a fit is one pass, so the items an
   agent asks for are the only accesses there are to record.)
 
+- **real-agent**: recorded, not generated. The files a real coding agent read,
+  edited, wrote, ran, tested, searched or listed, in order, in 500 SWE-bench Verified
+  tasks (mini-swe-agent 1.15.0 with Gemini 3 Pro, on 12 Python projects; see
+  ``benchmarks/prefetch_traces/README.md`` for the source, licence and extractor).
+  Each task is its own session (its own history); the tasks run one after another,
+  in instance-id order, through one hot cache and one predictor, as one worker of a
+  fleet would. The item is the file: reading and then editing it is two accesses of
+  one item.
+
 Two bounds follow each trace. **ceiling**: every access but an item's first a hit
 (a first access cannot be predicted by anything that learns from the trace).
 **learnable**: an access is an LRU hit, or its item followed the same previous item
@@ -49,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gzip
 import json
 import random
 import sys
@@ -190,19 +200,49 @@ def fit_quality_trace(
     return out
 
 
+#: The recorded agent trajectories (see ``benchmarks/prefetch_traces/README.md``).
+REAL_AGENT_TRACES = ROOT / "benchmarks" / "prefetch_traces" / "mini-swe-agent-gemini-3-pro.jsonl.gz"
+
+
+def real_agent_sessions(path: Path = REAL_AGENT_TRACES) -> list[tuple[str, list[str]]]:
+    """``(task id, files accessed in order)`` of each recorded trajectory, by task id."""
+    try:
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read the recorded traces ({exc})") from None
+    out = []
+    for line in lines:
+        record = json.loads(line)
+        out.append((record["id"], [access_path for _kind, access_path in record["accesses"]]))
+    return sorted(out)
+
+
+def real_agent_trace(path: Path = REAL_AGENT_TRACES) -> tuple[list[str], list[str]]:
+    """The recorded sessions one after another: ``(keys, session of each key)``."""
+    keys: list[str] = []
+    sessions: list[str] = []
+    for task, files in real_agent_sessions(path):
+        keys += files
+        sessions += [task] * len(files)
+    return keys, sessions
+
+
 def ceiling(trace: list[str]) -> float:
     """Hit rate if every access but an item's first were a hit (see the module doc)."""
     return (len(trace) - len(set(trace))) / len(trace) if trace else 0.0
 
 
-def learnable(trace: list[str], capacity: int) -> float:
-    """Share of accesses that are an LRU hit or followed their predecessor before."""
+def learnable(trace: list[str], capacity: int, sessions: list[str] | None = None) -> float:
+    """Share of accesses that are an LRU hit or followed their predecessor before
+    (the predecessor in the same session: a session's first access has none)."""
     lru: OrderedDict[str, None] = OrderedDict()
     follows: dict[str, set[str]] = {}
     hits = 0
     previous: str | None = None
-    for key in trace:
-        hits += key in lru or key in follows.get(previous or "", ())
+    for i, key in enumerate(trace):
+        if sessions is not None and i and sessions[i] != sessions[i - 1]:
+            previous = None
+        hits += key in lru or (previous is not None and key in follows.get(previous, ()))
         lru[key] = None
         lru.move_to_end(key)
         if len(lru) > capacity:
@@ -220,14 +260,23 @@ class Row:
     precision: float
     prefetch_loads: int
     wasted: int
+    used: int
     demand_loads: int
     demand_seconds: float
     prefetch_seconds: float
 
 
 def replay(
-    trace: list[str], store: RecordStore, policy: str, capacity: int, threshold: float
+    trace: list[str],
+    store: RecordStore,
+    policy: str,
+    capacity: int,
+    threshold: float,
+    sessions: list[str] | None = None,
+    hits: list[bool] | None = None,
 ) -> Row:
+    """Replay ``trace`` (``sessions[i]`` the session of access i, one session if None)
+    through ``policy``; ``hits``, if given, receives whether each access hit."""
     timings = {"demand": 0.0, "prefetch": 0.0}
 
     def timed_get(key: Hashable, phase: str) -> object:
@@ -239,7 +288,7 @@ def replay(
     if policy == "no cache":
         for key in trace:
             timed_get(key, "demand")
-        return Row(policy, 0.0, 0.0, 0, 0, len(trace), timings["demand"], 0.0)
+        return Row(policy, 0.0, 0.0, 0, 0, 0, len(trace), timings["demand"], 0.0)
     prefetcher = Prefetcher(
         lambda key: None,
         capacity=capacity,
@@ -248,12 +297,14 @@ def replay(
         prefetch=policy != "LRU",
     )
     demand_loads = 0
-    for key in trace:
+    for i, key in enumerate(trace):
         miss = key not in prefetcher.cache
         demand_loads += miss
+        if hits is not None:
+            hits.append(not miss)
         loader = _loader_for_access(timed_get, miss)
         prefetcher.loader = loader
-        prefetcher.access("s", key)
+        prefetcher.access(sessions[i] if sessions else "s", key)
     stats = prefetcher.stats
     return Row(
         policy,
@@ -261,6 +312,7 @@ def replay(
         stats.precision,
         stats.prefetch_loads,
         stats.prefetch_wasted,
+        stats.prefetch_used,
         demand_loads,
         timings["demand"],
         timings["prefetch"],
@@ -281,21 +333,58 @@ def _loader_for_access(
     return load
 
 
+@dataclass
+class Summary:
+    """One trace family's figures for the closing table (and their sums)."""
+
+    accesses: int = 0
+    lru_hits: float = 0.0
+    prefetch_hits: float = 0.0
+    used: int = 0
+    wasted: int = 0
+    learnable_hits: float = 0.0
+
+    def add(self, other: Summary) -> None:
+        for name in ("accesses", "lru_hits", "prefetch_hits", "used", "wasted", "learnable_hits"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def line(self, name: str) -> str:
+        n = self.accesses or 1
+        lru, smart, able = self.lru_hits / n, self.prefetch_hits / n, self.learnable_hits / n
+        settled = self.used + self.wasted
+        precision = f"{100 * self.used / settled:8.1f}%" if settled else f"{'-':>9}"
+        return (
+            f"{name:13} {self.accesses:8d} {100 * lru:6.1f}% {100 * smart:13.1f}% "
+            f"{100 * (smart - lru):+6.1f} {precision} {100 * (able - lru):+15.1f}"
+        )
+
+
+TRACES: dict[str, Callable[[int], tuple[list[str], list[str] | None]]] = {
+    "agent": lambda n: (agent_trace(n), None),
+    "repository": lambda n: (repository_trace(n), None),
+    "context": lambda n: (context_trace(n), None),
+    "context-fit": lambda n: (fit_quality_trace(), None),
+    "real-agent": lambda n: real_agent_trace(),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accesses", type=int, default=20000)
     parser.add_argument("--capacity", type=int, default=32)
     parser.add_argument("--threshold", type=float, default=0.6)
+    parser.add_argument(
+        "--traces", default=",".join(TRACES), help="comma-separated, of: " + ", ".join(TRACES)
+    )
     args = parser.parse_args()
-    traces = {
-        "agent": agent_trace(args.accesses),
-        "repository": repository_trace(args.accesses),
-        "context": context_trace(args.accesses),
-        "context-fit": fit_quality_trace(),
-    }
+    wanted = [name for name in args.traces.split(",") if name]
+    unknown = [name for name in wanted if name not in TRACES]
+    if unknown:
+        parser.error(f"unknown trace {unknown[0]!r}: expected one of {', '.join(TRACES)}")
+    traces = {name: TRACES[name](args.accesses) for name in wanted}
     with tempfile.TemporaryDirectory() as tmp:
         store = open_record_store(f"sqlite:///{Path(tmp) / 'trace.db'}")
-        keys = sorted({k for trace in traces.values() for k in trace})
+        keys = sorted({k for trace, _sessions in traces.values() for k in trace})
         for start in range(0, len(keys), 500):
             store.put_many(
                 "trace",
@@ -303,7 +392,7 @@ def main() -> None:
             )
         print(
             f"hot cache of {args.capacity} items, prefetch above {args.threshold}, "
-            f"{args.accesses} accesses per trace, SQLite record store"
+            f"{args.accesses} accesses per generated trace, SQLite record store"
         )
         header = (
             f"{'trace':11} {'policy':15} {'hit rate':>8} {'vs LRU':>7} {'precision':>9} "
@@ -311,10 +400,22 @@ def main() -> None:
             f"{'prefetch ms':>11}"
         )
         print(header)
-        for name, trace in traces.items():
+        summaries: dict[str, Summary] = {}
+        for name, (trace, sessions) in traces.items():
+            lru_hits: list[bool] = []
+            smart_hits: list[bool] = []
             rows = [
-                replay(trace, store, policy, args.capacity, args.threshold)
-                for policy in ("no cache", "LRU", "LRU + prefetch")
+                replay(trace, store, "no cache", args.capacity, args.threshold, sessions),
+                replay(trace, store, "LRU", args.capacity, args.threshold, sessions, lru_hits),
+                replay(
+                    trace,
+                    store,
+                    "LRU + prefetch",
+                    args.capacity,
+                    args.threshold,
+                    sessions,
+                    smart_hits,
+                ),
             ]
             lru = rows[1].hit_rate
             for row in rows:
@@ -325,13 +426,54 @@ def main() -> None:
                     f"{row.demand_loads:12d} {1000 * row.demand_seconds:10.0f} "
                     f"{1000 * row.prefetch_seconds:11.0f}"
                 )
-            top, able = ceiling(trace), learnable(trace, args.capacity)
+            top, able = ceiling(trace), learnable(trace, args.capacity, sessions)
             print(
-                f"{'':11} ({len(trace)} accesses, {len(set(trace))} distinct items; ceiling "
-                f"{100 * top:.1f}% ({100 * (top - lru):+.1f} over LRU), learnable "
+                f"{'':11} ({len(trace)} accesses, {len(set(trace))} distinct items"
+                + (f", {len(set(sessions))} sessions" if sessions else "")
+                + f"; ceiling {100 * top:.1f}% ({100 * (top - lru):+.1f} over LRU), learnable "
                 f"{100 * able:.1f}% ({100 * (able - lru):+.1f} over LRU))"
             )
+            if sessions:
+                _print_by_project(sessions, lru_hits, smart_hits)
+            smart = rows[2]
+            summaries[name] = Summary(
+                len(trace),
+                lru * len(trace),
+                smart.hit_rate * len(trace),
+                smart.used,
+                smart.wasted,
+                able * len(trace),
+            )
         store.close()
+    print(
+        f"\n{'family':13} {'accesses':>8} {'LRU':>7} {'LRU + prefetch':>14} {'gain':>6} "
+        f"{'precision':>9} {'learnable-LRU':>15}"
+    )
+    total = Summary()
+    for name, summary in summaries.items():
+        print(summary.line(name))
+        total.add(summary)
+    if len(summaries) > 1:
+        print(total.line("all"))
+
+
+def _print_by_project(sessions: list[str], lru: list[bool], smart: list[bool]) -> None:
+    """Hit rates per project of a recorded trace (task ids are ``owner__project-N``)."""
+    tally: dict[str, list[int]] = {}
+    for session, lru_hit, smart_hit in zip(sessions, lru, smart):
+        counts = tally.setdefault(session.rsplit("-", 1)[0], [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += lru_hit
+        counts[2] += smart_hit
+    tasks: dict[str, set[str]] = {}
+    for session in sessions:
+        tasks.setdefault(session.rsplit("-", 1)[0], set()).add(session)
+    for project, (n, lru_hits, smart_hits, _) in sorted(tally.items()):
+        print(
+            f"{'':11}   {project:30} {len(tasks[project]):4d} tasks {n:6d} accesses: LRU "
+            f"{100 * lru_hits / n:5.1f}%, with prefetch {100 * smart_hits / n:5.1f}% "
+            f"({100 * (smart_hits - lru_hits) / n:+.1f})"
+        )
 
 
 if __name__ == "__main__":
