@@ -56,7 +56,9 @@ VALUED = {
     "tail": {"-n", "-c"},
     "sed": {"-e", "-f"},
     "nl": {"-b", "-s", "-w", "-v", "-i"},
-    "pytest": {"-k", "-m", "-p", "--tb", "-o", "--rootdir", "-c", "-W"},
+    "pytest": {"-k", "-m", "-p", "-n", "--tb", "-o", "--rootdir", "-c", "-W"},
+    "runtests.py": {"--parallel", "--settings", "-v", "--verbosity", "-k", "--tag"},
+    "test": {"-k", "--seed", "--timeout", "--split"},
 }
 
 
@@ -245,10 +247,9 @@ def _python_accesses(args: list[str]) -> list[tuple[str, str]]:
         if len(args) > 1 and args[1] in ("pytest", "py.test"):
             return [("test", p) for p in _operands("pytest", args[2:])]
         return []
-    ops = _operands("python", args)
-    if not ops:
+    if not args:
         return []
-    return _script_accesses(ops[0], ops[1:])
+    return _script_accesses(args[0], _operands(posixpath.basename(args[0]), args[1:]))
 
 
 def _script_accesses(script: str, ops: list[str]) -> list[tuple[str, str]]:

@@ -220,3 +220,48 @@ def test_the_prefetch_benchmark_bounds_what_a_trace_allows() -> None:
     trace = bench.fit_quality_trace([(1, 0.1)], turns=40)
     assert len(trace) > 80 and trace[0].startswith("read_file:src/shop/")
     assert {key.split(":")[0] for key in trace} == {"read_file", "run_tests", "grep", "bash"}
+
+
+def _turn(command: str) -> dict[str, str]:
+    return {"role": "assistant", "content": f"THOUGHT: next.\n\n```bash\n{command}\n```"}
+
+
+def test_the_trace_extractor_reads_the_files_each_shell_command_touches() -> None:
+    extract = load_benchmark("prefetch_traces/extract")
+    turns = [
+        {"role": "system", "content": "```bash\ncat not/run.py\n```"},
+        _turn("find . -name validators.py | grep auth"),  # the root is not an item
+        _turn("nl -ba ./django/core/validators.py | sed -n '10,20p'"),
+        _turn('grep -nC 5 "def escape(text):" /testbed/django/utils/html.py 2>&1'),
+        _turn("cat <<'EOF' > repro.py\nimport django\ncat fake.py\nEOF\npython3 -u repro.py"),
+        _turn("sed -i 's/a/b/' django/utils/html.py && python -c 'print(1)'"),
+        _turn("cd tests && ./runtests.py auth_tests.test_validators --parallel 1"),
+        _turn("python -m pytest tests/test_x.py::TestX::test_y -k 'not slow' -q"),
+        {"role": "assistant", "content": "```bash\ncat a.py\n```\n```bash\ncat b.py\n```"},
+        {"role": "user", "content": "```bash\ncat user/typed.py\n```"},
+    ]
+    assert extract.extract({"messages": turns}) == [
+        ("read", "django/core/validators.py"),
+        ("search", "django/utils/html.py"),
+        ("write", "repro.py"),  # the here-document's lines are data, not commands
+        ("run", "repro.py"),
+        ("edit", "django/utils/html.py"),
+        ("run", "tests/runtests.py"),
+        ("test", "tests/auth_tests/test_validators"),
+        ("test", "tests/test_x.py"),
+    ]  # a turn with two blocks did not run (mini-swe-agent rejects it)
+    with pytest.raises(ValueError, match="no 'messages' list"):
+        extract.extract({"trajectory": []})
+
+
+def test_the_recorded_agent_traces_load_as_one_session_per_task() -> None:
+    bench = _bench_prefetch()
+    sessions = bench.real_agent_sessions()
+    assert len(sessions) == 500 and [task for task, _ in sessions] == sorted(t for t, _ in sessions)
+    assert len({task.rsplit("-", 1)[0] for task, _ in sessions}) == 12
+    assert all(files for _task, files in sessions)
+    keys, owners = bench.real_agent_trace()
+    assert len(keys) == len(owners) == sum(len(files) for _task, files in sessions)
+    # A pair seen only across a session boundary is not a learnable transition.
+    assert bench.learnable(["a", "b", "a", "b"], 1) == 0.25
+    assert bench.learnable(["a", "b", "a", "b"], 1, ["x", "y", "y", "z"]) == 0.0
