@@ -1,6 +1,6 @@
 """Predictive prefetching vs LRU alone vs no cache, on replayed access traces.
 
-Three kinds of trace, replayed through the same hot cache over a real record store
+Five kinds of trace, replayed through the same hot cache over a real record store
 (SQLite, values of ~2 KB each, every load a verified read):
 
 - **agent**: generated assistant sessions. A session runs tasks drawn (Zipf) from a
@@ -34,7 +34,8 @@ Three kinds of trace, replayed through the same hot cache over a real record sto
   Each task is its own session (its own history); the tasks run one after another,
   in instance-id order, through one hot cache and one predictor, as one worker of a
   fleet would. The item is the file: reading and then editing it is two accesses of
-  one item.
+  one item; a project's file is one item across that project's tasks, and a file a
+  task created itself (its first access a write) belongs to that task alone.
 
 Two bounds follow each trace. **ceiling**: every access but an item's first a hit
 (a first access cannot be predicted by anything that learns from the trace).
@@ -52,6 +53,7 @@ counted separately because an application would run them off that path.
 
     python benchmarks/bench_prefetch.py
     python benchmarks/bench_prefetch.py --capacity 32 --accesses 20000
+    python benchmarks/bench_prefetch.py --traces real-agent --capacity 8
 """
 
 from __future__ import annotations
@@ -205,7 +207,13 @@ REAL_AGENT_TRACES = ROOT / "benchmarks" / "prefetch_traces" / "mini-swe-agent-ge
 
 
 def real_agent_sessions(path: Path = REAL_AGENT_TRACES) -> list[tuple[str, list[str]]]:
-    """``(task id, files accessed in order)`` of each recorded trajectory, by task id."""
+    """``(task id, items accessed in order)`` of each recorded trajectory, by task id.
+
+    An item is a file of the task's project (``project:path``: tasks on one project
+    share its files, two projects share none), or, for a file the task created (its
+    first access a write: the agent's scratch scripts), a file of that task only
+    (``task:path``): a ``reproduce_issue.py`` of one task is not another's.
+    """
     try:
         lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
     except OSError as exc:
@@ -213,7 +221,15 @@ def real_agent_sessions(path: Path = REAL_AGENT_TRACES) -> list[tuple[str, list[
     out = []
     for line in lines:
         record = json.loads(line)
-        out.append((record["id"], [access_path for _kind, access_path in record["accesses"]]))
+        task = record["id"]
+        project = task.rsplit("-", 1)[0]
+        owner: dict[str, str] = {}  # path -> the task or project it belongs to
+        items = []
+        for kind, access_path in record["accesses"]:
+            if access_path not in owner:
+                owner[access_path] = task if kind == "write" else project
+            items.append(f"{owner[access_path]}:{access_path}")
+        out.append((task, items))
     return sorted(out)
 
 
@@ -459,16 +475,16 @@ def main() -> None:
 
 def _print_by_project(sessions: list[str], lru: list[bool], smart: list[bool]) -> None:
     """Hit rates per project of a recorded trace (task ids are ``owner__project-N``)."""
-    tally: dict[str, list[int]] = {}
-    for session, lru_hit, smart_hit in zip(sessions, lru, smart):
-        counts = tally.setdefault(session.rsplit("-", 1)[0], [0, 0, 0, 0])
+    tally: dict[str, list[int]] = {}  # project -> [accesses, LRU hits, prefetch hits]
+    tasks: dict[str, set[str]] = {}
+    for session, lru_hit, smart_hit in zip(sessions, lru, smart, strict=True):
+        project = session.rsplit("-", 1)[0]
+        counts = tally.setdefault(project, [0, 0, 0])
         counts[0] += 1
         counts[1] += lru_hit
         counts[2] += smart_hit
-    tasks: dict[str, set[str]] = {}
-    for session in sessions:
-        tasks.setdefault(session.rsplit("-", 1)[0], set()).add(session)
-    for project, (n, lru_hits, smart_hits, _) in sorted(tally.items()):
+        tasks.setdefault(project, set()).add(session)
+    for project, (n, lru_hits, smart_hits) in sorted(tally.items()):
         print(
             f"{'':11}   {project:30} {len(tasks[project]):4d} tasks {n:6d} accesses: LRU "
             f"{100 * lru_hits / n:5.1f}%, with prefetch {100 * smart_hits / n:5.1f}% "
