@@ -260,6 +260,14 @@ def test_the_recorded_agent_traces_load_as_one_session_per_task() -> None:
     assert len(sessions) == 500 and [task for task, _ in sessions] == sorted(t for t, _ in sessions)
     assert len({task.rsplit("-", 1)[0] for task, _ in sessions}) == 12
     assert all(files for _task, files in sessions)
+    where: dict[str, set[str]] = {}
+    for task, items in sessions:
+        for item in items:
+            where.setdefault(item, set()).add(task)
+    # A project's files are shared by its tasks; a file a task wrote first is its own.
+    assert len(where["django__django:django/db/models/sql/query.py"]) > 10
+    assert all(len(tasks) == 1 for item, tasks in where.items() if item.split(":")[0] in tasks)
+    assert any(item == f"{task}:reproduce_issue.py" for task, items in sessions for item in items)
     keys, owners = bench.real_agent_trace()
     assert len(keys) == len(owners) == sum(len(files) for _task, files in sessions)
     # A pair seen only across a session boundary is not a learnable transition.
