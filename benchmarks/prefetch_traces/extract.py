@@ -283,9 +283,17 @@ def extract_files(paths: Iterable[Path], root: Path | None = None) -> Iterator[d
             trajectory = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise SystemExit(f"{path}: not a readable JSON trajectory ({exc})") from None
+        if not isinstance(trajectory, dict):
+            raise SystemExit(f"{path}: not a mini-swe-agent trajectory (not a JSON object)")
+        try:
+            accesses = extract(trajectory)
+        except ValueError as exc:
+            raise SystemExit(f"{path}: {exc}") from None
+        if root is not None and not path.is_relative_to(root):
+            raise SystemExit(f"{path}: not under --root {root}")
         ident = trajectory.get("instance_id") or path.name.split(".")[0]
         source = str(path.relative_to(root)) if root else path.name
-        yield {"id": ident, "source": source, "accesses": [list(a) for a in extract(trajectory)]}
+        yield {"id": ident, "source": source, "accesses": [list(a) for a in accesses]}
 
 
 def main(argv: list[str]) -> None:
