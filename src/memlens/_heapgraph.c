@@ -1,15 +1,24 @@
 /* The reverse reference graph of the heap, in compact arrays (memlens._heapgraph).
  *
  * One pass calls every node's tp_traverse (what gc.get_referents does) and records
- * each edge "referrer -> referent" as a pair of 32-bit node indices; a counting
- * sort by referent then gives CSR arrays (offsets per node, referrers per edge).
- * Time and memory are linear: ~48 bytes per node (pointer, hash slot, offset) and
- * 4 bytes per edge once built (8 while building). No Python object is created per
- * edge or per node.
+ * the referent of each edge as a 32-bit node rank; a counting sort by referent then
+ * gives CSR arrays (offsets per rank, referrer index per edge). Time and memory are
+ * linear: ~16 bytes per node (pointer, offset, the referrers' start while building)
+ * plus ~48 bytes per 4 KiB page that holds nodes, and 4 bytes per edge once built (8
+ * while building). No Python object is created per edge or per node.
+ *
+ * The lookup of every referent ("is this address a node, and which?") is the hot
+ * path. A hash table of one slot per node is far bigger than the caches, so each
+ * lookup would be a cache miss; instead the nodes are indexed by the 4 KiB page of
+ * their address: a page entry holds one bit per 16-byte slot (objects are 16-byte
+ * aligned) and the rank of its first node, so a node's rank is the page's base plus
+ * the bits set before its own. The page table is ~20x smaller than a per-node table
+ * and a hit never touches the referent itself.
  *
  * Untracked containers (a dict of str -> str, a tuple of ints) are not in
  * gc.get_objects() yet they retain things: they become nodes when first met as a
- * referent, and are traversed in turn.
+ * referent, and are traversed in turn. They, nodes at unaligned addresses and nodes
+ * added after the build are in a small hash table instead.
  *
  * Everything runs with the GIL held and without calling Python code: the visit
  * callback only reads pointers and writes C arrays.
@@ -17,11 +26,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
     uintptr_t key; /* object address; 0 = empty slot */
-    uint32_t val;  /* node index */
+    uint32_t val;  /* node index or rank */
 } Slot;
 
 typedef struct {
@@ -30,33 +40,14 @@ typedef struct {
     size_t used;
 } Table;
 
-typedef struct {
-    PyObject_HEAD
-    PyObject **nodes; /* strong references */
-    Py_ssize_t n, cap;
-    Table table;   /* every node */
-    Table atoms;   /* nodes the GC cannot traverse into (a str target): small, cache-hot */
-    uint32_t *off; /* built_n + 1 offsets into src */
-    uint32_t *src; /* referrer index per edge, grouped by referent */
-    Py_ssize_t n_edges;
-    Py_ssize_t built_n; /* nodes covered by off (nodes added later have no edges) */
-} Graph;
-
-typedef struct {
-    Graph *g;
-    uint32_t current;
-    uint32_t *pairs; /* (src, dst) */
-    size_t n_pairs, cap_pairs;
-    int failed;
-} Build;
-
-static inline size_t hash_ptr(uintptr_t p) {
-    p >>= 4;
+static inline size_t mix64(uint64_t p) {
     p ^= p >> 33;
     p *= 0xff51afd7ed558ccdULL;
     p ^= p >> 33;
     return (size_t)p;
 }
+
+static inline size_t hash_ptr(uintptr_t p) { return mix64((uint64_t)p >> 4); }
 
 static void table_put_slot(Slot *slots, size_t mask, uintptr_t k, uint32_t v) {
     size_t h = hash_ptr(k) & mask;
@@ -106,29 +97,177 @@ static void table_free(Table *t) {
     t->used = 0;
 }
 
+/* -- The page index: address -> rank for the nodes given at build time -------------- */
+static inline unsigned popcount64(uint64_t x) {
+#if defined(__POPCNT__) || defined(__ARM_NEON)
+    return (unsigned)__builtin_popcountll(x);
+#else /* no popcount instruction assumed: the libgcc call costs more than this */
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+#endif
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)0)
+#endif
+
+#define PAGE_SHIFT 12
+#define GRAIN_SHIFT 4 /* one bit per 16 bytes: 256 bits per page */
+#define GRAIN_MASK (((uintptr_t)1 << GRAIN_SHIFT) - 1)
+
+typedef struct {
+    uintptr_t page;    /* address >> PAGE_SHIFT; 0 = empty (page 0 is never mapped) */
+    uint32_t base;     /* rank of the page's first node */
+    uint8_t before[4]; /* nodes in the words of bits before each word */
+    uint64_t bits[4];  /* one bit per 16-byte grain of the page */
+} Page;
+
+typedef struct {
+    Page *slots;
+    size_t mask; /* size - 1; at most half full */
+    size_t used;
+} PageIndex;
+
+static Page *page_slot(Page *slots, size_t mask, uintptr_t page) {
+    size_t h = mix64(page) & mask;
+    while (slots[h].page && slots[h].page != page) h = (h + 1) & mask;
+    return &slots[h];
+}
+
+/* The entry of `page`, inserted if absent (NULL when out of memory). */
+static Page *page_get(PageIndex *ix, uintptr_t page) {
+    if ((ix->used + 1) * 2 > (ix->mask ? ix->mask + 1 : 0)) {
+        size_t size = ix->mask ? (ix->mask + 1) * 2 : 64;
+        Page *slots = PyMem_RawCalloc(size, sizeof(Page));
+        if (!slots) return NULL;
+        for (size_t i = 0; ix->mask && i <= ix->mask; i++) {
+            if (ix->slots[i].page) *page_slot(slots, size - 1, ix->slots[i].page) = ix->slots[i];
+        }
+        PyMem_RawFree(ix->slots);
+        ix->slots = slots;
+        ix->mask = size - 1;
+    }
+    Page *pg = page_slot(ix->slots, ix->mask, page);
+    if (!pg->page) {
+        pg->page = page;
+        ix->used++;
+    }
+    return pg;
+}
+
+/* The rank of the node at `addr` (16-byte aligned), or -1. */
+static inline Py_ssize_t page_rank(const PageIndex *ix, uintptr_t addr) {
+    if (!ix->mask) return -1;
+    uintptr_t page = addr >> PAGE_SHIFT;
+    size_t h = mix64(page) & ix->mask;
+    const Page *pg;
+    while ((pg = &ix->slots[h])->page != page) {
+        if (!pg->page) return -1;
+        h = (h + 1) & ix->mask;
+    }
+    unsigned grain = (unsigned)((addr >> GRAIN_SHIFT) & 255);
+    uint64_t word = pg->bits[grain >> 6];
+    uint64_t below = ((uint64_t)1 << (grain & 63)) - 1;
+    if (!((word >> (grain & 63)) & 1)) return -1;
+    return (Py_ssize_t)pg->base + pg->before[grain >> 6] + popcount64(word & below);
+}
+
+typedef struct {
+    uintptr_t page;
+    Page *entry;
+} PageRef;
+
+static int cmp_page(const void *a, const void *b) {
+    uintptr_t x = ((const PageRef *)a)->page, y = ((const PageRef *)b)->page;
+    return (x > y) - (x < y);
+}
+
+/* Number the nodes of every page in address order; returns the count (or -1). */
+static Py_ssize_t page_assign_ranks(PageIndex *ix) {
+    if (!ix->used) return 0;
+    PageRef *order = PyMem_RawMalloc(ix->used * sizeof(PageRef));
+    if (!order) return -1;
+    size_t k = 0;
+    for (size_t i = 0; i <= ix->mask; i++) {
+        if (ix->slots[i].page) {
+            order[k].page = ix->slots[i].page;
+            order[k++].entry = &ix->slots[i];
+        }
+    }
+    /* Address order: nodes met together in the heap get nearby ranks (and offsets).
+     * The keys are copied out so that comparing does not read the table. */
+    qsort(order, k, sizeof(PageRef), cmp_page);
+    uint64_t rank = 0;
+    for (size_t i = 0; i < k; i++) {
+        Page *pg = order[i].entry;
+        pg->base = (uint32_t)rank;
+        unsigned before = 0;
+        for (int w = 0; w < 4; w++) {
+            pg->before[w] = (uint8_t)before;
+            before += popcount64(pg->bits[w]);
+        }
+        rank += before;
+    }
+    PyMem_RawFree(order);
+    return (Py_ssize_t)rank;
+}
+
+/* -- The graph ------------------------------------------------------------------------ */
+typedef struct {
+    PyObject_HEAD
+    PyObject **nodes; /* strong references (PyMem_Malloc: it may be a list's taken array) */
+    Py_ssize_t n, cap;
+    PageIndex pages;  /* nodes given at build time, at aligned addresses -> rank */
+    Table extra;      /* every other node -> rank */
+    Py_ssize_t n_ranks;
+    uint32_t *off;    /* built_ranks + 1 offsets into src, by rank of the referent */
+    uint32_t *src;    /* node index of the referrer per edge, grouped by referent */
+    Py_ssize_t n_edges;
+    Py_ssize_t built_ranks; /* ranks covered by off (nodes added later have no edges) */
+} Graph;
+
+typedef struct {
+    Graph *g;
+    uint32_t *dst;   /* rank of the referent per edge, in the order met */
+    size_t n_dst, cap_dst;
+    uint32_t *start; /* per node index: its first edge in dst (n + 1 once walked) */
+    size_t cap_start;
+    int failed;
+} Build;
+
 static inline int traversable(PyObject *o) {
     return PyObject_IS_GC(o) && Py_TYPE(o)->tp_traverse != NULL;
 }
 
-/* Add obj as a node (new reference taken) unless present; returns its index. */
-static Py_ssize_t add_node(Graph *g, PyObject *obj) {
-    Py_ssize_t found = table_find(&g->table, (uintptr_t)obj);
-    if (found >= 0) return found;
-    if (g->n >= (Py_ssize_t)UINT32_MAX - 1) return -1;
-    if (g->n == g->cap) {
-        Py_ssize_t cap = g->cap ? g->cap * 2 : 1024;
-        PyObject **nodes = PyMem_RawRealloc(g->nodes, cap * sizeof(PyObject *));
-        if (!nodes) return -1;
-        g->nodes = nodes;
-        g->cap = cap;
+static inline Py_ssize_t node_rank(const Graph *g, uintptr_t addr) {
+    if (!(addr & GRAIN_MASK)) {
+        Py_ssize_t r = page_rank(&g->pages, addr);
+        if (r >= 0) return r;
     }
-    if (table_put(&g->table, (uintptr_t)obj, (uint32_t)g->n) < 0) return -1;
-    if (!PyObject_IS_GC(obj) && table_put(&g->atoms, (uintptr_t)obj, (uint32_t)g->n) < 0) {
-        return -1;
-    }
+    return table_find(&g->extra, addr);
+}
+
+static int grow_nodes(Graph *g) {
+    if (g->n < g->cap) return 0;
+    Py_ssize_t cap = g->cap ? g->cap * 2 : 1024;
+    PyObject **nodes = PyMem_Realloc(g->nodes, cap * sizeof(PyObject *));
+    if (!nodes) return -1;
+    g->nodes = nodes;
+    g->cap = cap;
+    return 0;
+}
+
+/* Add obj as a node of the extra table (new reference taken); returns its rank. */
+static Py_ssize_t add_extra(Graph *g, PyObject *obj) {
+    if (g->n_ranks >= (Py_ssize_t)UINT32_MAX - 1 || grow_nodes(g) < 0) return -1;
+    if (table_put(&g->extra, (uintptr_t)obj, (uint32_t)g->n_ranks) < 0) return -1;
     Py_INCREF(obj);
-    g->nodes[g->n] = obj;
-    return g->n++;
+    g->nodes[g->n++] = obj;
+    return g->n_ranks++;
 }
 
 static inline int is_untracked_container(PyObject *o) {
@@ -139,35 +278,35 @@ static inline int is_untracked_container(PyObject *o) {
 static int visit(PyObject *child, void *arg) {
     Build *b = (Build *)arg;
     Graph *g = b->g;
-    Py_ssize_t dst;
-    if (!PyObject_IS_GC(child)) {
-        /* str, int, bytes...: a node only when a target; a probe of the small table. */
-        dst = table_find(&g->atoms, (uintptr_t)child);
-        if (dst < 0) return 0;
-    } else {
-        dst = table_find(&g->table, (uintptr_t)child);
-    }
+    uintptr_t addr = (uintptr_t)child;
+    Py_ssize_t dst = -1;
+    if (!(addr & GRAIN_MASK)) dst = page_rank(&g->pages, addr);
     if (dst < 0) {
-        if (!is_untracked_container(child)) return 0;
-        dst = add_node(g, child);
+        /* Not a given node: a container (met before or not), an unaligned node, or none
+         * of these (an atom: str, int...), which is the only case that reads child. */
+        int container = is_untracked_container(child);
+        if (!container && !(addr & GRAIN_MASK)) return 0;
+        dst = table_find(&g->extra, addr);
         if (dst < 0) {
+            if (!container) return 0;
+            dst = add_extra(g, child);
+            if (dst < 0) {
+                b->failed = 1;
+                return -1;
+            }
+        }
+    }
+    if (b->n_dst == b->cap_dst) {
+        size_t cap = b->cap_dst ? b->cap_dst * 2 : 1 << 16;
+        uint32_t *d = PyMem_RawRealloc(b->dst, cap * sizeof(uint32_t));
+        if (!d) {
             b->failed = 1;
             return -1;
         }
+        b->dst = d;
+        b->cap_dst = cap;
     }
-    if (b->n_pairs == b->cap_pairs) {
-        size_t cap = b->cap_pairs ? b->cap_pairs * 2 : 1 << 16;
-        uint32_t *pairs = PyMem_RawRealloc(b->pairs, cap * 2 * sizeof(uint32_t));
-        if (!pairs) {
-            b->failed = 1;
-            return -1;
-        }
-        b->pairs = pairs;
-        b->cap_pairs = cap;
-    }
-    b->pairs[2 * b->n_pairs] = b->current;
-    b->pairs[2 * b->n_pairs + 1] = (uint32_t)dst;
-    b->n_pairs++;
+    b->dst[b->n_dst++] = (uint32_t)dst;
     return 0;
 }
 
@@ -176,112 +315,240 @@ static void graph_clear(Graph *g) {
     Py_ssize_t n = g->n;
     g->nodes = NULL;
     g->n = g->cap = 0;
-    table_free(&g->table);
-    table_free(&g->atoms);
+    PyMem_RawFree(g->pages.slots);
+    memset(&g->pages, 0, sizeof(g->pages));
+    table_free(&g->extra);
+    g->n_ranks = 0;
     PyMem_RawFree(g->off);
     PyMem_RawFree(g->src);
     g->off = g->src = NULL;
     g->n_edges = 0;
-    g->built_n = 0;
-    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(nodes[i]);
-    PyMem_RawFree(nodes);
+    g->built_ranks = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + 8 < n) PREFETCH(nodes[i + 8]); /* each refcount is a cache miss */
+        Py_DECREF(nodes[i]);
+    }
+    PyMem_Free(nodes);
 }
 
-/* Graph(objects, skip=()) -- skip: ids of objects whose own references are not walked. */
-static int graph_init(Graph *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"objects", "skip", NULL};
-    PyObject *objects, *skip = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O", kwlist, &objects, &skip)) return -1;
-    graph_clear(self);
-    PyObject *seq = PySequence_Fast(objects, "objects must be a sequence");
-    if (!seq) return -1;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    /* Untracked containers met while walking add ~10 %; reserve once, no rehash. */
-    if (table_reserve(&self->table, (size_t)count + (size_t)count / 8 + 16) < 0) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
+/* Index the given objects (duplicates dropped, input order kept). owned: the graph
+ * holds the items' references (their array is g->nodes, compacted in place); else it
+ * takes them in walk(). */
+static int index_nodes(Graph *g, PyObject **items, Py_ssize_t count, int owned) {
+    size_t pages = 64;
+    while (pages < (size_t)count / 32) pages *= 2; /* ~40 nodes a page: one rehash or two */
+    g->pages.slots = PyMem_RawCalloc(pages, sizeof(Page));
+    if (!g->pages.slots) goto nomem;
+    g->pages.mask = pages - 1;
+    if (!owned) {
+        g->nodes = PyMem_Malloc((count ? count : 1) * sizeof(PyObject *));
+        if (!g->nodes) goto nomem;
+        g->cap = count ? count : 1;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (add_node(self, items[i]) < 0) {
-            Py_DECREF(seq);
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    /* Skipped objects (given by id): their index is marked so they are not traversed. */
-    char *skipped = NULL;
-    Py_ssize_t n_skip_marks = 0;
-    if (skip && skip != Py_None) {
-        PyObject *it = PyObject_GetIter(skip);
-        if (!it) return -1;
-        n_skip_marks = self->n;
-        skipped = PyMem_RawCalloc(n_skip_marks ? n_skip_marks : 1, 1);
-        if (!skipped) {
-            Py_DECREF(it);
-            PyErr_NoMemory();
-            return -1;
-        }
-        PyObject *oid;
-        while ((oid = PyIter_Next(it)) != NULL) {
-            void *p = PyLong_AsVoidPtr(oid);
-            Py_DECREF(oid);
-            if (p == NULL && PyErr_Occurred()) {
-                Py_DECREF(it);
-                PyMem_RawFree(skipped);
-                return -1;
+    Table unaligned = {NULL, 0, 0};
+    Page *pg = NULL; /* the last page: neighbours in the list often share it */
+    Py_ssize_t i = 0;
+    for (; i < count; i++) {
+        uintptr_t addr = (uintptr_t)items[i];
+        int given_twice;
+        if (addr & GRAIN_MASK) {
+            given_twice = table_find(&unaligned, addr) >= 0;
+            if (!given_twice && table_put(&unaligned, addr, 0) < 0) goto nomem_walking;
+        } else {
+            if (!pg || pg->page != addr >> PAGE_SHIFT) {
+                pg = page_get(&g->pages, addr >> PAGE_SHIFT);
+                if (!pg) goto nomem_walking;
             }
-            Py_ssize_t idx = table_find(&self->table, (uintptr_t)p);
-            if (idx >= 0 && idx < n_skip_marks) skipped[idx] = 1;
+            unsigned grain = (unsigned)((addr >> GRAIN_SHIFT) & 255);
+            uint64_t bit = (uint64_t)1 << (grain & 63);
+            given_twice = (pg->bits[grain >> 6] & bit) != 0;
+            pg->bits[grain >> 6] |= bit;
         }
-        Py_DECREF(it);
-        if (PyErr_Occurred()) {
-            PyMem_RawFree(skipped);
-            return -1;
+        if (!given_twice) {
+            g->nodes[g->n++] = items[i];
+        } else if (owned) {
+            Py_DECREF(items[i]); /* another reference to it is kept: nothing is freed */
         }
     }
-    Build b = {self, 0, NULL, 0, 0, 0};
-    for (Py_ssize_t i = 0; i < self->n; i++) { /* n grows as containers are met */
-        if (i < n_skip_marks && skipped[i]) continue;
-        PyObject *obj = self->nodes[i];
+    g->n_ranks = page_assign_ranks(&g->pages);
+    if (g->n_ranks < 0 || g->n_ranks >= (Py_ssize_t)UINT32_MAX - 1) goto nomem_walking;
+    for (size_t k = 0; unaligned.mask && k <= unaligned.mask; k++) {
+        if (!unaligned.slots[k].key) continue;
+        if (table_put(&g->extra, unaligned.slots[k].key, (uint32_t)g->n_ranks++) < 0) {
+            goto nomem_walking;
+        }
+    }
+    table_free(&unaligned);
+    return 0;
+nomem_walking:
+    table_free(&unaligned);
+    if (owned) { /* keep the references not yet indexed, for graph_clear to drop */
+        for (; i < count; i++) g->nodes[g->n++] = items[i];
+    } else {
+        g->n = 0; /* no reference taken yet */
+    }
+    return -1;
+nomem:
+    g->n = owned ? count : 0; /* owned: every reference is still in g->nodes */
+    return -1;
+}
+
+/* The objects whose references are not walked (given by id): a small table behind a
+ * 4096-bit filter, so that checking each heap object costs one bit test. */
+typedef struct {
+    Table ids;
+    uint64_t filter[64];
+} SkipSet;
+
+static inline unsigned skip_bit(uintptr_t addr) { return (unsigned)((addr >> 4) & 4095); }
+
+static int skipset_load(SkipSet *set, PyObject *skip) {
+    memset(set, 0, sizeof(*set));
+    if (!skip || skip == Py_None) return 0;
+    PyObject *it = PyObject_GetIter(skip);
+    if (!it) return -1;
+    PyObject *oid;
+    while ((oid = PyIter_Next(it)) != NULL) {
+        void *p = PyLong_AsVoidPtr(oid);
+        Py_DECREF(oid);
+        if (p == NULL && PyErr_Occurred()) break;
+        if (!p) continue;
+        if (table_put(&set->ids, (uintptr_t)p, 0) < 0) {
+            PyErr_NoMemory();
+            break;
+        }
+        set->filter[skip_bit((uintptr_t)p) >> 6] |= (uint64_t)1 << (skip_bit((uintptr_t)p) & 63);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        table_free(&set->ids);
+        return -1;
+    }
+    return 0;
+}
+
+static inline int skipset_has(const SkipSet *set, const void *obj) {
+    uintptr_t addr = (uintptr_t)obj;
+    if (!((set->filter[skip_bit(addr) >> 6] >> (skip_bit(addr) & 63)) & 1)) return 0;
+    return table_find(&set->ids, addr) >= 0;
+}
+
+/* Walk every node (the given ones, then the containers met) recording edge referents. */
+static int walk(Graph *g, Build *b, const SkipSet *skip, Py_ssize_t n_given, int owned) {
+    b->cap_start = (size_t)g->n + (size_t)g->n / 8 + 1024;
+    b->start = PyMem_RawMalloc(b->cap_start * sizeof(uint32_t));
+    Py_ssize_t i = 0; /* the given nodes before i hold their reference */
+    int failed = b->start == NULL;
+    for (; !failed && i < g->n; i++) { /* n grows as containers are met */
+        if ((size_t)i + 2 > b->cap_start) {
+            size_t cap = b->cap_start * 2;
+            uint32_t *start = PyMem_RawRealloc(b->start, cap * sizeof(uint32_t));
+            if (!start) {
+                failed = 1;
+                break;
+            }
+            b->start = start;
+            b->cap_start = cap;
+        }
+        b->start[i] = (uint32_t)b->n_dst;
+        if (i + 8 < g->n) PREFETCH(g->nodes[i + 8]); /* hide the miss on each object */
+        PyObject *obj = g->nodes[i];
+        if (!owned && i < n_given) Py_INCREF(obj); /* its line is about to be read anyway */
+        if (i < n_given && skipset_has(skip, obj)) continue;
         if (!traversable(obj)) continue;
-        b.current = (uint32_t)i;
-        if (Py_TYPE(obj)->tp_traverse(obj, visit, &b) < 0 && b.failed) break;
+        if (Py_TYPE(obj)->tp_traverse(obj, visit, b) < 0 && b->failed) failed = 1;
+        if (b->n_dst >= UINT32_MAX) failed = 1;
     }
-    PyMem_RawFree(skipped);
-    if (b.failed) {
-        PyMem_RawFree(b.pairs);
+    for (Py_ssize_t j = i; !owned && j < n_given; j++) Py_INCREF(g->nodes[j]); /* on failure */
+    if (failed) return -1;
+    b->start[g->n] = (uint32_t)b->n_dst;
+    return 0;
+}
+
+/* Counting sort of the edges by referent rank, stable in referrer order. */
+static int group_by_referent(Graph *g, Build *b) {
+    Py_ssize_t r = g->n_ranks;
+    g->off = PyMem_RawCalloc((size_t)r + 1, sizeof(uint32_t));
+    g->src = PyMem_RawMalloc((b->n_dst ? b->n_dst : 1) * sizeof(uint32_t));
+    if (!g->off || !g->src) return -1;
+    const uint32_t *dst = b->dst;
+    for (size_t e = 0; e < b->n_dst; e++) g->off[dst[e]]++;
+    for (Py_ssize_t k = 1; k < r; k++) g->off[k] += g->off[k - 1]; /* ends of the ranges */
+    /* Backwards, so that each range ends up in increasing referrer order. */
+    for (Py_ssize_t i = g->n - 1; i >= 0; i--) {
+        for (uint32_t e = b->start[i + 1]; e > b->start[i]; e--) {
+            g->src[--g->off[dst[e - 1]]] = (uint32_t)i;
+        }
+    }
+    g->off[r] = (uint32_t)b->n_dst;
+    g->n_edges = (Py_ssize_t)b->n_dst;
+    g->built_ranks = r;
+    return 0;
+}
+
+/* Graph(objects, skip=(), take=False) -- skip: ids of objects whose own references are
+ * not walked; take: objects is a list whose references move into the graph (the list is
+ * left empty), which saves a pass over the heap to take them and one to drop them. */
+static int graph_init(Graph *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"objects", "skip", "take", NULL};
+    PyObject *objects, *skip = NULL;
+    int take = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Op", kwlist, &objects, &skip, &take)) {
+        return -1;
+    }
+    graph_clear(self);
+    if (take && !PyList_CheckExact(objects)) {
+        PyErr_SetString(PyExc_TypeError, "take=True needs objects to be a list");
+        return -1;
+    }
+    PyObject *seq = NULL;
+    PyObject **items;
+    Py_ssize_t count;
+    if (take) {
+        /* The list's array becomes the nodes array: its references are ours now. */
+        PyListObject *list = (PyListObject *)objects;
+        items = list->ob_item;
+        count = Py_SIZE(list);
+        self->nodes = items;
+        self->cap = list->allocated;
+        list->ob_item = NULL;
+        list->allocated = 0;
+        Py_SET_SIZE(list, 0);
+    } else {
+        seq = PySequence_Fast(objects, "objects must be a sequence");
+        if (!seq) return -1;
+        items = PySequence_Fast_ITEMS(seq); /* seq keeps them alive until walk() */
+        count = PySequence_Fast_GET_SIZE(seq);
+    }
+    if (count >= (Py_ssize_t)UINT32_MAX - 1) {
+        if (take) self->n = count; /* dropped by graph_clear */
         graph_clear(self);
+        Py_XDECREF(seq);
+        PyErr_SetString(PyExc_OverflowError, "too many objects for a heap graph");
+        return -1;
+    }
+    if (index_nodes(self, items, count, take) < 0) {
+        graph_clear(self);
+        Py_XDECREF(seq);
         PyErr_NoMemory();
         return -1;
     }
-    /* Counting sort of the pairs by referent. */
-    Py_ssize_t n = self->n;
-    self->off = PyMem_RawCalloc((size_t)n + 1, sizeof(uint32_t));
-    self->src = PyMem_RawMalloc((b.n_pairs ? b.n_pairs : 1) * sizeof(uint32_t));
-    if (!self->off || !self->src || b.n_pairs >= UINT32_MAX) {
-        PyMem_RawFree(b.pairs);
+    Py_ssize_t n_given = self->n;
+    SkipSet skipped;
+    int loaded = skipset_load(&skipped, skip) == 0;
+    Build b = {self, NULL, 0, 0, NULL, 0, 0};
+    int ok = loaded && walk(self, &b, &skipped, n_given, take) == 0 &&
+             group_by_referent(self, &b) == 0;
+    if (!loaded && !take) self->n = 0; /* no reference taken yet */
+    table_free(&skipped.ids);
+    PyMem_RawFree(b.dst);
+    PyMem_RawFree(b.start);
+    Py_XDECREF(seq);
+    if (!ok) {
         graph_clear(self);
-        PyErr_NoMemory();
+        if (!PyErr_Occurred()) PyErr_NoMemory();
         return -1;
     }
-    for (size_t e = 0; e < b.n_pairs; e++) self->off[b.pairs[2 * e + 1] + 1]++;
-    for (Py_ssize_t i = 0; i < n; i++) self->off[i + 1] += self->off[i];
-    uint32_t *fill = PyMem_RawMalloc(((size_t)n + 1) * sizeof(uint32_t));
-    if (!fill) {
-        PyMem_RawFree(b.pairs);
-        graph_clear(self);
-        PyErr_NoMemory();
-        return -1;
-    }
-    memcpy(fill, self->off, ((size_t)n + 1) * sizeof(uint32_t));
-    for (size_t e = 0; e < b.n_pairs; e++) self->src[fill[b.pairs[2 * e + 1]]++] = b.pairs[2 * e];
-    PyMem_RawFree(fill);
-    PyMem_RawFree(b.pairs);
-    self->n_edges = (Py_ssize_t)b.n_pairs;
-    self->built_n = n;
     return 0;
 }
 
@@ -290,17 +557,18 @@ static void graph_dealloc(Graph *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static Py_ssize_t index_of_id(Graph *self, PyObject *oid) {
+/* The rank of the node with this id: -1 if none, -2 on error. */
+static Py_ssize_t rank_of_id(Graph *self, PyObject *oid) {
     void *p = PyLong_AsVoidPtr(oid);
     if (p == NULL && PyErr_Occurred()) return -2;
-    return table_find(&self->table, (uintptr_t)p);
+    return node_rank(self, (uintptr_t)p);
 }
 
 static PyObject *graph_referrers(Graph *self, PyObject *oid) {
-    Py_ssize_t idx = index_of_id(self, oid);
-    if (idx == -2) return NULL;
-    if (idx < 0 || idx >= self->built_n) return PyList_New(0);
-    uint32_t lo = self->off[idx], hi = self->off[idx + 1];
+    Py_ssize_t r = rank_of_id(self, oid);
+    if (r == -2) return NULL;
+    if (r < 0 || r >= self->built_ranks) return PyList_New(0);
+    uint32_t lo = self->off[r], hi = self->off[r + 1];
     PyObject *out = PyList_New(hi - lo);
     if (!out) return NULL;
     for (uint32_t e = lo; e < hi; e++) {
@@ -315,16 +583,18 @@ static PyObject *graph_referrers(Graph *self, PyObject *oid) {
 }
 
 static PyObject *graph_get(Graph *self, PyObject *oid) {
-    Py_ssize_t idx = index_of_id(self, oid);
-    if (idx == -2) return NULL;
-    if (idx < 0) Py_RETURN_NONE;
-    PyObject *obj = self->nodes[idx];
+    Py_ssize_t r = rank_of_id(self, oid);
+    if (r == -2) return NULL;
+    if (r < 0) Py_RETURN_NONE;
+    /* A ranked address is a node, and the graph holds a reference to it. */
+    PyObject *obj = (PyObject *)PyLong_AsVoidPtr(oid);
     Py_INCREF(obj);
     return obj;
 }
 
 static PyObject *graph_add(Graph *self, PyObject *obj) {
-    if (add_node(self, obj) < 0) return PyErr_NoMemory();
+    if (node_rank(self, (uintptr_t)obj) >= 0) Py_RETURN_NONE;
+    if (add_extra(self, obj) < 0) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -350,9 +620,9 @@ static PyObject *graph_edges(Graph *self, void *Py_UNUSED(closure)) {
 static Py_ssize_t graph_len(Graph *self) { return self->n; }
 
 static int graph_contains(Graph *self, PyObject *oid) {
-    Py_ssize_t idx = index_of_id(self, oid);
-    if (idx == -2) return -1;
-    return idx >= 0;
+    Py_ssize_t r = rank_of_id(self, oid);
+    if (r == -2) return -1;
+    return r >= 0;
 }
 
 static PyMethodDef graph_methods[] = {
@@ -477,7 +747,8 @@ static PyObject *heapgraph_scan(PyObject *Py_UNUSED(module), PyObject *args, PyO
     }
     Scan s;
     memset(&s, 0, sizeof(s));
-    Table skipped = {NULL, 0, 0};
+    SkipSet skipped;
+    memset(&skipped, 0, sizeof(skipped));
     Py_ssize_t n_targets = PyList_GET_SIZE(targets);
     s.out = PyList_New(n_targets);
     if (!s.out) return NULL;
@@ -500,27 +771,12 @@ static PyObject *heapgraph_scan(PyObject *Py_UNUSED(module), PyObject *args, PyO
         }
         if (!PyObject_IS_GC(t) || untracked_container(t)) s.recurse = 1;
     }
-    if (skip && skip != Py_None) {
-        PyObject *it = PyObject_GetIter(skip);
-        if (!it) goto fail;
-        PyObject *oid;
-        while ((oid = PyIter_Next(it)) != NULL) {
-            void *p = PyLong_AsVoidPtr(oid);
-            Py_DECREF(oid);
-            if ((p == NULL && PyErr_Occurred()) || (p && table_put(&skipped, (uintptr_t)p, 0) < 0)) {
-                Py_DECREF(it);
-                if (!PyErr_Occurred()) PyErr_NoMemory();
-                goto fail;
-            }
-        }
-        Py_DECREF(it);
-        if (PyErr_Occurred()) goto fail;
-    }
+    if (skipset_load(&skipped, skip) < 0) goto fail;
     /* objects may not change size while C code walks it: nothing here runs Python code. */
     Py_ssize_t n = PyList_GET_SIZE(objects);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *obj = PyList_GET_ITEM(objects, i);
-        if (skipped.used && table_find(&skipped, (uintptr_t)obj) >= 0) continue;
+        if (skipset_has(&skipped, obj)) continue;
         if (scan_one(&s, obj) < 0) {
             if (!PyErr_Occurred()) PyErr_NoMemory();
             goto fail;
@@ -528,7 +784,7 @@ static PyObject *heapgraph_scan(PyObject *Py_UNUSED(module), PyObject *args, PyO
     }
     table_free(&s.targets);
     table_free(&s.seen);
-    table_free(&skipped);
+    table_free(&skipped.ids);
     PyMem_RawFree(s.stack);
     return s.out;
 nomem:
@@ -536,7 +792,7 @@ nomem:
 fail:
     table_free(&s.targets);
     table_free(&s.seen);
-    table_free(&skipped);
+    table_free(&skipped.ids);
     PyMem_RawFree(s.stack);
     Py_DECREF(s.out);
     return NULL;

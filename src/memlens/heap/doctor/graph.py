@@ -112,7 +112,8 @@ class ReverseGraph:
     def _build(self) -> None:
         """Build the whole graph (CSR arrays) and drop the lazy state."""
         assert self._ext is not None and self._objs is not None
-        self._c = self._ext.Graph(self._objs, self.ignore)
+        # take: the list's references move into the graph (no pass to take or drop them).
+        self._c = self._ext.Graph(self._objs, self.ignore, take=True)
         for obj in self._known.values():
             self._c.add(obj)
         self._objs = None
