@@ -6,16 +6,18 @@ untracked strings), hide a target ``depth`` hops below a module global, and find
 its retaining path:
 
 - ``memlens``: ``ReverseGraph([target])`` (lazy: one C pass over the heap per
-  breadth-first level), index the roots, ``find_path`` -- one path, as
-  ``memlens.heap.doctor.retention`` finds it for a single object;
+  breadth-first level, the whole graph after ``SCAN_LIMIT`` passes), index the
+  roots, ``find_path`` -- one path, as ``memlens.heap.doctor.retention`` finds it
+  for a single object;
 - ``memlens built``: the same with ``lazy=False``, the whole graph built first (what
   the doctor does once per diagnosis, then asks it about every sample);
 - ``objgraph``: ``objgraph.find_backref_chain(target, objgraph.is_proper_module)``.
 
 Imports happen before the clock starts. Printed: CPU seconds for each (the process's
 own CPU time, so other jobs on a shared machine do not skew the ratio), the ratios
-to objgraph (target <= 1x), the heap passes the lazy search used, and the RSS each
-added while searching (memlens's graph grows linearly with the heap). All must find
+to objgraph (target <= 1x), the heap passes the lazy search used, the RSS each
+added while searching (memlens's graph grows linearly with the heap) and each
+process's peak RSS (the heap itself included, the same for all three). All must find
 a path.
 
 Usage: python benchmarks/bench_graph_objgraph.py [--sizes 1000000,5000000] [--depths 2,20]
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -92,6 +95,7 @@ def child(objects: int, depth: int, tool: str) -> dict[str, object]:
         "found": found,
         "hops": hops,
         "scans": scans,
+        "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # Linux: KiB
     }
 
 
@@ -116,6 +120,7 @@ def main() -> None:
     print(
         f"{'tracked':>10} {'depth':>5} {'memlens':>8} {'built':>7} {'objgraph':>8}"
         f" {'ratio':>6} {'built':>6} {'passes':>6} {'+RSS':>8} {'built':>8} {'objgraph':>8}"
+        f" {'peak':>8} {'built':>8} {'objgraph':>8}"
     )
     for size in sizes:
         for depth in depths:
@@ -124,12 +129,14 @@ def main() -> None:
                 print(f"  (a path was not found: {res})")
             secs = {t: float(r["seconds"]) for t, r in res.items()}  # type: ignore[arg-type]
             mib = {t: int(r["rss_added"]) / 2**20 for t, r in res.items()}  # type: ignore[call-overload]
+            peak = {t: int(r["peak"]) / 2**20 for t, r in res.items()}  # type: ignore[call-overload]
             print(
                 f"{res['memlens']['tracked']:>10,} {depth:>5} {secs['memlens']:>7.2f}s"
                 f" {secs['built']:>6.2f}s {secs['objgraph']:>7.2f}s"
                 f" {secs['memlens'] / secs['objgraph']:>5.2f}x"
                 f" {secs['built'] / secs['objgraph']:>5.2f}x {res['memlens']['scans']:>6}"
                 f" {mib['memlens']:>4.0f} MiB {mib['built']:>4.0f} MiB {mib['objgraph']:>4.0f} MiB"
+                f" {peak['memlens']:>4.0f} MiB {peak['built']:>4.0f} MiB {peak['objgraph']:>4.0f} MiB"
             )
 
 

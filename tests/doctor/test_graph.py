@@ -82,6 +82,7 @@ def test_lazy_graph_passes_once_per_level_then_builds(monkeypatch: pytest.Monkey
     del chain
     frames = {id(sys._getframe())}
     try:
+        monkeypatch.setattr(graph_module, "SCAN_LIMIT", 64)
         graph = ReverseGraph([target], ignore=frames)
         try:
             path = find_path(target, graph, Roots(graph, frames))

@@ -5,11 +5,12 @@ object of a retaining path is quadratic. Instead the doctor walks the heap once.
 
 With the C accelerator (``memlens._heapgraph``, built by ``pip install``) the walk
 calls each object's ``tp_traverse`` and keeps the edges as CSR arrays of 32-bit
-node indices (counting sort by referent): linear time, ~48 bytes per object and 4
-per edge, no Python object per edge. Without it (no compiler at install time) the
-pure-Python build records every edge as a pair of ids and sorts the pairs by
-referent so that ``referrers(x)`` is a binary search; every step runs inside C
-iterators (``map``, ``chain``, ``compress``, ``sorted``).
+node indices (counting sort by referent): linear time, ~16 bytes per object and 4
+per edge, no Python object per edge. Nodes are found by the 4 KiB page of their
+address (a bit per 16-byte slot), a table small enough to stay in cache. Without it
+(no compiler at install time) the pure-Python build records every edge as a pair of
+ids and sorts the pairs by referent so that ``referrers(x)`` is a binary search;
+every step runs inside C iterators (``map``, ``chain``, ``compress``, ``sorted``).
 
 Objects the GC does not track (str, bytes, int, …) appear only as referents; they
 are kept as graph nodes when they are targets, which is how a leaked string held in
@@ -17,10 +18,10 @@ a dict still gets a path. Containers holding only atoms (a dict of str → str, 
 of ints) are untracked too, yet they retain things, so they are walked as they are
 met.
 
-A search from one or a few objects does not need the whole graph: in lazy mode the
-C extension finds the referrers of a whole breadth-first level in one pass over the
-heap (what ``gc.get_referrers`` does for one object), so a shallow path costs a few
-passes and no edge arrays; the whole graph is built only if the search keeps going.
+A search from one object does not need the whole graph: in lazy mode the C
+extension finds the referrers of a whole breadth-first level in one pass over the
+heap (what ``gc.get_referrers`` does for one object), so a shallow path costs a pass
+or two and no edge arrays; the whole graph is built if the search keeps going.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ _UNTRACKED_CONTAINERS = frozenset({dict, tuple, list, set, frozenset})
 
 
 #: Level scans a lazy graph runs before it builds the whole graph instead. A pass
-#: costs less than one ``gc.get_referrers`` call and a full build about 15 passes, so
-#: a path up to this many hops stays cheaper than objgraph's one pass per hop, and a
-#: search that keeps going (no root, a very long path) is bounded by one build.
-SCAN_LIMIT = 64
+#: costs about one ``gc.get_referrers`` call and a full build about four passes, while
+#: objgraph's search runs ``gc.collect()`` (several passes' worth) and then one
+#: ``gc.get_referrers`` per object it visits: a path of one or two hops costs two passes
+#: and no edge arrays, a longer one two passes more than a build
+#: (``benchmarks/bench_graph_objgraph.py`` measures both against objgraph).
+SCAN_LIMIT = 2
 
 
 def live_classes() -> list[type]:
@@ -68,7 +71,7 @@ class ReverseGraph:
     Uses the C extension when it is built, else :class:`PyReverseGraph`. With the
     extension, ``lazy=True`` (the default for a single target) answers
     :meth:`prefetch` with one C pass over the heap per call (a breadth-first level)
-    and builds the whole graph only after :data:`SCAN_LIMIT` passes; ``lazy=False``
+    and builds the whole graph after :data:`SCAN_LIMIT` passes; ``lazy=False``
     builds it at once (the doctor, which asks about many samples).
 
     Nodes are kept alive until :meth:`close`, so ids stay valid; ``ignore`` holds
