@@ -23,6 +23,7 @@ from memlens.context.budget import parse_budget
 from memlens.context.images import anthropic_image_tokens, openai_image_tokens
 from memlens.context.layers import Layer
 from memlens.context.memory.entries import GROUPED, VERBATIM, MemoryEntry, Priority
+from memlens.context.memory.gcpause import gc_paused
 from memlens.context.memory.memory import BudgetError, ContextMemory, FitReport
 from memlens.context.memory.plan import Plan, Planner
 from memlens.context.models import get_model
@@ -732,7 +733,7 @@ class RequestFitter:
         self.system, self.tools = system, tools
         self.keep_last_turns, self.pinned = keep_last_turns, tuple(pinned)
         self.memory_options = dict(memory_options or {})
-        with digest_memo():
+        with gc_paused(), digest_memo():
             prime_counts(messages, fmt, self.counter)
             self.reference = read_request(
                 messages,
@@ -783,7 +784,9 @@ class RequestFitter:
         to it, eagerly) and ends the fitter's reuse; otherwise ``result.memory`` is
         built from a fresh copy when first used.
         """
-        with digest_memo():  # the same texts are digested many times over
+        # the same texts are digested many times over; the collector would traverse
+        # every new entry again and again (see gcpause)
+        with gc_paused(), digest_memo():
             return self._fit(budget, keep_memory)
 
     def _fit(self, budget: int | str, keep_memory: bool) -> FitResult:
@@ -842,8 +845,9 @@ class RequestFitter:
             report = memory.report_of(plan)
 
             def source() -> ContextMemory:
-                fresh = self.new_memory(tokens)
-                fresh.carry_out(fresh.planner().solve(plan.budget))
+                with gc_paused():
+                    fresh = self.new_memory(tokens)
+                    fresh.carry_out(fresh.planner().solve(plan.budget))
                 return fresh
 
         return FitResult(
@@ -881,7 +885,7 @@ def fit_messages(
     :class:`BudgetError` when what must be kept does not fit. To fit one list to
     several budgets, :class:`RequestFitter` reads it only once.
     """
-    with digest_memo():
+    with gc_paused(), digest_memo():
         fitter = RequestFitter(
             messages,
             model=model,
@@ -1001,24 +1005,25 @@ def memory_from_messages(
     from memlens.context.tokens import get_counter
 
     counter = get_counter(info.encoding if info else "cl100k_base")
-    prime_counts(messages, fmt, counter)
-    reference = read_request(
-        messages, fmt, model=model, system=system, tools=tools, counter=counter, track_leaks=False
-    )
-    tokens = parse_budget(budget) or (info.context_window if info else None)
-    return _memory(
-        messages,
-        fmt,
-        tokens or max(1, reference.window_tokens),
-        model,
-        system,
-        tools,
-        counter,
-        keep_last_turns,
-        (),
-        dict(options),
-        reference,
-    )
+    with gc_paused():
+        prime_counts(messages, fmt, counter)
+        reference = read_request(
+            messages, fmt, model=model, system=system, tools=tools, counter=counter, track_leaks=False
+        )
+        tokens = parse_budget(budget) or (info.context_window if info else None)
+        return _memory(
+            messages,
+            fmt,
+            tokens or max(1, reference.window_tokens),
+            model,
+            system,
+            tools,
+            counter,
+            keep_last_turns,
+            (),
+            dict(options),
+            reference,
+        )
 
 
 def memory_from_file(path: Any, **kw: Any) -> ContextMemory:
