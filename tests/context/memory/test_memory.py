@@ -272,3 +272,56 @@ def test_in_memory_archive_checks_texts_not_compressed_yet() -> None:
     archive._rows["x"] = ("tampered", checksum, meta)
     with pytest.raises(StoreError, match="checksum"):
         archive.get("x")
+
+
+@pytest.mark.parametrize("compress_after", [10**9, 100])
+def test_deferred_puts_give_the_records_puts_give(compress_after: int) -> None:
+    eager, deferred = InMemoryArchive(compress_after), InMemoryArchive(compress_after)
+    texts = {f"t{i}": f"line {i} ünïcode \ud800\n" * (3 + i) for i in range(6)}
+    for key, text in texts.items():
+        checksum = eager.put(key, text, {"n": key})
+        assert deferred.put_deferred(key, text, {"n": key}) is None
+        assert eager._rows[key][1] == checksum
+    # a known id: the same text is accepted, another refused, as by put
+    deferred.put_deferred("t1", texts["t1"], {})
+    assert deferred.put("t2", texts["t2"], {}) == eager.get("t2").checksum
+    with pytest.raises(StoreError, match="different"):
+        deferred.put_deferred("t3", "changed", {})
+    with pytest.raises(StoreError, match="different"):
+        deferred.put("t4", "changed", {})
+    assert deferred.ids() == eager.ids()
+    for key in texts:
+        assert deferred.get(key) == eager.get(key)
+    deferred.compact()
+    eager.compact()
+    assert deferred._rows == eager._rows
+    for key in texts:
+        assert deferred.get(key) == eager.get(key)
+
+
+def test_a_memory_archives_through_put_when_the_archive_has_no_deferred_put() -> None:
+    class Plain:
+        def __init__(self) -> None:
+            self.inner = InMemoryArchive()
+            self.puts: list[str] = []
+
+        def put(self, item_id: str, content: str, meta: dict) -> str:
+            self.puts.append(item_id)
+            return self.inner.put(item_id, content, meta)
+
+        def get(self, item_id: str):
+            return self.inner.get(item_id)
+
+        def __contains__(self, item_id: object) -> bool:
+            return item_id in self.inner
+
+        def ids(self) -> list[str]:
+            return self.inner.ids()
+
+    archive = Plain()
+    memory = ContextMemory(10_000, archive=archive, keep_last_turns=0)
+    entry = memory.add_message("user", "remember the retry limit of 7421 ms " * 40)
+    memory.add_message("user", "short")
+    memory.fit(60)
+    assert entry.id in archive.puts and archive.puts == archive.ids()
+    assert memory.expand(entry.id)[0].content == entry.content

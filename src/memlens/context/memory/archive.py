@@ -43,6 +43,11 @@ def encode(content: str) -> tuple[bytes, str]:
     return zlib.compress(raw, 1), hashlib.sha256(raw).hexdigest()
 
 
+def _checksum(content: str) -> str:
+    """The SHA-256 hex digest of the text's UTF-8 bytes (what :func:`encode` gives)."""
+    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def decode(item_id: str, blob: bytes, checksum: str) -> str:
     """The original text; :class:`StoreError` if it does not match its checksum."""
     try:
@@ -86,30 +91,50 @@ COMPRESS_AFTER = 8 * 1024 * 1024
 
 class InMemoryArchive:
     """An archive in a dict, checksummed like the SQLite one; texts are compressed in
-    batches once more than ``compress_after`` characters wait (see :meth:`compact`)."""
+    batches once more than ``compress_after`` characters wait (see :meth:`compact`).
+
+    A text put with :meth:`put_deferred` is checksummed only when first needed (read,
+    compressed, or put again): until then it is the caller's own immutable ``str``,
+    which no checksum could catch changing, and a fit that archives thousands of
+    originals it never reads back skips hashing them."""
 
     def __init__(self, compress_after: int = COMPRESS_AFTER) -> None:
-        #: id -> (zlib bytes, or the text itself until compacted; checksum; meta JSON)
+        #: id -> (zlib bytes, or the text itself until compacted; checksum, "" while
+        #: deferred; meta JSON)
         self._rows: dict[str, tuple[bytes | str, str, str]] = {}
         self._lock = threading.Lock()
         self.compress_after = compress_after
         self._waiting = 0
 
     def put(self, item_id: str, content: str, meta: dict[str, Any]) -> str:
-        checksum = hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()
+        checksum = _checksum(content)
+        self._put(item_id, content, meta, checksum)
+        return checksum
+
+    def put_deferred(self, item_id: str, content: str, meta: dict[str, Any]) -> None:
+        """:meth:`put` without the checksum now (see the class's doc): the same record
+        once read, the same error for a different text under a known id."""
+        self._put(item_id, content, meta, "")
+
+    def _put(self, item_id: str, content: str, meta: dict[str, Any], checksum: str) -> None:
         with self._lock:
             old = self._rows.get(item_id)
             if old is not None:
-                if old[1] != checksum:
+                if self._checksum_of(old) != (checksum or _checksum(content)):
                     raise StoreError(f"archive already holds a different {item_id!r}")
-                return checksum
+                return
             # the metadata is written out now: later changes to the caller's objects
             # never reach the archive
             self._rows[item_id] = (content, checksum, _META.encode(meta))
             self._waiting += len(content)
             if self._waiting > self.compress_after:
                 self._compact()
-        return checksum
+
+    @staticmethod
+    def _checksum_of(row: tuple[bytes | str, str, str]) -> str:
+        body, checksum, _ = row
+        # only a text still uncompressed can have its checksum deferred
+        return checksum or _checksum(body if isinstance(body, str) else "")
 
     def compact(self) -> None:
         """Compress every text not compressed yet."""
@@ -119,7 +144,8 @@ class InMemoryArchive:
     def _compact(self) -> None:
         for item_id, (body, checksum, meta) in self._rows.items():
             if isinstance(body, str):
-                self._rows[item_id] = (encode(body)[0], checksum, meta)
+                blob, digest = encode(body)
+                self._rows[item_id] = (blob, checksum or digest, meta)
         self._waiting = 0
 
     def get(self, item_id: str) -> ArchivedItem:
@@ -128,8 +154,12 @@ class InMemoryArchive:
             raise StoreError(f"no archived item {item_id!r}")
         body, checksum, meta = row
         if isinstance(body, str):
-            raw = body.encode("utf-8", "surrogatepass")
-            if hashlib.sha256(raw).hexdigest() != checksum:
+            if not checksum:
+                checksum = _checksum(body)
+                with self._lock:
+                    if self._rows.get(item_id) is row:
+                        self._rows[item_id] = (body, checksum, meta)
+            elif _checksum(body) != checksum:
                 raise StoreError(f"archived item {item_id!r} failed its checksum")
             content = body
         else:

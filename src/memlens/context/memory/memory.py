@@ -693,7 +693,13 @@ class ContextMemory:
             return
         meta = entry.to_dict()
         meta["payload"] = _without_content(entry.payload, entry.content)
-        self.archive.put(entry.id, entry.content, meta)
+        # the in-memory archive checksums a text when first read, not now (a fit
+        # archives thousands of originals and reads back few)
+        put_deferred = getattr(self.archive, "put_deferred", None)
+        if put_deferred is not None:
+            put_deferred(entry.id, entry.content, meta)
+        else:
+            self.archive.put(entry.id, entry.content, meta)
         entry.archived = True
 
     def _drop(self, entry_id: str, *, archive: bool, reason: str, by: str | None = None) -> None:
