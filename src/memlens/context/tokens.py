@@ -495,9 +495,10 @@ class CachedCounter:
             return 0
         return self.count_digest(text)[0]
 
-    def count_concat(self, head: str, tail: str) -> int:
+    def count_concat(self, head: str, tail: str, joined: str | None = None) -> int:
         """Token count of ``head + tail``, from the two parts' (cached) counts when that
-        is exact.
+        is exact; ``joined`` is ``head + tail`` when the caller has made it (the string
+        it will hand on, so its digest is the one :func:`digest_memo` remembers).
 
         In ``cl100k_base`` and ``o200k_base`` no pre-token spans a line break followed by
         a character that is neither whitespace nor ``/`` (o200k lets punctuation absorb
@@ -516,11 +517,11 @@ class CachedCounter:
             tokens = self.count(head) + self.count(tail)
             # the joined text is what gets counted next (a reader measuring the
             # result): cache it too, at the cost of one hash
-            digest = digest_text(head + tail)
+            digest = digest_text(head + tail if joined is None else joined)
             if digest not in self._cache:
                 self._store(digest, tokens)
             return tokens
-        return self.count(head + tail)
+        return self.count(head + tail if joined is None else joined)
 
     @property
     def joins_add_up(self) -> bool:

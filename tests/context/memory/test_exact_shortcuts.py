@@ -229,3 +229,52 @@ def test_trims_counted_from_blocks_equal_trims_counted_whole() -> None:
             b = summarize.trim_output(text, target, count=lambda t: fresh.count(t))
             assert (a.text, a.kept, a.dropped, a.method) == (b.text, b.kept, b.dropped, b.method)
             assert fresh.count(a.text) <= target or a.method == "verbatim"
+
+
+def test_count_concat_with_the_joined_text_counts_and_caches_it() -> None:
+    counter = CachedCounter("cl100k_base")
+    for head, tail in (("[memlens: m1 summarised]\n", "body text\nmore"), ("ab ", "cd"), ("", "x")):
+        joined = head + tail
+        assert counter.count_concat(head, tail, joined) == CachedCounter("cl100k_base").count(
+            joined
+        )
+        assert counter.count(joined) == counter.count_concat(head, tail)
+
+
+_MARK_ALPHABET = "ab /_.9\u0669\u00b2\u2460x\u00e9\u3000\n"
+
+
+def _marked_plainly(sentence: str) -> bool:
+    return any(map(str.isdigit, sentence)) or "/" in sentence or "_" in sentence
+
+
+def test_marked_equals_the_per_character_test() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from memlens.context.memory.summarize import _marked
+
+    for sentence in ["", "abc", "a1", "x/y", "a_b", "\u0669", "\u00b2", "\u2460", "é9", "é"]:
+        assert _marked(sentence) == _marked_plainly(sentence), sentence
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet=_MARK_ALPHABET) | st.text())
+    def check(sentence: str) -> None:
+        assert _marked(sentence) == _marked_plainly(sentence)
+
+    check()
+
+
+def test_shared_keeps_are_the_keeps_made_afresh() -> None:
+    texts = [m["content"] for m in openai_session(12) if isinstance(m.get("content"), str)]
+    keepset.clear_cache()
+    first = [keepset.extract(t, prose=p) for t in texts for p in (True, False)]
+    keepset.clear_cache()
+    keepset._KEEPS.clear()  # not even the per-kind tables: made the first time
+    keepset._KEEPS.update({kind: {} for kind in keepset.KINDS})
+    again = [keepset.extract(t, prose=p) for t in texts for p in (True, False)]
+    assert first == again
+    assert any(first)
+    # a kept string appearing in two texts is one object, equal to one made directly
+    shared = [k for ks in again for k in ks]
+    assert all(k == keepset.Keep(k.text, k.kind) for k in shared)

@@ -88,6 +88,27 @@ _new = object.__new__
 _set_text = vars(Keep)["text"].__set__  # the slots' descriptors
 _set_kind = vars(Keep)["kind"].__set__
 
+#: One :class:`Keep` per (kind, text) made so far, shared by every keep-set holding it
+#: (a Keep is immutable): the same paths and names recur in output after output, and
+#: a lookup costs less than making the object again.
+_KEEPS: dict[str, dict[str, Keep]] = {kind: {} for kind in KINDS}
+_KEEPS_SIZE = 16_384
+
+
+def _keep(text: str, kind: str) -> Keep:
+    """``Keep(text, kind)``, shared (see :data:`_KEEPS`)."""
+    made = _KEEPS[kind]
+    keep = made.get(text)
+    if keep is None:
+        if len(made) >= _KEEPS_SIZE:
+            made.clear()
+        # Keep(text, kind) without the frozen dataclass's __init__ (its slots set
+        # directly): the same object, made about a third faster
+        keep = made[text] = _new(Keep)
+        _set_text(keep, text)
+        _set_kind(keep, kind)
+    return keep
+
 
 def _clip(text: str) -> str:
     text = text.strip()
@@ -118,6 +139,8 @@ def extract_shared(text: str, prose: bool) -> tuple[Keep, ...]:
 def clear_cache() -> None:
     """Forget every cached keep-set (benchmarks time a cold start with it)."""
     _CACHE.clear()
+    for made in _KEEPS.values():
+        made.clear()
 
 
 def extract(text: str, *, prose: bool = True) -> list[Keep]:
@@ -141,12 +164,7 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
             return
         old = found.get(value)
         if old is None or WEIGHT[kind] > WEIGHT[old.kind]:
-            # Keep(value, kind) without the frozen dataclass's __init__ (its slots set
-            # directly): the same object, made about a third faster
-            keep = _new(Keep)
-            _set_text(keep, value)
-            _set_kind(keep, kind)
-            found[value] = keep
+            found[value] = _keep(value, kind)
 
     # neither pattern holds a sentence end or a line break, so a sentence can match
     # only where the whole text does: one search each spares most texts the loop
@@ -177,6 +195,9 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
         def put_all(values: Iterable[str], kind: str) -> None:
             # put() for each value, in one loop (tool output holds thousands of paths)
             weight = WEIGHT[kind]
+            made = _KEEPS[kind]
+            if len(made) >= _KEEPS_SIZE:
+                made.clear()
             for value in values:
                 value = value.strip()
                 if len(value) > MAX_STRING:
@@ -185,9 +206,11 @@ def _extract_uncached(text: str, prose: bool) -> list[Keep]:
                     continue
                 old = found.get(value)
                 if old is None or weight > WEIGHT[old.kind]:
-                    keep = _new(Keep)
-                    _set_text(keep, value)
-                    _set_kind(keep, kind)
+                    keep = made.get(value)
+                    if keep is None:  # _keep(value, kind), inlined for the hot loop
+                        keep = made[value] = _new(Keep)
+                        _set_text(keep, value)
+                        _set_kind(keep, kind)
                     found[value] = keep
 
         _scan_output(text, put_all)

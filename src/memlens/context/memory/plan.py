@@ -158,14 +158,15 @@ class Planner:
         summarizer: Summarizer,
         count: Count,
         summary_overhead: int = 3,
-        count_concat: Callable[[str, str], int] | None = None,
+        count_concat: Callable[[str, str, str], int] | None = None,
     ) -> None:
         self.units = units
         self.rules = rules
         self.summarizer = summarizer
         self.count = count
-        #: exact count of a header + a body the summarizer has counted already
-        self.count_concat = count_concat or (lambda head, tail: count(head + tail))
+        #: exact count of a header + a body the summarizer has counted already (the
+        #: third argument is the two joined: the text the plan will hold)
+        self.count_concat = count_concat or (lambda head, tail, joined: count(joined))
         self.summary_overhead = summary_overhead
         self.movable = sorted((u for u in units if not u.protected), key=lambda u: u.coldness)
         self.protected_tokens = sum(u.tokens for u in units if u.protected)
@@ -465,7 +466,7 @@ class Planner:
             tokens=entry.tokens - entry.overhead,
         )
         text = header + summary.text
-        result = (text, self.count_concat(header, summary.text) + entry.overhead)
+        result = (text, self.count_concat(header, summary.text, text) + entry.overhead)
         if summary.notes:
             self._notes[entry.id] = list(summary.notes)
         self._l2[entry.id] = result
@@ -502,7 +503,7 @@ class Planner:
             sid,
             level,
             text,
-            self.count_concat(header + "\n", summary.text) + self.summary_overhead,
+            self.count_concat(header + "\n", summary.text, text) + self.summary_overhead,
             ids,
             anchor,
             summary.kept,

@@ -239,8 +239,9 @@ def _prose_of(text: str) -> _Prose:
                 sentences.append((part, first))
                 first = False
         # lowering an ASCII sentence first finds the same words, lowered
+        findall = _WORD.findall
         words = tuple(
-            _WORD.findall(s.lower()) if s.isascii() else [w.lower() for w in _WORD.findall(s)]
+            findall(s.lower()) if s.isascii() else [w.lower() for w in findall(s)]
             for s, _ in sentences
         )
         if len(_PROSE) >= _PROSE_SIZE or _prose_chars[0] > _PROSE_CHARS:
@@ -249,7 +250,7 @@ def _prose_of(text: str) -> _Prose:
                 if gone is not None:
                     _prose_chars[0] -= sum(len(s) for s, _ in gone[0])
         _prose_chars[0] += sum(len(s) for s, _ in sentences)
-        marked = tuple(_marked(s) for s, _ in sentences)
+        marked = tuple([_marked(s) for s, _ in sentences])
         found = _PROSE[key] = (tuple(sentences), words, marked)
     return found
 
@@ -269,8 +270,16 @@ def _sentences(texts: Sequence[str]) -> list[tuple[str, bool]]:
 
 
 def _marked(sentence: str) -> bool:
-    """A sentence with a digit, a slash or an underscore (ranked a little higher)."""
-    return any(map(str.isdigit, sentence)) or "/" in sentence or "_" in sentence
+    """A sentence with a digit (``str.isdigit``), a slash or an underscore (ranked a
+    little higher)."""
+    if "/" in sentence or "_" in sentence:
+        return True
+    if sentence.isascii():  # where isdigit is 0-9: one C search, not a call per character
+        return _ASCII_DIGIT.search(sentence) is not None
+    return any(map(str.isdigit, sentence))
+
+
+_ASCII_DIGIT = re.compile("[0-9]")
 
 
 def _rank(

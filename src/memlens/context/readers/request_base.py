@@ -12,6 +12,11 @@ from memlens.context.readers.common import ToolClass, classify_tool, compact_jso
 from memlens.context.session import ContextSession
 
 
+#: What :func:`classify_tool` gives a result whose call this request does not hold (a
+#: fitted list re-read in parts has many): always the same, so made once.
+_UNKNOWN_TOOL = classify_tool("unknown", {})
+
+
 def unwrap(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The request inside a logged ``{"request"|"body": ..., "response": ...}`` wrapper."""
     response = document.get("response") if isinstance(document.get("response"), dict) else None
@@ -157,7 +162,7 @@ class RequestReader:
     ) -> tuple[Layer, str]:
         s = self.session
         pending = self._pending.pop(call_id, None)
-        cls = pending[2] if pending else classify_tool("unknown", {})
+        cls = pending[2] if pending else _UNKNOWN_TOOL
         layer, sublayer = cls.layer, cls.sublayer
         if is_error:
             layer, sublayer = Layer.WORKING_MEMORY, "debug_info"
