@@ -1008,7 +1008,13 @@ def memory_from_messages(
     with gc_paused():
         prime_counts(messages, fmt, counter)
         reference = read_request(
-            messages, fmt, model=model, system=system, tools=tools, counter=counter, track_leaks=False
+            messages,
+            fmt,
+            model=model,
+            system=system,
+            tools=tools,
+            counter=counter,
+            track_leaks=False,
         )
         tokens = parse_budget(budget) or (info.context_window if info else None)
         return _memory(

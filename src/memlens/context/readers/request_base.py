@@ -11,7 +11,6 @@ from memlens.context.readers import jsontext
 from memlens.context.readers.common import ToolClass, classify_tool, compact_json
 from memlens.context.session import ContextSession
 
-
 #: What :func:`classify_tool` gives a result whose call this request does not hold (a
 #: fitted list re-read in parts has many): always the same, so made once.
 _UNKNOWN_TOOL = classify_tool("unknown", {})
