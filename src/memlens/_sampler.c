@@ -11,9 +11,11 @@
  * interpreter's frames without creating frame objects, as tracemalloc does) and
  * goes into a table keyed by pointer, so its free is seen and live bytes fall.
  *
- * Cost on the hot path: allocation = a thread-local reentrancy test and a
- * thread-local countdown; free = one hash and one byte load from a counting filter.
- * Everything else happens only for sampled blocks, under one mutex.
+ * Cost on the hot path (see "the hooks"): an allocation subtracts its size from a
+ * countdown and tail-jumps to the original allocator (11 instructions); a free loads
+ * one byte of a counting filter and tail-jumps (12). A mem/object-domain realloc also
+ * parks this thread's raw countdown around the call (29). Everything else happens
+ * only for sampled blocks, under one mutex, in functions off the fast path.
  *
  * Peak: the estimated live total (the sum over live samples) and its highest value
  * since start() or reset_peak() are kept as samples come and go. The live bytes of
@@ -23,10 +25,14 @@
  * changed since). Several readers keep their own peaks over this one (heap/peaks.py).
  *
  * Threads and the GIL: the mem and object domains are always called with the GIL
- * held. The raw domain may be called without it: such allocations are counted
- * down but a sample taken without the GIL is not recorded (there is no Python
- * stack to read safely); frees of sampled blocks are seen in every case. Fork:
- * the mutex is taken around fork() and released in both processes.
+ * held, so they share one process-wide countdown (a plain global; with 3.12's
+ * per-interpreter GILs two interpreters could race on it, which skews which
+ * allocation is sampled, not the tables). The raw domain may be called without it:
+ * its countdown is per thread, and a sample taken without the GIL is not recorded
+ * (there is no Python stack to read safely); frees of sampled blocks are seen in
+ * every case. Each byte is counted by one countdown only (see Domain.limit), so the
+ * two Poisson processes together sample every byte at the same rate. Fork: the
+ * mutex is taken around fork() and released in both processes.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -58,12 +64,28 @@
 #define FILTER_BITS 16
 
 /* -- thread-local state ------------------------------------------------------- */
-static TLS int tl_in_hook;
 static TLS int tl_ignored; /* a thread whose samples are not recorded (ignore_thread) */
+/* The raw domain's countdown: per thread, since the raw domain is also called
+ * without the GIL. 0 in a new thread, whose first raw allocation draws it. */
 static TLS int tl_init;
 static TLS int64_t tl_countdown;
 static TLS uint64_t tl_rng;
 static TLS uint64_t tl_epoch; /* re-draw after start() changes the interval */
+
+/* The mem and object domains' countdown: one for the process, since they are only
+ * called with the GIL held (a plain global, no TLS access on their fast path). */
+static int64_t g_countdown;
+static uint64_t g_rng;
+
+/* What a hook's ctx points to: the domain's original allocator, and for the mem
+ * and object domains the largest request they serve themselves (see probe_limit):
+ * larger ones are handed by the original allocator (pymalloc) to the raw domain,
+ * whose hook counts them, so that no block is counted twice. */
+typedef struct {
+    PyMemAllocatorEx orig;
+    size_t limit;
+    int domain;
+} Domain;
 
 /* -- shared state ------------------------------------------------------------- */
 typedef struct {
@@ -107,7 +129,7 @@ static struct {
     int max_frames;
     uint64_t epoch;
     uint64_t seed;
-    PyMemAllocatorEx orig[3];
+    Domain dom[3];
     PyMemAllocatorEx hooks[3];
     pthread_mutex_t lock;
     /* stacks: array + open-addressing index */
@@ -133,19 +155,21 @@ static inline uint64_t mix64(uint64_t x) {
     return x;
 }
 
-/* One multiply: this runs on every free. */
+/* Address bits 4-19: this runs on every free. Blocks are 16-byte aligned, and
+ * neighbouring blocks (freed together more often than not) share cache lines of the
+ * filter; a false hit only costs a look-up in the table. */
 static inline size_t filter_slot(uintptr_t p) {
-    return (size_t)(((uint64_t)(p >> 4) * 0x9e3779b97f4a7c15ULL) >> (64 - FILTER_BITS));
+    return (size_t)((p >> 4) & ((1u << FILTER_BITS) - 1));
 }
 
 /* -- sampling decision ---------------------------------------------------------- */
-static inline double next_uniform(void) {
+static inline double next_uniform(uint64_t *rng) {
     /* xorshift64*: uniform in (0, 1] */
-    uint64_t x = tl_rng;
+    uint64_t x = *rng;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    tl_rng = x;
+    *rng = x;
     return ((double)((x * 2685821657736338717ULL) >> 11) + 1.0) / 9007199254740992.0;
 }
 
@@ -157,33 +181,33 @@ static inline double cur_interval(void) {
 
 static inline void put_interval(double v) { __atomic_store(&S.interval, &v, __ATOMIC_RELAXED); }
 
-static inline int64_t next_interval(void) {
-    double v = -log(next_uniform()) * cur_interval();
+static inline int64_t next_interval(uint64_t *rng) {
+    double v = -log(next_uniform(rng)) * cur_interval();
     if (v < 1.0) v = 1.0;
     if (v > 9.0e18) v = 9.0e18;
     return (int64_t)v;
 }
 
-static void thread_init(void) {
-    tl_rng = mix64(S.seed ^ (uint64_t)(uintptr_t)&tl_rng ^ (uint64_t)pthread_self()) | 1;
-    tl_init = 1;
-    tl_epoch = S.epoch;
-    tl_countdown = next_interval();
+/* After a countdown crossed (went below 0): the Poisson process may place several points
+ * inside one allocation, which makes one sample. */
+static inline void redraw(int64_t *countdown, uint64_t *rng) {
+    do {
+        *countdown += next_interval(rng);
+    } while (*countdown < 0);
 }
 
-static inline int should_sample(size_t size) {
-    tl_countdown -= (int64_t)(size ? size : 1);
-    if (__builtin_expect(tl_countdown > 0, 1)) return 0;
+/* The raw countdown of this thread crossed after `size` bytes: whether to
+ * sample. A new thread (countdown starting at 0) or one last run before a restart
+ * draws a fresh countdown first. */
+static int raw_crossed(size_t size) {
     if (!tl_init || tl_epoch != S.epoch) {
-        /* A new thread (countdown starts at 0) or a restart: draw a fresh interval. */
-        thread_init();
-        tl_countdown -= (int64_t)(size ? size : 1);
-        if (tl_countdown > 0) return 0;
+        tl_rng = mix64(S.seed ^ (uint64_t)(uintptr_t)&tl_rng ^ (uint64_t)pthread_self()) | 1;
+        tl_init = 1;
+        tl_epoch = S.epoch;
+        tl_countdown = next_interval(&tl_rng) - (int64_t)size;
+        if (tl_countdown >= 0) return 0;
     }
-    /* The Poisson process may place several points inside one allocation: one sample. */
-    do {
-        tl_countdown += next_interval();
-    } while (tl_countdown <= 0);
+    redraw(&tl_countdown, &tl_rng);
     return 1;
 }
 
@@ -413,7 +437,7 @@ static void live_remove(uintptr_t p) {
     }
 }
 
-/* -- the hooks ---------------------------------------------------------------------- */
+/* -- recording a sample ------------------------------------------------------------ */
 static int capture(Frame *frames) {
     PyThreadState *ts = _PyThreadState_UncheckedGet();
     if (ts == NULL || ts->cframe == NULL) return 0;
@@ -430,9 +454,11 @@ static int capture(Frame *frames) {
     return n;
 }
 
-static void record(int domain, void *p, size_t size) {
+/* Records a sampled block. `gil`: the caller holds the GIL (the mem and object
+ * domains always do; the raw domain is asked). */
+static void record(int domain, void *p, size_t size, int gil) {
     if (tl_ignored) return;
-    if (domain == PYMEM_DOMAIN_RAW && !PyGILState_Check()) {
+    if (!gil && !PyGILState_Check()) {
         __atomic_add_fetch(&S.dropped_no_gil, 1, __ATOMIC_RELAXED);
         return;
     }
@@ -443,6 +469,9 @@ static void record(int domain, void *p, size_t size) {
     double prob = -expm1(-sz / cur_interval());
     if (prob <= 0) prob = 1e-300;
     pthread_mutex_lock(&S.lock);
+    /* A block still in the table at a new block's address was freed while the hooks
+     * were out (stop, then start): it is gone. */
+    live_remove((uintptr_t)p);
     int64_t stack = stack_intern(frames, n);
     if (stack >= 0) {
         Stack *s = S.stacks[stack];
@@ -463,51 +492,203 @@ static void record(int domain, void *p, size_t size) {
     pthread_mutex_unlock(&S.lock);
 }
 
-static inline void forget(void *p) {
-    if (__builtin_expect(!p || !__atomic_load_n(&S.filter[filter_slot((uintptr_t)p)], __ATOMIC_ACQUIRE), 1)) return;
+/* -- the hooks ------------------------------------------------------------------------
+ * Each hook's fast path is a countdown (or, on free, one filter byte) and a tail jump
+ * to the original allocator: no frame, no reentrancy guard. What happens when a
+ * sample is due or a sampled block is freed is in the NOINLINE functions, out of the
+ * fast path's way. Each domain has its own hooks, which read their original
+ * allocator and limit at fixed addresses (their ctx argument is not needed). The mem
+ * and object domains count only the requests their original allocator serves itself
+ * (size <= Domain.limit); pymalloc hands larger ones to the raw domain, whose hook
+ * counts them and captures the same Python stack. A countdown crosses when it goes
+ * below 0; a request of 0 bytes never makes it cross, so it is never sampled (it
+ * holds no bytes). */
+#define NOINLINE __attribute__((noinline, cold))
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+static inline int maybe_sampled(void *p) {
+    return __atomic_load_n(&S.filter[filter_slot((uintptr_t)p)], __ATOMIC_RELAXED) != 0;
+}
+
+/* p may be a sampled block (its filter byte is set): drop it if it is. */
+static NOINLINE void forget(void *p) {
+    if (!p) return;
     pthread_mutex_lock(&S.lock);
     live_remove((uintptr_t)p);
     pthread_mutex_unlock(&S.lock);
 }
 
-#define ORIG(ctx) (&S.orig[(int)(intptr_t)(ctx)])
-
-static void *hook_malloc(void *ctx, size_t size) {
-    PyMemAllocatorEx *o = ORIG(ctx);
-    if (tl_in_hook) return o->malloc(o->ctx, size);
-    tl_in_hook = 1;
-    void *p = o->malloc(o->ctx, size);
-    if (p && should_sample(size)) record((int)(intptr_t)ctx, p, size);
-    tl_in_hook = 0;
+/* mem and object domains (GIL held): their countdown crossed. */
+static NOINLINE void *gil_malloc_sampled(Domain *d, size_t size) {
+    redraw(&g_countdown, &g_rng);
+    void *p = d->orig.malloc(d->orig.ctx, size);
+    if (p) record(d->domain, p, size, 1);
     return p;
 }
 
-static void *hook_calloc(void *ctx, size_t nelem, size_t elsize) {
-    PyMemAllocatorEx *o = ORIG(ctx);
-    if (tl_in_hook) return o->calloc(o->ctx, nelem, elsize);
-    tl_in_hook = 1;
-    void *p = o->calloc(o->ctx, nelem, elsize);
-    if (p && should_sample(nelem * elsize)) record((int)(intptr_t)ctx, p, nelem * elsize);
-    tl_in_hook = 0;
+static NOINLINE void *gil_calloc_sampled(Domain *d, size_t nelem, size_t elsize) {
+    redraw(&g_countdown, &g_rng);
+    void *p = d->orig.calloc(d->orig.ctx, nelem, elsize);
+    if (p) record(d->domain, p, nelem * elsize, 1);
     return p;
 }
 
-static void *hook_realloc(void *ctx, void *ptr, size_t size) {
-    PyMemAllocatorEx *o = ORIG(ctx);
-    if (tl_in_hook) return o->realloc(o->ctx, ptr, size);
+/* Realloc may move a block between pymalloc and the raw domain either way (a raw
+ * block stays raw even when it shrinks under the limit), which the size alone does
+ * not tell: the mem/object hook counts the new size itself and parks this thread's
+ * raw countdown out of reach while the original runs, so that the raw hook it may
+ * call counts nothing. */
+static NOINLINE void *gil_realloc_slow(Domain *d, void *ptr, size_t size) {
     /* Forget the old block first: once realloc returns, its address may be reused. */
-    forget(ptr);
-    tl_in_hook = 1;
-    void *p = o->realloc(o->ctx, ptr, size);
-    if (p && should_sample(size)) record((int)(intptr_t)ctx, p, size);
-    tl_in_hook = 0;
+    if (maybe_sampled(ptr)) forget(ptr);
+    int64_t raw_countdown = tl_countdown;
+    tl_countdown = INT64_MAX;
+    void *p = d->orig.realloc(d->orig.ctx, ptr, size);
+    tl_countdown = raw_countdown;
+    if (g_countdown < 0) {
+        redraw(&g_countdown, &g_rng);
+        if (p) record(d->domain, p, size, 1);
+    }
     return p;
 }
 
-static void hook_free(void *ctx, void *ptr) {
-    PyMemAllocatorEx *o = ORIG(ctx);
+static NOINLINE void free_sampled(Domain *d, void *ptr) {
     forget(ptr);
-    o->free(o->ctx, ptr);
+    d->orig.free(d->orig.ctx, ptr);
+}
+
+/* One set of hooks for the mem domain and one for the object domain. */
+#define GIL_HOOKS(NAME, D)                                                                 \
+    static void *hook_##NAME##_malloc(void *ctx, size_t size) {                            \
+        if (size <= D.limit && UNLIKELY((g_countdown -= (int64_t)size) < 0))               \
+            return gil_malloc_sampled(&D, size);                                           \
+        return D.orig.malloc(D.orig.ctx, size);                                            \
+    }                                                                                      \
+    static void *hook_##NAME##_calloc(void *ctx, size_t nelem, size_t elsize) {            \
+        size_t size = nelem * elsize;                                                      \
+        if (size <= D.limit && UNLIKELY((g_countdown -= (int64_t)size) < 0))               \
+            return gil_calloc_sampled(&D, nelem, elsize);                                  \
+        return D.orig.calloc(D.orig.ctx, nelem, elsize);                                   \
+    }                                                                                      \
+    static void *hook_##NAME##_realloc(void *ctx, void *ptr, size_t size) {                \
+        if (UNLIKELY((g_countdown -= (int64_t)size) < 0 || maybe_sampled(ptr)))            \
+            return gil_realloc_slow(&D, ptr, size);                                        \
+        int64_t raw_countdown = tl_countdown;                                              \
+        tl_countdown = INT64_MAX;                                                          \
+        void *p = D.orig.realloc(D.orig.ctx, ptr, size);                                   \
+        tl_countdown = raw_countdown;                                                      \
+        return p;                                                                          \
+    }                                                                                      \
+    static void hook_##NAME##_free(void *ctx, void *ptr) {                                 \
+        if (UNLIKELY(maybe_sampled(ptr))) return free_sampled(&D, ptr);                    \
+        D.orig.free(D.orig.ctx, ptr);                                                      \
+    }
+
+GIL_HOOKS(mem, S.dom[PYMEM_DOMAIN_MEM])
+GIL_HOOKS(obj, S.dom[PYMEM_DOMAIN_OBJ])
+
+/* The raw domain (any thread, GIL or not): this thread's countdown crossed. */
+#define RAW (S.dom[PYMEM_DOMAIN_RAW])
+
+static NOINLINE void *raw_malloc_crossed(size_t size) {
+    void *p = RAW.orig.malloc(RAW.orig.ctx, size);
+    if (raw_crossed(size) && p) record(PYMEM_DOMAIN_RAW, p, size, 0);
+    return p;
+}
+
+static NOINLINE void *raw_calloc_crossed(size_t nelem, size_t elsize) {
+    void *p = RAW.orig.calloc(RAW.orig.ctx, nelem, elsize);
+    if (raw_crossed(nelem * elsize) && p) record(PYMEM_DOMAIN_RAW, p, nelem * elsize, 0);
+    return p;
+}
+
+static NOINLINE void *raw_realloc_slow(void *ptr, size_t size) {
+    forget(ptr);
+    void *p = RAW.orig.realloc(RAW.orig.ctx, ptr, size);
+    if (tl_countdown < 0 && raw_crossed(size) && p) record(PYMEM_DOMAIN_RAW, p, size, 0);
+    return p;
+}
+
+static void *hook_raw_malloc(void *ctx, size_t size) {
+    if (UNLIKELY((tl_countdown -= (int64_t)size) < 0)) return raw_malloc_crossed(size);
+    return RAW.orig.malloc(RAW.orig.ctx, size);
+}
+
+static void *hook_raw_calloc(void *ctx, size_t nelem, size_t elsize) {
+    if (UNLIKELY((tl_countdown -= (int64_t)(nelem * elsize)) < 0))
+        return raw_calloc_crossed(nelem, elsize);
+    return RAW.orig.calloc(RAW.orig.ctx, nelem, elsize);
+}
+
+static void *hook_raw_realloc(void *ctx, void *ptr, size_t size) {
+    if (UNLIKELY((tl_countdown -= (int64_t)size) < 0 || maybe_sampled(ptr)))
+        return raw_realloc_slow(ptr, size);
+    return RAW.orig.realloc(RAW.orig.ctx, ptr, size);
+}
+
+static void hook_raw_free(void *ctx, void *ptr) {
+    if (UNLIKELY(maybe_sampled(ptr))) return free_sampled(&RAW, ptr);
+    RAW.orig.free(RAW.orig.ctx, ptr);
+}
+
+/* -- which requests a domain hands to the raw domain -------------------------------- */
+static Domain probe_raw;
+static TLS int tl_probing;
+static size_t probe_hits;
+
+static void *probe_malloc(void *ctx, size_t size) {
+    if (tl_probing) probe_hits++;
+    return probe_raw.orig.malloc(probe_raw.orig.ctx, size);
+}
+
+static void *probe_calloc(void *ctx, size_t nelem, size_t elsize) {
+    if (tl_probing) probe_hits++;
+    return probe_raw.orig.calloc(probe_raw.orig.ctx, nelem, elsize);
+}
+
+static void *probe_realloc(void *ctx, void *ptr, size_t size) {
+    return probe_raw.orig.realloc(probe_raw.orig.ctx, ptr, size);
+}
+
+static void probe_free(void *ctx, void *ptr) { probe_raw.orig.free(probe_raw.orig.ctx, ptr); }
+
+/* Whether d's original allocator serves a request of `size` bytes from the raw
+ * domain (called with the probe installed as the raw allocator). */
+static int handed_to_raw(Domain *d, size_t size) {
+    probe_hits = 0;
+    tl_probing = 1;
+    void *p = d->orig.malloc(d->orig.ctx, size);
+    tl_probing = 0;
+    if (p) d->orig.free(d->orig.ctx, p);
+    return probe_hits > 0;
+}
+
+/* The largest request d's original allocator serves without the raw domain, found by
+ * asking it rather than assumed: 512 bytes with pymalloc, 488 with PYTHONMALLOC=
+ * pymalloc_debug (its 24 bytes of padding), everything with PYTHONMALLOC=malloc
+ * (SIZE_MAX: then the mem/object hook counts every request), whatever tracemalloc or
+ * another hook installed below us does. GIL held, raw domain not hooked yet. */
+static size_t probe_limit(Domain *d) {
+    enum { TOP = 1 << 20 };
+    PyMemAllocatorEx probe = {NULL, probe_malloc, probe_calloc, probe_realloc, probe_free};
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &probe_raw.orig);
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &probe);
+    size_t limit;
+    if (!handed_to_raw(d, TOP)) {
+        limit = SIZE_MAX;
+    } else if (handed_to_raw(d, 1)) {
+        limit = 0;
+    } else {
+        size_t lo = 1, hi = TOP; /* lo is served by d itself, hi is handed over */
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (handed_to_raw(d, mid)) hi = mid;
+            else lo = mid;
+        }
+        limit = lo;
+    }
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &probe_raw.orig);
+    return limit;
 }
 
 /* -- fork ---------------------------------------------------------------------------- */
@@ -594,13 +775,24 @@ static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
     S.seed = seed ? (uint64_t)seed : mix64((uint64_t)time(NULL) ^ (uint64_t)getpid());
     S.epoch++;
     for (int d = 0; d < 3; d++) {
-        PyMem_GetAllocator(DOMAINS[d], &S.orig[d]);
-        S.hooks[d].ctx = (void *)(intptr_t)DOMAINS[d];
-        S.hooks[d].malloc = hook_malloc;
-        S.hooks[d].calloc = hook_calloc;
-        S.hooks[d].realloc = hook_realloc;
-        S.hooks[d].free = hook_free;
+        Domain *dom = &S.dom[d];
+        PyMem_GetAllocator(DOMAINS[d], &dom->orig);
+        dom->domain = DOMAINS[d];
+        dom->limit = SIZE_MAX;
     }
+    S.hooks[PYMEM_DOMAIN_RAW] = (PyMemAllocatorEx){&S.dom[PYMEM_DOMAIN_RAW], hook_raw_malloc,
+                                                   hook_raw_calloc, hook_raw_realloc,
+                                                   hook_raw_free};
+    S.hooks[PYMEM_DOMAIN_MEM] = (PyMemAllocatorEx){&S.dom[PYMEM_DOMAIN_MEM], hook_mem_malloc,
+                                                   hook_mem_calloc, hook_mem_realloc,
+                                                   hook_mem_free};
+    S.hooks[PYMEM_DOMAIN_OBJ] = (PyMemAllocatorEx){&S.dom[PYMEM_DOMAIN_OBJ], hook_obj_malloc,
+                                                   hook_obj_calloc, hook_obj_realloc,
+                                                   hook_obj_free};
+    S.dom[PYMEM_DOMAIN_MEM].limit = probe_limit(&S.dom[PYMEM_DOMAIN_MEM]);
+    S.dom[PYMEM_DOMAIN_OBJ].limit = probe_limit(&S.dom[PYMEM_DOMAIN_OBJ]);
+    g_rng = mix64(S.seed ^ 0x5851f42d4c957f2dULL) | 1;
+    g_countdown = next_interval(&g_rng);
     for (int d = 0; d < 3; d++) PyMem_SetAllocator(DOMAINS[d], &S.hooks[d]);
     S.installed = 1;
     Py_RETURN_NONE;
@@ -610,7 +802,7 @@ static int hooks_in_place(void) {
     for (int d = 0; d < 3; d++) {
         PyMemAllocatorEx now;
         PyMem_GetAllocator(DOMAINS[d], &now);
-        if (now.malloc != hook_malloc || now.ctx != S.hooks[d].ctx) return 0;
+        if (now.malloc != S.hooks[d].malloc || now.ctx != S.hooks[d].ctx) return 0;
     }
     return 1;
 }
@@ -623,7 +815,7 @@ static PyObject *sampler_stop(PyObject *self, PyObject *Py_UNUSED(ignored)) {
                         "started; stop it first");
         return NULL;
     }
-    for (int d = 0; d < 3; d++) PyMem_SetAllocator(DOMAINS[d], &S.orig[d]);
+    for (int d = 0; d < 3; d++) PyMem_SetAllocator(DOMAINS[d], &S.dom[d].orig);
     S.installed = 0;
     Py_RETURN_NONE;
 }
@@ -652,8 +844,6 @@ typedef struct {
  * at_peak == 1: [(frames, bytes, blocks)] live at the peak. Frames are
  * ((filename, lineno), ...) most recent first, like tracemalloc's raw traces. */
 static PyObject *stack_rows(int at_peak) {
-    int was = tl_in_hook;
-    tl_in_hook = 1; /* our own copies are not sampled */
     pthread_mutex_lock(&S.lock);
     uint32_t n = S.n_stacks;
     Row *rows = malloc((n ? n : 1) * sizeof(Row));
@@ -674,7 +864,6 @@ static PyObject *stack_rows(int at_peak) {
         }
     }
     pthread_mutex_unlock(&S.lock);
-    tl_in_hook = was;
     if (!rows) return PyErr_NoMemory();
     PyObject *out = PyList_New(0);
     for (uint32_t i = 0; out && i < n; i++) {
@@ -783,8 +972,6 @@ static PyObject *sampler_live_addresses(PyObject *self, PyObject *arg) {
         double size;
         uint64_t seq;
     } Hit;
-    int was = tl_in_hook;
-    tl_in_hook = 1;
     pthread_mutex_lock(&S.lock);
     size_t cap = 0, n = 0;
     Hit *hits = NULL;
@@ -804,7 +991,6 @@ static PyObject *sampler_live_addresses(PyObject *self, PyObject *arg) {
         }
     }
     pthread_mutex_unlock(&S.lock);
-    tl_in_hook = was;
     if (failed) return PyErr_NoMemory();
     PyObject *out = PyList_New(0);
     for (size_t i = 0; out && i < n; i++) {
@@ -855,8 +1041,6 @@ static PyObject *sampler_object_frames(PyObject *self, PyObject *obj) {
     uintptr_t p = (uintptr_t)obj - (uintptr_t)preheader_size(Py_TYPE(obj));
     Frame frames[MAX_FRAMES_LIMIT];
     int n = -1;
-    int was = tl_in_hook;
-    tl_in_hook = 1;
     pthread_mutex_lock(&S.lock);
     int64_t k = block_stack(p);
     if (k >= 0) {
@@ -866,7 +1050,6 @@ static PyObject *sampler_object_frames(PyObject *self, PyObject *obj) {
         for (int i = 0; i < n; i++) Py_INCREF(frames[i].code);
     }
     pthread_mutex_unlock(&S.lock);
-    tl_in_hook = was;
     if (n < 0) Py_RETURN_NONE;
     PyObject *out = frames_tuple(frames, n);
     for (int i = 0; i < n; i++) Py_DECREF(frames[i].code);
@@ -877,8 +1060,6 @@ static PyObject *sampler_object_frames(PyObject *self, PyObject *obj) {
  * the order of stacks() (the frames are read once from there). live_big_bytes: the
  * part in blocks the C allocator serves (raw domain, or larger than 512 bytes). */
 static PyObject *sampler_stack_details(PyObject *self, PyObject *Py_UNUSED(ignored)) {
-    int was = tl_in_hook;
-    tl_in_hook = 1;
     pthread_mutex_lock(&S.lock);
     uint32_t n = S.n_stacks;
     double *rows = malloc((n ? n : 1) * 3 * sizeof(double));
@@ -889,7 +1070,6 @@ static PyObject *sampler_stack_details(PyObject *self, PyObject *Py_UNUSED(ignor
         rows[3 * i + 2] = (double)s->live_samples;
     }
     pthread_mutex_unlock(&S.lock);
-    tl_in_hook = was;
     if (!rows) return PyErr_NoMemory();
     PyObject *out = PyList_New(0);
     for (uint32_t i = 0; out && i < n; i++) {
@@ -918,12 +1098,22 @@ static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
                     sizeof(size_t);
     }
     pthread_mutex_unlock(&S.lock);
-    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d}", "running",
+    PyObject *limits[2];
+    for (int i = 0; i < 2; i++) {
+        size_t limit = S.dom[i + 1].limit;
+        limits[i] = limit == SIZE_MAX ? Py_NewRef(Py_None) : PyLong_FromSize_t(limit);
+        if (!limits[i]) {
+            Py_XDECREF(limits[0]);
+            return NULL;
+        }
+    }
+    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d,s:N,s:N}", "running",
                          (S.installed && hooks_in_place()) ? Py_True : Py_False, "interval",
                          cur_interval(), "max_frames", S.max_frames, "samples", samples,
                          "live_samples", live, "stacks", stacks, "dropped_without_gil", dropped,
                          "overhead_bytes", (Py_ssize_t)overhead, "auto", auto_div, "retunes",
-                         retunes, "cost_floor", cost_floor, "record_seconds", cost_ns / 1e9);
+                         retunes, "cost_floor", cost_floor, "record_seconds", cost_ns / 1e9,
+                         "mem_limit", limits[0], "obj_limit", limits[1]);
 }
 
 static PyMethodDef methods[] = {
