@@ -9,7 +9,8 @@ and of peak RSS, both as ratios to the bare run:
 - ``request``: request-like (JSON decode/encode, a bounded window, a growing index);
 - ``cpu``: mostly CPU (arithmetic in a loop, few allocations).
 
-Variants: ``memlens run`` (exact, tracemalloc at depth 25), ``memlens run --sample``
+Variants: ``memlens run`` (exact, tracemalloc at depth 25), ``memlens run --no-trace``
+(the launcher alone: what memlens costs before any tracer), ``memlens run --sample``
 (the sampling tracer, interval chosen from the live heap), the same at a fixed 512 KiB
 and 4 KiB, ``python -X tracemalloc=25``, ``memray run``
 (default, and ``--native``) and ``scalene --memory`` where installed. Peak RSS is
@@ -85,6 +86,9 @@ def variants(py: str) -> dict[str, list[str] | None]:
     return {
         "bare": [py],
         "memlens run (exact)": [py, "-m", "memlens", "run", "-q", "--no-html"],
+        # The launcher and its hosted script with no tracer: what --sample adds is
+        # the hooks and the samples, what this adds is memlens being there at all.
+        "memlens run --no-trace": [py, "-m", "memlens", "run", "-q", "--no-html", "--no-trace"],
         "memlens run --sample": [py, "-m", "memlens", "run", "-q", "--no-html", "--sample"],
         "--sample, fixed 512 KiB": [
             *(py, "-m", "memlens", "run", "-q", "--no-html", "--sample"),

@@ -566,13 +566,13 @@ static NOINLINE void free_sampled(Domain *d, void *ptr) {
     static void *hook_##NAME##_malloc(void *ctx, size_t size) {                            \
         if (size <= D.limit && UNLIKELY((g_countdown -= (int64_t)size) < 0))               \
             return gil_malloc_sampled(&D, size);                                           \
-        return D.orig.malloc(ctx, size);                                            \
+        return D.orig.malloc(ctx, size);                                                   \
     }                                                                                      \
     static void *hook_##NAME##_calloc(void *ctx, size_t nelem, size_t elsize) {            \
         size_t size = nelem * elsize;                                                      \
         if (size <= D.limit && UNLIKELY((g_countdown -= (int64_t)size) < 0))               \
             return gil_calloc_sampled(&D, nelem, elsize);                                  \
-        return D.orig.calloc(ctx, nelem, elsize);                                   \
+        return D.orig.calloc(ctx, nelem, elsize);                                          \
     }                                                                                      \
     static void *hook_##NAME##_realloc(void *ctx, void *ptr, size_t size) {                \
         if (UNLIKELY((g_countdown -= (int64_t)size) < 0 || maybe_sampled(ptr)))            \
