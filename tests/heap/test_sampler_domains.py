@@ -19,11 +19,9 @@ import textwrap
 
 import pytest
 
-from memlens.heap.native_ext import load_extension
+from tests.extensions import require_extension
 
-needs_ext = pytest.mark.skipif(
-    load_extension("_sampler") is None, reason="memlens._sampler was not built"
-)
+_, pytestmark = require_extension("_sampler")
 
 # PYTHONMALLOC -> the largest request the mem/object domains serve without the raw
 # domain (None: they never use it). pymalloc_debug pads each block by 24 bytes.
@@ -43,7 +41,8 @@ def _child(code: str, allocator: str) -> dict:
 
 
 # Each holding line allocates blocks of one kind; `live` maps a line to its estimate.
-HOLD = """
+# Live estimates summed by the line of the child's code that allocated them.
+PRELUDE = """
     import json, sys
     from memlens import _sampler
 
@@ -53,7 +52,11 @@ HOLD = """
             if frames and frames[0][0] == "<string>":
                 out[frames[0][1]] = out.get(frames[0][1], 0.0) + live
         return out
+"""
 
+HOLD = (
+    PRELUDE
+    + """
     _sampler.start(interval=INTERVAL, seed=SEED)
     N = 20_000
     big = [bytes(1000) for _ in range(N)]            # LINE_BIG: object domain, 1033 B
@@ -74,18 +77,18 @@ HOLD = """
     print(json.dumps({"live": live, "exact": exact, "mem_limit": stats["mem_limit"],
                       "obj_limit": stats["obj_limit"], "samples": stats["samples"]}))
 """
+)
 
 
 def _lines(code: str) -> dict[str, int]:
+    """Line numbers of the child's ``# LINE_...:`` tags."""
     return {
-        tag: n
+        line.split("# ")[1].split(":")[0]: n
         for n, line in enumerate(textwrap.dedent(code).splitlines(), 1)
-        for tag in ("LINE_BIG", "LINE_LISTS", "LINE_SHRUNK", "LINE_SHRINK", "LINE_SMALL")
-        if f"# {tag}:" in line
+        if "# LINE_" in line
     }
 
 
-@needs_ext
 @pytest.mark.parametrize("allocator", sorted(ALLOCATORS))
 def test_each_block_is_counted_once_whichever_domain_serves_it(allocator: str) -> None:
     code = HOLD.replace("INTERVAL", "2048").replace("SEED", "7")
@@ -108,17 +111,9 @@ def test_each_block_is_counted_once_whichever_domain_serves_it(allocator: str) -
     assert live[lines["LINE_SMALL"]] > 20_000 * 56 * 0.9
 
 
-REALLOC = """
-    import json, sys
-    from memlens import _sampler
-
-    def by_line(rows):
-        out = {}
-        for frames, live, *_ in rows:
-            if frames and frames[0][0] == "<string>":
-                out[frames[0][1]] = out.get(frames[0][1], 0.0) + live
-        return out
-
+REALLOC = (
+    PRELUDE
+    + """
     _sampler.start(interval=1, seed=3)   # every block of 40 bytes or more is sampled
     grown = []
     for i in range(100_000):
@@ -133,18 +128,13 @@ REALLOC = """
     _sampler.stop()
     print(json.dumps(out))
 """
+)
 
 
-@needs_ext
 @pytest.mark.parametrize("allocator", sorted(ALLOCATORS))
 def test_reallocated_sampled_blocks_are_followed_and_freed(allocator: str) -> None:
     got = _child(REALLOC, allocator)
-    lines = {
-        tag: n
-        for n, line in enumerate(textwrap.dedent(REALLOC).splitlines(), 1)
-        for tag in ("LINE_GROW", "LINE_EXTEND", "LINE_CUT")
-        if f"# {tag}:" in line
-    }
+    lines = _lines(REALLOC)
     grown = {int(k): v for k, v in got["grown"].items()}
     freed = {int(k): v for k, v in got["freed"].items()}
     pad = 24 if allocator == "pymalloc_debug" else 0  # debug padding, raw blocks only
