@@ -14,6 +14,14 @@ samples per chunk) or, with ``--interval auto``, the automatic one.
     python benchmarks/bench_sampler_hooks.py --pairs 100 --interval 4096
     python benchmarks/bench_sampler_hooks.py --interval auto --workloads alloc
 
+``--once bare|hooked --turns N`` runs one workload N turns once, with the sampler
+started (at ``--interval``) or not, and prints nothing else: for an instruction count
+that load does not move, run it under callgrind with N turns and with 0, and take
+the difference (the loop's own instructions; start-up cancels out):
+
+    valgrind --tool=callgrind python3.11 benchmarks/bench_sampler_hooks.py \
+        --once hooked --turns 60000 --workloads alloc
+
 With ``--interval auto`` every chunk starts the automatic interval afresh, at its
 4 KiB floor until the cost governor has measured a few windows: it overstates what
 the automatic interval costs over a long run.
@@ -67,6 +75,20 @@ def pairs(name: str, count: int, interval: int) -> list[tuple[float, float]]:
     return out
 
 
+def once(name: str, hooked: bool, turns: int, interval: int) -> None:
+    """One run of ``turns`` turns of workload ``name``, hooked or not (for callgrind)."""
+    space: dict = {}
+    exec(textwrap.dedent(WORKLOADS[name]), space)  # noqa: S102 - our own workload text
+    if hooked:
+        from memlens.heap.sampler import AllocationSampler
+
+        sampler = AllocationSampler(interval=interval or None, seed=1).start()
+        space["work"](turns)
+        sampler.stop()
+    else:
+        space["work"](turns)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=60)
@@ -74,6 +96,8 @@ def main() -> None:
     parser.add_argument(
         "--interval", default="524288", help="mean bytes between samples, or 'auto'"
     )
+    parser.add_argument("--once", choices=("bare", "hooked"), help="one run, for callgrind")
+    parser.add_argument("--turns", type=int, default=0, help="with --once: loop turns")
     args = parser.parse_args()
     unknown = [w for w in args.workloads.split(",") if w not in WORKLOADS]
     if unknown or args.pairs < 4:
@@ -84,6 +108,9 @@ def main() -> None:
         interval = int(args.interval)
     else:
         parser.error(f"--interval {args.interval!r}: a whole number of bytes >= 1, or auto")
+    if args.once:
+        once(args.workloads.split(",")[0], args.once == "hooked", args.turns, interval)
+        return
     print(f"Python {sys.version.split()[0]}, {args.pairs} pairs, interval {args.interval}")
     for name in args.workloads.split(","):
         got = pairs(name, args.pairs, interval)
