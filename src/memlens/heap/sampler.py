@@ -260,7 +260,13 @@ class AllocationSampler:
         return self.meter.rank_sites(sites_of_groups(rows), None, limit)
 
     def stats(self) -> dict[str, Any]:
-        """The sampler's own counters (samples, live samples, its memory)."""
+        """The sampler's own counters (samples, live samples, its memory).
+
+        ``mem_limit`` and ``obj_limit``: the largest request the mem and object
+        domains' allocator serves itself, probed at start (512 with pymalloc; ``None``
+        when it never calls the raw domain): larger ones are counted once, by the raw
+        domain's hook.
+        """
         if self._ext is None:
             return {"backend": TRACEMALLOC, "running": self.running, "depth": self.depth}
         out = dict(self._ext.stats())
