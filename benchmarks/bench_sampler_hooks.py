@@ -77,11 +77,12 @@ def pairs(name: str, count: int, interval: int) -> list[tuple[float, float]]:
 
 def once(name: str, hooked: bool, turns: int, interval: int) -> None:
     """One run of ``turns`` turns of workload ``name``, hooked or not (for callgrind)."""
+    # Imported either way: its modules' objects are traversed by every GC pass.
+    from memlens.heap.sampler import AllocationSampler
+
     space: dict = {}
     exec(textwrap.dedent(WORKLOADS[name]), space)  # noqa: S102 - our own workload text
     if hooked:
-        from memlens.heap.sampler import AllocationSampler
-
         sampler = AllocationSampler(interval=interval or None, seed=1).start()
         space["work"](turns)
         sampler.stop()
