@@ -12,6 +12,9 @@ A checkpoint reads, in one pass and without changing what the program keeps:
 
 When the GC is enabled the program would collect cycles on its own, so a checkpoint
 runs a full collection first; when it is disabled, it never collects anything away.
+A checkpoint makes one pass over the heap when nothing is frozen (see ``gcpasses``):
+the collection that opens its window (GC enabled) or the one that counts the
+unreachable cycles (GC disabled); the rest is done without traversing the heap.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from itertools import compress, repeat
 from typing import Any
 
 from memlens.heap.doctor import native
+from memlens.heap.doctor.gcpasses import Hold, clear_free_lists, free_lists_clearable
 from memlens.heap.doctor.sites import CodeMap, Frame
 
 # Blocks larger than this come from malloc, not pymalloc's mmapped arenas, so they
@@ -178,6 +182,12 @@ class Reader:
         # and type counts, which gc.get_objects() no longer lists.
         self.frozen_containers: list[object] = []
         self.frozen_types: dict[str, int] = {}
+        # Whether the program's collector was on when the window opened (held off
+        # inside it, see ``gcpasses.Hold``), and how many objects the last
+        # checkpoint listed outside the frozen heap.
+        self.program_gc = gc.isenabled()
+        self.hold = Hold()
+        self.listed = 0
 
     def site_of(self, frames: tuple[Frame, ...]) -> SiteKey | None:
         """The innermost user frame of a raw traceback (cached per traceback).
@@ -208,18 +218,32 @@ class Reader:
         """
         self._window[0] = sys.getallocatedblocks()
 
-    def read(self, iteration: int, collected: bool = False) -> Checkpoint:
-        """One checkpoint; ``collected``: the caller has just run the collection
-        and called :meth:`mark`."""
-        cp = Checkpoint(iteration=iteration)
-        if not collected:
-            if gc.isenabled():
-                gc.collect()
-            Reader.mark(self)
-        cp.blocks = self._window[0] - self.own_blocks
-        if gc.isenabled() and not collected:
-            # The program's own collector would free these cycles: let it.
+    def open_window(self) -> None:
+        """The collection that starts a checkpoint, then :meth:`mark`; automatic
+        collections are held off until :meth:`end_window`.
+
+        GC enabled: a full collection (the program's own collector would free
+        these cycles: let it). Disabled: only the free lists are emptied (the
+        unreachable cycles are the program's; :meth:`read` counts them).
+        Call as ``Reader.open_window(reader)``.
+        """
+        self.program_gc = gc.isenabled()
+        if self.program_gc:
             gc.collect()
+        elif free_lists_clearable():
+            clear_free_lists()
+        else:
+            collect_keeping_garbage()
+        Reader.mark(self)
+        self.hold.start()
+
+    def read(self, iteration: int, collected: bool = False) -> Checkpoint:
+        """One checkpoint; ``collected``: the caller has just called
+        :meth:`open_window`."""
+        if not collected:
+            Reader.open_window(self)
+        cp = Checkpoint(iteration=iteration)
+        cp.blocks = self._window[0] - self.own_blocks
         # Process-level figures are read before the doctor allocates anything, and
         # whatever the doctor itself adds until the end of the checkpoint is
         # subtracted from every later reading (see ``end_window``).
@@ -230,7 +254,7 @@ class Reader:
         self._window[2] = native.rss()
         self._window[3] = self.overhead()
         self._open = True
-        if not gc.isenabled():
+        if not self.program_gc:
             self._account_garbage(cp)
         self._read_traces(cp)
         self._read_objects(cp)
@@ -264,21 +288,32 @@ class Reader:
         self.per_block_cost = max(0.0, cost / n)
 
     def end_window(self) -> None:
-        """Charge what the doctor allocated since ``read`` began to the doctor."""
-        if not self._open:
-            return
-        if gc.isenabled():
-            gc.collect()  # free the doctor's own cycles inside its own window
-        else:
-            collect_keeping_garbage()  # the free lists, as at ``mark``
-        # First, before anything made since ``mark`` is freed (or handed to a free
-        # list, which the next collection empties).
-        self.own_blocks += sys.getallocatedblocks() - self._window[0]
-        _, m0, r0, o0 = self._window
-        self.own_malloc += native.malloc_in_use() - m0
-        self.own_rss += native.rss() - r0
-        self.own_overhead += self.overhead() - o0
-        self._open = False
+        """Charge what the doctor allocated since ``read`` began to the doctor.
+
+        Its own cycles are freed by a young collection (all it made in the window
+        is young, see :meth:`open_window`), then the free lists are emptied, as at
+        ``mark``: without a pass over the heap when nothing is frozen.
+        """
+        try:
+            if not self._open:
+                return
+            gc.collect(1)  # the doctor's own cycles
+            if free_lists_clearable():
+                clear_free_lists()
+            elif self.program_gc:
+                gc.collect()
+            else:
+                collect_keeping_garbage()  # frees nothing: those cycles are the leak
+            # First, before anything made since ``mark`` is freed (or handed to a
+            # free list, which the next collection empties).
+            self.own_blocks += sys.getallocatedblocks() - self._window[0]
+            _, m0, r0, o0 = self._window
+            self.own_malloc += native.malloc_in_use() - m0
+            self.own_rss += native.rss() - r0
+            self.own_overhead += self.overhead() - o0
+            self._open = False
+        finally:
+            self.hold.release()
 
     def _read_traces(self, cp: Checkpoint) -> None:
         if not tracemalloc.is_tracing():
@@ -331,6 +366,7 @@ class Reader:
         base = self.baseline_lens
         first = base is None
         objs = gc.get_objects()
+        self.listed = len(objs)
         try:
             conts = list(compress(objs, map(CONTAINER_TYPES.__contains__, map(type, objs))))
             if first:

@@ -40,7 +40,6 @@ from memlens.heap.doctor.checkpoints import (
     Checkpoint,
     Reader,
     SiteKey,
-    collect_keeping_garbage,
     type_counts,
 )
 from memlens.heap.doctor.frozen import FrozenHeap
@@ -190,6 +189,7 @@ class Engine:
         self.contexts = {id(r): name for r in gc.get_referents(copy)}
 
     def end(self) -> None:
+        self.reader.hold.release()
         self.thaw()
         if self._started_tracing:
             tracemalloc.stop()
@@ -290,13 +290,16 @@ class Engine:
         k = self._look_calls - look.LOOK_SETTLE
         if k > 0 and k % self.look_every == 0:
             self._gc_enabled = gc.isenabled()
-            cp = run_shallow(self.reader.read, self.iterations)
-            self.memory.rebase(self.iterations)
-            self.checkpoints.append(cp)
-            self.own.add(id(cp))
-            for d in (cp.site_bytes, cp.site_blocks, cp.container_lens, cp.garbage_site_bytes):
-                self.own.add(id(d))
-            self.reader.end_window()
+            try:
+                cp = run_shallow(self.reader.read, self.iterations)
+                self.memory.rebase(self.iterations)
+                self.checkpoints.append(cp)
+                self.own.add(id(cp))
+                for d in (cp.site_bytes, cp.site_blocks, cp.container_lens, cp.garbage_site_bytes):
+                    self.own.add(id(d))
+                self._release_frozen()
+            finally:
+                self.reader.end_window()
             if self.progress is not None:
                 self.progress(self)
         # By 85 % of the budget with enough checkpoints for a trend, and with what it
@@ -323,6 +326,11 @@ class Engine:
         self.look_every = look.spacing(self.watch_signals)
         self._look_calls = 0
         self.phase = look.LOOK
+        # The look reads only what it traces: the heap the watch saw grow stays out
+        # of its collections from here on, as the heap from before the run does.
+        run_shallow(self.frozen.extend, self._gc_enabled)
+        self.reader.frozen_containers = self.frozen.containers
+        self.own.add(id(self.frozen.containers))
         self._start_tracing()
 
     def _end_look(self) -> None:
@@ -333,16 +341,17 @@ class Engine:
     # -- internals ----------------------------------------------------------------
     def _checkpoint(self) -> None:
         self._gc_enabled = gc.isenabled()
-        if self._gc_enabled:
-            gc.collect()
-        else:
-            # A collection also empties the interpreter's free lists, which hold
-            # blocks the steps freed: the program's garbage is kept (it is the
-            # evidence), the free lists emptied before the blocks are read.
-            collect_keeping_garbage()
-        # The interpreter's blocks are read before the doctor makes anything, here on
-        # this thread; what the checkpoint still holds at ``end_window`` is its own.
-        Reader.mark(self.reader)
+        # The collection, then the interpreter's blocks, read before the doctor makes
+        # anything, here on this thread; what the checkpoint still holds at
+        # ``end_window`` is its own.
+        Reader.open_window(self.reader)
+        try:
+            self._read_and_decide()
+        finally:
+            Reader.end_window(self.reader)
+
+    def _read_and_decide(self) -> None:
+        """The checkpoint's readings and what they decide (inside its window)."""
         cp = run_shallow(self.reader.read, self.iterations, True)
         # What the reading itself left resident is not the steps' rate.
         self.memory.rebase(self.iterations)
@@ -372,7 +381,23 @@ class Engine:
         if self.progress is not None:
             self.progress(self)
         del cp
-        Reader.end_window(self.reader)
+        self._release_frozen()
+
+    def _release_frozen(self) -> None:
+        """Once the steps' heap is as big as the one frozen at the start, give that
+        back to the collector (inside a checkpoint's window, so that what the doctor
+        frees with it stays accounted).
+
+        The frozen heap saves each full collection a pass over it; a window then
+        needs two passes over the rest (see ``gcpasses``), and with nothing frozen
+        one pass over all. Past this point one pass over everything costs less.
+        """
+        if not self.frozen.active or self.done:
+            return
+        if self.reader.listed < gc.get_freeze_count():
+            return
+        self.reader.frozen_containers = []
+        self.frozen.release()
 
     @property
     def first_checkpoint(self) -> Checkpoint | None:
@@ -437,7 +462,7 @@ class Engine:
     def _done(self, reason: str) -> None:
         self.stop_reason = reason
         self.done = True
-        if self.frozen.active:
+        if self.frozen.active or self.frozen.released:
             # Live objects per type now, counted while the old heap is still set
             # aside (its counts are known): the sampling compares it to the baseline.
             self.final_types = run_shallow(self._type_counts_now)
