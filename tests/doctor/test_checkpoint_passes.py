@@ -39,6 +39,42 @@ def _line(text: str) -> str:
     raise AssertionError(text)
 
 
+def test_free_lists_are_emptied_without_touching_the_heap() -> None:
+    assert free_lists_clearable()
+    kept = [_Part(None, k) for k in range(100)]
+    clear_free_lists()
+    # Nothing was freed or left frozen; the young objects are in the oldest generation.
+    assert gc.get_freeze_count() == 0
+    assert [p.k for p in kept] == list(range(100))
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(p) in oldest for p in kept)
+
+
+def test_free_lists_are_not_emptied_that_way_while_anything_is_frozen() -> None:
+    gc.freeze()
+    try:
+        assert not free_lists_clearable()
+    finally:
+        gc.unfreeze()
+
+
+def test_hold_gives_the_collector_back_once() -> None:
+    hold = Hold()
+    assert gc.isenabled()
+    hold.start()
+    assert not gc.isenabled()
+    hold.release()
+    hold.release()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        hold.start()  # a program that disabled the GC keeps it disabled
+        hold.release()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 # Run in a fresh interpreter: its frozen heap is small, so the engine-level
 # checkpoints below are cheap (in the test process they pass over pytest's heap).
 _PROBE = r"""
