@@ -14,6 +14,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CORPUS = os.path.join(ROOT, "benchmarks", "leaks")
 
 
+def line_of(path: str, text: str) -> str:
+    """``file.py:N``: the first line of ``path`` that holds ``text`` (and is not the
+    call asking for it), as a finding's site ends."""
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if text in line and "line_of(" not in line:
+                return f"{os.path.basename(path)}:{lineno}"
+    raise AssertionError(f"{text!r} is not in {path}")
+
+
 def run_scenario(name: str) -> dict[str, Any]:
     """Diagnose one corpus scenario in a fresh interpreter (as the evaluation does)."""
     proc = subprocess.run(

@@ -13,6 +13,7 @@ import pytest
 
 from memlens.heap.doctor import doctor
 from memlens.heap.doctor.gcpasses import Hold, clear_free_lists, free_lists_clearable
+from tests.doctor.conftest import line_of
 
 
 class _Part:
@@ -32,11 +33,7 @@ _REGISTRY: list[_Chart] = []  # charts never removed: the leak
 
 
 def _line(text: str) -> str:
-    with open(__file__, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if text in line and "_line(" not in line:
-                return f"test_checkpoint_passes.py:{lineno}"
-    raise AssertionError(text)
+    return line_of(__file__, text)
 
 
 def test_free_lists_are_emptied_without_touching_the_heap() -> None:

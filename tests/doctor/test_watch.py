@@ -10,6 +10,7 @@ from memlens.heap.doctor import doctor
 from memlens.heap.doctor.iterations import Engine, Options
 from memlens.heap.doctor.look import LOOK_CHECKPOINTS, LOOK_SETTLE, MAX_SPACING
 from memlens.heap.doctor.sites import CodeMap
+from tests.doctor.conftest import line_of
 
 _kept: list[bytes] = []
 # Whether tracemalloc ran during call i (preallocated: recording keeps nothing).
@@ -30,12 +31,7 @@ chain = _Chain()
 
 
 def _line(text: str) -> str:
-    """``test_watch.py:N`` of the line of this file that holds ``text``."""
-    with open(__file__, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if text in line and "_line(" not in line:
-                return f"test_watch.py:{lineno}"
-    raise AssertionError(text)
+    return line_of(__file__, text)
 
 
 def test_a_flat_step_is_never_traced() -> None:
