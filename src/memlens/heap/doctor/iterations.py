@@ -297,7 +297,6 @@ class Engine:
                 self.own.add(id(cp))
                 for d in (cp.site_bytes, cp.site_blocks, cp.container_lens, cp.garbage_site_bytes):
                     self.own.add(id(d))
-                self._release_frozen()
             finally:
                 self.reader.end_window()
             if self.progress is not None:
@@ -392,8 +391,8 @@ class Engine:
         needs two passes over the rest (see ``gcpasses``), and with nothing frozen
         one pass over all. Past this point one pass over everything costs less.
         """
-        if not self.frozen.active or self.done:
-            return
+        if not self.frozen.active or self.done or self.phase == look.LOOK:
+            return  # (the look froze the watch's heap on purpose)
         if self.reader.listed < gc.get_freeze_count():
             return
         self.reader.frozen_containers = []
