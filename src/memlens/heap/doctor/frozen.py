@@ -52,33 +52,6 @@ class FrozenHeap:
         gc.freeze()
         self.active = True
 
-    def extend(self, collect: bool) -> None:
-        """Freeze the heap the steps built too, for the rest of the run (before a
-        look, see ``look``).
-
-        The look reads only what it traces, all of it allocated after this; the
-        watch's heap (a plotting library's figures: hundreds of thousands of
-        objects) then stays out of each of the look's passes. ``collect``: collect
-        first (the program's GC is on; with it off, its unreachable cycles stay).
-        """
-        if gc.get_freeze_count() > 0 and not self.active:
-            return  # the program's own freeze: left alone
-        if collect:
-            gc.collect()
-        objs = gc.get_objects()
-        try:
-            counts = type_counts(objs)
-            containers = list(compress(objs, map(CONTAINER_TYPES.__contains__, map(type, objs))))
-        finally:
-            del objs
-        types = dict(self.types)
-        for name, n in counts.items():
-            types[name] = types.get(name, 0) + n
-        self.types = types
-        self.containers = self.containers + containers
-        gc.freeze()
-        self.active = True
-
     def release(self) -> None:
         """Give the frozen objects back during the run, for good: once the steps'
         heap has outgrown them, the checkpoints cost less with nothing frozen (see

@@ -325,11 +325,6 @@ class Engine:
         self.look_every = look.spacing(self.watch_signals)
         self._look_calls = 0
         self.phase = look.LOOK
-        # The look reads only what it traces: the heap the watch saw grow stays out
-        # of its collections from here on, as the heap from before the run does.
-        run_shallow(self.frozen.extend, self._gc_enabled)
-        self.reader.frozen_containers = self.frozen.containers
-        self.own.add(id(self.frozen.containers))
         self._start_tracing()
 
     def _end_look(self) -> None:
@@ -392,7 +387,7 @@ class Engine:
         one pass over all. Past this point one pass over everything costs less.
         """
         if not self.frozen.active or self.done or self.phase == look.LOOK:
-            return  # (the look froze the watch's heap on purpose)
+            return
         if self.reader.listed < gc.get_freeze_count():
             return
         self.reader.frozen_containers = []
