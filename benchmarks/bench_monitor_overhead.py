@@ -1,13 +1,21 @@
 """Overhead of the always-on monitor on a request-handling workload.
 
-Runs the same fixed number of simulated requests with no monitor, with the monitor
-in ``production`` mode and in ``standard`` mode, side by side: each repeat runs
-all three once, in a rotating order, and the figures are medians over repeats.
-Prints the wall-time ratio of each mode to the unmonitored run (median of the
-per-repeat paired ratios), plus the amortized steady-state cost of the periodic
-work that a short round may not include (smaps reads, leak checks, history flush).
+Runs the same fixed number of simulated requests with no monitor, with the sampling
+tracer alone (``sampler``: the one the ``standard`` monitor starts, automatic
+interval, the mode's stack depth, and no monitor), with the monitor in
+``production`` mode and in ``standard`` mode, side by side: each repeat runs all of
+them once, in a rotating order, and the figures are medians over repeats. Each round
+starts its configuration, runs ``--warmup`` CPU seconds of requests that are not
+measured (the sampler's cost governor spends its start-up allowance there: the
+figures are the steady state of a long-running service), then the measured requests.
+Prints the wall-time and request-thread CPU ratios of each to the unmonitored run
+(medians of the per-repeat paired ratios), the monitor thread's own CPU, the
+sampler's interval and samples per request at the end of the round, and the
+``standard`` monitor's CPU over the sampler alone (the monitor's own part on the
+program's thread). Then the amortized steady-state cost of the periodic work that a
+short round may not include (smaps reads, leak checks, history flush), in CPU time.
 
-    python benchmarks/bench_monitor_overhead.py                # ~2 minutes
+    python benchmarks/bench_monitor_overhead.py                # ~4 minutes
     python benchmarks/bench_monitor_overhead.py --rounds 11 --round-seconds 10
 """
 
@@ -15,15 +23,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import random
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from memlens.core.clock import ManualClock
 from memlens.core.config import Config
+from memlens.heap.sampler import AllocationSampler
 from memlens.service import Monitor
 from memlens.service.growth import points
 from memlens.service.leaks import assess_growth
@@ -62,25 +74,75 @@ def run_requests(n: int) -> tuple[float, float]:
     return time.perf_counter() - start, time.thread_time() - cpu
 
 
-def timed_round(mode: str | None, n: int) -> tuple[float, float, float]:
-    """(wall, request-thread CPU, monitor sampling CPU) for ``n`` requests under ``mode``."""
-    if mode is None:
-        return (*run_requests(n), 0.0)
-    monitor = Monitor(Config(mode=mode, persist_history=False)).start()
+SAMPLER = "sampler"  # the standard monitor's sampling tracer alone, no monitor
+
+
+class Round:
+    """One measured round: wall and request-thread CPU seconds, the monitor thread's
+    CPU seconds, the sampler's interval at the end and its samples per request."""
+
+    def __init__(
+        self, wall: float, cpu: float, monitor_cpu: float = 0.0, sampler: Any = None
+    ) -> None:
+        self.wall, self.cpu, self.monitor_cpu = wall, cpu, monitor_cpu
+        self.interval = self.per_request = math.nan
+        if sampler is not None and sampler.backend == "sampling":
+            self.interval = float(sampler.stats()["interval"])
+
+
+def _samples(sampler: Any) -> float:
+    if sampler is None or sampler.backend != "sampling":
+        return math.nan
+    return float(sampler.stats()["samples"])
+
+
+def warm_up(cpu_seconds: float) -> None:
+    """Run requests for ``cpu_seconds`` of this thread's CPU time (not wall time: on a
+    loaded machine a wall second is a fraction of a CPU second)."""
+    end = time.thread_time() + cpu_seconds
+    while time.thread_time() < end:
+        run_requests(200)
+
+
+def _measure(n: int, warmup: float, sampler: Any, monitor: Monitor | None = None) -> Round:
+    """Warm up, then measure ``n`` requests (with ``sampler`` and ``monitor`` running)."""
+    warm_up(warmup)
+    samples, monitor_cpu = _samples(sampler), monitor.sample_cpu if monitor else 0.0
+    wall, cpu = run_requests(n)
+    monitor_cpu = (monitor.sample_cpu - monitor_cpu) if monitor else 0.0
+    out = Round(wall, cpu, monitor_cpu, sampler)
+    out.per_request = (_samples(sampler) - samples) / n
+    return out
+
+
+def timed_round(config: str | None, n: int, warmup: float = 0.0) -> Round:
+    """``n`` requests under ``config`` (None, ``sampler`` or a monitor mode), after
+    ``warmup`` CPU seconds of requests that are not measured."""
+    if config is None:
+        return _measure(n, warmup, None)
+    if config == SAMPLER:
+        sampler = AllocationSampler(depth=Config(mode="standard").effective_trace_depth)
+        sampler.start()
+        try:
+            return _measure(n, warmup, sampler)
+        finally:
+            sampler.stop()
+    monitor = Monitor(Config(mode=config, persist_history=False)).start()
     try:
-        wall, cpu = run_requests(n)
+        return _measure(n, warmup, monitor.heapwatch.sampler, monitor)
     finally:
         monitor.stop()
-    return wall, cpu, monitor.sample_cpu
 
 
 # -- amortized periodic costs --------------------------------------------------------------
 def cost_of(fn: Callable[[], object], repeat: int = 5) -> float:
+    """Least thread CPU seconds of ``repeat`` calls (CPU time: on a loaded machine the
+    wall time also counts the waits for a CPU)."""
     best = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.thread_time()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.thread_time() - start)
     return best
 
 
@@ -143,44 +205,60 @@ def main() -> None:
     parser.add_argument(
         "--round-seconds", type=float, default=6.0, help="approximate length of one round"
     )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="CPU seconds of requests run under each configuration before it is measured",
+    )
     args = parser.parse_args()
+    if args.rounds < 1 or args.round_seconds <= 0 or args.warmup < 0:
+        parser.error("--rounds must be >= 1, --round-seconds > 0 and --warmup >= 0")
 
     run_requests(2000)  # warm caches and the allocator
     per_request = run_requests(5000)[0] / 5000
     n = max(1000, int(args.round_seconds / per_request))
     print(
-        f"workload: {n} requests per round (~{per_request * 1e6:.1f} µs each), {args.rounds} rounds"
+        f"workload: {n} requests per round (~{per_request * 1e6:.1f} µs each) after "
+        f"{args.warmup:g} CPU s unmeasured, {args.rounds} rounds; load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
 
-    configs: list[str | None] = [None, "production", "standard"]
-    walls: dict[str | None, list[float]] = {c: [] for c in configs}
-    cpus: dict[str | None, list[float]] = {c: [] for c in configs}
-    sampling: dict[str | None, list[float]] = {c: [] for c in configs}
+    configs: list[str | None] = [None, SAMPLER, "production", "standard"]
+    rounds: dict[str | None, list[Round]] = {c: [] for c in configs}
     for r in range(args.rounds):
-        order = configs[r % 3 :] + configs[: r % 3]  # rotate so no mode always runs first
-        for config in order:
-            wall, cpu, sample_cpu = timed_round(config, n)
-            walls[config].append(wall)
-            cpus[config].append(cpu)
-            sampling[config].append(sample_cpu / wall)
-    base, base_cpu = walls[None], cpus[None]
+        k = r % len(configs)
+        for config in configs[k:] + configs[:k]:  # rotate so none always runs first
+            rounds[config].append(timed_round(config, n, args.warmup))
+    base = rounds[None]
+
+    def ratio(config: str | None, of: str | None = None, cpu: bool = False) -> float:
+        pairs = zip(rounds[config], rounds[of])
+        return statistics.median([(a.cpu / b.cpu) if cpu else (a.wall / b.wall) for a, b in pairs])
+
     print(
-        f"{'mode':<12}{'median wall':>13}{'wall ratio':>12}{'overhead':>10}"
-        f"{'cpu ratio':>11}{'sampling CPU':>14}"
+        f"{'':<12}{'median wall':>13}{'wall ratio':>12}{'cpu ratio':>11}{'monitor CPU':>13}"
+        f"{'interval':>10}{'samples/req':>13}"
     )
-    print(
-        f"{'none':<12}{statistics.median(base):>12.3f}s{1.0:>12.4f}{'-':>10}{1.0:>11.4f}{'-':>14}"
-    )
-    for mode in ("production", "standard"):
-        ratio = statistics.median([m / b for m, b in zip(walls[mode], base)])
-        cpu_ratio = statistics.median([m / b for m, b in zip(cpus[mode], base_cpu)])
+    for config in configs:
+        rs = rounds[config]
+        monitor_cpu = statistics.median([x.monitor_cpu / x.wall for x in rs])
+        interval = statistics.median([x.interval for x in rs])
+        per = statistics.median([x.per_request for x in rs])
         print(
-            f"{mode:<12}{statistics.median(walls[mode]):>12.3f}s{ratio:>12.4f}"
-            f"{(ratio - 1) * 100:>+9.2f}%{cpu_ratio:>11.4f}"
-            f"{statistics.median(sampling[mode]) * 100:>13.3f}%"
+            f"{config or 'none':<12}{statistics.median([x.wall for x in rs]):>12.3f}s"
+            f"{ratio(config):>12.4f}{ratio(config, cpu=True):>11.4f}"
+            + (f"{monitor_cpu * 100:>12.3f}%" if config not in (None, SAMPLER) else f"{'-':>13}")
+            + (f"{interval / 1024:>8.0f}Ki" if interval == interval else f"{'-':>10}")
+            + (f"{per:>13.2f}" if per == per else f"{'-':>13}")
         )
-    print(f"(wall spread of the unmonitored rounds: {(max(base) / min(base) - 1) * 100:.1f} %)")
-    print("\namortized periodic work (fraction of one core, steady state, 30-day history):")
+    print(
+        f"standard over the sampler alone (the monitor's own part), cpu ratio "
+        f"{ratio('standard', SAMPLER, cpu=True):.4f}"
+    )
+    walls = [x.wall for x in base]
+    print(f"(wall spread of the unmonitored rounds: {(max(walls) / min(walls) - 1) * 100:.1f} %)")
+    print("\namortized periodic work (CPU, fraction of one core, steady state, 30-day history):")
     for mode in ("production", "standard"):
         costs = periodic_costs(mode)
         history = costs.pop("history_bytes")
