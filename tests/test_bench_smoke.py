@@ -32,6 +32,23 @@ def test_monitor_overhead_periodic_costs_are_fractions_of_a_core() -> None:
     assert costs["history_bytes"] > 100_000  # a 30-day history
 
 
+def test_monitor_overhead_rounds_report_the_sampler_beside_the_monitor() -> None:
+    from memlens.heap.native_ext import load_extension
+
+    bench = load_benchmark("bench_monitor_overhead")
+    for config in (None, bench.SAMPLER, "production", "standard"):
+        got = bench.timed_round(config, 300, warmup=0.01)
+        assert got.wall > 0 and got.cpu > 0, config
+        sampled = config in (bench.SAMPLER, "standard") and load_extension("_sampler")
+        # the interval and samples per request are read from the sampler that ran
+        assert (
+            (got.interval >= 4096 and got.per_request > 0)
+            if sampled
+            else got.interval != got.interval
+        )
+    assert got.monitor_cpu >= 0
+
+
 def test_profiler_stop_names_the_blocks_lines() -> None:
     out = _run("bench_profiler_stop.py", "--objects", "3000")
     (row,) = out.splitlines()[1:]
