@@ -6,8 +6,11 @@ interval, the mode's stack depth, and no monitor), with the monitor in
 ``production`` mode and in ``standard`` mode, side by side: each repeat runs all of
 them once, in a rotating order, and the figures are medians over repeats. Each round
 starts its configuration, runs ``--warmup`` CPU seconds of requests that are not
-measured (the sampler's cost governor spends its start-up allowance there: the
-figures are the steady state of a long-running service), then the measured requests.
+measured, then the measured requests. The warm-up is where the sampler's cost
+governor spends its start-up allowance (2 % of the up to 10 CPU seconds before the
+start, 200 ms of recording, is let through at the smallest interval; on this workload
+that lasts ~3-4 CPU seconds), so the figures are the steady state of a long-running
+service; ``--warmup 0`` measures a freshly started monitor instead.
 Prints the wall-time and request-thread CPU ratios of each to the unmonitored run
 (medians of the per-repeat paired ratios), the monitor thread's own CPU, the
 sampler's interval and samples per request at the end of the round, and the
@@ -15,7 +18,7 @@ sampler's interval and samples per request at the end of the round, and the
 program's thread). Then the amortized steady-state cost of the periodic work that a
 short round may not include (smaps reads, leak checks, history flush), in CPU time.
 
-    python benchmarks/bench_monitor_overhead.py                # ~4 minutes
+    python benchmarks/bench_monitor_overhead.py                # ~6 minutes
     python benchmarks/bench_monitor_overhead.py --rounds 11 --round-seconds 10
 """
 
@@ -208,7 +211,7 @@ def main() -> None:
     parser.add_argument(
         "--warmup",
         type=float,
-        default=2.0,
+        default=5.0,
         help="CPU seconds of requests run under each configuration before it is measured",
     )
     args = parser.parse_args()
