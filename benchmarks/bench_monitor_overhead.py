@@ -78,6 +78,7 @@ def run_requests(n: int) -> tuple[float, float]:
 
 
 SAMPLER = "sampler"  # the standard monitor's sampling tracer alone, no monitor
+NONE = "none"
 
 
 class Round:
@@ -200,10 +201,37 @@ def periodic_costs(mode: str) -> dict[str, float]:
     return out
 
 
+def child(config: str, n: int) -> None:
+    """``n`` requests under ``config``, for an instruction count of the loop alone:
+    ``valgrind --tool=callgrind --toggle-collect=map_next python3.11
+    benchmarks/bench_monitor_overhead.py --child CONFIG --requests N`` counts only what
+    runs inside the ``map`` (the requests, the allocator hooks, GC callbacks). The
+    monitor runs without its thread (its thread's work is the ``monitor CPU`` column
+    and the periodic costs); no warm-up (valgrind's slowed CPU clock keeps the
+    sampler's governor in its start-up allowance: the automatic interval's worst case).
+    """
+    configs = [NONE, SAMPLER, "production", "standard"]
+    if config not in configs:
+        raise SystemExit(f"--child takes one of {', '.join(configs)}, not {config!r}")
+    run_requests(500)
+    stop: Callable[[], object] = lambda: None  # noqa: E731
+    if config == SAMPLER:
+        sampler = AllocationSampler(depth=Config(mode="standard").effective_trace_depth)
+        stop = sampler.start().stop
+    elif config != NONE:
+        stop = Monitor(Config(mode=config, persist_history=False)).start(thread=False).stop
+    list(map(handle_request, range(n)))
+    stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--child", metavar="CONFIG", help="only run --requests requests under CONFIG"
+    )
+    parser.add_argument("--requests", type=int, default=2000, help="requests for --child")
     parser.add_argument("--rounds", type=int, default=7, help="repeats of each configuration")
     parser.add_argument(
         "--round-seconds", type=float, default=6.0, help="approximate length of one round"
@@ -215,6 +243,9 @@ def main() -> None:
         help="CPU seconds of requests run under each configuration before it is measured",
     )
     args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, args.requests)
+        return
     if args.rounds < 1 or args.round_seconds <= 0 or args.warmup < 0:
         parser.error("--rounds must be >= 1, --round-seconds > 0 and --warmup >= 0")
 
