@@ -14,10 +14,14 @@ from tests.context.memory.agent_sessions import openai_session
 
 @pytest.fixture
 def collector_on():
+    # Put the collector back as it was, whatever the test left: a test that ends with
+    # it disabled would otherwise leave it off for every later test in the process.
     was = gc.isenabled()
     gc.enable()
     yield
-    if not was:
+    if was:
+        gc.enable()
+    else:
         gc.disable()
 
 
