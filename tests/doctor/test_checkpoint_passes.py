@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from memlens.heap.doctor import doctor
+from memlens.heap.doctor.checkpoints import Reader
+from memlens.heap.doctor.frozen import FrozenHeap
 from memlens.heap.doctor.gcpasses import Hold, clear_free_lists, free_lists_clearable
+from memlens.heap.doctor.sites import CodeMap
 from tests.doctor.conftest import line_of
 
 
@@ -189,3 +192,46 @@ def test_a_leak_of_many_tracked_objects_per_call_is_found() -> None:
     assert "_REGISTRY" in first.root, first.root
     assert first.category == "growing_collection", first.category
     assert len(diag.findings) == 1, [f.site for f in diag.findings]
+
+
+class _CountingSet(set):  # type: ignore[type-arg]
+    """The doctor's own ids, counting how often a container is looked up in them (once
+    per container that a checkpoint follows in Python)."""
+
+    looked = 0
+
+    def __contains__(self, item: object) -> bool:
+        self.looked += 1
+        return super().__contains__(item)
+
+
+def test_a_checkpoint_follows_only_the_grown_containers_of_the_frozen_heap() -> None:
+    # The program's heap when the doctor began: its containers are frozen with it and
+    # read at every checkpoint (a module-level registry is the typical holder), but
+    # only those longer than at the first checkpoint reach Python-level code.
+    held = [[k, k, k] for k in range(50_000)]
+    short = [1]
+    own = _CountingSet()
+    reader = Reader(CodeMap(()), own)
+    frozen = FrozenHeap()
+    frozen.freeze()
+    try:
+        assert frozen.active, "the test process froze objects of its own"
+        reader.use_frozen(frozen.containers, True)
+        reader.frozen_types = frozen.types
+        first = reader.read(1)
+        reader.end_window()
+        base = own.looked
+        held[7].append(0)
+        short.extend([2, 3, 4])  # grew past the minimum after the baseline: not followed
+        own.looked = 0
+        grown = reader.read(2)
+        reader.end_window()
+    finally:
+        frozen.thaw()
+    assert base >= 50_000  # the baseline reads every container once
+    assert own.looked < 5_000, own.looked
+    assert grown.container_lens.get(id(held[7])) == ("list", 4)
+    assert id(held[8]) not in grown.container_lens
+    assert id(short) not in grown.container_lens
+    assert first.container_lens == {}

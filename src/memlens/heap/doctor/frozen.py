@@ -33,6 +33,7 @@ class FrozenHeap:
         self.containers: list[Any] = []
         self.types: dict[str, int] = {}
         self.active = False
+        self.count = 0  # objects frozen (gc.get_freeze_count() walks them all)
         self.thawed = 0  # objects handed back by the last thaw (the oldest generation's tail)
         self.released = False  # handed back early (see :meth:`release`)
 
@@ -43,6 +44,7 @@ class FrozenHeap:
         gc.collect()
         objs = gc.get_objects()
         try:
+            self.count = len(objs)
             self.types = type_counts(objs)
             self.containers = list(
                 compress(objs, map(CONTAINER_TYPES.__contains__, map(type, objs)))
@@ -62,6 +64,7 @@ class FrozenHeap:
             return
         gc.unfreeze()
         self.active = False
+        self.count = 0
         self.released = True
         self.thawed = 0
         self.containers = []

@@ -160,7 +160,7 @@ class Engine:
     def _freeze_and_start_clock(self) -> None:
         # The heap that exists now is not the steps' doing: out of the GC's passes.
         run_shallow(self.frozen.freeze)
-        self.reader.frozen_containers = self.frozen.containers
+        self.reader.use_frozen(self.frozen.containers, self.frozen.active)
         self.reader.frozen_types = self.frozen.types
         self.own.add(id(self.frozen.containers))
         # The clock starts after the one-time set-up, which scales with the heap
@@ -388,9 +388,9 @@ class Engine:
         """
         if not self.frozen.active or self.done or self.phase == look.LOOK:
             return
-        if self.reader.listed < gc.get_freeze_count():
+        if self.reader.listed < self.frozen.count:
             return
-        self.reader.frozen_containers = []
+        self.reader.use_frozen([], False)
         self.frozen.release()
 
     @property
@@ -442,7 +442,7 @@ class Engine:
     def thaw(self) -> None:
         """Give the heap frozen at :meth:`begin` back to the GC (before any analysis
         walks the whole heap)."""
-        self.reader.frozen_containers = []
+        self.reader.use_frozen([], False)
         self.frozen.thaw()
 
     def _finish(self, reason: str) -> None:
