@@ -11,7 +11,8 @@ setuptools has no declarative way to place a file at the root of site-packages (
 .pth hook below) or to build C extensions that may fail without failing the install
 (``memlens._heapgraph``, the sampling tracer ``memlens._sampler``, the heap census's
 graph walk ``memlens._census``, the exact token counter ``memlens._bpecount``, the keep-set's text scans
-``memlens._textscan``, a snapshot's traces summed per traceback ``memlens._tracegroup``). Nothing else belongs in this file.
+``memlens._textscan``, a snapshot's traces summed per traceback ``memlens._tracegroup``, and
+``memlens._gdbshim``, a library for gdb, not Python: see ``heap/attach/gdb_env.py``). Nothing else belongs in this file.
 
 The .pth file lets ``MEMLENS_MONITOR=1 python app.py`` monitor an unmodified
 program. It costs one environment lookup at interpreter start-up and imports
@@ -68,6 +69,9 @@ EXTENSIONS = [
     ),
     Extension("memlens._textscan", ["src/memlens/_textscan.c"], optional=True),
     Extension("memlens._tracegroup", ["src/memlens/_tracegroup.c"], optional=True),
+    # Not a Python module: a library gdb loads to run code in a process on kernels whose
+    # extended register state gdb 13 cannot write (see the file's comment).
+    Extension("memlens._gdbshim", ["src/memlens/_gdbshim.c"], libraries=["dl"], optional=True),
 ]
 
 cmdclass = {"build_py": build_py_with_pth, "build_ext": optional_build_ext}

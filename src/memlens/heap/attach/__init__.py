@@ -4,7 +4,8 @@ One function does the platform-specific part: :func:`run_python`. On Python >= 3
 (both sides; :func:`attach_method` decides) it uses ``sys.remote_exec`` (PEP 768),
 which runs the script at the target's next safe point, and falls back to gdb when the
 target refuses it; otherwise gdb attaches, picks a thread blocked in a system
-call, runs the code under ``PyGILState_Ensure`` and detaches (see ``gdb_driver.py``).
+call, runs the code under ``PyGILState_Ensure`` and detaches (see ``gdb_driver.py``;
+``gdb_env.py`` first checks, once per machine, that gdb's calls work here).
 
 The code that runs must use the standard library only (the target may not have
 memlens installed) and imports nothing the target had not loaded: it is executed in a
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from memlens.core.errors import MemlensError
+from memlens.heap.attach.gdb_env import GdbUnusable, gdb_environment
 
 _DRIVER = Path(__file__).with_name("gdb_driver.py")
 _PY_VERSION = re.compile(r"(?:libpython|python)(\d)\.(\d+)")
@@ -359,6 +361,10 @@ def _gdb(pid: int, args: dict[str, Any], workdir: Path, timeout: float) -> Attac
         json.dumps({**args, "pid": pid, "result": str(result_path), "timeout": busy_wait})
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    try:  # asked once per machine, on a throwaway process, before the target is touched
+        env.update(gdb_environment(gdb, env))
+    except GdbUnusable as exc:
+        raise AttachError(str(exc)) from None
     env["MEMLENS_ATTACH_ARGS"] = str(args_path)
     # Its own session: a Ctrl-C at the terminal must not reach gdb while it is inside
     # a call in the target; memlens waits for the call to finish instead.
