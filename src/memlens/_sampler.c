@@ -12,10 +12,14 @@
  * goes into a table keyed by pointer, so its free is seen and live bytes fall.
  *
  * Cost on the hot path (see "the hooks"): an allocation subtracts its size from a
- * countdown and tail-jumps to the original allocator (11 instructions); a free loads
- * one byte of a counting filter and tail-jumps (12). A mem/object-domain realloc also
- * parks this thread's raw countdown around the call (29). Everything else happens
- * only for sampled blocks, under one mutex, in functions off the fast path.
+ * countdown and tail-jumps to the original allocator (malloc 5 instructions, calloc
+ * 7). Under pymalloc a block the mem or object domain samples is served from the raw
+ * domain (see divert()), so that its free reaches the raw hook: those domains' frees
+ * are not hooked at all, and their realloc counts and tail-jumps (7). A raw free loads
+ * one byte of a counting filter and tail-jumps (7). Under PYTHONMALLOC=malloc or
+ * pymalloc_debug the mem/object free reads the filter too, and their realloc parks
+ * this thread's raw countdown around the call (17). Everything else happens only for
+ * sampled blocks, under one mutex, in functions off the fast path.
  *
  * Peak: the estimated live total (the sum over live samples) and its highest value
  * since start() or reset_peak() are kept as samples come and go. The live bytes of
@@ -71,6 +75,10 @@ static TLS int tl_init;
 static TLS int64_t tl_countdown;
 static TLS uint64_t tl_rng;
 static TLS uint64_t tl_epoch; /* re-draw after start() changes the interval */
+/* The block of the latest mem/object-domain realloc this thread counted itself (see
+ * the diverting realloc hook): if that realloc hands it to the raw domain's realloc,
+ * the raw hook does not count it again. */
+static TLS void *tl_counted;
 
 /* The mem and object domains' countdown: one for the process, since they are only
  * called with the GIL held (a plain global, no TLS access on their fast path). */
@@ -85,6 +93,7 @@ typedef struct {
     PyMemAllocatorEx orig;
     size_t limit;
     int domain;
+    int divert; /* sampled blocks are served from the raw domain (see divert()) */
 } Domain;
 
 /* -- shared state ------------------------------------------------------------- */
@@ -522,18 +531,57 @@ static NOINLINE void forget(void *p) {
     pthread_mutex_unlock(&S.lock);
 }
 
+/* Diverting: where a mem/object domain's allocator hands large requests to the raw
+ * domain and routes their realloc and free there too (pymalloc: probed at start, see
+ * can_divert), a block it samples is served from the raw domain as well, so that its
+ * free reaches the raw hook and the domain needs no free hook at all (most frees are
+ * of its small blocks: they cost nothing then). The block is asked of the domain's
+ * own allocator at limit + 1 bytes, which it hands to the raw domain and counts as
+ * one of its raw blocks (as for any large request, so that sys.getallocatedblocks()
+ * stays balanced when the block is freed through it), then shrunk to `size` by a
+ * realloc, which keeps a raw block raw; with `ptr`, the block is moved there by a
+ * realloc (its contents kept). This thread's raw countdown is parked meanwhile: these
+ * bytes are counted by the mem/object countdown that chose to sample them. Returns
+ * the block, or NULL with `ptr` untouched. Costs a malloc and a realloc per sample. */
+static void *divert(Domain *d, void *ptr, size_t size, int zero) {
+    int64_t raw_countdown = tl_countdown;
+    tl_countdown = INT64_MAX;
+    void *p;
+    if (ptr) p = d->orig.realloc(d->orig.ctx, ptr, d->limit + 1);
+    else if (zero) p = d->orig.calloc(d->orig.ctx, 1, d->limit + 1);
+    else p = d->orig.malloc(d->orig.ctx, d->limit + 1);
+    if (p) {
+        void *q = d->orig.realloc(d->orig.ctx, p, size ? size : 1);
+        if (q) p = q; /* else the larger block, still valid, serves */
+    }
+    tl_countdown = raw_countdown;
+    return p;
+}
+
 /* mem and object domains (GIL held): their countdown crossed. */
 static NOINLINE void *gil_malloc_sampled(Domain *d, size_t size) {
     redraw(&g_countdown, &g_rng);
-    void *p = d->orig.malloc(d->orig.ctx, size);
+    void *p = d->divert ? divert(d, NULL, size, 0) : d->orig.malloc(d->orig.ctx, size);
     if (p) record(d->domain, p, size, 1);
     return p;
 }
 
 static NOINLINE void *gil_calloc_sampled(Domain *d, size_t nelem, size_t elsize) {
     redraw(&g_countdown, &g_rng);
-    void *p = d->orig.calloc(d->orig.ctx, nelem, elsize);
+    /* An overflowing nelem x elsize fails in the original allocator, as without us. */
+    int overflow = elsize && nelem > SIZE_MAX / elsize;
+    void *p = d->divert && !overflow ? divert(d, NULL, nelem * elsize, 1)
+                                     : d->orig.calloc(d->orig.ctx, nelem, elsize);
     if (p) record(d->domain, p, nelem * elsize, 1);
+    return p;
+}
+
+/* Diverting realloc whose countdown crossed: the new block is diverted (the old one,
+ * if sampled, is a raw block: the raw hook forgets it when it is moved). */
+static NOINLINE void *gil_realloc_divert(Domain *d, void *ptr, size_t size) {
+    redraw(&g_countdown, &g_rng);
+    void *p = divert(d, ptr, size, 0);
+    if (p) record(d->domain, p, size, 1);
     return p;
 }
 
@@ -588,8 +636,29 @@ static NOINLINE void free_sampled(Domain *d, void *ptr) {
         D.orig.free(ctx, ptr);                                                             \
     }
 
+/* Realloc of a diverting domain: no filter to read (its sampled blocks are raw
+ * blocks, whose realloc reaches the raw hook) and a tail jump. A request over the
+ * limit is counted by the raw hook, whichever way the block goes: pymalloc moves a
+ * small block to the raw domain with a malloc, or reallocates a raw block there. One
+ * within the limit is counted here: pymalloc keeps a small block small, without the
+ * raw domain, but reallocates a raw block (which stays raw even when it shrinks) with
+ * the raw domain's realloc, which must not count it again: the block is left in
+ * tl_counted for the raw hook to recognise (a stale value is a block that stayed in
+ * pymalloc, which the raw domain's realloc is not given). */
+#define DIVERT_REALLOC(NAME, D)                                                            \
+    static void *hook_##NAME##_realloc_divert(void *ctx, void *ptr, size_t size) {         \
+        if (size <= D.limit) {                                                             \
+            if (UNLIKELY((g_countdown -= (int64_t)size) < 0))                              \
+                return gil_realloc_divert(&D, ptr, size);                                  \
+            tl_counted = ptr;                                                              \
+        }                                                                                  \
+        return D.orig.realloc(ctx, ptr, size);                                             \
+    }
+
 GIL_HOOKS(mem, S.dom[PYMEM_DOMAIN_MEM])
 GIL_HOOKS(obj, S.dom[PYMEM_DOMAIN_OBJ])
+DIVERT_REALLOC(mem, S.dom[PYMEM_DOMAIN_MEM])
+DIVERT_REALLOC(obj, S.dom[PYMEM_DOMAIN_OBJ])
 
 /* The raw domain (any thread, GIL or not): this thread's countdown crossed. */
 #define RAW (S.dom[PYMEM_DOMAIN_RAW])
@@ -624,7 +693,15 @@ static void *hook_raw_calloc(void *ctx, size_t nelem, size_t elsize) {
     return RAW.orig.calloc(ctx, nelem, elsize);
 }
 
+/* A raw block that a diverting mem/object realloc counted (see DIVERT_REALLOC). */
+static NOINLINE void *raw_realloc_counted(void *ptr, size_t size) {
+    tl_counted = NULL;
+    if (maybe_sampled(ptr)) forget(ptr);
+    return RAW.orig.realloc(RAW.orig.ctx, ptr, size);
+}
+
 static void *hook_raw_realloc(void *ctx, void *ptr, size_t size) {
+    if (UNLIKELY(ptr == tl_counted) && ptr) return raw_realloc_counted(ptr, size);
     if (UNLIKELY((tl_countdown -= (int64_t)size) < 0 || maybe_sampled(ptr)))
         return raw_realloc_slow(ptr, size);
     return RAW.orig.realloc(ctx, ptr, size);
@@ -638,23 +715,33 @@ static void hook_raw_free(void *ctx, void *ptr) {
 /* -- which requests a domain hands to the raw domain -------------------------------- */
 static Domain probe_raw;
 static TLS int tl_probing;
-static size_t probe_hits;
+/* What the probe saw while tl_probing: allocations, reallocs and frees handed to
+ * it, the last block given to it (realloc, free) and the last it returned. */
+static size_t probe_hits, probe_reallocs, probe_frees;
+static void *probe_given, *probe_returned;
 
 static void *probe_malloc(void *ctx, size_t size) {
-    if (tl_probing) probe_hits++;
-    return probe_raw.orig.malloc(probe_raw.orig.ctx, size);
+    void *p = probe_raw.orig.malloc(probe_raw.orig.ctx, size);
+    if (tl_probing) probe_hits++, probe_returned = p;
+    return p;
 }
 
 static void *probe_calloc(void *ctx, size_t nelem, size_t elsize) {
-    if (tl_probing) probe_hits++;
-    return probe_raw.orig.calloc(probe_raw.orig.ctx, nelem, elsize);
+    void *p = probe_raw.orig.calloc(probe_raw.orig.ctx, nelem, elsize);
+    if (tl_probing) probe_hits++, probe_returned = p;
+    return p;
 }
 
 static void *probe_realloc(void *ctx, void *ptr, size_t size) {
-    return probe_raw.orig.realloc(probe_raw.orig.ctx, ptr, size);
+    void *p = probe_raw.orig.realloc(probe_raw.orig.ctx, ptr, size);
+    if (tl_probing) probe_reallocs++, probe_given = ptr, probe_returned = p;
+    return p;
 }
 
-static void probe_free(void *ctx, void *ptr) { probe_raw.orig.free(probe_raw.orig.ctx, ptr); }
+static void probe_free(void *ctx, void *ptr) {
+    if (tl_probing) probe_frees++, probe_given = ptr;
+    probe_raw.orig.free(probe_raw.orig.ctx, ptr);
+}
 
 /* Whether d's original allocator serves a request of `size` bytes from the raw
  * domain (called with the probe installed as the raw allocator). */
@@ -665,6 +752,29 @@ static int handed_to_raw(Domain *d, size_t size) {
     tl_probing = 0;
     if (p) d->orig.free(d->orig.ctx, p);
     return probe_hits > 0;
+}
+
+/* Whether d can divert (see divert()): a request of limit + 1 bytes is handed to the
+ * raw domain at the address d returns, and d's realloc of that block (to 1 byte) and
+ * its free are handed to the raw domain at the same addresses. True of pymalloc (and
+ * of tracemalloc over it); not of PYTHONMALLOC=malloc (no limit) or pymalloc_debug
+ * (its padding moves the address the raw domain sees), which keep a free hook. */
+static int can_divert(Domain *d) {
+    if (d->limit == 0 || d->limit >= (size_t)1 << 20) return 0;
+    probe_hits = probe_reallocs = probe_frees = 0;
+    probe_given = probe_returned = NULL;
+    tl_probing = 1;
+    void *p = d->orig.malloc(d->orig.ctx, d->limit + 1);
+    int ok = p && probe_hits == 1 && probe_returned == p;
+    if (p) {
+        void *q = d->orig.realloc(d->orig.ctx, p, 1);
+        ok = ok && q && probe_reallocs == 1 && probe_given == p && probe_returned == q;
+        if (q) p = q;
+        d->orig.free(d->orig.ctx, p);
+        ok = ok && probe_frees == 1 && probe_given == p;
+    }
+    tl_probing = 0;
+    return ok;
 }
 
 /* The largest request d's original allocator serves without the raw domain, found by
@@ -691,6 +801,8 @@ static size_t probe_limit(Domain *d) {
         }
         limit = lo;
     }
+    d->limit = limit;
+    d->divert = can_divert(d);
     PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &probe_raw.orig);
     return limit;
 }
@@ -783,6 +895,7 @@ static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
         PyMem_GetAllocator(DOMAINS[d], &dom->orig);
         dom->domain = DOMAINS[d];
         dom->limit = SIZE_MAX;
+        dom->divert = 0;
     }
     /* A hook's ctx is its original allocator's: the hook does not read it, and its
      * tail jump passes it on untouched. */
@@ -797,6 +910,16 @@ static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
                                                    hook_obj_free};
     S.dom[PYMEM_DOMAIN_MEM].limit = probe_limit(&S.dom[PYMEM_DOMAIN_MEM]);
     S.dom[PYMEM_DOMAIN_OBJ].limit = probe_limit(&S.dom[PYMEM_DOMAIN_OBJ]);
+    /* A diverting domain's frees go straight to its allocator (its sampled blocks'
+     * frees reach the raw hook); its realloc hook reads no filter. */
+    if (S.dom[PYMEM_DOMAIN_MEM].divert) {
+        S.hooks[PYMEM_DOMAIN_MEM].realloc = hook_mem_realloc_divert;
+        S.hooks[PYMEM_DOMAIN_MEM].free = S.dom[PYMEM_DOMAIN_MEM].orig.free;
+    }
+    if (S.dom[PYMEM_DOMAIN_OBJ].divert) {
+        S.hooks[PYMEM_DOMAIN_OBJ].realloc = hook_obj_realloc_divert;
+        S.hooks[PYMEM_DOMAIN_OBJ].free = S.dom[PYMEM_DOMAIN_OBJ].orig.free;
+    }
     g_rng = mix64(S.seed ^ 0x5851f42d4c957f2dULL) | 1;
     g_countdown = next_interval(&g_rng);
     for (int d = 0; d < 3; d++) PyMem_SetAllocator(DOMAINS[d], &S.hooks[d]);
@@ -1113,13 +1236,16 @@ static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
             return NULL;
         }
     }
-    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d,s:N,s:N}", "running",
+    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d,s:N,s:N,s:O,s:O}",
+                         "running",
                          (S.installed && hooks_in_place()) ? Py_True : Py_False, "interval",
                          cur_interval(), "max_frames", S.max_frames, "samples", samples,
                          "live_samples", live, "stacks", stacks, "dropped_without_gil", dropped,
                          "overhead_bytes", (Py_ssize_t)overhead, "auto", auto_div, "retunes",
                          retunes, "cost_floor", cost_floor, "record_seconds", cost_ns / 1e9,
-                         "mem_limit", limits[0], "obj_limit", limits[1]);
+                         "mem_limit", limits[0], "obj_limit", limits[1], "mem_divert",
+                         S.dom[PYMEM_DOMAIN_MEM].divert ? Py_True : Py_False, "obj_divert",
+                         S.dom[PYMEM_DOMAIN_OBJ].divert ? Py_True : Py_False);
 }
 
 static PyMethodDef methods[] = {
