@@ -40,6 +40,7 @@ from memlens.core.clock import ManualClock
 from memlens.core.config import Config
 from memlens.heap.sampler import AllocationSampler
 from memlens.service import Monitor
+from memlens.service.components import MONITOR_SAMPLER_BUDGET
 from memlens.service.growth import points
 from memlens.service.leaks import assess_growth
 
@@ -125,7 +126,9 @@ def timed_round(config: str | None, n: int, warmup: float = 0.0) -> Round:
     if config is None:
         return _measure(n, warmup, None)
     if config == SAMPLER:
-        sampler = AllocationSampler(depth=Config(mode="standard").effective_trace_depth)
+        sampler = AllocationSampler(
+            depth=Config(mode="standard").effective_trace_depth, budget=MONITOR_SAMPLER_BUDGET
+        )
         sampler.start()
         try:
             return _measure(n, warmup, sampler)
@@ -216,7 +219,9 @@ def child(config: str, n: int) -> None:
     run_requests(500)
     stop: Callable[[], object] = lambda: None  # noqa: E731
     if config == SAMPLER:
-        sampler = AllocationSampler(depth=Config(mode="standard").effective_trace_depth)
+        sampler = AllocationSampler(
+            depth=Config(mode="standard").effective_trace_depth, budget=MONITOR_SAMPLER_BUDGET
+        )
         stop = sampler.start().stop
     elif config != NONE:
         stop = Monitor(Config(mode=config, persist_history=False)).start(thread=False).stop

@@ -11,10 +11,12 @@ from the live heap (the interval it ended at is shown, the median over the seeds
 ``--pace N`` adds N x 100 loop turns of CPU work per allocation, so that allocating is a
 small part of the run, as in most programs (the automatic interval's cost governor
 then leaves it where the heap asks; with --pace 0 the workload does nothing but
-allocate, and the governor trades accuracy for the 1 % cost budget).
+allocate, and the governor trades accuracy for its cost budget). ``--budget`` sets that
+budget (the share of CPU time spent recording samples; default the sampler's 2 %, the
+monitor's is 0.5 %).
 
 Usage: python benchmarks/bench_sampler_accuracy.py [--intervals auto,8192,32768,131072,524288]
-       [--seeds 5] [--pace 0]
+       [--seeds 5] [--pace 0] [--budget 0.02]
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ import os
 import subprocess
 import sys
 
+from memlens.heap.sampler import AUTO_BUDGET
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOAD = os.path.join(ROOT, "tests", "heap", "sampler_workload.py")
 
 
-def run(backend: str, interval: int, seed: int, pace: int = 0) -> tuple[dict[str, int], int]:
+def run(
+    backend: str, interval: int, seed: int, pace: int = 0, budget: float = AUTO_BUDGET
+) -> tuple[dict[str, int], int]:
     out = subprocess.run(
-        [sys.executable, WORKLOAD, backend, str(interval), str(seed), str(pace)],
+        [sys.executable, WORKLOAD, backend, str(interval), str(seed), str(pace), str(budget)],
         capture_output=True,
         text=True,
         check=True,
@@ -48,6 +54,9 @@ def main() -> None:
     parser.add_argument("--intervals", default="auto,8192,32768,131072,524288")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--pace", type=int, default=0, help="CPU work per allocation")
+    parser.add_argument(
+        "--budget", type=float, default=AUTO_BUDGET, help="automatic interval's cost budget"
+    )
     args = parser.parse_args()
     exact, _ = run("tracemalloc", 1, 0)
     total = sum(exact.values())
@@ -63,7 +72,7 @@ def main() -> None:
         errors = []
         used = []
         for seed in range(1, args.seeds + 1):
-            sampled, at = run("sampling", interval, seed, args.pace)
+            sampled, at = run("sampling", interval, seed, args.pace, args.budget)
             used.append(at)
             errors += [abs(sampled.get(line, 0) - size) / size for line, size in big.items()]
         within = sum(e <= 0.10 for e in errors) / len(errors)

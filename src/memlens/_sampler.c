@@ -1236,7 +1236,7 @@ static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
             return NULL;
         }
     }
-    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d,s:N,s:N,s:O,s:O}",
+    return Py_BuildValue("{s:O,s:d,s:i,s:K,s:K,s:K,s:K,s:n,s:d,s:K,s:d,s:d,s:N,s:N,s:O,s:O,s:d}",
                          "running",
                          (S.installed && hooks_in_place()) ? Py_True : Py_False, "interval",
                          cur_interval(), "max_frames", S.max_frames, "samples", samples,
@@ -1245,7 +1245,8 @@ static PyObject *sampler_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
                          retunes, "cost_floor", cost_floor, "record_seconds", cost_ns / 1e9,
                          "mem_limit", limits[0], "obj_limit", limits[1], "mem_divert",
                          S.dom[PYMEM_DOMAIN_MEM].divert ? Py_True : Py_False, "obj_divert",
-                         S.dom[PYMEM_DOMAIN_OBJ].divert ? Py_True : Py_False);
+                         S.dom[PYMEM_DOMAIN_OBJ].divert ? Py_True : Py_False, "budget",
+                         S.auto_budget);
 }
 
 static PyMethodDef methods[] = {

@@ -1,10 +1,11 @@
 """A program with known allocation sites, for the sampler's accuracy tests.
 
-Run as ``python sampler_workload.py BACKEND INTERVAL SEED [PACE]``; prints a JSON object
+Run as ``python sampler_workload.py BACKEND INTERVAL SEED [PACE [BUDGET]]``; prints a JSON object
 ``{"lineno": live_bytes}`` for this file's sites (BACKEND: sampling | tracemalloc;
 INTERVAL 0: chosen automatically), and the interval in use at the end. PACE > 0 does
 PACE x 100 loop turns of CPU work (no allocation) per allocation, so that allocating is
-a small part of the program's time, as in most services (0: allocation only).
+a small part of the program's time, as in most services (0: allocation only). BUDGET:
+the automatic interval's cost budget (default: the sampler's, ``AUTO_BUDGET``).
 Sizes were chosen before running memlens on it: four sites of very different block
 sizes (~16 MB of 1 KB bytes, ~14 MB of short str, ~8 MB of 64 KB bytearrays, ~3 MB of
 small dicts), a churning site that keeps nothing, and one freed site.
@@ -13,9 +14,10 @@ small dicts), a churning site that keeps nothing, and one freed site.
 import json
 import sys
 
-from memlens.heap.sampler import AllocationSampler
+from memlens.heap.sampler import AUTO_BUDGET, AllocationSampler
 
 PACE = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+BUDGET = float(sys.argv[5]) if len(sys.argv) > 5 else AUTO_BUDGET
 
 
 def pace():
@@ -57,7 +59,9 @@ def freed(n):
 
 def main():
     backend, interval, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    sampler = AllocationSampler(interval=interval, depth=8, seed=seed, exact=backend != "sampling")
+    sampler = AllocationSampler(
+        interval=interval, depth=8, seed=seed, exact=backend != "sampling", budget=BUDGET
+    )
     sampler.start()
     kept = [big_blocks(16000), short_strings(220000), buffers(128), small_dicts(14000)]
     churn(200000)

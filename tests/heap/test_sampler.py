@@ -149,6 +149,23 @@ def test_bad_options_are_rejected():
         AllocationSampler(interval=-1)
     with pytest.raises(ValueError, match="depth"):
         AllocationSampler(depth=0)
+    for budget in (0.0, -0.01, 1.5):
+        with pytest.raises(ValueError, match="budget"):
+            AllocationSampler(budget=budget)
+
+
+@needs_ext
+def test_the_cost_budget_reaches_the_tracer():
+    sampler = AllocationSampler(budget=0.004).start()
+    try:
+        assert sampler.stats()["budget"] == pytest.approx(0.004)
+    finally:
+        sampler.stop()
+    sampler = AllocationSampler().start()
+    try:
+        assert sampler.stats()["budget"] == pytest.approx(0.02)  # AUTO_BUDGET
+    finally:
+        sampler.stop()
 
 
 @needs_ext

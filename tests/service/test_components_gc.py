@@ -237,3 +237,18 @@ def test_forked_child_defers_its_first_snapshot() -> None:
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         mon.stop()
+
+
+def test_the_standard_monitor_runs_its_sampler_on_the_monitor_budget() -> None:
+    from memlens.heap.native_ext import load_extension
+    from memlens.service.components import MONITOR_SAMPLER_BUDGET
+
+    if load_extension("_sampler") is None:
+        pytest.skip("memlens._sampler was not built")
+    mon = Monitor(Config(mode="standard", persist_history=False)).start(thread=False)
+    try:
+        sampler = mon.heapwatch.sampler
+        assert sampler is not None and sampler.running
+        assert sampler.stats()["budget"] == pytest.approx(MONITOR_SAMPLER_BUDGET)
+    finally:
+        mon.stop()

@@ -14,9 +14,9 @@ The estimate of a site holding ``B`` bytes has a relative standard error of abou
 from the live heap as it grows or shrinks: ``live / AUTO_SAMPLES`` (a site holding
 1 % of the heap then has ~400 samples: within +-10 % at two standard errors),
 clamped to [:data:`AUTO_MIN`, :data:`AUTO_MAX`], and never so small that recording
-samples takes more than :data:`AUTO_BUDGET` of the process CPU time (a program that
-allocates very fast gets a larger interval, and less accuracy, rather than a
-slowdown; :meth:`stats` says so, ``limited_by_cost``). An explicit ``interval`` is
+samples takes more than ``budget`` (:data:`AUTO_BUDGET` unless given) of the process
+CPU time (a program that allocates very fast gets a larger interval, and less
+accuracy, rather than a slowdown; :meth:`stats` says so, ``limited_by_cost``). An explicit ``interval`` is
 kept fixed. Per sampled block ~100 bytes plus its stack.
 
 Where the extension is missing (no compiler at install time, a Python other than
@@ -73,6 +73,7 @@ class AllocationSampler:
         components: Mapping[str, str | Iterable[str]] | None = None,
         seed: int = 0,
         exact: bool = False,
+        budget: float = AUTO_BUDGET,
     ) -> None:
         if interval is None:
             interval = AUTO
@@ -80,10 +81,13 @@ class AllocationSampler:
             raise ValueError("sampling interval must be at least 1 byte (0: automatic)")
         if not 1 <= depth <= 128:
             raise ValueError("sampling depth must be between 1 and 128 frames")
+        if not 0 < budget <= 1:
+            raise ValueError("sampling cost budget must be a share of CPU time in (0, 1]")
         self.auto = int(interval) == AUTO
         self._interval = AUTO_MIN if self.auto else int(interval)
         self.depth = depth
         self.seed = seed
+        self.budget = float(budget)
         self._ext: Any = None if exact else load_extension("_sampler")
         # The heap meter does the attribution (and is the exact fallback).
         self.meter = HeapMeter(depth, components)
@@ -140,7 +144,7 @@ class AllocationSampler:
                     auto=float(AUTO_SAMPLES) if self.auto else 0.0,
                     min_interval=float(AUTO_MIN),
                     max_interval=float(AUTO_MAX),
-                    budget=AUTO_BUDGET,
+                    budget=self.budget,
                 )
                 _owner = self
                 self._peak = PeakWatch(SampledSource(self._ext))

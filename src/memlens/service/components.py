@@ -25,7 +25,7 @@ from memlens.heap.heap_meter import (
     component_totals_of_groups,
     sites_of_groups,
 )
-from memlens.heap.sampler import AllocationSampler
+from memlens.heap.sampler import AUTO_BUDGET, AllocationSampler
 
 FIELD_PREFIX = "component."
 
@@ -38,6 +38,12 @@ def _past(deadline: float | None) -> bool:
 #: took ``d`` seconds the next waits at least ``d / SNAPSHOT_BUDGET`` (copying the
 #: traces holds the GIL, worker thread or not: seconds on a big heap).
 SNAPSHOT_BUDGET = 0.10
+#: Share of the process CPU time the monitor's sampling tracer may spend recording
+#: samples (its cost governor). The sampler's own default: 0.5 % and 1 % were measured
+#: on bench_monitor_overhead.py's workload and saved less than that run's noise
+#: (<= 0.5 % of CPU) while the share of sites within +-10 % fell from 90 % to 45-65 %
+#: on an allocation-bound program (docs/monitor.md, "Overhead").
+MONITOR_SAMPLER_BUDGET = AUTO_BUDGET
 
 #: ``on_skip(cause, reason)``: told of every snapshot not taken or not used.
 SkipListener = Callable[[str, str], None]
@@ -54,7 +60,7 @@ def _acquire_sampler(depth: int) -> AllocationSampler:
     global _shared, _shared_users
     with _shared_lock:
         if _shared is None:
-            sampler = AllocationSampler(depth=depth)
+            sampler = AllocationSampler(depth=depth, budget=MONITOR_SAMPLER_BUDGET)
             sampler.start()  # RuntimeError if a Profiler(sample=...) owns the hooks
             _shared = sampler
         _shared_users += 1
