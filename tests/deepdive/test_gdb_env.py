@@ -155,3 +155,10 @@ def test_an_unreadable_cache_is_asked_again(tmp_path: Path) -> None:
     gdb = _fake_gdb(tmp_path, 'echo "\\$1 = $5"\n')
     assert gdb_environment(gdb, dict(os.environ)) == {}
     assert '"env": {}' in cache.read_text()
+
+
+def test_a_probe_that_cannot_tell_is_not_remembered(tmp_path: Path) -> None:
+    gdb = _fake_gdb(tmp_path, 'echo "ptrace: Operation not permitted."\n')
+    assert gdb_environment(gdb, dict(os.environ)) == {}
+    assert not (tmp_path / "cache" / "gdb-probe.json").exists()
+    assert gdb_env._memo == {}

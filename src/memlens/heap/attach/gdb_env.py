@@ -112,14 +112,15 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _decide(gdb: str, base_env: dict[str, str]) -> dict[str, str]:
+def _decide(gdb: str, base_env: dict[str, str]) -> dict[str, str] | None:
+    """The environment to add, or ``None`` when the probe itself could not tell."""
     failure = probe_call(gdb, base_env)
     if not failure:
         return {}
     if XSTATE_FAILURE not in failure:
-        # Not the known fault (ptrace refused, a missing symbol...): let the real attach
-        # say what is wrong with the target itself.
-        return {}
+        # Not the known fault (ptrace refused, a timeout under load...): let the real
+        # attach say what is wrong, and remember nothing, so a later attach asks again.
+        return None
     shim = shim_path()
     if shim is None:
         raise GdbUnusable(
@@ -158,7 +159,10 @@ def gdb_environment(gdb: str, base_env: dict[str, str]) -> dict[str, str]:
                     return dict(extra)
         except (OSError, ValueError):
             pass  # no answer yet, or an unreadable one: ask again
-    extra = _decide(gdb, base_env)
+    decided = _decide(gdb, base_env)
+    if decided is None:
+        return {}
+    extra = decided
     _memo[key] = extra
     if path is not None:
         try:
