@@ -89,14 +89,17 @@ class Part:
 
 heap = []
 passes = [0]
+least = [100]
 
 def count(phase, info):
-    # A full collection that traverses the heap (not the few objects made after
-    # everything was frozen, such as this callback's own ``info``).
-    if phase == "start" and info["generation"] == 2 and len(gc.get_objects()) > 100:
+    # A full collection that traverses more than ``least`` objects (not the few made
+    # after everything was frozen, such as this callback's own ``info``). It keeps
+    # no new object: the blocks the program holds stay as they were.
+    if phase == "start" and info["generation"] == 2 and len(gc.get_objects()) > least[0]:
         passes[0] += 1
 
-def checkpoints(engine, n, grow):
+def checkpoints(engine, n, grow, over=100):
+    least[0] = over
     out = []
     for _ in range(n):
         heap.extend(Part(k) for k in range(grow))
@@ -118,16 +121,20 @@ frozen = gc.get_freeze_count()
 small = checkpoints(engine, 3, 300)
 still_frozen = engine.frozen.active
 checkpoints(engine, 1, frozen + 1000)
-released = not engine.frozen.active and gc.get_freeze_count() == 0
-big = checkpoints(engine, 4, 300)
-idle = checkpoints(engine, 10, 0)
+released = not engine.frozen.active
+# Passes over the whole heap (more than the heap frozen at the start), and passes
+# over what the steps made since the last checkpoint.
+big = checkpoints(engine, 4, 300, over=frozen)
+idle = checkpoints(engine, 10, 0, over=frozen)
+settled = engine.reader.settled.settled
 print(json.dumps({
     "frozen": frozen, "small": small, "still_frozen": still_frozen,
-    "released": released, "big": big, "idle": idle,
+    "released": released, "big": big, "idle": idle, "settled": settled,
     "gc_after": gc.isenabled(),
     "idle_blocks": [cp.blocks for cp in engine.checkpoints[-10:]],
 }))
 engine.end()
+print(json.dumps({"frozen_after_end": gc.get_freeze_count()}))
 """
 
 
@@ -140,7 +147,9 @@ def probe(request: pytest.FixtureRequest) -> dict[str, Any]:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    out: dict[str, Any] = json.loads(lines[-2])
+    out.update(json.loads(lines[-1]))
     out["gc_on"] = request.param == "on"
     return out
 
@@ -161,9 +170,18 @@ def test_one_pass_per_checkpoint_once_the_steps_heap_outgrew_the_frozen_one(
     # (GC on) or the one that counts the unreachable cycles (GC off) is the only
     # pass, and the window's hold gives the collector back as it was.
     assert probe["released"]
-    assert probe["big"] == [1] * 4
-    assert probe["idle"] == [1] * 10
     assert probe["gc_after"] == probe["gc_on"]
+    assert probe["frozen_after_end"] == 0  # nothing left frozen by the doctor
+    if not probe["gc_on"]:
+        assert probe["big"] == [1] * 4
+        assert probe["idle"] == [1] * 10
+        assert probe["settled"] == 0  # with the GC off there is nothing to settle
+        return
+    # GC on: the heap is settled between checkpoints (see ``settled``), so only
+    # every SETTLE_CHECK-th checkpoint passes over all of it.
+    assert probe["settled"] > 0
+    assert probe["big"] in ([1, 0, 1, 0], [0, 1, 0, 1]), probe["big"]
+    assert sum(probe["idle"]) == 5 and max(probe["idle"]) == 1, probe["idle"]
 
 
 def test_the_doctors_own_blocks_stay_its_own_with_one_pass(probe: dict[str, Any]) -> None:

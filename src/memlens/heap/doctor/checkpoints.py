@@ -34,7 +34,9 @@ from typing import Any
 
 from memlens.heap.doctor import native
 from memlens.heap.doctor.gcpasses import Hold, clear_free_lists, free_lists_clearable
+from memlens.heap.doctor.settled import SettledHeap
 from memlens.heap.doctor.sites import CodeMap, Frame
+from memlens.heap.native_ext import load_extension
 
 # Blocks larger than this come from malloc, not pymalloc's mmapped arenas, so they
 # are the traced part of what mallinfo2 sees.
@@ -54,6 +56,7 @@ CONTAINER_TYPES = frozenset(
         collections.Counter,
     }
 )
+_CONTAINER_TUPLE = tuple(CONTAINER_TYPES)
 _MIN_LEN = 3
 
 SiteKey = Frame
@@ -187,12 +190,17 @@ class Reader:
         self.frozen_heap = False
         # The frozen containers and their lengths at the first checkpoint.
         self._frozen_lens: tuple[list[Any], list[int]] | None = None
+        # The baseline's container addresses, sorted, and their lengths then.
+        self._base_ids = array.array("Q")
+        self._base_sizes = array.array("q")
         # Whether the program's collector was on when the window opened (held off
         # inside it, see ``gcpasses.Hold``), and how many objects the last
         # checkpoint listed outside the frozen heap.
         self.program_gc = gc.isenabled()
         self.hold = Hold()
         self.listed = 0
+        # The heap frozen between checkpoints of the watch (see ``settled``).
+        self.settled = SettledHeap()
 
     def use_frozen(self, containers: list[Any], frozen: bool) -> None:
         """The containers of the heap the doctor froze at the start (``[]``: none,
@@ -236,14 +244,20 @@ class Reader:
         collections are held off until :meth:`end_window`.
 
         GC enabled: a full collection (the program's own collector would free
-        these cycles: let it). Disabled: only the free lists are emptied (the
-        unreachable cycles are the program's; :meth:`read` counts them).
+        these cycles: let it), with the heap settled since the last checkpoint
+        handed back (see ``settled``). Disabled: only the free lists are emptied
+        (the unreachable cycles are the program's; :meth:`read` counts them).
         Call as ``Reader.open_window(reader)``.
         """
         self.program_gc = gc.isenabled()
         if self.program_gc:
-            gc.collect()
-        elif free_lists_clearable(self.frozen_heap):
+            self.settled.collect()
+            Reader.mark(self)
+            self.hold.start()
+            return
+        # With the GC off nothing is collected: there is nothing to settle.
+        self.settled.stop()
+        if free_lists_clearable(self.frozen_heap):
             clear_free_lists()
         else:
             collect_keeping_garbage()
@@ -371,38 +385,52 @@ class Reader:
         """Container lengths (and, at the first checkpoint, live objects per type).
 
         Only containers with at least ``_MIN_LEN`` entries are followed: a leaking
-        collection is past that after the warm-up. The filtering runs in C; the
-        Python-level work (ids, which are traced allocations) is for those only.
+        collection is past that after the warm-up. The first checkpoint chooses the
+        containers; later ones keep those that have grown since. The filtering runs
+        in C; the Python-level work (ids, which are traced allocations) is for the
+        grown containers only.
         """
+        if self.baseline_lens is None:
+            self._read_baseline(cp)
+            return
+        base = self.baseline_lens
         lens = cp.container_lens
         own = self.own
-        base = self.baseline_lens
-        first = base is None
+        objs = gc.get_objects()
+        self.listed = len(objs)
+        try:
+            grown = self._grown_containers(objs)
+        finally:
+            del objs
+        grown.extend(self._grown_containers(self._frozen_candidates()))
+        for obj, n in grown:
+            oid = id(obj)
+            if oid in own:
+                continue
+            name = type_name(obj)
+            if base[oid][0] == name:  # not a new object at a reused address
+                lens[oid] = (name, n)
+        del grown
+
+    def _read_baseline(self, cp: Checkpoint) -> None:
+        """The first checkpoint: every long container's length, and the type counts."""
+        lens: dict[int, tuple[str, int]] = {}
+        own = self.own
         objs = gc.get_objects()
         self.listed = len(objs)
         try:
             conts = list(compress(objs, map(CONTAINER_TYPES.__contains__, map(type, objs))))
-            if first:
-                counts = type_counts(objs)
-                for name, n in self.frozen_types.items():
-                    counts[name] = counts.get(name, 0) + n
-                self.baseline_types = counts
+            counts = type_counts(objs)
+            for name, n in self.frozen_types.items():
+                counts[name] = counts.get(name, 0) + n
+            self.baseline_types = counts
         finally:
             del objs
         frozen = self.frozen_containers
-        if first:
-            young = len(conts)
-            conts.extend(frozen)
-        elif self._frozen_lens is not None and self._frozen_lens[0] is frozen:
-            # Of the heap frozen at the start, only the containers longer than at the
-            # first checkpoint can have grown: picked out in C, so that a checkpoint
-            # costs what the steps allocate, not a Python loop over every container
-            # the program already held (~0.7 s a checkpoint at 1.5M of them).
-            conts.extend(compress(frozen, map(operator.gt, map(len, frozen), self._frozen_lens[1])))
-        else:
-            conts.extend(frozen)
+        young = len(conts)
+        conts.extend(frozen)
         sizes = list(map(len, conts))
-        if first and frozen:
+        if frozen:
             # Made after the listing above: never in the baseline, never followed.
             self._frozen_lens = (frozen, sizes[young:])
         # ``operator.le`` is a fast C call; ``_MIN_LEN.__le__`` is a method-wrapper
@@ -410,20 +438,49 @@ class Reader:
         long_enough = list(map(operator.le, repeat(self.min_len), sizes))
         for obj, n in zip(compress(conts, long_enough), compress(sizes, long_enough)):
             oid = id(obj)
-            if oid in own:
-                continue
-            if first:
+            if oid not in own:
                 lens[oid] = (type_name(obj), n)
-            elif base is not None:
-                old = base.get(oid)
-                if old is not None and n > old[1]:
-                    name = type_name(obj)
-                    if old[0] == name:
-                        lens[oid] = (name, n)
         del conts, sizes
-        if first:
-            self.baseline_lens = lens
-            cp.container_lens = {}
+        self.baseline_lens = lens
+        # The same, sorted by address, for the C filter of later checkpoints.
+        order = sorted(lens)
+        self._base_ids = array.array("Q", order)
+        self._base_sizes = array.array("q", [lens[i][1] for i in order])
+        cp.container_lens = {}
+
+    def _grown_containers(self, objs: list[Any]) -> list[tuple[Any, int]]:
+        """``(container, length)`` for the baseline's containers among ``objs`` that
+        are longer than at the first checkpoint (or a new object at the address of
+        one: the caller tells them apart by type)."""
+        accel = load_extension("_census")
+        if accel is not None:
+            found: list[tuple[Any, int]] = accel.grown_containers(
+                objs, _CONTAINER_TUPLE, self._base_ids, self._base_sizes, self.min_len
+            )
+            return found
+        base = self.baseline_lens or {}
+        conts = list(compress(objs, map(CONTAINER_TYPES.__contains__, map(type, objs))))
+        sizes = list(map(len, conts))
+        out = []
+        for obj, n in zip(conts, sizes):
+            old = base.get(id(obj))
+            if old is not None and n > old[1]:
+                out.append((obj, n))
+        return out
+
+    def _frozen_candidates(self) -> list[Any]:
+        """Of the heap frozen at the start, the containers that can have grown.
+
+        Only those longer than at the first checkpoint: picked out in C, so that a
+        checkpoint costs what the steps allocate, not a Python loop over every
+        container the program already held (~0.7 s a checkpoint at 1.5M of them).
+        """
+        frozen = self.frozen_containers
+        if not frozen:
+            return []
+        if self._frozen_lens is not None and self._frozen_lens[0] is frozen:
+            return list(compress(frozen, map(operator.gt, map(len, frozen), self._frozen_lens[1])))
+        return list(frozen)
 
     def _account_garbage(self, cp: Checkpoint) -> None:
         found = collect_saving_garbage()  # counted, then as unreachable as before

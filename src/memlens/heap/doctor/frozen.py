@@ -36,10 +36,14 @@ class FrozenHeap:
         self.count = 0  # objects frozen (gc.get_freeze_count() walks them all)
         self.thawed = 0  # objects handed back by the last thaw (the oldest generation's tail)
         self.released = False  # handed back early (see :meth:`release`)
+        self.program_frozen = False  # the program had frozen objects itself
 
     def freeze(self) -> None:
         """Collect, remember the containers and type counts, then ``gc.freeze()``."""
-        if self.active or gc.get_freeze_count() > 0:
+        if self.active:
+            return
+        if gc.get_freeze_count() > 0:
+            self.program_frozen = True
             return
         gc.collect()
         objs = gc.get_objects()

@@ -323,6 +323,7 @@ class Engine:
         self.checkpoints = []
         self.own.add(id(self.checkpoints))
         self.look_every = look.spacing(self.watch_signals)
+        self.reader.settled.stop()
         self._look_calls = 0
         self.phase = look.LOOK
         self._start_tracing()
@@ -343,6 +344,20 @@ class Engine:
             self._read_and_decide()
         finally:
             Reader.end_window(self.reader)
+        if self._may_settle():
+            self.reader.settled.settle()
+
+    def _may_settle(self) -> bool:
+        """Whether the heap may be settled until the next checkpoint (see
+        ``settled``): only while watching, with the program's collector on and
+        nothing else frozen."""
+        return (
+            self.phase == look.WATCH
+            and not self.done
+            and self.reader.program_gc
+            and not self.frozen.active
+            and not self.frozen.program_frozen
+        )
 
     def _read_and_decide(self) -> None:
         """The checkpoint's readings and what they decide (inside its window)."""
@@ -442,6 +457,7 @@ class Engine:
     def thaw(self) -> None:
         """Give the heap frozen at :meth:`begin` back to the GC (before any analysis
         walks the whole heap)."""
+        self.reader.settled.stop()
         self.reader.use_frozen([], False)
         self.frozen.thaw()
 
