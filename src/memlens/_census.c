@@ -870,7 +870,46 @@ done:
     return out;
 }
 
+/* pick_by_address(objects, addresses) -> [obj]: the objects whose address is in the
+ * sorted unsigned 64-bit buffer ``addresses``, in the order of ``objects``. Finding a
+ * few containers by id among a million objects allocated an int per object in
+ * Python (~1.4 us each under tracemalloc); this allocates only the answer. */
+static PyObject *pick_by_address(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *objects;
+    Py_buffer ids;
+    if (!PyArg_ParseTuple(args, "O!y*", &PyList_Type, &objects, &ids)) return NULL;
+    PyObject *out = NULL;
+    if (ids.itemsize != 8) {
+        PyErr_SetString(PyExc_ValueError, "addresses must be a 64-bit buffer");
+        goto done;
+    }
+    const uint64_t *id = (const uint64_t *)ids.buf;
+    Py_ssize_t m = ids.len / 8;
+    out = PyList_New(0);
+    if (!out) goto done;
+    for (Py_ssize_t i = 0; m && i < PyList_GET_SIZE(objects); i++) {
+        PyObject *o = PyList_GET_ITEM(objects, i);
+        uint64_t key = (uint64_t)(uintptr_t)o;
+        Py_ssize_t lo = 0, hi = m;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (id[mid] < key) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo < m && id[lo] == key && PyList_Append(out, o) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+    }
+done:
+    PyBuffer_Release(&ids);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
+    {"pick_by_address", pick_by_address, METH_VARARGS,
+     "pick_by_address(objects, addresses) -> [obj]: the objects whose address is in the "
+     "sorted 64-bit buffer addresses"},
     {"grown_containers", grown_containers, METH_VARARGS,
      "grown_containers(objects, types, ids, lens, min_len) -> [(obj, len)]: the objects "
      "of an exact type in types, at least min_len long, whose address is in the sorted "

@@ -299,6 +299,8 @@ class Engine:
                     self.own.add(id(d))
             finally:
                 self.reader.end_window()
+            if self._may_settle():
+                self.reader.settled.settle()
             if self.progress is not None:
                 self.progress(self)
         # By 85 % of the budget with enough checkpoints for a trend, and with what it
@@ -323,7 +325,6 @@ class Engine:
         self.checkpoints = []
         self.own.add(id(self.checkpoints))
         self.look_every = look.spacing(self.watch_signals)
-        self.reader.settled.stop()
         self._look_calls = 0
         self.phase = look.LOOK
         self._start_tracing()
@@ -349,10 +350,10 @@ class Engine:
 
     def _may_settle(self) -> bool:
         """Whether the heap may be settled until the next checkpoint (see
-        ``settled``): only while watching, with the program's collector on and
-        nothing else frozen."""
+        ``settled``): in the watch and the look that follows it, with the program's
+        collector on and nothing else frozen."""
         return (
-            self.phase == look.WATCH
+            self.phase in (look.WATCH, look.LOOK)
             and not self.done
             and self.reader.program_gc
             and not self.frozen.active

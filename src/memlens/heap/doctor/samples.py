@@ -8,6 +8,7 @@ same objects.
 
 from __future__ import annotations
 
+import array
 import collections
 import functools
 import gc
@@ -21,6 +22,7 @@ from memlens.heap.doctor import detect
 from memlens.heap.doctor.checkpoints import SiteKey, type_counts
 from memlens.heap.doctor.iterations import Engine
 from memlens.heap.doctor.sites import object_frames
+from memlens.heap.native_ext import load_extension
 
 # The search is bounded by counts, not by time, so that a loaded machine looks at
 # exactly the objects a quiet one does (a time box made the samples, and so the
@@ -51,11 +53,17 @@ def find_containers(ids: set[int]) -> dict[int, Any]:
     """The live GC-tracked objects with these ids (the containers seen growing)."""
     if not ids:
         return {}
-    out: dict[int, Any] = {}
-    for obj in gc.get_objects():
-        if id(obj) in ids:
-            out[id(obj)] = obj
-    return out
+    accel = load_extension("_census")
+    objs = gc.get_objects()
+    try:
+        if accel is not None:
+            # No int per object: id() under tracemalloc is a traced allocation.
+            picked = accel.pick_by_address(objs, array.array("Q", sorted(ids)))
+        else:
+            picked = [obj for obj in objs if id(obj) in ids]
+    finally:
+        del objs
+    return {id(obj): obj for obj in picked}
 
 
 def sample_objects(
