@@ -813,6 +813,17 @@ static PyTypeObject CensusType = {
  * long container cost ~150 ms at a million objects; this allocates nothing but the
  * answer (an address may have been reused by a new object: the caller checks the
  * type name). */
+/* The first index of the sorted ids[0..m) not below key (m if none). */
+static inline Py_ssize_t lower_bound(const uint64_t *ids, Py_ssize_t m, uint64_t key) {
+    Py_ssize_t lo = 0, hi = m;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 static int exact_type_in(PyTypeObject *t, PyObject *types) {
     Py_ssize_t n = PyTuple_GET_SIZE(types);
     for (Py_ssize_t i = 0; i < n; i++)
@@ -849,12 +860,7 @@ static PyObject *grown_containers(PyObject *Py_UNUSED(module), PyObject *args) {
         }
         if (n < min_len) continue;
         uint64_t key = (uint64_t)(uintptr_t)o;
-        Py_ssize_t lo = 0, hi = m;
-        while (lo < hi) {
-            Py_ssize_t mid = lo + (hi - lo) / 2;
-            if (id[mid] < key) lo = mid + 1;
-            else hi = mid;
-        }
+        Py_ssize_t lo = lower_bound(id, m, key);
         if (lo >= m || id[lo] != key || (int64_t)n <= len0[lo]) continue;
         PyObject *pair = Py_BuildValue("(On)", o, n);
         if (!pair || PyList_Append(out, pair) < 0) {
@@ -890,12 +896,7 @@ static PyObject *pick_by_address(PyObject *Py_UNUSED(module), PyObject *args) {
     for (Py_ssize_t i = 0; m && i < PyList_GET_SIZE(objects); i++) {
         PyObject *o = PyList_GET_ITEM(objects, i);
         uint64_t key = (uint64_t)(uintptr_t)o;
-        Py_ssize_t lo = 0, hi = m;
-        while (lo < hi) {
-            Py_ssize_t mid = lo + (hi - lo) / 2;
-            if (id[mid] < key) lo = mid + 1;
-            else hi = mid;
-        }
+        Py_ssize_t lo = lower_bound(id, m, key);
         if (lo < m && id[lo] == key && PyList_Append(out, o) < 0) {
             Py_CLEAR(out);
             goto done;
