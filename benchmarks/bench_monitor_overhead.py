@@ -20,6 +20,7 @@ short round may not include (smaps reads, leak checks, history flush), in CPU ti
 
     python benchmarks/bench_monitor_overhead.py                # ~6 minutes
     python benchmarks/bench_monitor_overhead.py --rounds 11 --round-seconds 10
+    python benchmarks/bench_monitor_overhead.py --budgets 0.01,0.005   # + standard@1 %, @0.5 %
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 
 from memlens.core.clock import ManualClock
 from memlens.core.config import Config
+from memlens.core.errors import ConfigError
 from memlens.heap.sampler import AllocationSampler
 from memlens.service import Monitor
 from memlens.service.components import MONITOR_SAMPLER_BUDGET
@@ -120,6 +122,13 @@ def _measure(n: int, warmup: float, sampler: Any, monitor: Monitor | None = None
     return out
 
 
+def monitor_config(config: str) -> Config:
+    """A monitor mode, or ``MODE@BUDGET``: the mode with ``sampler_budget=BUDGET``."""
+    mode, _, budget = config.partition("@")
+    extra = {"sampler_budget": float(budget)} if budget else {}
+    return Config(mode=mode, persist_history=False, **extra)
+
+
 def timed_round(config: str | None, n: int, warmup: float = 0.0) -> Round:
     """``n`` requests under ``config`` (None, ``sampler`` or a monitor mode), after
     ``warmup`` CPU seconds of requests that are not measured."""
@@ -134,7 +143,7 @@ def timed_round(config: str | None, n: int, warmup: float = 0.0) -> Round:
             return _measure(n, warmup, sampler)
         finally:
             sampler.stop()
-    monitor = Monitor(Config(mode=config, persist_history=False)).start()
+    monitor = Monitor(monitor_config(config)).start()
     try:
         return _measure(n, warmup, monitor.heapwatch.sampler, monitor)
     finally:
@@ -242,6 +251,11 @@ def main() -> None:
         "--round-seconds", type=float, default=6.0, help="approximate length of one round"
     )
     parser.add_argument(
+        "--budgets",
+        default="",
+        help="comma-separated sampler budgets (fractions of CPU): a standard@BUDGET row each",
+    )
+    parser.add_argument(
         "--warmup",
         type=float,
         default=5.0,
@@ -263,7 +277,14 @@ def main() -> None:
         + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
 
+    try:
+        budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
+        for b in budgets:
+            Config(sampler_budget=b)
+    except (ValueError, ConfigError) as exc:
+        parser.error(f"--budgets: {exc}")
     configs: list[str | None] = [None, SAMPLER, "production", "standard"]
+    configs += [f"standard@{b:g}" for b in budgets]
     rounds: dict[str | None, list[Round]] = {c: [] for c in configs}
     for r in range(args.rounds):
         k = r % len(configs)
@@ -276,7 +297,7 @@ def main() -> None:
         return statistics.median([(a.cpu / b.cpu) if cpu else (a.wall / b.wall) for a, b in pairs])
 
     print(
-        f"{'':<12}{'median wall':>13}{'wall ratio':>12}{'cpu ratio':>11}{'monitor CPU':>13}"
+        f"{'':<16}{'median wall':>13}{'wall ratio':>12}{'cpu ratio':>11}{'monitor CPU':>13}"
         f"{'interval':>10}{'samples/req':>13}"
     )
     for config in configs:
@@ -285,7 +306,7 @@ def main() -> None:
         interval = statistics.median([x.interval for x in rs])
         per = statistics.median([x.per_request for x in rs])
         print(
-            f"{config or 'none':<12}{statistics.median([x.wall for x in rs]):>12.3f}s"
+            f"{config or 'none':<16}{statistics.median([x.wall for x in rs]):>12.3f}s"
             f"{ratio(config):>12.4f}{ratio(config, cpu=True):>11.4f}"
             + (f"{monitor_cpu * 100:>12.3f}%" if config not in (None, SAMPLER) else f"{'-':>13}")
             + (f"{interval / 1024:>8.0f}Ki" if interval == interval else f"{'-':>10}")

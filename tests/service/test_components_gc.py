@@ -252,3 +252,24 @@ def test_the_standard_monitor_runs_its_sampler_on_the_monitor_budget() -> None:
         assert sampler.stats()["budget"] == pytest.approx(MONITOR_SAMPLER_BUDGET)
     finally:
         mon.stop()
+
+
+def test_the_monitors_sampler_budget_is_a_setting() -> None:
+    from memlens.core.errors import ConfigError
+    from memlens.heap.native_ext import load_extension
+    from memlens.service.components import MONITOR_SAMPLER_BUDGET
+
+    assert Config().sampler_budget == MONITOR_SAMPLER_BUDGET
+    for bad in (0, -0.01, 0.6, float("nan"), "1%"):
+        with pytest.raises(ConfigError, match="sampler_budget"):
+            Config(sampler_budget=bad)  # type: ignore[arg-type]
+    if load_extension("_sampler") is None:
+        pytest.skip("memlens._sampler was not built")
+    cfg = Config(mode="standard", persist_history=False, sampler_budget=0.005)
+    mon = Monitor(cfg).start(thread=False)
+    try:
+        sampler = mon.heapwatch.sampler
+        assert sampler is not None and sampler.running
+        assert sampler.stats()["budget"] == pytest.approx(0.005)
+    finally:
+        mon.stop()

@@ -79,6 +79,8 @@ class Config:
     enable_gc_monitoring: bool = True
     enabled_backends: tuple[str, ...] | None = None
     trace_depth: int | None = None
+    # Share of the process CPU the monitor's sampling tracer may spend on samples.
+    sampler_budget: float = 0.02
     snapshot_interval: float | None = None
     smaps_interval: float = 30.0
     smaps_max_rss_mb: float = 4096.0
@@ -184,6 +186,7 @@ _NUMBER_RANGES: dict[str, tuple[float, float, bool, str]] = {
     "leak_check_interval": (0, math.inf, False, "a number above 0"),
     "leak_warmup_seconds": (0, math.inf, True, "a number of seconds, 0 or more"),
     "threshold_hysteresis": (0, 0.5, True, "a fraction from 0 up to (not including) 0.5"),
+    "sampler_budget": (0, 0.5, False, "a fraction of CPU time above 0, at most 0.5"),
 }
 
 # field -> (lowest, highest) for whole numbers

@@ -56,11 +56,15 @@ _shared: AllocationSampler | None = None
 _shared_users = 0
 
 
-def _acquire_sampler(depth: int) -> AllocationSampler:
+def _acquire_sampler(depth: int, budget: float | None = None) -> AllocationSampler:
+    """The process's shared sampler; the first monitor to start it sets its depth and
+    cost budget (``MONITOR_SAMPLER_BUDGET`` unless given)."""
     global _shared, _shared_users
     with _shared_lock:
         if _shared is None:
-            sampler = AllocationSampler(depth=depth, budget=MONITOR_SAMPLER_BUDGET)
+            sampler = AllocationSampler(
+                depth=depth, budget=MONITOR_SAMPLER_BUDGET if budget is None else budget
+            )
             sampler.start()  # RuntimeError if a Profiler(sample=...) owns the hooks
             _shared = sampler
         _shared_users += 1
@@ -85,11 +89,13 @@ class HeapWatch:
         components: Mapping[str, str] | None = None,
         tracing: bool = False,
         sampling: bool = False,
+        sampler_budget: float | None = None,
     ) -> None:
         self._prefixes: dict[str, str] = dict(components or {})
         self.heap = HeapMeter(depth, self._prefixes)
         self.tracing_wanted = tracing
         self.depth = depth
+        self.sampler_budget = sampler_budget
         self.sampling_wanted = sampling and not tracing
         self.sampler: AllocationSampler | None = None
         self.sampler_error: str | None = None
@@ -115,7 +121,7 @@ class HeapWatch:
             self.heap.start()
         if self.sampling_wanted and self.sampler is None:
             try:
-                self.sampler = _acquire_sampler(self.depth)
+                self.sampler = _acquire_sampler(self.depth, self.sampler_budget)
                 self.sampler_error = None
             except RuntimeError as exc:  # a Profiler(sample=...) owns the hooks: say so
                 self.sampler_error = str(exc)

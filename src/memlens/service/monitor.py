@@ -145,6 +145,7 @@ class Monitor:
             components,
             tracing="tracemalloc" in self.backends,
             sampling="sampler" in self.backends,
+            sampler_budget=cfg.sampler_budget,
         )
         self.heapwatch.on_skip = self._snapshot_skipped
         self._server: MonitorServer | None = None
