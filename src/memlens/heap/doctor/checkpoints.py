@@ -199,7 +199,7 @@ class Reader:
         self.program_gc = gc.isenabled()
         self.hold = Hold()
         self.listed = 0
-        # The heap frozen between checkpoints of the watch (see ``settled``).
+        # The heap frozen between checkpoints of the watch and the look (see ``settled``).
         self.settled = SettledHeap()
 
     def use_frozen(self, containers: list[Any], frozen: bool) -> None:

@@ -6,7 +6,7 @@ such a step, most of the watch's time went to collections of objects the previou
 checkpoints had already seen, and the run ran out of budget before its window had
 widened enough for a verdict.
 
-After a checkpoint of the watch, everything alive is moved into the permanent
+After a checkpoint of the watch or the look, everything alive is moved into the permanent
 generation (``gc.freeze()``): automatic collections until the next checkpoint then
 cost what the steps made since, and the next checkpoint's opening collection too.
 That checkpoint hands the settled heap back (``gc.unfreeze()``) before it lists the
@@ -34,7 +34,7 @@ SETTLE_CHECK = 2
 
 
 class SettledHeap:
-    """The heap frozen between two checkpoints of the watch."""
+    """The heap frozen between two checkpoints of the watch or the look."""
 
     def __init__(self) -> None:
         self.enabled = True  # False for good once settled garbage was found
