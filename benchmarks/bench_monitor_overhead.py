@@ -7,10 +7,10 @@ interval, the mode's stack depth, and no monitor), with the monitor in
 them once, in a rotating order, and the figures are medians over repeats. Each round
 starts its configuration, runs ``--warmup`` CPU seconds of requests that are not
 measured, then the measured requests. The warm-up is where the sampler's cost
-governor spends its start-up allowance (2 % of the up to 10 CPU seconds before the
-start, 200 ms of recording, is let through at the smallest interval; on this workload
-that lasts ~3-4 CPU seconds), so the figures are the steady state of a long-running
-service; ``--warmup 0`` measures a freshly started monitor instead.
+governor spends its start-up allowance (the monitor's 1 % budget of the up to 10 CPU
+seconds before the start, 100 ms of recording, is let through at the smallest
+interval, for a few CPU seconds on this workload), so the figures are the steady
+state of a long-running service; ``--warmup 0`` measures a freshly started monitor instead.
 Prints the wall-time and request-thread CPU ratios of each to the unmonitored run
 (medians of the per-repeat paired ratios), the monitor thread's own CPU, the
 sampler's interval and samples per request at the end of the round, and the
@@ -21,6 +21,7 @@ short round may not include (smaps reads, leak checks, history flush), in CPU ti
     python benchmarks/bench_monitor_overhead.py                # ~6 minutes
     python benchmarks/bench_monitor_overhead.py --rounds 11 --round-seconds 10
     python benchmarks/bench_monitor_overhead.py --budgets 0.01,0.005   # + standard@1 %, @0.5 %
+    python benchmarks/bench_monitor_overhead.py --rounds 21 --skip sampler,production --budgets 0.02
 """
 
 from __future__ import annotations
@@ -256,6 +257,12 @@ def main() -> None:
         help="comma-separated sampler budgets (fractions of CPU): a standard@BUDGET row each",
     )
     parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated configurations to leave out (sampler, production, standard), "
+        "to spend the rounds on the rest",
+    )
+    parser.add_argument(
         "--warmup",
         type=float,
         default=5.0,
@@ -283,7 +290,11 @@ def main() -> None:
             Config(sampler_budget=b)
     except (ValueError, ConfigError) as exc:
         parser.error(f"--budgets: {exc}")
-    configs: list[str | None] = [None, SAMPLER, "production", "standard"]
+    skipped = {name.strip() for name in args.skip.split(",") if name.strip()}
+    if not skipped <= {SAMPLER, "production", "standard"}:
+        parser.error(f"--skip: one of sampler, production, standard, not {args.skip!r}")
+    configs: list[str | None] = [None]
+    configs += [c for c in (SAMPLER, "production", "standard") if c not in skipped]
     configs += [f"standard@{b:g}" for b in budgets]
     rounds: dict[str | None, list[Round]] = {c: [] for c in configs}
     for r in range(args.rounds):
@@ -292,13 +303,24 @@ def main() -> None:
             rounds[config].append(timed_round(config, n, args.warmup))
     base = rounds[None]
 
-    def ratio(config: str | None, of: str | None = None, cpu: bool = False) -> float:
+    def ratios(config: str | None, of: str | None = None, cpu: bool = False) -> list[float]:
         pairs = zip(rounds[config], rounds[of])
-        return statistics.median([(a.cpu / b.cpu) if cpu else (a.wall / b.wall) for a, b in pairs])
+        return [(a.cpu / b.cpu) if cpu else (a.wall / b.wall) for a, b in pairs]
+
+    def ratio(config: str | None, of: str | None = None, cpu: bool = False) -> float:
+        return statistics.median(ratios(config, of, cpu))
+
+    def quartiles(config: str | None) -> str:
+        """The middle half of the per-repeat CPU ratios: how far one median can be trusted."""
+        got = ratios(config, cpu=True)
+        if len(got) < 4:
+            return "-"
+        q1, _, q3 = statistics.quantiles(got, n=4)
+        return f"{q1:.3f}-{q3:.3f}"
 
     print(
         f"{'':<16}{'median wall':>13}{'wall ratio':>12}{'cpu ratio':>11}{'monitor CPU':>13}"
-        f"{'interval':>10}{'samples/req':>13}"
+        f"{'cpu quartiles':>15}{'interval':>10}{'samples/req':>13}"
     )
     for config in configs:
         rs = rounds[config]
@@ -309,13 +331,15 @@ def main() -> None:
             f"{config or 'none':<16}{statistics.median([x.wall for x in rs]):>12.3f}s"
             f"{ratio(config):>12.4f}{ratio(config, cpu=True):>11.4f}"
             + (f"{monitor_cpu * 100:>12.3f}%" if config not in (None, SAMPLER) else f"{'-':>13}")
+            + f"{quartiles(config) if config else '-':>15}"
             + (f"{interval / 1024:>8.0f}Ki" if interval == interval else f"{'-':>10}")
             + (f"{per:>13.2f}" if per == per else f"{'-':>13}")
         )
-    print(
-        f"standard over the sampler alone (the monitor's own part), cpu ratio "
-        f"{ratio('standard', SAMPLER, cpu=True):.4f}"
-    )
+    if SAMPLER in rounds and "standard" in rounds:
+        print(
+            f"standard over the sampler alone (the monitor's own part), cpu ratio "
+            f"{ratio('standard', SAMPLER, cpu=True):.4f}"
+        )
     walls = [x.wall for x in base]
     print(f"(wall spread of the unmonitored rounds: {(max(walls) / min(walls) - 1) * 100:.1f} %)")
     print("\namortized periodic work (CPU, fraction of one core, steady state, 30-day history):")

@@ -80,7 +80,7 @@ class Config:
     enabled_backends: tuple[str, ...] | None = None
     trace_depth: int | None = None
     # Share of the process CPU the monitor's sampling tracer may spend on samples.
-    sampler_budget: float = 0.02
+    sampler_budget: float = 0.01
     snapshot_interval: float | None = None
     smaps_interval: float = 30.0
     smaps_max_rss_mb: float = 4096.0
