@@ -42,7 +42,7 @@ __all__ = ["Outputs", "Plan", "Started", "command", "execute", "finish", "main",
 @click.option(
     "--sample",
     is_flag=True,
-    help="Sampled allocation sites (memlens's sampling tracer): ~1.1x cost, estimates.",
+    help="Sampled allocation sites (memlens's sampling tracer): a few % of CPU, estimates.",
 )
 @click.option(
     "--sample-interval",

@@ -41,10 +41,9 @@ SNAPSHOT_BUDGET = 0.10
 #: Share of the process CPU time the monitor's sampling tracer may spend recording
 #: samples (its cost governor): half the sampler's own AUTO_BUDGET, because an
 #: always-on monitor must stay under 2 % of CPU and the hooks alone take ~1.5 % on a
-#: request-like workload. On bench_monitor_overhead.py's workload, three quiet-machine
-#: runs read `standard` 1.021 / 1.017 / 1.026 at 2 % and 1.022 / 1.018 / 1.013 at 1 %
-#: (docs/monitor.md, "Overhead"); the price is a larger interval where recording is
-#: what limits it (sites within +-10 % on an allocation-bound program: 65 % not 90 %).
+#: request-like workload. On bench_monitor_overhead.py's workload, four quiet-machine
+#: runs read `standard` 1.021 on average at 2 % and 1.016 at 1 % (docs/monitor.md,
+#: "Overhead"); the price is a larger interval where recording is what limits it.
 MONITOR_SAMPLER_BUDGET = 0.01
 
 #: ``on_skip(cause, reason)``: told of every snapshot not taken or not used.
