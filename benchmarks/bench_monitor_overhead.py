@@ -290,11 +290,11 @@ def main() -> None:
             Config(sampler_budget=b)
     except (ValueError, ConfigError) as exc:
         parser.error(f"--budgets: {exc}")
+    optional = (SAMPLER, "production", "standard")
     skipped = {name.strip() for name in args.skip.split(",") if name.strip()}
-    if not skipped <= {SAMPLER, "production", "standard"}:
-        parser.error(f"--skip: one of sampler, production, standard, not {args.skip!r}")
-    configs: list[str | None] = [None]
-    configs += [c for c in (SAMPLER, "production", "standard") if c not in skipped]
+    if not skipped <= set(optional):
+        parser.error(f"--skip: any of {', '.join(optional)}, not {args.skip!r}")
+    configs: list[str | None] = [None, *(c for c in optional if c not in skipped)]
     configs += [f"standard@{b:g}" for b in budgets]
     rounds: dict[str | None, list[Round]] = {c: [] for c in configs}
     for r in range(args.rounds):

@@ -63,6 +63,14 @@ CONTEXT_THRESHOLDS = (
 # level -> how many allocation sites/components reports keep.
 LEVEL_TOP_N = {"low": 5, "medium": 10, "high": 25, "detailed": 100}
 
+#: Share of the process CPU time the monitor's sampling tracer may spend recording
+#: samples (its cost governor): half the sampler's own AUTO_BUDGET, because an
+#: always-on monitor must stay under 2 % of CPU and the hooks alone take ~1.5 % on a
+#: request-like workload. On bench_monitor_overhead.py's workload, four quiet-machine
+#: runs read `standard` 1.021 on average at 2 % and 1.016 at 1 % (docs/monitor.md,
+#: "Overhead"); the price is a larger interval where recording is what limits it.
+MONITOR_SAMPLER_BUDGET = 0.01
+
 
 @record(frozen=True)
 class Config:
@@ -80,7 +88,7 @@ class Config:
     enabled_backends: tuple[str, ...] | None = None
     trace_depth: int | None = None
     # Share of the process CPU the monitor's sampling tracer may spend on samples.
-    sampler_budget: float = 0.01
+    sampler_budget: float = MONITOR_SAMPLER_BUDGET
     snapshot_interval: float | None = None
     smaps_interval: float = 30.0
     smaps_max_rss_mb: float = 4096.0

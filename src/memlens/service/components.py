@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from memlens.core.config import MONITOR_SAMPLER_BUDGET
 from memlens.core.errors import NotFoundError
 from memlens.core.session import AllocationSite, ComponentUsage
 from memlens.heap.frames import ComponentMap
@@ -38,13 +39,6 @@ def _past(deadline: float | None) -> bool:
 #: took ``d`` seconds the next waits at least ``d / SNAPSHOT_BUDGET`` (copying the
 #: traces holds the GIL, worker thread or not: seconds on a big heap).
 SNAPSHOT_BUDGET = 0.10
-#: Share of the process CPU time the monitor's sampling tracer may spend recording
-#: samples (its cost governor): half the sampler's own AUTO_BUDGET, because an
-#: always-on monitor must stay under 2 % of CPU and the hooks alone take ~1.5 % on a
-#: request-like workload. On bench_monitor_overhead.py's workload, four quiet-machine
-#: runs read `standard` 1.021 on average at 2 % and 1.016 at 1 % (docs/monitor.md,
-#: "Overhead"); the price is a larger interval where recording is what limits it.
-MONITOR_SAMPLER_BUDGET = 0.01
 
 #: ``on_skip(cause, reason)``: told of every snapshot not taken or not used.
 SkipListener = Callable[[str, str], None]
