@@ -115,7 +115,8 @@ def _roots(frames: dict[int, Any]) -> tuple[list[Any], list[str]]:
     """Named roots: modules (by name, ``__main__`` first), then threads' frames."""
     objs: list[Any] = []
     labels: list[str] = []
-    for name, module in sorted(sys.modules.items(), key=lambda kv: kv[0] != "__main__"):
+    modules = sys.modules.copy()  # a thread may import meanwhile
+    for name, module in sorted(modules.items(), key=lambda kv: kv[0] != "__main__"):
         objs.append(module)
         labels.append(f"module {name}")
     names = {}

@@ -146,7 +146,10 @@ class ComponentMap:
     def _module_of(self, filename: str) -> str | None:
         if len(sys.modules) != self._modules_seen:
             self._modules_seen = len(sys.modules)
-            for mod_name, mod in list(sys.modules.items()):
+            # A copy, which runs no Python code: list(items()) allocates a tuple per
+            # entry, and a collection that runs a finalizer can switch to a thread
+            # that imports (this runs on the monitor's snapshot thread).
+            for mod_name, mod in sys.modules.copy().items():
                 path = getattr(mod, "__file__", None)
                 if path:
                     self._file_to_module.setdefault(os.path.abspath(path), mod_name)

@@ -67,7 +67,7 @@ class Roots:
         # thread state holds it, which the GC does not see.
         self.contexts: dict[int, str] = dict(contexts or {})
         self.module_dicts: dict[int, str] = {}
-        for name, mod in list(sys.modules.items()):
+        for name, mod in sys.modules.copy().items():  # a thread may import meanwhile
             d = getattr(mod, "__dict__", None)
             if isinstance(d, dict) and name != "__mp_main__":
                 self.module_dicts.setdefault(id(d), name)
