@@ -22,6 +22,7 @@ short round may not include (smaps reads, leak checks, history flush), in CPU ti
     python benchmarks/bench_monitor_overhead.py --rounds 11 --round-seconds 10
     python benchmarks/bench_monitor_overhead.py --budgets 0.01,0.005   # + standard@1 %, @0.5 %
     python benchmarks/bench_monitor_overhead.py --rounds 21 --skip sampler,production --budgets 0.02
+    python benchmarks/bench_monitor_overhead.py --skip production,standard --sampler-budgets 0.02
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any
 from memlens.core.clock import ManualClock
 from memlens.core.config import Config
 from memlens.core.errors import ConfigError
-from memlens.heap.sampler import AllocationSampler
+from memlens.heap.sampler import AUTO_BUDGET, AllocationSampler
 from memlens.service import Monitor
 from memlens.service.components import MONITOR_SAMPLER_BUDGET
 from memlens.service.growth import points
@@ -135,9 +136,11 @@ def timed_round(config: str | None, n: int, warmup: float = 0.0) -> Round:
     ``warmup`` CPU seconds of requests that are not measured."""
     if config is None:
         return _measure(n, warmup, None)
-    if config == SAMPLER:
+    name, _, budget = config.partition("@")
+    if name == SAMPLER:
         sampler = AllocationSampler(
-            depth=Config(mode="standard").effective_trace_depth, budget=MONITOR_SAMPLER_BUDGET
+            depth=Config(mode="standard").effective_trace_depth,
+            budget=float(budget) if budget else MONITOR_SAMPLER_BUDGET,
         )
         sampler.start()
         try:
@@ -257,6 +260,12 @@ def main() -> None:
         help="comma-separated sampler budgets (fractions of CPU): a standard@BUDGET row each",
     )
     parser.add_argument(
+        "--sampler-budgets",
+        default="",
+        help="comma-separated budgets: a sampler@BUDGET row each, the tracer alone "
+        f"(memlens run --sample records on {AUTO_BUDGET:g})",
+    )
+    parser.add_argument(
         "--skip",
         default="",
         help="comma-separated configurations to leave out (sampler, production, standard), "
@@ -286,16 +295,18 @@ def main() -> None:
 
     try:
         budgets = [float(b) for b in args.budgets.split(",") if b.strip()]
-        for b in budgets:
+        sampler_budgets = [float(b) for b in args.sampler_budgets.split(",") if b.strip()]
+        for b in budgets + sampler_budgets:
             Config(sampler_budget=b)
     except (ValueError, ConfigError) as exc:
-        parser.error(f"--budgets: {exc}")
+        parser.error(f"--budgets, --sampler-budgets: {exc}")
     optional = (SAMPLER, "production", "standard")
     skipped = {name.strip() for name in args.skip.split(",") if name.strip()}
     if not skipped <= set(optional):
         parser.error(f"--skip: any of {', '.join(optional)}, not {args.skip!r}")
     configs: list[str | None] = [None, *(c for c in optional if c not in skipped)]
     configs += [f"standard@{b:g}" for b in budgets]
+    configs += [f"{SAMPLER}@{b:g}" for b in sampler_budgets]
     rounds: dict[str | None, list[Round]] = {c: [] for c in configs}
     for r in range(args.rounds):
         k = r % len(configs)

@@ -312,13 +312,14 @@ static inline void auto_retune(int sampled) {
     }
 }
 
+/* A multiply per word and one full mix at the end: every sample hashes its stack. */
 static uint64_t hash_frames(const Frame *frames, int n) {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
     for (int i = 0; i < n; i++) {
-        h = mix64(h ^ (uint64_t)(uintptr_t)frames[i].code);
-        h = mix64(h ^ (uint64_t)(uint32_t)frames[i].addr);
+        h = (h ^ (uint64_t)(uintptr_t)frames[i].code) * 0xff51afd7ed558ccdULL;
+        h = (h ^ (uint64_t)(uint32_t)frames[i].addr) * 0xc4ceb9fe1a85ec53ULL;
     }
-    return h;
+    return mix64(h);
 }
 
 static int stack_index_grow(void) {
@@ -463,6 +464,8 @@ static int capture(Frame *frames) {
     return n;
 }
 
+#define TIMED_EVERY 16
+
 /* Records a sampled block. `gil`: the caller holds the GIL (the mem and object
  * domains always do; the raw domain is asked). */
 static void record(int domain, void *p, size_t size, int gil) {
@@ -471,7 +474,9 @@ static void record(int domain, void *p, size_t size, int gil) {
         __atomic_add_fetch(&S.dropped_no_gil, 1, __ATOMIC_RELAXED);
         return;
     }
-    uint64_t t0 = S.auto_div > 0 ? now_ns() : 0;
+    /* One sample in TIMED_EVERY is timed (two clock reads would be a sixth of a
+     * sample's cost): record_seconds is an estimate, which is all it is used as. */
+    uint64_t t0 = S.auto_div > 0 && !(S.samples % TIMED_EVERY) ? now_ns() : 0;
     Frame frames[MAX_FRAMES_LIMIT];
     int n = capture(frames);
     double sz = (double)(size ? size : 1);
@@ -495,7 +500,7 @@ static void record(int domain, void *p, size_t size, int gil) {
         live_insert((uintptr_t)p, (uint32_t)stack, domain, sz / prob, 1.0 / prob);
         live_total_add(sz / prob);
         S.samples++;
-        if (t0) S.cost_ns += now_ns() - t0;
+        if (t0) S.cost_ns += (now_ns() - t0) * TIMED_EVERY;
         auto_retune(1);
     }
     pthread_mutex_unlock(&S.lock);
@@ -538,20 +543,45 @@ static NOINLINE void forget(void *p) {
  * of its small blocks: they cost nothing then). The block is asked of the domain's
  * own allocator at limit + 1 bytes, which it hands to the raw domain and counts as
  * one of its raw blocks (as for any large request, so that sys.getallocatedblocks()
- * stays balanced when the block is freed through it), then shrunk to `size` by a
- * realloc, which keeps a raw block raw; with `ptr`, the block is moved there by a
- * realloc (its contents kept). This thread's raw countdown is parked meanwhile: these
- * bytes are counted by the mem/object countdown that chose to sample them. Returns
- * the block, or NULL with `ptr` untouched. Costs a malloc and a realloc per sample. */
+ * stays balanced when the block is freed through it).
+ *
+ * A new block (malloc, calloc) is served at `size` bytes by the raw hook itself: this
+ * thread's raw countdown is parked below zero, so the request of limit + 1 bytes
+ * takes the hook's crossing path, which sees tl_divert_ask and asks the C allocator
+ * for tl_divert_size bytes instead, unsampled (these bytes are counted by the
+ * mem/object countdown that chose to sample them). A moved block (realloc, `ptr`) is
+ * asked at limit + 1 bytes and shrunk to `size` by a second realloc, which keeps a
+ * raw block raw: pymalloc copies the old block's whole size class into the new one,
+ * which must hold it. So is a new block whose request did not reach the raw hook as
+ * expected, or when a hook below ours records sizes (tracemalloc started first: it
+ * would keep limit + 1). Returns the block, or NULL with `ptr` untouched. */
+static TLS size_t tl_divert_ask, tl_divert_size; /* 0: not diverting */
+static int g_exact_divert; /* new blocks are served at their size (set by start) */
+
 static void *divert(Domain *d, void *ptr, size_t size, int zero) {
     int64_t raw_countdown = tl_countdown;
-    tl_countdown = INT64_MAX;
+    size_t want = size ? size : 1;
     void *p;
-    if (ptr) p = d->orig.realloc(d->orig.ctx, ptr, d->limit + 1);
-    else if (zero) p = d->orig.calloc(d->orig.ctx, 1, d->limit + 1);
-    else p = d->orig.malloc(d->orig.ctx, d->limit + 1);
-    if (p) {
-        void *q = d->orig.realloc(d->orig.ctx, p, size ? size : 1);
+    if (ptr) {
+        tl_countdown = INT64_MAX;
+        p = d->orig.realloc(d->orig.ctx, ptr, d->limit + 1);
+    } else {
+        int exact = g_exact_divert;
+        if (exact) {
+            tl_countdown = INT64_MIN / 2;
+            tl_divert_ask = d->limit + 1;
+            tl_divert_size = want;
+        } else {
+            tl_countdown = INT64_MAX;
+        }
+        p = zero ? d->orig.calloc(d->orig.ctx, 1, d->limit + 1)
+                 : d->orig.malloc(d->orig.ctx, d->limit + 1);
+        if (exact && !tl_divert_ask) want = 0; /* the raw hook served it at its size */
+        tl_divert_ask = tl_divert_size = 0;
+        tl_countdown = INT64_MAX;
+    }
+    if (p && want) {
+        void *q = d->orig.realloc(d->orig.ctx, p, want);
         if (q) p = q; /* else the larger block, still valid, serves */
     }
     tl_countdown = raw_countdown;
@@ -663,13 +693,28 @@ DIVERT_REALLOC(obj, S.dom[PYMEM_DOMAIN_OBJ])
 /* The raw domain (any thread, GIL or not): this thread's countdown crossed. */
 #define RAW (S.dom[PYMEM_DOMAIN_RAW])
 
+/* While this thread diverts (its countdown parked below zero, see divert()): the
+ * diverted request is served at its own size, any other unsampled. */
+static NOINLINE void *raw_diverting(size_t size, int zero) {
+    if (size == tl_divert_ask) {
+        size = tl_divert_size;
+        tl_divert_ask = tl_divert_size = 0;
+    }
+    return zero ? RAW.orig.calloc(RAW.orig.ctx, 1, size) : RAW.orig.malloc(RAW.orig.ctx, size);
+}
+
 static NOINLINE void *raw_malloc_crossed(size_t size) {
+    if (UNLIKELY(tl_divert_ask)) return raw_diverting(size, 0);
     void *p = RAW.orig.malloc(RAW.orig.ctx, size);
     if (raw_crossed(size) && p) record(PYMEM_DOMAIN_RAW, p, size, 0);
     return p;
 }
 
 static NOINLINE void *raw_calloc_crossed(size_t nelem, size_t elsize) {
+    if (UNLIKELY(tl_divert_ask)) {
+        if (nelem == 1) return raw_diverting(elsize, 1);
+        return RAW.orig.calloc(RAW.orig.ctx, nelem, elsize);
+    }
     void *p = RAW.orig.calloc(RAW.orig.ctx, nelem, elsize);
     if (raw_crossed(nelem * elsize) && p) record(PYMEM_DOMAIN_RAW, p, nelem * elsize, 0);
     return p;
@@ -678,7 +723,8 @@ static NOINLINE void *raw_calloc_crossed(size_t nelem, size_t elsize) {
 static NOINLINE void *raw_realloc_slow(void *ptr, size_t size) {
     forget(ptr);
     void *p = RAW.orig.realloc(RAW.orig.ctx, ptr, size);
-    if (tl_countdown < 0 && raw_crossed(size) && p) record(PYMEM_DOMAIN_RAW, p, size, 0);
+    if (tl_countdown < 0 && !tl_divert_ask && raw_crossed(size) && p)
+        record(PYMEM_DOMAIN_RAW, p, size, 0);
     return p;
 }
 
@@ -807,6 +853,18 @@ static size_t probe_limit(Domain *d) {
     return limit;
 }
 
+/* Whether tracemalloc traces: started before the sampler, its hooks are below ours
+ * and record the size each block is asked at (see divert()). */
+static int tracemalloc_below(void) {
+    PyObject *mod = PyImport_ImportModule("_tracemalloc");
+    PyObject *got = mod ? PyObject_CallMethod(mod, "is_tracing", NULL) : NULL;
+    Py_XDECREF(mod);
+    int tracing = got ? PyObject_IsTrue(got) : 1;
+    Py_XDECREF(got);
+    if (tracing < 0 || PyErr_Occurred()) PyErr_Clear();
+    return tracing != 0;
+}
+
 /* -- fork ---------------------------------------------------------------------------- */
 static void at_fork_prepare(void) { pthread_mutex_lock(&S.lock); }
 static void at_fork_parent(void) { pthread_mutex_unlock(&S.lock); }
@@ -920,6 +978,7 @@ static PyObject *sampler_start(PyObject *self, PyObject *args, PyObject *kwds) {
         S.hooks[PYMEM_DOMAIN_OBJ].realloc = hook_obj_realloc_divert;
         S.hooks[PYMEM_DOMAIN_OBJ].free = S.dom[PYMEM_DOMAIN_OBJ].orig.free;
     }
+    g_exact_divert = !tracemalloc_below();
     g_rng = mix64(S.seed ^ 0x5851f42d4c957f2dULL) | 1;
     g_countdown = next_interval(&g_rng);
     for (int d = 0; d < 3; d++) PyMem_SetAllocator(DOMAINS[d], &S.hooks[d]);

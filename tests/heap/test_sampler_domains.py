@@ -154,7 +154,10 @@ def test_reallocated_sampled_blocks_are_followed_and_freed(allocator: str) -> No
 DIVERT = (
     PRELUDE
     + """
-    import gc
+    import ctypes, gc
+    libc = ctypes.CDLL(None)
+    libc.malloc_usable_size.restype = ctypes.c_size_t
+    libc.malloc_usable_size.argtypes = [ctypes.c_void_p]
     gc.disable()
     before = sys.getallocatedblocks()
     _sampler.start(interval=1, seed=5)   # every block of 40 bytes or more is sampled
@@ -168,6 +171,8 @@ DIVERT = (
         kept &= bytes(b[:n]) == (bytes(range(256)) * 2)[:n] and b[n:] == b"x" * 40
     held = [("%d" % i) * 20 for i in range(5000)]      # LINE_HELD: 69-129 B strings
     live_held = by_line(_sampler.stacks())
+    # what the C allocator gave each (under pymalloc a str's block starts at the object)
+    waste = max(libc.malloc_usable_size(id(s)) - sys.getsizeof(s) for s in held[::50])
     exact = sum(map(sys.getsizeof, held)) + sys.getsizeof(held)
     del held
     after_del = by_line(_sampler.stacks())
@@ -176,7 +181,8 @@ DIVERT = (
     blocks = sys.getallocatedblocks() - before
     print(json.dumps({"zeros": zeros, "kept": kept, "held": live_held, "freed": after_del,
                       "divert": [stats["mem_divert"], stats["obj_divert"]],
-                      "blocks": blocks, "samples": stats["samples"], "exact": exact}))
+                      "blocks": blocks, "samples": stats["samples"], "exact": exact,
+                      "waste": waste}))
 """
 )
 
@@ -192,7 +198,40 @@ def test_sampled_blocks_served_from_the_raw_domain_are_whole_and_freed(allocator
     # list object itself may come from the list free list, unallocated)
     assert got["exact"] - 56 <= held <= got["exact"] + 24 * 5001
     assert got["freed"].get(str(line), 0.0) == 0.0  # their frees were all seen
+    if allocator == "pymalloc":
+        # each diverted block is the size asked for (with malloc's rounding to 16
+        # bytes), not the 513 bytes asked of pymalloc to have it handed over
+        assert 0 <= got["waste"] < 24
     # pymalloc counts a diverted block as one of its raw blocks both ways: the
     # interpreter's block count does not drift by the ~10k blocks sampled here.
     assert got["samples"] > 10_000
     assert abs(got["blocks"]) < 1000
+
+
+# tracemalloc started first: its hooks are below the sampler's and record the size
+# each block is asked at, so a diverted block must be shrunk through them.
+UNDER_TRACEMALLOC = (
+    PRELUDE
+    + """
+    import tracemalloc
+    tracemalloc.start(1)
+    _sampler.start(interval=1, seed=7)
+    held = [("%d" % i) * 20 for i in range(5000)]      # LINE_HELD: 69-129 B strings
+    snap = tracemalloc.take_snapshot()
+    stats = _sampler.stats()
+    _sampler.stop()
+    traced = sum(t.size for t in snap.traces if t.traceback[0].filename == "<string>"
+                 and t.traceback[0].lineno == HELD)
+    exact = sum(map(sys.getsizeof, held)) + sys.getsizeof(held)
+    print(json.dumps({"traced": traced, "exact": exact, "samples": stats["samples"],
+                      "divert": stats["obj_divert"]}))
+"""
+)
+
+
+def test_a_diverted_block_is_its_own_size_to_tracemalloc_below() -> None:
+    line = _lines(UNDER_TRACEMALLOC)["LINE_HELD"]
+    got = _child(UNDER_TRACEMALLOC.replace("HELD)", f"{line})"), "pymalloc")
+    assert got["divert"] and got["samples"] > 5000
+    # 513 bytes each would read ~5x the strings' own size
+    assert got["exact"] - 56 <= got["traced"] <= got["exact"] + 56

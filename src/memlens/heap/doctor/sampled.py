@@ -287,14 +287,15 @@ def objects_in_blocks(addresses: list[int], block_of: Callable[[object], int]) -
     """
     if not addresses:
         return []
-    candidates: dict[int, int] = {}
-    for addr in addresses:
-        for off in _OFFSETS:
-            candidates.setdefault(addr + off, addr)
+    wanted = set(addresses)
+    # Blocks may lie closer together than the largest pre-header (small glibc chunks
+    # are 32 bytes apart): an id can sit past several addresses, so each candidate is
+    # judged by its own block, not by the address it was found from.
+    candidates = {addr + off for addr in wanted for off in _OFFSETS}
     objs = gc.get_objects()
     try:
         hits = list(compress(objs, map(candidates.__contains__, map(id, objs))))
-        if len(hits) < len(addresses):
+        if len(hits) < len(wanted):
             refs = gc.get_referents(*objs)
             hits.extend(compress(refs, map(candidates.__contains__, map(id, refs))))
             del refs
@@ -302,8 +303,8 @@ def objects_in_blocks(addresses: list[int], block_of: Callable[[object], int]) -
         del objs
     by_block: dict[int, Any] = {}
     for obj in hits:
-        block = candidates[id(obj)]
-        if block not in by_block and block_of(obj) == block:
+        block = block_of(obj)
+        if block in wanted and block not in by_block:
             by_block[block] = obj
     del hits
     return [by_block[a] for a in addresses if a in by_block]
