@@ -156,7 +156,11 @@ class _Libc:
 
 _libc = _Libc()
 
-_FREE_CHUNK = re.compile(r'<size from="(\d+)" to="(\d+)" total="(\d+)" count="(\d+)"/>')
+# A free chunk is listed by size class, or as ``unsorted`` while it waits in the
+# unsorted bin (a big freed region often does, until the next malloc sorts it).
+_FREE_CHUNK = re.compile(
+    r'<(?:size|unsorted) from="(\d+)" to="(\d+)" total="(\d+)" count="(\d+)"/>'
+)
 _TOP = re.compile(r'<system type="current" size="(\d+)"/>')
 
 
