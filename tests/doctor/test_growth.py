@@ -62,6 +62,23 @@ def test_blocks_over_a_long_window_are_growing() -> None:
     assert assess(xs, _blocks(xs, 130), min_rate=128, noise=4096, chunked=True).growing
 
 
+def test_against_peak_a_floor_that_dipped_and_came_back_is_flat() -> None:
+    # Segment floors 4, 4, 1, 4, 4 (a sampled estimate's scatter): step by step the
+    # floor "rose" by 3 after the dip; against the highest floor before, it did not.
+    ys: list[float] = []
+    for floor in (4.0, 4.0, 1.0, 4.0, 4.0):
+        ys += [floor + 2, floor, floor + 3, floor + 1]
+    xs = [float(k) for k in range(len(ys))]
+    assert assess(xs, ys, min_rate=1, noise=2).state == UNCLEAR
+    assert assess(xs, ys, min_rate=1, noise=2, against_peak=True).state == FLAT
+
+
+def test_against_peak_a_floor_still_rising_is_not_flat() -> None:
+    ys = [min(10.0 * x, 150.0) for x in range(24)] + [160.0] * 6
+    xs = [float(k) for k in range(len(ys))]
+    assert assess(xs, ys, min_rate=1, noise=2, against_peak=True).state != FLAT
+
+
 def test_segment_minima() -> None:
     assert segment_minima([5, 1, 7, 2, 9, 3], 3) == [1, 2, 3]
 

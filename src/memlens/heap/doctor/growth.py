@@ -68,6 +68,7 @@ def assess(
     flat_steps: int = 2,
     alpha: float = 0.01,
     chunked: bool = False,
+    against_peak: bool = False,
 ) -> Growth:
     """Classify ``ys`` (values at iterations ``xs``) as growing, flat or unclear.
 
@@ -75,6 +76,9 @@ def assess(
     the change per segment that is still considered no change. ``chunked`` is for
     memory that grows in blocks (an allocator's arena, a pool): such a series is not
     called flat while the quiet stretch since its last block is too short to tell.
+    ``against_peak`` measures each recent floor against the highest floor before it
+    rather than against the one just before: for estimates that scatter (sampled
+    bytes), a floor that dipped and came back is no rise.
     """
     n = len(ys)
     if n < segments + 1:
@@ -92,7 +96,7 @@ def assess(
     consistent = rising and min(recent) >= 0.2 * max(recent)
     if consistent and trend.p_value < alpha and rate >= min_rate:
         state = GROWING
-    elif all(s <= threshold for s in steps[-flat_steps:]) and not (
+    elif _quiet(mins, steps, flat_steps, threshold, against_peak) and not (
         chunked and _quiet_too_short(xs, ys, threshold)
     ):
         state = FLAT
@@ -101,6 +105,20 @@ def assess(
     if math.isnan(rate):
         rate = 0.0
     return Growth(state, rate, trend.p_value, steps, float(ys[0]), float(ys[-1]))
+
+
+def _quiet(
+    mins: Sequence[float],
+    steps: Sequence[float],
+    flat_steps: int,
+    threshold: float,
+    against_peak: bool,
+) -> bool:
+    """Did the floor stay put over the last ``flat_steps`` segments?"""
+    if not against_peak:
+        return all(s <= threshold for s in steps[-flat_steps:])
+    first = len(mins) - flat_steps
+    return all(mins[j] <= max(mins[:j]) + threshold for j in range(max(1, first), len(mins)))
 
 
 def _quiet_too_short(xs: Sequence[float], ys: Sequence[float], threshold: float) -> bool:

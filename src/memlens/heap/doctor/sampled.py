@@ -56,6 +56,9 @@ VISIBLE_RATE = 64.0  # bytes per call a sampled run must be able to see
 # about five samples: rate >= SAMPLES_PER_RUN * interval / measured calls.
 SAMPLES_PER_RUN = 25
 NOISE = 0.5  # of the sampling error, the rise per segment that is no rise
+# ... and never less than this many intervals: a floor of a few samples moves by a
+# sample or two (each weighs about an interval) with no change in what is live.
+NOISE_INTERVALS = 2.5
 MAX_OBJECTS_PER_SITE = 200  # newest sampled blocks offered per growing site
 _PTR = struct.calcsize("P")
 _GC_HEAD = 2 * _PTR  # sizeof(PyGC_Head)
@@ -219,13 +222,16 @@ class SampledEngine(Engine):
         """A site's series judged again with the sampling error as its noise floor: an
         estimate of ``B`` bytes is off by about ``sqrt(interval x B)``; half of that,
         because a leak's own estimate only ever rises (its samples stay live), while a
-        steady population must then still rise in every one of the last segments."""
+        steady population must then still rise in every one of the last segments.
+        Never less than :data:`NOISE_INTERVALS` intervals, and flat is judged against
+        the highest floor so far: a small population's floor scatters by a sample or
+        two, and a dip that came back is not growth."""
         if s.kind != "site":
             return s
         xs = [float(c.iteration) for c in self.checkpoints]
         ys = [float(c.site_bytes.get(s.key, 0)) for c in self.checkpoints]  # type: ignore[call-overload]
-        noise = NOISE * math.sqrt(self.interval * max(ys))
-        g = growth.assess(xs, ys, detect.MIN_SITE_RATE, noise=noise)
+        noise = max(NOISE * math.sqrt(self.interval * max(ys)), NOISE_INTERVALS * self.interval)
+        g = growth.assess(xs, ys, detect.MIN_SITE_RATE, noise=noise, against_peak=True)
         return None if g.state == growth.FLAT else detect.Signal(s.kind, s.key, g, s.label)
 
     # -- objects ---------------------------------------------------------------------
