@@ -263,7 +263,7 @@ def main() -> None:
         "--sampler-budgets",
         default="",
         help="comma-separated budgets: a sampler@BUDGET row each, the tracer alone "
-        f"(memlens run --sample records on {AUTO_BUDGET:g})",
+        f"(memlens run --sample costs at most {AUTO_BUDGET:g})",
     )
     parser.add_argument(
         "--skip",

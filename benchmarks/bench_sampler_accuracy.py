@@ -12,8 +12,8 @@ from the live heap (the interval it ended at is shown, the median over the seeds
 small part of the run, as in most programs (the automatic interval's cost governor
 then leaves it where the heap asks; with --pace 0 the workload does nothing but
 allocate, and the governor trades accuracy for its cost budget). ``--budget`` sets that
-budget (the share of CPU time spent recording samples; default the sampler's 2 %, the
-monitor's is 1 %).
+budget (the share of CPU time the sampler may cost, its hooks' fast path and its
+samples; default the sampler's 2 %, which the monitor uses too).
 
 Usage: python benchmarks/bench_sampler_accuracy.py [--intervals auto,8192,32768,131072,524288]
        [--seeds 5] [--pace 0] [--budget 0.02]

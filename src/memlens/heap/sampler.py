@@ -13,11 +13,14 @@ The estimate of a site holding ``B`` bytes has a relative standard error of abou
 ``sqrt(interval / B)``. With no interval given (:data:`AUTO`) the C tracer chooses it
 from the live heap as it grows or shrinks: ``live / AUTO_SAMPLES`` (a site holding
 1 % of the heap then has ~400 samples: within +-10 % at two standard errors),
-clamped to [:data:`AUTO_MIN`, :data:`AUTO_MAX`], and never so small that recording
-samples takes more than ``budget`` (:data:`AUTO_BUDGET` unless given) of the process
-CPU time (a program that allocates very fast gets a larger interval, and less
-accuracy, rather than a slowdown; :meth:`stats` says so, ``limited_by_cost``). An explicit ``interval`` is
-kept fixed. Per sampled block ~100 bytes plus its stack.
+clamped to [:data:`AUTO_MIN`, :data:`AUTO_MAX`], and never so small that the sampler
+costs more than ``budget`` (:data:`AUTO_BUDGET` unless given) of the process CPU
+time: its hooks' fast path on every allocator call, which no interval changes, and
+its samples, which get what the fast path leaves (a program that allocates very fast
+gets a larger interval, and less accuracy, rather than a slowdown; :meth:`stats` says
+so, ``limited_by_cost``, and estimates both parts, ``hooks_seconds`` and
+``record_seconds``). An explicit ``interval`` is kept fixed. Per sampled block ~100
+bytes plus its stack.
 
 Where the extension is missing (no compiler at install time, a Python other than
 CPython 3.11/3.12) or ``MEMLENS_NO_EXTENSIONS=1``, the same API runs on exact
@@ -55,7 +58,7 @@ DEFAULT_INTERVAL = AUTO
 AUTO_SAMPLES = 40_000  # live heap / interval
 AUTO_MIN = 4 * 1024
 AUTO_MAX = 512 * 1024
-AUTO_BUDGET = 0.02  # share of the process CPU time spent recording samples
+AUTO_BUDGET = 0.02  # share of the process CPU time the sampler may cost (hooks + samples)
 SAMPLING = "sampling"
 TRACEMALLOC = "tracemalloc"
 
